@@ -1,0 +1,63 @@
+# Newsflow: `make demo` runs the pipeline on samples/, `make test` runs the tests.
+# Both set everything up first on a fresh machine: a virtualenv, the dependencies, the Kafka jars.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+# Downloads are cached under the home folder so a second set-up is quick.
+export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test test-fast test-all lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench clean
+
+setup: $(VENV)/.installed kafka-jars
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(UV) pip install --python $(BIN)/python --quiet -e '.[dev]'
+	@touch $@
+
+kafka-jars: $(VENV)/.installed
+	@$(BIN)/newsflow kafka fetch
+
+demo: setup
+	$(BIN)/newsflow process samples/
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not kafka and not postgres and not slow"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: $(VENV)/.installed
+	$(BIN)/newsflow schemas schemas/
+
+kafka-start: setup
+	deploy/local/kafka.sh start
+
+kafka-stop:
+	deploy/local/kafka.sh stop
+
+postgres-start:
+	deploy/local/postgres.sh start
+
+postgres-stop:
+	deploy/local/postgres.sh stop
+
+bench: setup
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf $(VENV) .newsflow .pytest_cache .ruff_cache

@@ -1,0 +1,113 @@
+"""Reading what users push: files, folders, JSONL, standard input, into Kafka message values.
+
+The bytes of a JSON or JSONL record are sent exactly as they are: ingest is the
+one place that validates, so a broken record reaches the dead-letter topic with
+its reason instead of vanishing in the command line tool.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUFFIXES = {".txt", ".html", ".htm", ".json", ".jsonl", ".ndjson"}
+
+
+@dataclass(frozen=True)
+class Input:
+    """One article to push: the message value, where it came from, and the trace id that finds its result."""
+
+    label: str
+    value: bytes
+    trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class UnreadablePath(ValueError):
+    """A path that is not a file or folder, or a file type Newsflow does not read."""
+
+
+def expand(paths: list[str]) -> Iterator[Path | None]:
+    """Files named, and the readable files under folders named, sorted; ``-`` (None) is standard input."""
+    for name in paths:
+        if name == "-":
+            yield None
+            continue
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            if path.suffix.lower() not in SUFFIXES:
+                raise UnreadablePath(f"{path}: Newsflow reads {', '.join(sorted(SUFFIXES))} files, not '{path.suffix}'")
+            yield path
+        else:
+            raise UnreadablePath(f"{path}: no such file or folder")
+
+
+def read_inputs(paths: list[str]) -> Iterator[Input]:
+    for path in expand(paths):
+        if path is None:
+            yield from _jsonl(sys.stdin.buffer.read(), "<stdin>")
+            continue
+        data = path.read_bytes()
+        suffix = path.suffix.lower()
+        if suffix in {".jsonl", ".ndjson"}:
+            yield from _jsonl(data, str(path))
+        elif suffix == ".json":
+            yield from _json(data, str(path))
+        elif suffix == ".txt":
+            yield Input(str(path), _text_article(data, path))
+        else:
+            yield Input(str(path), _html_article(data, path))
+
+
+def _jsonl(data: bytes, label: str) -> Iterator[Input]:
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.strip():
+            yield Input(f"{label}:{number}", line.rstrip(b"\r"))
+
+
+def _json(data: bytes, label: str) -> Iterator[Input]:
+    try:
+        parsed = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        yield Input(label, data)  # ingest dead-letters it with the parser's reason
+        return
+    if isinstance(parsed, list):
+        for index, item in enumerate(parsed):
+            yield Input(f"{label}[{index}]", json.dumps(item, ensure_ascii=False).encode())
+    else:
+        yield Input(label, data)
+
+
+def decode_text(data: bytes) -> str | None:
+    """UTF-8 (with or without BOM) or UTF-16 with a BOM; None for anything else, which we do not guess."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
+def _text_article(data: bytes, path: Path) -> bytes:
+    """A ``.txt`` file: the first line is the title, the rest the body."""
+    text = decode_text(data)
+    if text is None or "\x00" in text:
+        return data  # not text we can read: ingest dead-letters the original bytes with the reason
+    title, _, body = text.lstrip().partition("\n")
+    article = {"title": title.strip() or None, "text": body, "metadata": {"file": path.name}}
+    return json.dumps(article, ensure_ascii=False).encode()
+
+
+def _html_article(data: bytes, path: Path) -> bytes:
+    text = decode_text(data)
+    if text is None or "\x00" in text:
+        return data
+    return json.dumps({"html": text, "metadata": {"file": path.name}}, ensure_ascii=False).encode()

@@ -1,0 +1,145 @@
+"""Talking to Kafka from the command line: pushing inputs and collecting their outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from newsflow_shared import TRACE_HEADER, ServiceSettings
+from newsflow_shared.dead_letter import dead_letter
+from newsflow_shared.delivery import Delivery
+from newsflow_shared.errors import ArticleTooLarge
+
+from .inputs import Input
+
+
+@asynccontextmanager
+async def producer(settings: ServiceSettings) -> AsyncIterator[AIOKafkaProducer]:
+    client = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        max_request_size=settings.kafka_max_message_bytes,
+        linger_ms=5,
+        client_id="newsflow-cli",
+    )
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
+
+
+@dataclass
+class PushSummary:
+    sent: int = 0
+    too_large: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+async def push(
+    client: AIOKafkaProducer,
+    settings: ServiceSettings,
+    inputs: Iterable[Input],
+    on_sent: Callable[[Input], None] = lambda _: None,
+) -> PushSummary:
+    """Send every input to the raw topic; one too big for Kafka goes to the DLQ whole-reasoned, not lost."""
+    summary = PushSummary()
+    pending: list[tuple[Input, asyncio.Future[Any]]] = []
+    limit = settings.kafka_max_message_bytes - 64 * 1024
+    for item in inputs:
+        headers = [(TRACE_HEADER, item.trace_id.encode())]
+        if len(item.value) > limit:
+            letter = dead_letter(
+                Delivery(value=item.value, headers={TRACE_HEADER: item.trace_id}, topic=settings.topic_raw, offset=-1),
+                stage="push",
+                error=ArticleTooLarge(
+                    f"{item.label} is {len(item.value) / 1_048_576:.1f} MiB, more than Kafka accepts "
+                    f"({settings.kafka_max_message_bytes / 1_048_576:.0f} MiB, KAFKA_MAX_MESSAGE_BYTES); it was not pushed"
+                ),
+                attempts=1,
+                max_original_bytes=64 * 1024,
+            )
+            future = await client.send(settings.topic_dlq, letter.model_dump_json().encode(), headers=headers)
+            summary.too_large += 1
+        else:
+            future = await client.send(settings.topic_raw, item.value, headers=headers)
+        pending.append((item, future))
+        if len(pending) >= 500:
+            await _settle(pending, summary, on_sent)
+    await _settle(pending, summary, on_sent)
+    return summary
+
+
+async def _settle(
+    pending: list[tuple[Input, asyncio.Future[Any]]], summary: PushSummary, on_sent: Callable[[Input], None]
+) -> None:
+    for item, future in pending:
+        try:
+            await future
+            summary.sent += 1
+            on_sent(item)
+        except Exception as error:
+            summary.failed.append(f"{item.label}: {type(error).__name__}: {error}")
+    pending.clear()
+
+
+class OutcomeWatcher:
+    """Follows the stored, skipped and dead-letter topics from their current ends."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.topics = {
+            settings.topic_stored: "stored",
+            settings.topic_skipped: "skipped",
+            settings.topic_dlq: "dead-letter",
+        }
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=settings.kafka_max_message_bytes,
+            fetch_max_bytes=settings.kafka_max_message_bytes * 2,
+            client_id="newsflow-cli-watch",
+        )
+
+    async def start(self, from_beginning: bool = False) -> None:
+        await self.consumer.start()
+        partitions = []
+        for topic in self.topics:
+            for number in self.consumer.partitions_for_topic(topic) or await self._partitions(topic):
+                partitions.append(TopicPartition(topic, number))
+        self.consumer.assign(partitions)
+        if from_beginning:
+            await self.consumer.seek_to_beginning(*partitions)
+        else:
+            await self.consumer.seek_to_end(*partitions)
+            for partition in partitions:  # resolve the end now, before anything is pushed
+                await self.consumer.position(partition)
+
+    async def _partitions(self, topic: str) -> set[int]:
+        await self.consumer._client.force_metadata_update()
+        return self.consumer._client.cluster.partitions_for_topic(topic) or set()
+
+    async def outcomes(self) -> AsyncIterator[tuple[str, str | None, dict[str, Any]]]:
+        """(kind, trace id, record) for each outcome as it arrives."""
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=500)
+            for partition, records in batches.items():
+                for record in records:
+                    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+                    try:
+                        body = json.loads(record.value or b"{}")
+                    except json.JSONDecodeError:
+                        continue
+                    yield self.topics[partition.topic], headers.get(TRACE_HEADER), body
+            if not batches:
+                yield "idle", None, {}
+
+    async def stop(self) -> None:
+        await self.consumer.stop()

@@ -1,0 +1,276 @@
+"""A real Apache Kafka broker without Docker: jars from Maven Central, one KRaft node on 127.0.0.1.
+
+The jars are resolved once with Maven into ``~/.cache/newsflow/kafka-<version>``;
+each broker gets its own data folder, so tests and demos never share state by
+accident. Everything runs as child processes: the Kafka tools call System.exit.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+CACHE = Path(os.environ.get("NEWSFLOW_CACHE", Path.home() / ".cache" / "newsflow"))
+
+
+class KafkaUnavailable(RuntimeError):
+    """A local broker cannot be had here; the message says what is missing and what to do instead."""
+
+
+def jars_dir() -> Path:
+    return CACHE / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def _java_major() -> int | None:
+    java = shutil.which("java")
+    if java is None:
+        return None
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def check_java() -> None:
+    major = _java_major()
+    if major is None or major < 17:
+        found = "no Java" if major is None else f"Java {major}"
+        raise KafkaUnavailable(
+            f"A local Kafka broker needs Java 17 or newer and found {found}: install OpenJDK 17 "
+            "(apt-get install openjdk-17-jre-headless) or run the stack with `docker compose up`."
+        )
+
+
+def fetch_jars() -> Path:
+    """Resolve the broker's jars with Maven (once; later calls reuse the cache)."""
+    target = jars_dir()
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    check_java()
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise KafkaUnavailable(
+            "Resolving the Kafka broker's jars needs Maven, which is not installed: install it "
+            "(apt-get install maven) or run the stack with `docker compose up`."
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    pom = resources.files(__package__).joinpath("kafka-pom.xml")
+    with resources.as_file(pom) as pom_path:
+        subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom_path),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={target}",
+                "-DincludeScope=runtime",
+                f"-Dkafka.version={KAFKA_VERSION}",
+            ],
+            check=True,
+        )
+    marker.touch()
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+_LOG4J = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+@dataclass
+class LocalKafka:
+    """One single-node KRaft broker with its data in ``workdir``."""
+
+    workdir: Path
+    port: int = 0
+    controller_port: int = 0
+    heap: str = "512m"
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir).resolve()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "kafka.log"
+
+    def _java(self, main: str, *args: str, **popen: object) -> list[str]:
+        return [
+            "java",
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1",  # quicker start; a test broker never warms up anyway
+            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+            "-cp",
+            f"{jars_dir()}/*",
+            main,
+            *args,
+        ]
+
+    def _configure(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.controller_port = self.controller_port or free_port()
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.workdir / "data"),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.num.partitions": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "num.partitions": "6",
+            "message.max.bytes": str(33 * 1024 * 1024),
+            "replica.fetch.max.bytes": str(33 * 1024 * 1024),
+            "log.cleaner.dedupe.buffer.size": "2097152",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "background.threads": "2",
+        }
+        config = self.workdir / "server.properties"
+        config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+        (self.workdir / "log4j2.properties").write_text(_LOG4J.format(log=self.log_file))
+        return config
+
+    def start(self, timeout: float = 90.0) -> LocalKafka:
+        """Format storage (first time only), start the broker, and return once it serves."""
+        fetch_jars()
+        config = self._configure()
+        if not (self.workdir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), "-g"),
+                check=True,
+                capture_output=True,
+            )
+        stdout = open(self.workdir / "kafka.stdout", "ab")  # noqa: SIM115 - the broker owns it from here
+        self.process = subprocess.Popen(
+            self._java("kafka.Kafka", str(config)),
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us, and we stop the broker cleanly
+        )
+        self.pid_file.write_text(f"{self.process.pid} {self.port} {self.controller_port}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise KafkaUnavailable(f"the Kafka broker exited with {self.process.returncode}; see {self.log_file}")
+            if self._started() and _port_open(self.port):
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise KafkaUnavailable(f"the Kafka broker did not start within {timeout:.0f}s; see {self.log_file}")
+
+    def _started(self) -> bool:
+        try:
+            return "Kafka Server started" in self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then wait for a clean shutdown; SIGKILL only if it hangs."""
+        pid = self.process.pid if self.process else _read_pid(self.pid_file)
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        else:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _alive(pid, self.process):
+                time.sleep(0.1)
+            if _alive(pid, self.process):
+                os.kill(pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(timeout=5)
+        self.pid_file.unlink(missing_ok=True)
+
+    @classmethod
+    def attach(cls, workdir: Path) -> LocalKafka | None:
+        """The broker a previous ``start`` left running in ``workdir``, if it still runs."""
+        pid_file = Path(workdir) / "kafka.pid"
+        if not pid_file.exists():
+            return None
+        pid, port, controller_port = (int(x) for x in pid_file.read_text().split())
+        if not _alive(pid, None):
+            pid_file.unlink(missing_ok=True)
+            return None
+        return cls(Path(workdir), port=port, controller_port=controller_port)
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int, process: subprocess.Popen[bytes] | None) -> bool:
+    if process is not None:
+        return process.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,290 @@
+"""``newsflow``: push articles, follow results, run the pipeline locally, process files end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from newsflow_shared import ServiceSettings, ensure_topics, wait_for_kafka
+
+from .inputs import Input, UnreadablePath, read_inputs
+from .kafka_io import OutcomeWatcher, producer, push
+from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars
+from .output import show
+from .stack import LocalStack, say
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+kafka_app = typer.Typer(help="A local Apache Kafka broker (no Docker): jars from Maven Central.")
+db_app = typer.Typer(help="The database schema (Alembic migrations).")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(db_app, name="db")
+
+STATE = Path(os.environ.get("NEWSFLOW_HOME", ".newsflow"))
+err = Console(stderr=True)
+
+
+def _inputs(paths: list[str]) -> list[Input]:
+    try:
+        return list(read_inputs(paths))
+    except UnreadablePath as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    )
+
+
+@app.command("push")
+def push_command(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, or - for JSONL on standard input.")],
+) -> None:
+    """Send articles to the ingest topic (.txt, .html, .json, .jsonl)."""
+    inputs = _inputs(paths)
+    settings = ServiceSettings()
+
+    async def main() -> None:
+        with _progress() as progress:
+            task = progress.add_task("pushing", total=len(inputs))
+            async with producer(settings) as client:
+                summary = await push(client, settings, inputs, lambda _: progress.advance(task))
+        err.print(
+            f"pushed {summary.sent} of {len(inputs)} to {settings.topic_raw}"
+            + (f"; {summary.too_large} too large for Kafka went to {settings.topic_dlq}" if summary.too_large else "")
+        )
+        for failure in summary.failed:
+            err.print(f"[red]not sent:[/] {failure}")
+        if summary.failed:
+            raise typer.Exit(1)
+
+    asyncio.run(main())
+
+
+@app.command()
+def tail(
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest result.")] = False,
+    dead_letters: Annotated[bool, typer.Option("--dead-letters", help="Also print dead letters and skips.")] = False,
+) -> None:
+    """Follow stored articles as JSON lines on standard output (Ctrl-C to stop)."""
+    settings = ServiceSettings()
+
+    async def main() -> None:
+        watcher = OutcomeWatcher(settings)
+        await watcher.start(from_beginning=from_beginning)
+        try:
+            async for kind, _trace, record in watcher.outcomes():
+                if kind == "stored" or (dead_letters and kind in {"dead-letter", "skipped"}):
+                    print(json.dumps(record, ensure_ascii=False), flush=True)
+        finally:
+            await watcher.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def run(
+    ingest: Annotated[int, typer.Option(help="Replicas of ingest.")] = 1,
+    cleanup: Annotated[int, typer.Option(help="Replicas of cleanup.")] = 1,
+    classify: Annotated[int, typer.Option(help="Replicas of classify.")] = 1,
+    storage: Annotated[int, typer.Option(help="Replicas of storage.")] = 1,
+) -> None:
+    """Run all four services as local processes (and a local Kafka when KAFKA_BOOTSTRAP_SERVERS is unset)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        replicas = {"ingest": ingest, "cleanup": cleanup, "classify": classify, "storage": storage}
+        async with LocalStack(workdir=STATE, replicas=replicas) as stack:
+            say(
+                f"Newsflow is running: push to {os.environ['KAFKA_BOOTSTRAP_SERVERS']}, "
+                f"query http://127.0.0.1:{stack.api_port}/articles — Ctrl-C stops everything"
+            )
+            assert stack.supervisor is not None
+            crashed = asyncio.create_task(stack.supervisor.wait_any())
+            stopped = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({crashed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if crashed in done:
+                name, code = crashed.result()
+                say(f"{name} exited with {code}; stopping the rest")
+            else:
+                crashed.cancel()
+            say("stopping …")
+        if STATE.joinpath("kafka", "kafka.pid").exists():
+            LocalKafka.attach(STATE / "kafka") and LocalKafka.attach(STATE / "kafka").stop()  # type: ignore[union-attr]
+
+    asyncio.run(main())
+
+
+@app.command()
+def process(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders, or - for JSONL on standard input.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per input on stdout, in input order.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for all results.")] = 900.0,
+    services: Annotated[bool, typer.Option(help="Start the services (--no-services when they already run).")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the services' logs.")] = False,
+) -> None:
+    """Push the inputs through the whole pipeline and print each one's result; starts and stops what it needs."""
+    inputs = _inputs(paths)
+    if not inputs:
+        err.print("nothing to process: no .txt, .html, .json or .jsonl input found")
+        raise typer.Exit(2)
+
+    async def main() -> int:
+        async with LocalStack(services=services, quiet_services=not verbose):
+            settings = ServiceSettings()
+            watcher = OutcomeWatcher(settings)
+            await watcher.start()
+            try:
+                return await _collect(settings, watcher, inputs, as_json, timeout)
+            finally:
+                await watcher.stop()
+
+    try:
+        code = asyncio.run(main())
+    except KafkaUnavailable as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(3) from None
+    raise typer.Exit(code)
+
+
+async def _collect(
+    settings: ServiceSettings, watcher: OutcomeWatcher, inputs: list[Input], as_json: bool, timeout: float
+) -> int:
+    by_trace = {item.trace_id: item for item in inputs}
+    results: dict[str, tuple[str, dict[str, Any]]] = {}
+    out = Console()
+    with _progress() as progress:
+        task = progress.add_task("processing", total=len(inputs))
+        async with producer(settings) as client:
+            summary = await push(client, settings, inputs)
+        for failure in summary.failed:
+            err.print(f"[red]not sent:[/] {failure}")
+
+        async def gather() -> None:
+            async for kind, trace, record in watcher.outcomes():
+                if trace in by_trace and trace not in results:
+                    results[trace] = (kind, record)
+                    progress.advance(task)
+                    if not as_json:
+                        progress.console.print()
+                        show(out, by_trace[trace].label, kind, record)
+                if len(results) >= len(by_trace) - len(summary.failed):
+                    return
+
+        try:
+            await asyncio.wait_for(gather(), timeout)
+        except TimeoutError:
+            pass
+    missing = [item for item in inputs if item.trace_id not in results]
+    if as_json:
+        for item in inputs:
+            kind, record = results.get(item.trace_id, ("missing", {"status": "missing", "input": item.label}))
+            if kind == "stored":
+                record = {"status": "stored", **record}
+            elif kind == "skipped":
+                record = {"status": "skipped", **record}
+            print(json.dumps({**record, "input": item.label}, ensure_ascii=False), flush=True)
+    counts: dict[str, int] = {}
+    for kind, _ in results.values():
+        counts[kind] = counts.get(kind, 0) + 1
+    err.print(
+        f"{len(inputs)} inputs: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + (f", {len(missing)} without a result after {timeout:.0f}s" if missing else "")
+    )
+    return 1 if missing else 0
+
+
+@app.command()
+def topics() -> None:
+    """Create the topics that are missing (idempotent), with TOPIC_PARTITIONS partitions."""
+    settings = ServiceSettings()
+
+    async def main() -> None:
+        await wait_for_kafka(settings.kafka_bootstrap_servers)
+        created = await ensure_topics(settings)
+        say(f"created {', '.join(created)}" if created else "all topics exist")
+
+    asyncio.run(main())
+
+
+@app.command()
+def schemas(folder: Annotated[Path, typer.Argument(help="Where to write the JSON Schemas.")] = Path("schemas")) -> None:
+    """Export the JSON Schema of every message contract."""
+    from newsflow_shared.schemas import export_schemas
+
+    for path in export_schemas(folder):
+        say(f"wrote {path}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Migrate DATABASE_URL to the latest schema (services also do this on start)."""
+    from newsflow_shared.db.migrate import upgrade_blocking
+
+    upgrade_blocking(ServiceSettings().database_url, revision)
+    say("the database schema is up to date")
+
+
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Resolve the broker's jars from Maven Central into ~/.cache/newsflow (once)."""
+    try:
+        say(f"Kafka jars are in {fetch_jars()}")
+    except KafkaUnavailable as error:
+        say(f"warning: {error}")
+
+
+@kafka_app.command("start")
+def kafka_start(
+    workdir: Annotated[Path, typer.Option(help="Data and logs.")] = STATE / "kafka",
+    port: Annotated[int, typer.Option(help="Client port.")] = 9092,
+) -> None:
+    """Start a local broker in the background and print its address."""
+    running = LocalKafka.attach(workdir)
+    if running:
+        print(running.bootstrap_servers)
+        return
+    try:
+        kafka = LocalKafka(workdir, port=port).start()
+    except KafkaUnavailable as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(3) from None
+    say(f"Kafka is serving; export KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}")
+    print(kafka.bootstrap_servers)
+
+
+@kafka_app.command("stop")
+def kafka_stop(workdir: Annotated[Path, typer.Option(help="Data and logs.")] = STATE / "kafka") -> None:
+    """Stop the broker ``kafka start`` left running."""
+    running = LocalKafka.attach(workdir)
+    if running is None:
+        say("no local Kafka is running")
+        return
+    running.stop()
+    say("Kafka stopped")
+
+
+def entry() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

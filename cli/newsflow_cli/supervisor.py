@@ -1,0 +1,77 @@
+"""Running the four services as local processes, with their logs prefixed by service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+
+SERVICES = ("ingest", "cleanup", "classify", "storage")
+_COLOURS = {"ingest": "36", "cleanup": "35", "classify": "33", "storage": "32", "kafka": "34"}
+
+
+@dataclass
+class Supervisor:
+    """Starts each service with ``python -m newsflow_<service>``; stops them all with SIGTERM."""
+
+    env: dict[str, str]
+    replicas: dict[str, int] = field(default_factory=dict)
+    quiet: bool = False
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    _pumps: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self, overrides: dict[str, dict[str, str]] | None = None) -> None:
+        for service in SERVICES:
+            for replica in range(self.replicas.get(service, 1)):
+                name = service if replica == 0 else f"{service}-{replica + 1}"
+                env = {**os.environ, **self.env, **(overrides or {}).get(name, {}), "PYTHONUNBUFFERED": "1"}
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    f"newsflow_{service}",
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                self.processes[name] = process
+                self._pumps.append(asyncio.create_task(self._pump(name, process)))
+
+    async def _pump(self, name: str, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        colour = _COLOURS.get(name.split("-")[0], "0")
+        prefix = f"\x1b[{colour}m{name:>10} |\x1b[0m " if sys.stderr.isatty() else f"{name:>10} | "
+        async for line in process.stdout:
+            if not self.quiet:
+                sys.stderr.write(prefix + line.decode(errors="replace"))
+
+    def exited(self) -> dict[str, int]:
+        return {name: p.returncode for name, p in self.processes.items() if p.returncode is not None}
+
+    async def wait_any(self) -> tuple[str, int]:
+        waits = {asyncio.create_task(p.wait()): name for name, p in self.processes.items()}
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        task = done.pop()
+        return waits[task], task.result()
+
+    async def stop(self, timeout: float = 40.0) -> None:
+        """SIGTERM lets each service finish and commit its batch; SIGKILL after ``timeout``."""
+        for process in self.processes.values():
+            if process.returncode is None:
+                try:
+                    process.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for name, process in self.processes.items():
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                sys.stderr.write(f"{name} did not stop in {timeout:.0f}s; killing it\n")
+                process.kill()
+                await process.wait()
+        for pump in self._pumps:
+            pump.cancel()

@@ -1,0 +1,5 @@
+from newsflow_shared.service import serve
+
+from .settings import ClassifySettings
+
+serve("newsflow_classify.app:create_app", ClassifySettings())

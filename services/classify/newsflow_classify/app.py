@@ -1,0 +1,85 @@
+"""The classify service's wiring: ``articles.clean`` in, ``articles.enriched`` (or the DLQ) out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream.asgi import AsgiFastStream
+
+from newsflow_shared import CleanArticle, Delivery, Emit, RejectedInput, Stage, configure_logging, make_broker
+from newsflow_shared.service import service_app
+from newsflow_shared.stage import Output
+
+from .classifier import TopicClassifier
+from .loader import load_classifier
+from .logic import enrich, model_input
+from .settings import ClassifySettings
+
+SERVICE = "classify"
+
+
+class Classify:
+    """Classifies a whole batch in one model call, off the event loop; a poison article is isolated."""
+
+    def __init__(self, settings: ClassifySettings, stage: Stage) -> None:
+        self.settings = settings
+        self.stage = stage
+        self.classifier: TopicClassifier | None = None
+        # One inference at a time: torch already uses every core.
+        self._model_lock = asyncio.Lock()
+
+    async def handle(self, deliveries: list[Delivery]) -> list[Output]:
+        outputs: list[Output] = []
+        articles: list[tuple[Delivery, CleanArticle]] = []
+        for delivery in deliveries:
+            try:
+                articles.append((delivery, delivery.decode(CleanArticle)))
+            except RejectedInput as error:
+                outputs.append(self.stage.reject(delivery, error))
+        if not articles:
+            return outputs
+        try:
+            topics = await self._classify([model_input(a) for _, a in articles])
+        except Exception:
+            # Find the article that breaks the batch: one by one, each with its own retries.
+            for delivery, article in articles:
+                outputs += await self.stage.attempt(delivery, self._one(article), article_id=article.id)
+            return outputs
+        for (delivery, article), found in zip(articles, topics, strict=True):
+            enriched = enrich(article, found, self.classifier.name)  # type: ignore[union-attr]
+            outputs.append(Emit.following(delivery, self.settings.topic_enriched, enriched, article.id))
+        return outputs
+
+    def _one(self, article: CleanArticle):
+        async def classify_one(delivery: Delivery) -> list[Emit]:
+            [found] = await self._classify([model_input(article)])
+            enriched = enrich(article, found, self.classifier.name)  # type: ignore[union-attr]
+            return [Emit.following(delivery, self.settings.topic_enriched, enriched, article.id)]
+
+        return classify_one
+
+    async def _classify(self, texts: list[str]):
+        if self.classifier is None:
+            raise RuntimeError("the model is not loaded yet")
+        async with self._model_lock:
+            # Inference holds the CPU for long stretches: a worker thread keeps heartbeats and commits going.
+            return await asyncio.to_thread(self.classifier.classify, texts)
+
+
+def create_app(settings: ClassifySettings | None = None) -> AsgiFastStream:
+    settings = settings or ClassifySettings()
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    broker = make_broker(settings, SERVICE)
+    stage = Stage(broker, settings, name=SERVICE)
+    service = Classify(settings, stage)
+    # Large batches can take a while on a CPU: give the consumer room between polls.
+    stage.consume(settings.topic_clean, service.handle, max_poll_interval_ms=600_000)
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        service.classifier = await asyncio.to_thread(load_classifier, settings)
+        yield
+
+    return service_app(broker, lifespan)

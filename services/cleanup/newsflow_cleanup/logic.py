@@ -1,0 +1,40 @@
+"""Cleanup's domain logic: one ingested article in, one clean article out."""
+
+from __future__ import annotations
+
+from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage
+
+from . import __version__
+from .boilerplate import strip_boilerplate
+from .html_article import extract_article
+from .language import LanguageDetector
+from .repair import repair
+from .settings import CleanupSettings
+
+
+def clean(article: IngestedArticle, detector: LanguageDetector, settings: CleanupSettings) -> CleanArticle:
+    title, author, body = article.title, None, article.text or ""
+    if not body.strip() and article.html:
+        page = extract_article(article.html, article.url)
+        title, author, body = title or page.title, page.author, page.text
+
+    paragraphs, removed = strip_boilerplate(repair(body, settings.cleanup_quotes))
+    text = "\n\n".join(paragraphs)
+    if len(text) < settings.cleanup_min_chars or not any(ch.isalnum() for ch in text):
+        raise EmptyArticle("no article text is left after cleanup: the body is empty, markup or boilerplate only")
+    clean_title = " ".join(repair(title, settings.cleanup_quotes)) if title else None
+
+    language = detector.detect(text, hint=article.language_hint)
+    return CleanArticle(
+        **article.model_dump(exclude={"text", "html", "language_hint", "title", "lineage"}),
+        title=clean_title,
+        text=text,
+        author=author,
+        language=language.code,
+        language_confidence=language.confidence,
+        removed=removed,
+        lineage=[
+            *article.lineage,
+            Lineage(stage="cleanup", version=__version__, model="py3langid", details={"removed": len(removed)}),
+        ],
+    )

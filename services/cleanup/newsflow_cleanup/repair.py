@@ -1,0 +1,75 @@
+"""Text repair: mojibake, entities, invisible characters, spacing damage, quotes, paragraphs.
+
+Each function takes and returns plain text, so each repair is tested on its own.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from typing import Literal
+
+import ftfy
+
+# Invisible characters that break words for search and models alike.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<=\w)[ ]+([,.;:!?%)\]}])(?=\s|$)")
+_SPACE_AFTER_OPEN = re.compile(r"([(\[{])[ ]+")
+# "United Kingdom -based" → "United Kingdom-based": a hyphen glued to the next word, spaced from the last.
+_DETACHED_HYPHEN = re.compile(
+    r"(?<=\w) +-(?=(?:based|born|led|owned|backed|run|made|style|era|related|linked|funded)\b)"
+)
+_DOUBLE_QUOTES = str.maketrans(
+    {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"', "\u2033": '"'}
+)
+_SINGLE_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'"})
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def fix_encoding(text: str) -> str:
+    """Mojibake and HTML entities (ftfy), then NFC, so equal text is equal bytes."""
+    text = ftfy.fix_text(text, uncurl_quotes=False, normalization="NFC")
+    if "&" in text:  # entities ftfy leaves alone when the text also holds a literal '&'
+        text = html.unescape(text)
+    return unicodedata.normalize("NFC", text)
+
+
+def remove_invisible(text: str) -> str:
+    """Zero-width characters and soft hyphens carry nothing a reader sees."""
+    return text.translate(_INVISIBLE)
+
+
+def mend_spacing(line: str) -> str:
+    """Collapse runs of spaces, mend space before punctuation and detached hyphens."""
+    line = _SPACES.sub(" ", line).strip()
+    line = _SPACE_BEFORE_PUNCT.sub(r"\1", line)
+    line = _SPACE_AFTER_OPEN.sub(r"\1", line)
+    return _DETACHED_HYPHEN.sub("-", line)
+
+
+def normalise_quotes(text: str, style: Literal["ascii", "typographic"]) -> str:
+    """One quote style throughout: straight ASCII, or curly quotes paired by position."""
+    text = text.translate(_DOUBLE_QUOTES).translate(_SINGLE_QUOTES)
+    if style == "ascii":
+        return text
+    text = re.sub(r'(^|[\s(\[{—–-])"', "\\1\u201c", text)
+    text = text.replace('"', "\u201d")
+    text = re.sub(r"(^|[\s(\[{—–-])'", "\\1\u2018", text)
+    return text.replace("'", "\u2019")
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Paragraphs are separated by blank lines; a text with none treats each line as one."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = _PARAGRAPH_BREAK.split(text) if _PARAGRAPH_BREAK.search(text) else text.split("\n")
+    # Inside a paragraph a single newline is a wrapped line, not a break.
+    return [" ".join(line.strip() for line in block.split("\n") if line.strip()) for block in blocks]
+
+
+def repair(text: str, quotes: Literal["ascii", "typographic"] = "ascii") -> list[str]:
+    """All repairs in order; returns the non-empty paragraphs."""
+    text = remove_invisible(fix_encoding(text))
+    paragraphs = (mend_spacing(p) for p in split_paragraphs(text))
+    return [normalise_quotes(p, quotes) for p in paragraphs if p]

@@ -1,0 +1,25 @@
+from typing import Literal
+
+from pydantic import Field
+
+from newsflow_shared import ServiceSettings
+
+# Languages the detector chooses among by default: the world's big news languages.
+# Restricting candidates avoids confident guesses of rare neighbours (Pidgin for English, say).
+DEFAULT_CANDIDATES = (
+    "ar,bg,bn,ca,cs,da,de,el,en,es,et,fa,fi,fr,he,hi,hr,hu,id,it,ja,ko,lt,lv,ms,nl,no,pl,pt,ro,ru,sk,sl,sr,sv,"
+    "sw,ta,th,tl,tr,uk,ur,vi,zh"
+)
+
+
+class CleanupSettings(ServiceSettings):
+    """Environment of the cleanup service (see the README's configuration table)."""
+
+    cleanup_quotes: Literal["ascii", "typographic"] = Field(
+        default="ascii", description="Make quotes consistent: straight ASCII quotes or typographic ones."
+    )
+    language_candidates: str = Field(default=DEFAULT_CANDIDATES, description="Comma-separated ISO 639-1 codes.")
+    language_min_confidence: float = Field(
+        default=0.5, ge=0, le=1, description="Below this the language is reported as 'und' (undetermined)."
+    )
+    cleanup_min_chars: int = Field(default=1, ge=0, description="Articles with less clean text are dead-lettered.")

@@ -1,0 +1,99 @@
+"""The ingest service's wiring: ``articles.raw`` in, ``articles.ingested`` (or skipped, or the DLQ) out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream.asgi import AsgiFastStream
+
+from newsflow_shared import (
+    Delivery,
+    Emit,
+    IngestedArticle,
+    RawArticle,
+    RejectedInput,
+    SkippedArticle,
+    Stage,
+    configure_logging,
+    make_broker,
+)
+from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.service import service_app
+from newsflow_shared.stage import Output
+
+from .logic import ingest
+from .seen import SeenStore
+from .settings import IngestSettings
+
+SERVICE = "ingest"
+
+
+class Ingest:
+    """Handles one batch: validate each record, then drop the exact re-sends."""
+
+    def __init__(self, settings: IngestSettings, stage: Stage, seen: SeenStore | None) -> None:
+        self.settings = settings
+        self.stage = stage
+        self.seen = seen
+
+    async def handle(self, deliveries: list[Delivery]) -> list[Output]:
+        outputs: list[Output] = []
+        accepted: list[tuple[Delivery, IngestedArticle]] = []
+        for delivery in deliveries:
+            try:
+                accepted.append(
+                    (delivery, ingest(delivery.decode(RawArticle), max_bytes=self.settings.ingest_max_bytes))
+                )
+            except RejectedInput as error:
+                outputs.append(self.stage.reject(delivery, error))
+
+        known = await self.seen.lookup(a.id for _, a in accepted) if self.seen else {}
+        for delivery, article in accepted:
+            if known.get(article.id) == article.content_hash:
+                skipped = SkippedArticle(
+                    id=article.id,
+                    content_hash=article.content_hash,
+                    reason="an exact re-send of an article already passed on; it was not processed again",
+                )
+                outputs.append(Emit.following(delivery, self.settings.topic_skipped, skipped, article.id))
+                continue
+            if self.settings.ingest_dedupe:
+                known[article.id] = article.content_hash  # a second copy in the same batch is a re-send too
+            outputs.append(Emit.following(delivery, self.settings.topic_ingested, article, article.id))
+        return outputs
+
+    async def remember(self, outputs: list[Output]) -> None:
+        if self.seen is None:
+            return
+        passed_on = {
+            o.key: o.message.content_hash
+            for o in outputs
+            if isinstance(o, Emit) and isinstance(o.message, IngestedArticle)
+        }
+        await self.seen.remember(passed_on)
+
+
+def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
+    settings = settings or IngestSettings()
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    broker = make_broker(settings, SERVICE)
+    stage = Stage(broker, settings, name=SERVICE)
+    service = Ingest(settings, stage, seen=None)
+
+    stage.consume(settings.topic_raw, service.handle, on_published=service.remember)
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        if settings.ingest_dedupe:
+            await upgrade(settings.database_url)
+            engine = make_engine(settings.database_url)
+            service.seen = SeenStore(engine)
+            try:
+                yield
+            finally:
+                await engine.dispose()
+        else:
+            yield
+
+    return service_app(broker, lifespan)

@@ -1,0 +1,76 @@
+"""Ingest's domain logic: plain functions, no Kafka."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from newsflow_shared import ArticleTooLarge, IngestedArticle, Lineage, RawArticle
+
+from . import __version__
+
+
+def normalise_url(url: str) -> str:
+    """Lower-case scheme and host, drop the fragment and a trailing slash: one story, one URL."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def article_id(raw: RawArticle) -> str:
+    """The given id; else ``url-`` and a hash of the normalised URL; else ``text-`` and a hash of the body.
+
+    Stable across runs and versions, so a re-sent article always gets the same id.
+    """
+    if raw.id:
+        return raw.id
+    if raw.url and raw.url.strip():
+        return "url-" + _digest(normalise_url(raw.url))
+    return "text-" + _digest((raw.title or "") + "\n" + (raw.text or raw.html or ""))
+
+
+def content_hash(raw: RawArticle) -> str:
+    """A hash of everything that makes the article what it is; equal hashes mean an exact re-send."""
+    canonical = json.dumps(
+        [raw.title, raw.text, raw.html, raw.url, raw.source, raw.published_at and raw.published_at.isoformat()],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def check_size(raw: RawArticle, max_bytes: int) -> None:
+    size = len((raw.text or "").encode("utf-8")) + len((raw.html or "").encode("utf-8"))
+    if size > max_bytes:
+        raise ArticleTooLarge(
+            f"the article body is {size / 1_048_576:.1f} MiB; the limit is {max_bytes / 1_048_576:.1f} MiB "
+            "(INGEST_MAX_BYTES)"
+        )
+
+
+def ingest(raw: RawArticle, *, max_bytes: int) -> IngestedArticle:
+    """Validate size, identify, and hand the article on; dates without an offset are taken as UTC."""
+    check_size(raw, max_bytes)
+    published_at = raw.published_at
+    if published_at is not None and published_at.tzinfo is None:
+        published_at = published_at.replace(tzinfo=UTC)
+    return IngestedArticle(
+        id=article_id(raw),
+        title=raw.title.strip() if raw.title else None,
+        text=raw.text,
+        html=raw.html,
+        url=raw.url,
+        source=raw.source,
+        published_at=published_at,
+        language_hint=raw.language,
+        metadata=raw.metadata,
+        content_hash=content_hash(raw),
+        received_at=datetime.now(UTC),
+        lineage=[Lineage(stage="ingest", version=__version__)],
+    )

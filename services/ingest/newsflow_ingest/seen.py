@@ -1,0 +1,56 @@
+"""What ingest has already passed on, shared by every replica through the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from newsflow_shared import TemporaryFailure
+from newsflow_shared.db.engine import dialect_insert
+from newsflow_shared.db.tables import ingest_seen
+
+
+class SeenStore:
+    """Remembers the content hash last passed on for each article id."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def lookup(self, ids: Iterable[str]) -> dict[str, str]:
+        """Content hash per id already seen; ids never seen are absent."""
+        ids = list(set(ids))
+        if not ids:
+            return {}
+        try:
+            async with self.engine.connect() as connection:
+                rows = await connection.execute(
+                    select(ingest_seen.c.article_id, ingest_seen.c.content_hash).where(
+                        ingest_seen.c.article_id.in_(ids)
+                    )
+                )
+                return {row.article_id: row.content_hash for row in rows}
+        except (OperationalError, DBAPIError, OSError) as error:
+            raise TemporaryFailure(f"the database is not reachable: {error}") from error
+
+    async def remember(self, seen: dict[str, str]) -> None:
+        """Record ``id -> content hash`` after the articles were passed on."""
+        if not seen:
+            return
+        now = datetime.now(UTC)
+        insert = dialect_insert(self.engine)
+        statement = insert(ingest_seen).values(
+            [{"article_id": i, "content_hash": h, "first_seen_at": now, "last_seen_at": now} for i, h in seen.items()]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[ingest_seen.c.article_id],
+            set_={"content_hash": statement.excluded.content_hash, "last_seen_at": statement.excluded.last_seen_at},
+        )
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(statement)
+        except (OperationalError, DBAPIError, OSError) as error:
+            raise TemporaryFailure(f"the database is not reachable: {error}") from error

@@ -1,0 +1,133 @@
+"""The query API: read stored articles over HTTP. OpenAPI at /docs and /openapi.json."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Query as Param
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from newsflow_shared import StoredArticle
+
+from .records import utc
+from .repository import ArticleRepository, Duplicates, Query, day_start
+from .settings import StorageSettings
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+class ArticlePage(BaseModel):
+    items: list[StoredArticle]
+    next_cursor: str | None = None
+
+
+class Stats(BaseModel):
+    total: int
+    duplicates: int
+    by_topic: dict[str, int]
+    by_language: dict[str, int]
+    by_source: dict[str, int]
+    by_day: dict[str, int]
+
+
+def repository(request: Request) -> ArticleRepository:
+    return request.app.state.repository
+
+
+Repo = Annotated[ArticleRepository, Depends(repository)]
+
+
+def add_routes(app: FastAPI, settings: StorageSettings) -> None:
+    token = settings.storage_api_token.get_secret_value() if settings.storage_api_token else None
+
+    def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        if token is None:
+            return
+        if credentials is None or not secrets.compare_digest(credentials.credentials, token):
+            raise HTTPException(
+                401, "a valid 'Authorization: Bearer <token>' header is required", {"WWW-Authenticate": "Bearer"}
+            )
+
+    guarded = [Depends(authorised)]
+
+    @app.get("/articles/{article_id}", response_model=StoredArticle, dependencies=guarded, tags=["articles"])
+    async def get_article(article_id: str, repo: Repo) -> StoredArticle:
+        """One stored article by id."""
+        article = await repo.get(article_id)
+        if article is None:
+            raise HTTPException(404, f"no article with id {article_id!r}")
+        return article
+
+    @app.get("/articles", response_model=ArticlePage, dependencies=guarded, tags=["articles"])
+    async def list_articles(
+        repo: Repo,
+        q: Annotated[str | None, Param(max_length=500, description="Full-text search in title and text.")] = None,
+        topic: Annotated[str | None, Param(pattern=r"^medtop:\d{8}$", description="IPTC code, any level.")] = None,
+        language: Annotated[str | None, Param(max_length=16)] = None,
+        source: Annotated[str | None, Param(max_length=500)] = None,
+        published_from: Annotated[
+            datetime | date | None, Param(alias="from", description="Published at or after.")
+        ] = None,
+        published_to: Annotated[
+            datetime | date | None, Param(alias="to", description="Published before (a date: through that day).")
+        ] = None,
+        duplicates: Annotated[Duplicates, Param(description="Near-duplicates: include, exclude or only.")] = "include",
+        limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = 50,
+        cursor: Annotated[str | None, Param(description="next_cursor of the previous page.")] = None,
+    ) -> ArticlePage:
+        """Stored articles, newest first, filtered; follow ``next_cursor`` for the next page."""
+        try:
+            page = await repo.search(
+                Query(
+                    q=q,
+                    topic=topic,
+                    language=language,
+                    source=source,
+                    published_from=_start(published_from),
+                    published_to=_end(published_to),
+                    duplicates=duplicates,
+                    limit=limit,
+                    cursor=cursor,
+                )
+            )
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+        return ArticlePage(items=page.items, next_cursor=page.next_cursor)
+
+    @app.get("/articles/{article_id}/revisions", dependencies=guarded, tags=["articles"])
+    async def get_revisions(article_id: str, repo: Repo) -> list[dict[str, Any]]:
+        """Every enrichment an article has had, oldest first."""
+        revisions = await repo.revisions(article_id)
+        if not revisions:
+            raise HTTPException(404, f"no article with id {article_id!r}")
+        return revisions
+
+    @app.get("/stats", response_model=Stats, dependencies=guarded, tags=["articles"])
+    async def stats(repo: Repo) -> Stats:
+        """Counts: in all, and by topic (rolled up), language, source and day stored."""
+        return Stats(**await repo.stats())
+
+    @app.get("/health", tags=["operations"])
+    async def health(repo: Repo) -> dict[str, str]:
+        """Liveness and readiness: the database answers."""
+        try:
+            await repo.ping()
+        except Exception as error:
+            raise HTTPException(503, f"the database does not answer: {type(error).__name__}") from error
+        return {"status": "ok"}
+
+
+def _start(value: datetime | date | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return utc(value)
+    return day_start(value)
+
+
+def _end(value: datetime | date | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return utc(value)
+    return day_start(value) + timedelta(days=1)

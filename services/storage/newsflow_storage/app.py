@@ -1,0 +1,78 @@
+"""The storage service's wiring: ``articles.enriched`` in, rows and ``articles.stored`` out, the API beside."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from newsflow_shared import Delivery, Emit, EnrichedArticle, RejectedInput, Stage, configure_logging, make_broker
+from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.stage import Output
+
+from . import __version__
+from .api import add_routes
+from .repository import ArticleRepository
+from .settings import StorageSettings
+
+SERVICE = "storage"
+
+
+class Store:
+    """Writes a batch in one transaction, then announces each stored article."""
+
+    def __init__(self, settings: StorageSettings, stage: Stage) -> None:
+        self.settings = settings
+        self.stage = stage
+        self.repository: ArticleRepository | None = None
+
+    async def handle(self, deliveries: list[Delivery]) -> list[Output]:
+        outputs: list[Output] = []
+        valid: list[tuple[Delivery, EnrichedArticle]] = []
+        for delivery in deliveries:
+            try:
+                valid.append((delivery, delivery.decode(EnrichedArticle)))
+            except RejectedInput as error:
+                outputs.append(self.stage.reject(delivery, error))
+        if not valid:
+            return outputs
+        assert self.repository is not None, "the lifespan opens the database before consuming"
+        # A database failure raises TemporaryFailure: the stage backs off and the batch is redelivered.
+        stored = {article.id: article for article in await self.repository.store([a for _, a in valid])}
+        for delivery, article in valid:
+            record = stored.pop(article.id, None)
+            if record is not None:
+                outputs.append(Emit.following(delivery, self.settings.topic_stored, record, record.id))
+        return outputs
+
+
+def create_app(settings: StorageSettings | None = None) -> FastAPI:
+    settings = settings or StorageSettings()
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    broker = make_broker(settings, SERVICE)
+    stage = Stage(broker, settings, name=SERVICE)
+    service = Store(settings, stage)
+    stage.consume(settings.topic_enriched, service.handle)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        service.repository = app.state.repository = ArticleRepository(engine)
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Newsflow storage",
+        version=__version__,
+        description="Stored, enriched news articles: look up, search, filter and count.",
+        lifespan=lifespan,
+    )
+    app.state.broker = broker
+    add_routes(app, settings)
+    return app

@@ -1,0 +1,221 @@
+"""Where articles are kept: idempotent batch upserts, lookups, search and counts.
+
+Contract: :meth:`ArticleRepository.store` writes a batch in one transaction. An
+article whose enrichment did not change is left as it is (a redelivery); one whose
+enrichment changed is updated, its revision grows by one and the new enrichment
+is appended to ``article_revisions``. Rows are never duplicated: the id is the key.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from newsflow_shared import EnrichedArticle, StoredArticle, TemporaryFailure
+from newsflow_shared.db.engine import dialect_insert, is_sqlite
+from newsflow_shared.db.tables import article_revisions, article_topics, articles
+from newsflow_shared.taxonomy import load_taxonomy
+
+from .records import enrichment_hash, enrichment_snapshot, from_row, to_row
+
+Duplicates = Literal["include", "exclude", "only"]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[StoredArticle]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Query:
+    q: str | None = None
+    topic: str | None = None
+    language: str | None = None
+    source: str | None = None
+    published_from: datetime | None = None
+    published_to: datetime | None = None
+    duplicates: Duplicates = "include"
+    limit: int = 50
+    cursor: str | None = None
+
+
+class ArticleRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = dialect_insert(engine)
+        self._sqlite = is_sqlite(engine)
+
+    async def store(self, batch: list[EnrichedArticle]) -> list[StoredArticle]:
+        """Upsert a batch in one transaction; return the stored record of each distinct article."""
+        latest = {article.id: article for article in batch}  # a later copy in the batch wins
+        now = datetime.now(UTC)
+        try:
+            async with self.engine.begin() as connection:
+                existing = {
+                    row.id: row
+                    for row in await connection.execute(
+                        select(
+                            articles.c.id, articles.c.enrichment_hash, articles.c.revision, articles.c.stored_at
+                        ).where(articles.c.id.in_(list(latest)))
+                    )
+                }
+                stored = [
+                    await self._store_one(connection, article, existing.get(article.id), now)
+                    for article in latest.values()
+                ]
+        except (OperationalError, InterfaceError, DBAPIError, OSError) as error:
+            raise TemporaryFailure(f"the database is not reachable or refused the batch: {error}") from error
+        return stored
+
+    async def _store_one(
+        self, connection: AsyncConnection, article: EnrichedArticle, current: Any, now: datetime
+    ) -> StoredArticle:
+        if current is not None and current.enrichment_hash == enrichment_hash(article):
+            stored_at = current.stored_at if current.stored_at.tzinfo else current.stored_at.replace(tzinfo=UTC)
+            return StoredArticle(**article.model_dump(), stored_at=stored_at, revision=current.revision)
+        revision = current.revision + 1 if current is not None else 1
+        stored_at = (
+            (current.stored_at if current.stored_at.tzinfo else current.stored_at.replace(tzinfo=UTC))
+            if current is not None
+            else now
+        )
+        row = to_row(article, revision=revision, stored_at=stored_at, now=now)
+        upsert = self._insert(articles).values(row)
+        await connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[articles.c.id],
+                set_={k: upsert.excluded[k] for k in row if k not in {"id", "stored_at"}},
+            )
+        )
+        await connection.execute(article_topics.delete().where(article_topics.c.article_id == article.id))
+        topic_rows = self._topic_rows(article)
+        if topic_rows:
+            await connection.execute(article_topics.insert(), topic_rows)
+        await connection.execute(
+            self._insert(article_revisions)
+            .values(article_id=article.id, revision=revision, enrichment=enrichment_snapshot(article), recorded_at=now)
+            .on_conflict_do_nothing()
+        )
+        return StoredArticle(**article.model_dump(), stored_at=stored_at, revision=revision)
+
+    @staticmethod
+    def _topic_rows(article: EnrichedArticle) -> list[dict[str, Any]]:
+        """Each assigned topic, plus its broader topics, so a filter on any level finds the article."""
+        taxonomy = load_taxonomy()
+        rows: dict[str, dict[str, Any]] = {}
+        for topic in article.topics:
+            rows[topic.code] = {"article_id": article.id, "code": topic.code, "score": topic.score, "direct": 1}
+            for broader in taxonomy.ancestors(topic.code):
+                if broader not in rows:
+                    rows[broader] = {"article_id": article.id, "code": broader, "score": topic.score, "direct": 0}
+        return list(rows.values())
+
+    async def get(self, article_id: str) -> StoredArticle | None:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(articles).where(articles.c.id == article_id))).first()
+        return from_row(row) if row else None
+
+    async def revisions(self, article_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(article_revisions)
+                .where(article_revisions.c.article_id == article_id)
+                .order_by(article_revisions.c.revision)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    async def search(self, query: Query) -> Page:
+        statement = select(articles)
+        conditions = []
+        if query.q:
+            conditions.append(self._matches(query.q))
+        if query.topic:
+            conditions.append(
+                articles.c.id.in_(select(article_topics.c.article_id).where(article_topics.c.code == query.topic))
+            )
+        if query.language:
+            conditions.append(articles.c.language == query.language)
+        if query.source:
+            conditions.append(articles.c.source == query.source)
+        if query.published_from:
+            conditions.append(articles.c.published_at >= query.published_from)
+        if query.published_to:
+            conditions.append(articles.c.published_at < query.published_to)
+        if query.duplicates == "exclude":
+            conditions.append(articles.c.duplicate_of.is_(None))
+        elif query.duplicates == "only":
+            conditions.append(articles.c.duplicate_of.is_not(None))
+        if query.cursor:
+            stored_at, last_id = decode_cursor(query.cursor)
+            conditions.append(
+                or_(articles.c.stored_at < stored_at, and_(articles.c.stored_at == stored_at, articles.c.id < last_id))
+            )
+        statement = (
+            statement.where(*conditions)
+            .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
+            .limit(query.limit + 1)
+        )
+        async with self.engine.connect() as connection:
+            rows = list(await connection.execute(statement))
+        items = [from_row(r) for r in rows[: query.limit]]
+        next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if len(rows) > query.limit else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def _matches(self, q: str) -> Any:
+        if self._sqlite:
+            # Each word quoted: user text never becomes FTS5 syntax.
+            phrase = " ".join('"' + word.replace('"', '""') + '"' for word in q.split())
+            return text("articles.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH :fts)").bindparams(
+                fts=phrase
+            )
+        return text("articles.search @@ websearch_to_tsquery('simple', :fts)").bindparams(fts=q)
+
+    async def stats(self) -> dict[str, Any]:
+        async with self.engine.connect() as connection:
+            total = (await connection.execute(select(func.count()).select_from(articles))).scalar_one()
+
+            async def counts(column: Any, source: Any = articles, where: Any = None) -> dict[str, int]:
+                statement = select(column, func.count()).select_from(source).group_by(column)
+                if where is not None:
+                    statement = statement.where(where)
+                return {str(k): v for k, v in await connection.execute(statement) if k is not None}
+
+            day = func.date(articles.c.stored_at) if self._sqlite else func.to_char(articles.c.stored_at, "YYYY-MM-DD")
+            return {
+                "total": total,
+                "by_topic": await counts(article_topics.c.code, article_topics),
+                "by_language": await counts(articles.c.language),
+                "by_source": await counts(articles.c.source),
+                "by_day": await counts(day),
+                "duplicates": (
+                    await connection.execute(select(func.count()).where(articles.c.duplicate_of.is_not(None)))
+                ).scalar_one(),
+            }
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+
+def encode_cursor(stored_at: datetime, article_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{stored_at.isoformat()}|{article_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, article_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), article_id
+    except ValueError as error:
+        raise ValueError("the cursor is not one this API returned") from error
+
+
+def day_start(value: date) -> datetime:
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)

@@ -1,0 +1,61 @@
+"""What every Newsflow service shares: contracts, settings, the broker, the stage runner, dead letters, logging."""
+
+from .broker import make_broker
+from .contracts import (
+    SCHEMA_VERSION,
+    CleanArticle,
+    DeadLetter,
+    EnrichedArticle,
+    IngestedArticle,
+    Lineage,
+    RawArticle,
+    Removal,
+    SkippedArticle,
+    StoredArticle,
+    TopicScore,
+)
+from .delivery import TRACE_HEADER, Delivery
+from .errors import (
+    ArticleTooLarge,
+    EmptyArticle,
+    InvalidArticle,
+    MalformedMessage,
+    NewsflowError,
+    RejectedInput,
+    TemporaryFailure,
+)
+from .logs import configure_logging
+from .settings import ServiceSettings, Topics
+from .stage import Emit, Stage
+from .topics import ensure_topics, wait_for_kafka
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TRACE_HEADER",
+    "ArticleTooLarge",
+    "CleanArticle",
+    "DeadLetter",
+    "Delivery",
+    "Emit",
+    "EmptyArticle",
+    "EnrichedArticle",
+    "IngestedArticle",
+    "InvalidArticle",
+    "Lineage",
+    "MalformedMessage",
+    "NewsflowError",
+    "RawArticle",
+    "RejectedInput",
+    "Removal",
+    "ServiceSettings",
+    "SkippedArticle",
+    "Stage",
+    "StoredArticle",
+    "TemporaryFailure",
+    "TopicScore",
+    "Topics",
+    "configure_logging",
+    "ensure_topics",
+    "make_broker",
+    "wait_for_kafka",
+]

@@ -1,0 +1,209 @@
+"""The message contracts: one Pydantic model per hop, JSON on the wire.
+
+Every topic payload is defined here and nowhere else, so producers, services and
+consumers cannot drift apart. Each model carries a ``schema_version``: a consumer
+that sees a major version it does not know dead-letters the message instead of
+guessing. ``newsflow schemas`` exports the JSON Schemas to ``schemas/``.
+
+The flow::
+
+    RawArticle ─ingest→ IngestedArticle ─cleanup→ CleanArticle ─classify→ EnrichedArticle ─storage→ StoredArticle
+                 └──────────── anything that fails for good ──────────────→ DeadLetter
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+"""Bumped in its minor part for additive changes, in its major part for breaking ones."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    """Base of every message: strict about types, tolerant of additions by newer producers."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, ser_json_bytes="base64")
+
+    schema_version: str = Field(default=SCHEMA_VERSION, description="Contract version, MAJOR.MINOR.")
+
+    @model_validator(mode="after")
+    def _known_major_version(self) -> Contract:
+        major = self.schema_version.split(".", 1)[0]
+        if major != SCHEMA_VERSION.split(".", 1)[0]:
+            raise ValueError(
+                f"schema_version {self.schema_version!r} is not supported; this service reads {SCHEMA_VERSION}"
+            )
+        return self
+
+
+ArticleId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s\x00-\x1f]+$",
+        description="Stable article id: the one given, else a hash of the URL, else of the text. Kafka key on every hop.",
+        examples=["reuters-2018-04-02-douma"],
+    ),
+]
+
+
+class RawArticle(Contract):
+    """What users push to the ingest topic. ``text`` or ``html`` is required; unknown fields land in ``metadata``."""
+
+    model_config = ConfigDict(extra="allow", strict=True, str_strip_whitespace=False)
+
+    id: ArticleId | None = None
+    title: str | None = Field(default=None, max_length=2_000)
+    text: str | None = Field(default=None, description="Plain-text body.")
+    html: str | None = Field(default=None, description="A whole web page or an HTML fragment.")
+    url: str | None = Field(default=None, max_length=4_000)
+    source: str | None = Field(default=None, max_length=500, description="Publisher or feed name.")
+    published_at: datetime | None = Field(
+        default=None, description="ISO 8601; a time without an offset is taken as UTC."
+    )
+    language: str | None = Field(default=None, max_length=16, description="A hint (ISO 639-1); cleanup verifies it.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form; unknown top-level fields go here.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_unknown_fields_into_metadata(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        extra = {k: v for k, v in data.items() if k not in known}
+        if not extra:
+            return data
+        folded = {k: v for k, v in data.items() if k in known}
+        metadata = folded.get("metadata")
+        folded["metadata"] = {**extra, **(metadata if isinstance(metadata, dict) else {})}
+        if metadata is not None and not isinstance(metadata, dict):
+            folded["metadata"] = metadata  # let validation report the wrong type
+        return folded
+
+    @model_validator(mode="after")
+    def _has_a_body(self) -> RawArticle:
+        if not (self.text and self.text.strip()) and not (self.html and self.html.strip()):
+            raise ValueError("the article has no body: give a non-empty 'text' or 'html'")
+        return self
+
+
+class Lineage(BaseModel):
+    """Who touched the article and when: one entry per stage, in order."""
+
+    stage: str
+    version: str
+    at: datetime = Field(default_factory=utcnow)
+    model: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ArticleBase(Contract):
+    """Fields every hop after ingest carries forward."""
+
+    id: ArticleId
+    title: str | None = None
+    url: str | None = None
+    source: str | None = None
+    published_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    content_hash: str = Field(description="Hash of the raw content: equal hashes mean an exact re-send.")
+    received_at: datetime = Field(default_factory=utcnow)
+    lineage: list[Lineage] = Field(default_factory=list)
+
+
+class IngestedArticle(ArticleBase):
+    """Validated and identified: ``articles.ingested``."""
+
+    text: str | None = None
+    html: str | None = None
+    language_hint: str | None = None
+
+
+class Removal(BaseModel):
+    """One thing cleanup removed, so an editor can audit it."""
+
+    what: str
+    why: str
+
+
+class CleanArticle(ArticleBase):
+    """Repaired text with its language: ``articles.clean``."""
+
+    text: str = Field(description="Clean body; paragraphs separated by one blank line.")
+    language: str = Field(description="ISO 639-1 code, or 'und' when undetermined.")
+    language_confidence: float = Field(ge=0.0, le=1.0)
+    author: str | None = None
+    duplicate_of: str | None = None
+    duplicate_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    removed: list[Removal] = Field(default_factory=list)
+
+
+class TopicScore(BaseModel):
+    """One IPTC Media Topic assigned to an article."""
+
+    code: str = Field(pattern=r"^medtop:\d{8}$", examples=["medtop:16000000"])
+    label: str = Field(examples=["conflict, war and peace"])
+    score: float = Field(ge=0.0, le=1.0)
+    level: int = Field(default=1, ge=1, description="1 for the 17 top-level topics.")
+
+
+class EnrichedArticle(CleanArticle):
+    """Classified: ``articles.enriched``."""
+
+    topics: list[TopicScore] = Field(default_factory=list, description="Best first.")
+
+
+class StoredArticle(EnrichedArticle):
+    """The stored record: the row storage keeps, served by the API and announced on ``articles.stored``."""
+
+    stored_at: datetime = Field(default_factory=utcnow)
+    revision: int = Field(default=1, ge=1, description="Grows by one each time the enrichment changes.")
+
+
+class SkippedArticle(Contract):
+    """An exact re-send that ingest did not pass on: ``articles.skipped``."""
+
+    id: ArticleId
+    content_hash: str
+    reason: str
+    first_seen_at: datetime | None = None
+    skipped_at: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(Contract):
+    """A message a stage gave up on: ``articles.dlq``. Nothing is dropped silently."""
+
+    stage: str = Field(examples=["ingest"])
+    error: str = Field(description="Exception class.", examples=["ValidationError"])
+    reason: str = Field(description="What went wrong, in a sentence a person understands.")
+    article_id: str | None = None
+    original: bytes = Field(description="The message as it arrived, base64 in JSON.")
+    original_size: int = Field(ge=0)
+    original_truncated: bool = False
+    original_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    attempts: int = Field(ge=1)
+    failed_at: datetime = Field(default_factory=utcnow)
+    status: Literal["dead-letter"] = "dead-letter"
+
+
+ALL_CONTRACTS: tuple[type[BaseModel], ...] = (
+    RawArticle,
+    IngestedArticle,
+    CleanArticle,
+    EnrichedArticle,
+    StoredArticle,
+    SkippedArticle,
+    DeadLetter,
+)

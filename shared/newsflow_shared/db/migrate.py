@@ -1,0 +1,66 @@
+"""Run Alembic migrations to head, safely from many processes starting at once."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+
+from .engine import is_sqlite, make_engine, normalise_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_LOCK_ID = 0x6E657773  # "news": one advisory lock for all Newsflow migrations
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+async def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the schema to ``revision``. Concurrent callers wait for each other instead of racing."""
+    url = normalise_url(database_url)
+    engine = make_engine(url)
+    try:
+        with _file_lock(url):
+            async with engine.begin() as connection:
+                if not is_sqlite(url):
+                    await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+                await connection.run_sync(_run_alembic, revision)
+    finally:
+        await engine.dispose()
+
+
+def upgrade_blocking(database_url: str, revision: str = "head") -> None:
+    asyncio.run(upgrade(database_url, revision))
+
+
+def _run_alembic(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+@contextmanager
+def _file_lock(url: str) -> Iterator[None]:
+    """SQLite has no advisory locks: serialise migrations with a lock file beside the database."""
+    database = make_url(url).database if is_sqlite(url) else None
+    if not database or database == ":memory:":
+        yield
+        return
+    path = Path(database).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.migrate-lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,84 @@
+"""The tables, defined once. Alembic migrations in ``migrations/versions`` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("title", Text),
+    Column("text", Text, nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("language_confidence", Float, nullable=False),
+    Column("topics", Json, nullable=False),
+    Column("duplicate_of", String(200)),
+    Column("duplicate_score", Float),
+    Column("source", String(500)),
+    Column("url", Text),
+    Column("author", Text),
+    Column("published_at", DateTime(timezone=True)),
+    Column("metadata", Json, nullable=False),
+    Column("removed", Json, nullable=False),
+    Column("lineage", Json, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("enrichment_hash", String(64), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_articles_language", "language"),
+    Index("ix_articles_source", "source"),
+    Index("ix_articles_published_at", "published_at"),
+    Index("ix_articles_duplicate_of", "duplicate_of"),
+    Index("ix_articles_stored_at_id", "stored_at", "id"),
+)
+
+article_topics = Table(
+    "article_topics",
+    metadata,
+    Column("article_id", String(200), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("direct", Integer, nullable=False, doc="1 when assigned, 0 when rolled up from a narrower topic"),
+    PrimaryKeyConstraint("article_id", "code"),
+    Index("ix_article_topics_code", "code", "article_id"),
+)
+
+article_revisions = Table(
+    "article_revisions",
+    metadata,
+    Column("article_id", String(200), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("enrichment", Json, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("article_id", "revision"),
+)
+
+ingest_seen = Table(
+    "ingest_seen",
+    metadata,
+    Column("article_id", String(200), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,58 @@
+"""One consumed Kafka record, detached from the client library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidArticle, MalformedMessage
+from .reasons import describe_validation_error, json_problem
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+
+TRACE_HEADER = "newsflow-trace-id"
+"""Set by whoever pushes an article (or by ingest), carried on every hop and into the DLQ."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A record as it arrived: bytes, key, headers and where it came from."""
+
+    value: bytes
+    key: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+
+    @classmethod
+    def from_record(cls, record: ConsumerRecord) -> Delivery:  # type: ignore[type-arg]
+        headers = {name: raw.decode("utf-8", "replace") for name, raw in (record.headers or ())}
+        return cls(
+            value=record.value or b"",
+            key=record.key,
+            headers=headers,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.headers.get(TRACE_HEADER)
+
+    def decode(self, model: type[M]) -> M:
+        """Parse the value as ``model``; raise :class:`RejectedInput` with a readable reason if it is not one."""
+        try:
+            return model.model_validate_json(self.value)
+        except ValidationError as error:
+            # Diagnose only on failure: the happy path parses the JSON once.
+            problem = json_problem(self.value)
+            if problem:
+                raise MalformedMessage(problem) from None
+            raise InvalidArticle(describe_validation_error(error, model.__name__)) from error

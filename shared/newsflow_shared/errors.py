@@ -1,0 +1,47 @@
+"""Newsflow's exception tree, drawn once::
+
+    NewsflowError
+     ├── RejectedInput        the message itself is bad: dead-letter it at once, never retry
+     │    ├── MalformedMessage    not UTF-8, not JSON, not a JSON object
+     │    ├── InvalidArticle      JSON of the wrong shape or types
+     │    ├── ArticleTooLarge     over the configured size limit
+     │    └── EmptyArticle        nothing of substance left after cleanup
+     └── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
+
+Anything else a stage raises is a bug or a surprise: it is retried a few times,
+then dead-lettered with its class name, so one odd article never blocks a partition.
+"""
+
+from __future__ import annotations
+
+
+class NewsflowError(Exception):
+    """Base of every error Newsflow raises on purpose."""
+
+
+class RejectedInput(NewsflowError):
+    """The message can never succeed; ``reason`` says why in words a person understands."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedMessage(RejectedInput):
+    """The bytes are not a UTF-8 JSON object."""
+
+
+class InvalidArticle(RejectedInput):
+    """A JSON object that does not match the contract."""
+
+
+class ArticleTooLarge(RejectedInput):
+    """Bigger than the stage accepts."""
+
+
+class EmptyArticle(RejectedInput):
+    """No text of substance."""
+
+
+class TemporaryFailure(NewsflowError):
+    """Retry later: the input is fine, something it depends on is not."""

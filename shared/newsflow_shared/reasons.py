@@ -1,0 +1,57 @@
+"""Plain-language reasons for dead letters: what is wrong with a message, and where."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import ValidationError
+
+from .errors import RejectedInput
+
+
+def json_problem(value: bytes) -> str | None:
+    """Say why ``value`` is not a UTF-8 JSON object, or return None when it is one."""
+    if not value:
+        return "the message is empty: expected a JSON object with 'text' or 'html'"
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return (
+            f"the message is not UTF-8 text (invalid byte 0x{value[error.start]:02x} at position {error.start}); "
+            "it may be binary or in another encoding: send JSON encoded as UTF-8"
+        )
+    if "\x00" in text:
+        return "the message contains NUL bytes: it looks binary, not like a JSON article"
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        return f"the message is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+    if not isinstance(parsed, dict):
+        return f"the message is JSON but a {type(parsed).__name__}, not an object with 'text' or 'html'"
+    return None
+
+
+def explain(error: BaseException) -> str:
+    """A sentence for the ``reason`` field: what is wrong, and where."""
+    if isinstance(error, RejectedInput):
+        return error.reason
+    if isinstance(error, ValidationError):
+        return describe_validation_error(error)
+    text = str(error).strip() or "no message"
+    return f"unexpected {type(error).__name__} while processing: {text[:500]}"
+
+
+def describe_validation_error(error: ValidationError, contract: str = "RawArticle") -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "message"
+        message = item["msg"]
+        if where == "message" or item["type"] == "value_error":
+            parts.append(message.removeprefix("Value error, "))
+        else:
+            got = type(item.get("input")).__name__ if "input" in item else None
+            got_text = f" (got {got})" if got and item["type"] not in {"missing"} else ""
+            parts.append(f"field '{where}': {message}{got_text}")
+    more = error.error_count() - len(parts)
+    suffix = f"; and {more} more problem(s)" if more > 0 else ""
+    return f"the article does not match the {contract} contract: " + "; ".join(parts) + suffix

@@ -1,0 +1,81 @@
+"""Settings every service shares, read once from the environment.
+
+Each service subclasses :class:`ServiceSettings` and adds its own fields. Field
+names are the environment variable names (case-insensitive), and they are the
+same in docker-compose.yml, the Kubernetes manifests and the README's table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///newsflow.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topic names of one deployment; the article id is the key on each."""
+
+    raw: str
+    ingested: str
+    clean: str
+    enriched: str
+    stored: str
+    skipped: str
+    dlq: str
+
+    def all(self) -> list[str]:
+        return [self.raw, self.ingested, self.clean, self.enriched, self.stored, self.skipped, self.dlq]
+
+
+class ServiceSettings(BaseSettings):
+    """Kafka, topics, database and logging: what every Newsflow process reads."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+    kafka_bootstrap_servers: str = Field(default="localhost:9092", description="host:port[,host:port...]")
+    kafka_group_id: str | None = Field(default=None, description="Consumer group; default newsflow-<service>.")
+    kafka_max_message_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        description="Largest message producers send and topics accept; big enough to dead-letter huge input whole.",
+    )
+
+    topic_raw: str = "articles.raw"
+    topic_ingested: str = "articles.ingested"
+    topic_clean: str = "articles.clean"
+    topic_enriched: str = "articles.enriched"
+    topic_stored: str = "articles.stored"
+    topic_skipped: str = "articles.skipped"
+    topic_dlq: str = "articles.dlq"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    batch_max_records: int = Field(default=100, ge=1, description="Most records handled in one batch.")
+    batch_timeout_ms: int = Field(default=200, ge=0, description="Longest wait to fill a batch.")
+    max_attempts: int = Field(default=3, ge=1, description="Tries of an unexpected error before dead-lettering.")
+
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL.")
+
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(default=8000, description="Port of /health and /ready.")
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(
+            raw=self.topic_raw,
+            ingested=self.topic_ingested,
+            clean=self.topic_clean,
+            enriched=self.topic_enriched,
+            stored=self.topic_stored,
+            skipped=self.topic_skipped,
+            dlq=self.topic_dlq,
+        )
+
+    def group_id(self, service: str) -> str:
+        return self.kafka_group_id or f"newsflow-{service}"

@@ -1,0 +1,209 @@
+"""A pipeline stage: consume a topic in batches, handle, publish, dead-letter, and only then commit.
+
+This is the delivery guarantee of every service, written once:
+
+1. A batch of records is consumed with auto-commit off.
+2. The service's handler turns each record into outputs (:class:`Emit`) or a
+   :class:`~newsflow_shared.contracts.DeadLetter`. One bad record never fails the batch.
+3. Every output and dead letter is sent with the idempotent producer, and all
+   acknowledgements (acks=all) are awaited.
+4. Only then does FastStream commit the offsets. If anything in 3 fails, or the
+   handler raises :class:`TemporaryFailure`, the stage backs off and rewinds the
+   batch: it is redelivered, never lost. Downstream writes are idempotent by
+   article id, so a redelivery never stores an article twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
+
+from .contracts import DeadLetter
+from .dead_letter import dead_letter
+from .delivery import TRACE_HEADER, Delivery
+from .errors import RejectedInput, TemporaryFailure
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """One message a handler wants published, keyed by article id."""
+
+    topic: str
+    message: BaseModel
+    key: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def following(cls, delivery: Delivery, topic: str, message: BaseModel, key: str) -> Emit:
+        """An output that carries the trace id of the record it came from."""
+        headers = {TRACE_HEADER: delivery.trace_id} if delivery.trace_id else {}
+        return cls(topic=topic, message=message, key=key, headers=headers)
+
+
+Output = Emit | DeadLetter
+BatchHandler = Callable[[list[Delivery]], Awaitable[list[Output]]]
+
+
+class Stage:
+    """Wires a batch handler to a topic with at-least-once delivery and a dead-letter topic."""
+
+    def __init__(self, broker: KafkaBroker, settings: ServiceSettings, *, name: str) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.name = name
+        self._failures_in_a_row = 0
+
+    def consume(
+        self,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        on_published: Callable[[list[Output]], Awaitable[None]] | None = None,
+        **subscriber_options: Any,
+    ) -> None:
+        """Register ``handler`` for batches of ``topic`` in this service's consumer group.
+
+        ``on_published`` runs after Kafka acknowledged the outputs and before the
+        commit: the place to record state that must never run ahead of Kafka.
+        """
+
+        async def on_batch(message: KafkaMessage) -> None:
+            deliveries = [Delivery.from_record(record) for record in message.raw_message]
+            try:
+                outputs = await handler(deliveries)
+                await self.publish(outputs)
+                if on_published is not None:
+                    await on_published(outputs)
+            except Exception as error:
+                await self._back_off(error, len(deliveries))
+                raise  # NACK: the batch is rewound and redelivered
+            self._failures_in_a_row = 0
+
+        options: dict[str, Any] = {
+            "group_id": self.settings.group_id(self.name),
+            "batch": True,
+            "max_records": self.settings.batch_max_records,
+            "batch_timeout_ms": self.settings.batch_timeout_ms,
+            "auto_offset_reset": "earliest",
+            "ack_policy": AckPolicy.NACK_ON_ERROR,
+            "max_partition_fetch_bytes": self.settings.kafka_max_message_bytes,
+            "fetch_max_bytes": self.settings.kafka_max_message_bytes * 2,
+            "decoder": _no_decoding,
+            "title": f"{self.name}:{topic}",
+        }
+        options.update(subscriber_options)
+        self.broker.subscriber(topic, **options)(on_batch)
+
+    async def publish(self, outputs: Iterable[Output]) -> None:
+        """Send all outputs concurrently and wait until Kafka acknowledged every one of them."""
+        pending = []
+        for output in outputs:
+            if isinstance(output, DeadLetter):
+                log.warning(
+                    "dead-lettered %s from %s[%d]@%d: %s",
+                    output.article_id or "message",
+                    output.source_topic,
+                    output.source_partition,
+                    output.source_offset,
+                    output.reason,
+                )
+                topic, key, body, headers = (
+                    self.settings.topic_dlq,
+                    output.article_id or output.original_key,
+                    output.model_dump_json().encode(),
+                    {k: v for k, v in output.headers.items() if k == TRACE_HEADER},
+                )
+            else:
+                topic, key, body, headers = (
+                    output.topic,
+                    output.key,
+                    output.message.model_dump_json().encode(),
+                    output.headers,
+                )
+            pending.append(
+                await self.broker.publish(
+                    body,
+                    topic,
+                    key=key.encode() if key else None,
+                    headers={**JSON_HEADERS, **headers},
+                    no_confirm=True,
+                )
+            )
+        if pending:
+            await asyncio.gather(*pending)
+
+    def reject(
+        self, delivery: Delivery, error: BaseException, *, attempts: int = 1, article_id: str | None = None
+    ) -> DeadLetter:
+        """The dead letter for ``delivery``; keeps the original bytes up to what the DLQ topic accepts."""
+        return dead_letter(
+            delivery,
+            stage=self.name,
+            error=error,
+            attempts=attempts,
+            article_id=article_id,
+            # base64 grows by a third; leave room for the rest of the record.
+            max_original_bytes=int(self.settings.kafka_max_message_bytes * 0.7),
+        )
+
+    async def each(
+        self,
+        deliveries: list[Delivery],
+        handle_one: Callable[[Delivery], Awaitable[list[Emit]]],
+    ) -> list[Output]:
+        """Run ``handle_one`` on every record, isolating failures: rejects and exhausted retries become dead letters."""
+        outputs: list[Output] = []
+        for delivery in deliveries:
+            outputs.extend(await self.attempt(delivery, handle_one))
+        return outputs
+
+    async def attempt(
+        self,
+        delivery: Delivery,
+        handle_one: Callable[[Delivery], Awaitable[list[Emit]]],
+        article_id: str | None = None,
+    ) -> list[Output]:
+        """One record, retried on surprises; :class:`TemporaryFailure` propagates so the whole batch is retried."""
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                return list(await handle_one(delivery))
+            except TemporaryFailure:
+                raise
+            except RejectedInput as error:
+                return [self.reject(delivery, error, attempts=attempt, article_id=article_id)]
+            except Exception as error:
+                if attempt == self.settings.max_attempts:
+                    log.exception("giving up on %s[%d]@%d", delivery.topic, delivery.partition, delivery.offset)
+                    return [self.reject(delivery, error, attempts=attempt, article_id=article_id)]
+                await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    async def _back_off(self, error: BaseException, size: int) -> None:
+        self._failures_in_a_row += 1
+        delay = min(30.0, 0.5 * 2 ** min(self._failures_in_a_row - 1, 6))
+        log.warning(
+            "batch of %d failed (%s: %s); retrying it in %.1fs, nothing is committed",
+            size,
+            type(error).__name__,
+            error,
+            delay,
+        )
+        await asyncio.sleep(delay)
+
+
+async def _no_decoding(message: Any) -> None:
+    """Handlers read raw records: decoding is theirs, so one bad record cannot fail the whole batch."""
+    return None
