@@ -18,7 +18,7 @@ setup: $(VENV)/.installed kafka-jars
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --python $(BIN)/python --quiet -e '.[dev]'
+	$(UV) pip install --python $(BIN)/python --quiet -e '.[all,dev]'
 	@touch $@
 
 kafka-jars: $(VENV)/.installed

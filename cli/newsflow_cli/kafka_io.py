@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -119,8 +120,15 @@ class OutcomeWatcher:
             await self.consumer.seek_to_beginning(*partitions)
         else:
             await self.consumer.seek_to_end(*partitions)
-            for partition in partitions:  # resolve the end now, before anything is pushed
-                await self.consumer.position(partition)
+            # Partitions a moment old refuse ListOffsets until their leader settles; aiokafka
+            # retries on its own, so its error lines here would only alarm.
+            fetcher_log = logging.getLogger("aiokafka.consumer.fetcher")
+            level, fetcher_log.level = fetcher_log.level, logging.CRITICAL
+            try:
+                for partition in partitions:  # resolve the end now, before anything is pushed
+                    await self.consumer.position(partition)
+            finally:
+                fetcher_log.setLevel(level)
 
     async def _partitions(self, topic: str) -> set[int]:
         await self.consumer._client.force_metadata_update()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, model_validator
 
 SCHEMA_VERSION = "1.0"
 """Bumped in its minor part for additive changes, in its major part for breaking ones."""
@@ -58,18 +58,21 @@ ArticleId = Annotated[
 class RawArticle(Contract):
     """What users push to the ingest topic. ``text`` or ``html`` is required; unknown fields land in ``metadata``."""
 
-    model_config = ConfigDict(extra="allow", strict=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
 
-    id: ArticleId | None = None
-    title: str | None = Field(default=None, max_length=2_000)
-    text: str | None = Field(default=None, description="Plain-text body.")
-    html: str | None = Field(default=None, description="A whole web page or an HTML fragment.")
-    url: str | None = Field(default=None, max_length=4_000)
-    source: str | None = Field(default=None, max_length=500, description="Publisher or feed name.")
+    # Strict strings: a number where text belongs is a producer bug to report, not to paper over.
+    id: Annotated[ArticleId, Strict()] | None = None
+    title: StrictStr | None = Field(default=None, max_length=2_000)
+    text: StrictStr | None = Field(default=None, description="Plain-text body.")
+    html: StrictStr | None = Field(default=None, description="A whole web page or an HTML fragment.")
+    url: StrictStr | None = Field(default=None, max_length=4_000)
+    source: StrictStr | None = Field(default=None, max_length=500, description="Publisher or feed name.")
     published_at: datetime | None = Field(
         default=None, description="ISO 8601; a time without an offset is taken as UTC."
     )
-    language: str | None = Field(default=None, max_length=16, description="A hint (ISO 639-1); cleanup verifies it.")
+    language: StrictStr | None = Field(
+        default=None, max_length=16, description="A hint (ISO 639-1); cleanup verifies it."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form; unknown top-level fields go here.")
 
     @model_validator(mode="before")

@@ -46,7 +46,9 @@ def describe_validation_error(error: ValidationError, contract: str = "RawArticl
     for item in error.errors(include_url=False)[:5]:
         where = ".".join(str(p) for p in item["loc"]) or "message"
         message = item["msg"]
-        if where == "message" or item["type"] == "value_error":
+        if item["type"] == "string_pattern_mismatch" and where == "id":
+            parts.append("field 'id': must be 1 to 200 characters with no spaces or control characters")
+        elif where == "message" or item["type"] == "value_error":
             parts.append(message.removeprefix("Value error, "))
         else:
             got = type(item.get("input")).__name__ if "input" in item else None
