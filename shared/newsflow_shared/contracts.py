@@ -29,7 +29,7 @@ def utcnow() -> datetime:
 class Contract(BaseModel):
     """Base of every message: strict about types, tolerant of additions by newer producers."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, ser_json_bytes="base64")
+    model_config = ConfigDict(extra="ignore", ser_json_bytes="base64", val_json_bytes="base64")
 
     schema_version: str = Field(default=SCHEMA_VERSION, description="Contract version, MAJOR.MINOR.")
 

@@ -142,8 +142,10 @@ class Stage:
                     no_confirm=True,
                 )
             )
-        if pending:
-            await asyncio.gather(*pending)
+        # FastStream's in-memory test broker delivers at once and hands back no future.
+        confirmations = [p for p in pending if p is not None]
+        if confirmations:
+            await asyncio.gather(*confirmations)
 
     def reject(
         self, delivery: Delivery, error: BaseException, *, attempts: int = 1, article_id: str | None = None

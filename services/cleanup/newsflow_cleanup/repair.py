@@ -15,7 +15,7 @@ import ftfy
 # Invisible characters that break words for search and models alike.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
-_SPACE_BEFORE_PUNCT = re.compile(r"(?<=\w)[ ]+([,.;:!?%)\]}])(?=\s|$)")
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w%)\]])[ ]+([,.;:!?%)\]}])(?=\s|$)")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[{])[ ]+")
 # "United Kingdom -based" → "United Kingdom-based": a hyphen glued to the next word, spaced from the last.
 _DETACHED_HYPHEN = re.compile(

@@ -1,0 +1,56 @@
+"""Every kind of bad input gets a reason a person can read, and never an exception out of the stage."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsflow_ingest.logic import ingest
+from newsflow_shared import ArticleTooLarge, Delivery, InvalidArticle, MalformedMessage, RawArticle
+
+
+def decode(value: bytes) -> RawArticle:
+    return Delivery(value=value).decode(RawArticle)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "reason"),
+    [
+        (b"", MalformedMessage, "the message is empty"),
+        (b"hello there", MalformedMessage, "not valid JSON"),
+        (b'{"text": "unterminated', MalformedMessage, "not valid JSON"),
+        (b"[1, 2]", MalformedMessage, "a list, not an object"),
+        (b'"just a string"', MalformedMessage, "a str, not an object"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", MalformedMessage, "not UTF-8"),
+        ('{"text": "Grüße"}'.encode("latin-1"), MalformedMessage, "invalid byte 0xfc"),
+        (b'{"text": "a\x00b"}', MalformedMessage, "NUL bytes"),
+        (b'{"text": 42}', InvalidArticle, "field 'text': Input should be a valid string (got int)"),
+        (b'{"text": ["a"]}', InvalidArticle, "field 'text'"),
+        (b'{"title": "only a title"}', InvalidArticle, "has no body"),
+        (b'{"text": "   \\n  "}', InvalidArticle, "has no body"),
+        (b'{"id": "", "text": "x"}', InvalidArticle, "field 'id'"),
+        (b'{"id": "a b", "text": "x"}', InvalidArticle, "no spaces or control characters"),
+        (b'{"text": "x", "published_at": "yesterday"}', InvalidArticle, "field 'published_at'"),
+        (b'{"text": "x", "schema_version": "2.0"}', InvalidArticle, "schema_version '2.0' is not supported"),
+        (b'{"text": "x", "metadata": "not a dict"}', InvalidArticle, "field 'metadata'"),
+    ],
+)
+def test_bad_messages_are_rejected_with_a_reason(value: bytes, error: type[Exception], reason: str) -> None:
+    with pytest.raises(error) as caught:
+        decode(value)
+    assert reason in caught.value.reason  # type: ignore[attr-defined]
+
+
+def test_huge_text_is_rejected_by_size_not_by_crashing() -> None:
+    raw = decode(b'{"text": "' + b"a" * (20 * 1024 * 1024) + b'"}')
+    with pytest.raises(ArticleTooLarge, match=r"20\.0 MiB; the limit is 2\.0 MiB \(INGEST_MAX_BYTES\)"):
+        ingest(raw, max_bytes=2 * 1024 * 1024)
+
+
+def test_unknown_fields_are_kept_in_metadata() -> None:
+    raw = decode(b'{"text": "x", "editor": "Ann", "tags": ["a"], "metadata": {"k": 1}}')
+    assert raw.metadata == {"editor": "Ann", "tags": ["a"], "k": 1}
+
+
+def test_other_languages_html_and_odd_characters_are_accepted() -> None:
+    raw = decode('{"html": "<p>Привет, мир! 你好 🌍</p>", "language": "ru"}'.encode())
+    assert raw.html is not None and "你好" in raw.html

@@ -1,0 +1,112 @@
+"""Cleanup's repairs on real-world-shaped input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsflow_cleanup.boilerplate import strip_boilerplate
+from newsflow_cleanup.html_article import extract_article
+from newsflow_cleanup.language import LanguageDetector
+from newsflow_cleanup.logic import clean
+from newsflow_cleanup.repair import fix_encoding, mend_spacing, normalise_quotes, remove_invisible, repair
+from newsflow_cleanup.settings import CleanupSettings
+from newsflow_shared import EmptyArticle, IngestedArticle
+
+SAMPLES = Path(__file__).parents[2] / "samples"
+
+
+@pytest.fixture(scope="module")
+def detector() -> LanguageDetector:
+    settings = CleanupSettings()
+    return LanguageDetector(settings.language_candidates.split(","), settings.language_min_confidence)
+
+
+def test_mojibake_and_entities_are_fixed() -> None:
+    assert fix_encoding("The minister\u00e2\u20ac\u2122s plan &amp; the caf\u00c3\u00a9") == "The minister\u2019s plan & the café"
+
+
+def test_invisible_characters_go() -> None:
+    assert remove_invisible("co\u00adop\u200beration\ufeff") == "cooperation"
+
+
+@pytest.mark.parametrize(
+    ("damaged", "mended"),
+    [
+        ("the United Kingdom -based Syrian Observatory", "the United Kingdom-based Syrian Observatory"),
+        ("prices rose 3 % , the data showed .", "prices rose 3%, the data showed."),
+        ("a\u00a0non-breaking   and\ttabbed  line ", "a non-breaking and tabbed line"),
+        ("( Reuters ) said", "(Reuters) said"),
+    ],
+)
+def test_spacing_damage_is_mended(damaged: str, mended: str) -> None:
+    assert mend_spacing(damaged) == mended
+
+
+def test_quotes_are_made_consistent() -> None:
+    mixed = "\u201cfull victory\u201d and \"deal\" and \u2018it\u2019s\u2019"
+    assert normalise_quotes(mixed, "ascii") == "\"full victory\" and \"deal\" and 'it's'"
+    assert normalise_quotes('He said "yes" and it\'s done', "typographic") == "He said \u201cyes\u201d and it\u2019s done"
+
+
+def test_paragraphs_survive_and_wrapped_lines_join() -> None:
+    assert repair("First line\nwrapped here.\n\n\nSecond   paragraph.") == ["First line wrapped here.", "Second paragraph."]
+
+
+def test_boilerplate_lines_are_removed_with_a_reason() -> None:
+    kept, removed = strip_boilerplate(
+        ["Real news sentence.", "Advertisement", "Share this article", "Read more: Ten other things", "Latest News"]
+    )
+    assert kept == ["Real news sentence."]
+    assert [r.why for r in removed] == [
+        "rule: advertisement marker",
+        "rule: share prompt",
+        "rule: read-more link",
+        "rule: navigation menu item",
+    ]
+
+
+def test_html_page_keeps_the_story_and_drops_the_chrome() -> None:
+    page = extract_article((SAMPLES / "storm-warning.html").read_text())
+    assert page.title == "Storm Elin to bring 90mph gusts and flooding to the west coast"
+    assert page.author == "Maria Jensen"
+    assert "amber warning for wind" in page.text
+    for chrome in ("cookies", "Most read", "Comments", "Stay safe", "All rights reserved", "newsletter", "Share on"):
+        assert chrome not in page.text
+
+
+def test_the_seed_article_comes_out_clean(detector: LanguageDetector) -> None:
+    title, _, body = (SAMPLES / "seed-article.txt").read_text().partition("\n")
+    article = clean(IngestedArticle(id="seed", title=title, text=body, content_hash="h"), detector, CleanupSettings())
+    assert article.title == "Estimated One Thousand Failaq al-Rahman Militants Leave Syrian Douma"
+    assert not article.text.endswith("Latest News")
+    assert "United Kingdom-based" in article.text
+    assert "\u201c" not in article.text and "\u201d" not in article.text
+    assert article.language == "en" and article.language_confidence > 0.9
+    assert "\n\n" in article.text and "\n\n\n" not in article.text
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Die Bundesregierung hat am Montag ein neues Gesetz zur Förderung erneuerbarer Energien beschlossen.", "de"),
+        ("Le gouvernement a présenté mercredi un projet de loi sur la réforme des retraites.", "fr"),
+        ("El presidente anunció este martes un nuevo plan para reducir el desempleo juvenil.", "es"),
+        ("Правительство объявило о новых мерах поддержки малого бизнеса.", "ru"),
+    ],
+)
+def test_language_of_paragraphs(detector: LanguageDetector, text: str, code: str) -> None:
+    found = detector.detect(text)
+    assert found.code == code and found.confidence > 0.8
+
+
+def test_short_text_gets_an_honest_low_confidence(detector: LanguageDetector) -> None:
+    found = detector.detect("Ok")
+    assert found.confidence < 0.5 and found.code == "und"
+    assert detector.detect("12345 !!!").code == "und"
+
+
+def test_nothing_left_is_an_empty_article(detector: LanguageDetector) -> None:
+    with pytest.raises(EmptyArticle):
+        clean(IngestedArticle(id="e", text="Advertisement\n\nShare this article", content_hash="h"), detector, CleanupSettings())

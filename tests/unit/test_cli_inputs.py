@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from newsflow_cli.inputs import UnreadablePath, read_inputs
+
+SAMPLES = Path(__file__).parents[2] / "samples"
+
+
+def test_txt_first_line_is_the_title() -> None:
+    [item] = read_inputs([str(SAMPLES / "seed-article.txt")])
+    article = json.loads(item.value)
+    assert article["title"] == "Estimated One Thousand Failaq al-Rahman Militants Leave Syrian Douma"
+    assert article["text"].rstrip().endswith("Latest News")
+
+
+def test_folders_are_walked_and_jsonl_lines_kept_verbatim() -> None:
+    items = list(read_inputs([str(SAMPLES)]))
+    labels = [i.label for i in items]
+    assert any(label.endswith("articles.jsonl:5") for label in labels)
+    broken = next(i for i in items if i.label.endswith("articles.jsonl:5"))
+    assert broken.value.startswith(b'{"id": "demo-broken-json"')
+    assert len({i.trace_id for i in items}) == len(items)
+
+
+def test_unreadable_encodings_are_sent_as_they_are(tmp_path: Path) -> None:
+    (tmp_path / "latin.txt").write_bytes("Titel\nGrüße".encode("latin-1"))
+    (tmp_path / "utf16.txt").write_bytes("Title\nBody".encode("utf-16"))
+    latin, utf16 = sorted(read_inputs([str(tmp_path)]), key=lambda i: i.label)
+    assert latin.value == "Titel\nGrüße".encode("latin-1")
+    assert json.loads(utf16.value) == {"title": "Title", "text": "Body", "metadata": {"file": "utf16.txt"}}
+
+
+def test_json_arrays_become_one_input_each(tmp_path: Path) -> None:
+    (tmp_path / "many.json").write_text('[{"text": "a"}, {"text": "b"}]')
+    assert [json.loads(i.value)["text"] for i in read_inputs([str(tmp_path / "many.json")])] == ["a", "b"]
+
+
+def test_unknown_paths_and_types_are_reported(tmp_path: Path) -> None:
+    with pytest.raises(UnreadablePath, match="no such file"):
+        list(read_inputs([str(tmp_path / "missing.txt")]))
+    (tmp_path / "doc.pdf").write_bytes(b"%PDF")
+    with pytest.raises(UnreadablePath, match="not '.pdf'"):
+        list(read_inputs([str(tmp_path / "doc.pdf")]))

@@ -1,0 +1,132 @@
+"""Each service's handler through FastStream's in-memory broker: records in, topics out, nothing to Kafka."""
+
+from __future__ import annotations
+
+import json
+
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from newsflow_cleanup.app import create_app as create_cleanup
+from newsflow_cleanup.settings import CleanupSettings
+from newsflow_ingest.app import create_app as create_ingest
+from newsflow_ingest.settings import IngestSettings
+from newsflow_shared import (
+    TRACE_HEADER,
+    CleanArticle,
+    DeadLetter,
+    EnrichedArticle,
+    IngestedArticle,
+    SkippedArticle,
+    StoredArticle,
+    TopicScore,
+)
+from newsflow_storage.repository import Query
+
+
+Sent = list[tuple[str, bytes, dict[str, str]]]
+
+
+def capture(broker: KafkaBroker, *topics: str) -> Sent:
+    """Subscribe to ``topics`` in memory: what the services publish there lands in the returned list."""
+    sent: Sent = []
+    for topic in topics:
+
+        @broker.subscriber(topic, group_id="test-capture")
+        async def record(message: KafkaMessage) -> None:
+            sent.append((message.raw_message.topic, message.body, message.headers))
+
+    return sent
+
+
+async def test_ingest_passes_valid_articles_and_dead_letters_the_rest(tmp_path) -> None:  # noqa: ANN001
+    settings = IngestSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    app = create_ingest(settings)
+    broker = app.broker
+    spy = capture(broker, settings.topic_ingested, settings.topic_skipped, settings.topic_dlq)
+    async with TestKafkaBroker(broker), app.lifespan_context():
+        await broker.publish(b'{"id": "a1", "title": "T", "text": "Body"}', settings.topic_raw, headers={TRACE_HEADER: "t1"})
+        await broker.publish(b"not json at all", settings.topic_raw, headers={TRACE_HEADER: "t2"})
+        await broker.publish(b'{"id": "a1", "title": "T", "text": "Body"}', settings.topic_raw, headers={TRACE_HEADER: "t3"})
+
+    topics = [topic for topic, _, _ in spy]
+    assert topics == [settings.topic_ingested, settings.topic_dlq, settings.topic_skipped]
+    ingested = IngestedArticle.model_validate_json(spy[0][1])
+    assert ingested.id == "a1" and ingested.text == "Body"
+    assert spy[0][2][TRACE_HEADER] == "t1"
+    letter = DeadLetter.model_validate_json(spy[1][1])
+    assert letter.stage == "ingest" and "not valid JSON" in letter.reason and letter.original == b"not json at all"
+    assert letter.headers[TRACE_HEADER] == "t2"
+    assert SkippedArticle.model_validate_json(spy[2][1]).id == "a1"
+
+
+async def test_cleanup_turns_ingested_into_clean_and_rejects_empty() -> None:
+    settings = CleanupSettings()
+    app = create_cleanup(settings)
+    spy = capture(app.broker, settings.topic_clean, settings.topic_dlq)
+    good = IngestedArticle(id="c1", title="Title", text="First paragraph here.\n\nLatest News", content_hash="h")
+    empty = IngestedArticle(id="c2", html="<html><body><nav>Home</nav></body></html>", content_hash="h")
+    async with TestKafkaBroker(app.broker):
+        await app.broker.publish(good.model_dump_json().encode(), settings.topic_ingested)
+        await app.broker.publish(empty.model_dump_json().encode(), settings.topic_ingested)
+
+    clean = CleanArticle.model_validate_json(spy[0][1])
+    assert spy[0][0] == settings.topic_clean
+    assert clean.text == "First paragraph here." and clean.removed[0].what == "Latest News"
+    letter = json.loads(spy[1][1])
+    assert spy[1][0] == settings.topic_dlq and letter["error"] == "EmptyArticle" and letter["article_id"] is None
+
+
+async def test_classify_tags_a_batch_and_isolates_a_bad_record() -> None:
+    from newsflow_classify.app import create_app as create_classify
+    from newsflow_classify.settings import ClassifySettings
+
+    settings = ClassifySettings()
+    app = create_classify(settings)
+    spy = capture(app.broker, settings.topic_enriched, settings.topic_dlq)
+    article = CleanArticle(
+        id="k1",
+        title="Striker scores twice as champions win the cup final",
+        text="The striker scored twice in the second half as the champions won the cup final 3-1 in front of 80,000 fans.",
+        language="en",
+        language_confidence=0.99,
+        content_hash="h",
+    )
+    async with TestKafkaBroker(app.broker), app.lifespan_context():
+        await app.broker.publish(article.model_dump_json().encode(), settings.topic_clean, key=b"k1")
+        await app.broker.publish(b'{"id": "k2", "text": 5}', settings.topic_clean)
+
+    enriched = EnrichedArticle.model_validate_json(spy[0][1])
+    assert spy[0][0] == settings.topic_enriched
+    assert enriched.topics[0].code == "medtop:15000000"  # sport
+    assert enriched.lineage[-1].stage == "classify" and "IPTC" in enriched.lineage[-1].details["taxonomy"]
+    assert spy[1][0] == settings.topic_dlq and "CleanArticle contract" in json.loads(spy[1][1])["reason"]
+
+
+async def test_storage_writes_once_and_announces(tmp_path) -> None:  # noqa: ANN001
+    from newsflow_storage.app import create_app as create_storage
+    from newsflow_storage.settings import StorageSettings
+
+    settings = StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    app = create_storage(settings)
+    broker = app.state.broker
+    spy = capture(broker, settings.topic_stored, settings.topic_dlq)
+    article = EnrichedArticle(
+        id="s1",
+        title="T",
+        text="Body",
+        language="en",
+        language_confidence=1.0,
+        content_hash="h",
+        topics=[TopicScore(code="medtop:20000056", label="armed conflict", score=0.5, level=2)],
+    )
+    async with TestKafkaBroker(broker), app.router.lifespan_context(app):
+        for _ in range(2):  # a redelivery
+            await broker.publish(article.model_dump_json().encode(), settings.topic_enriched, key=b"s1")
+        stored = await app.state.repository.get("s1")
+        by_parent = await app.state.repository.search(Query(topic="medtop:16000000"))
+
+    assert [t for t, _, _ in spy] == [settings.topic_stored, settings.topic_stored]
+    assert [StoredArticle.model_validate_json(body).revision for _, body, _ in spy] == [1, 1]
+    assert stored is not None and stored.text == "Body"
+    assert [a.id for a in by_parent.items] == ["s1"]  # rolled up from the narrower topic

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from newsflow_ingest.logic import article_id, content_hash, ingest, normalise_url
+from newsflow_shared import RawArticle
+
+
+def test_id_is_the_given_one_else_url_hash_else_text_hash() -> None:
+    assert article_id(RawArticle(id="given", text="x", url="https://a.example/x")) == "given"
+    by_url = article_id(RawArticle(text="x", url="https://A.example/story/"))
+    assert by_url.startswith("url-")
+    assert by_url == article_id(RawArticle(text="other text", url="https://a.example/story#comments"))
+    by_text = article_id(RawArticle(title="T", text="Body"))
+    assert by_text.startswith("text-") and by_text == article_id(RawArticle(title="T", text="Body"))
+    assert by_text != article_id(RawArticle(title="T", text="Body 2"))
+
+
+def test_url_normalisation_keeps_query_but_drops_fragment() -> None:
+    assert normalise_url("HTTPS://News.Example.com/a/b/?id=3#top") == "https://news.example.com/a/b?id=3"
+
+
+def test_content_hash_changes_with_content_only() -> None:
+    a = RawArticle(id="1", title="T", text="Body", metadata={"x": 1})
+    assert content_hash(a) == content_hash(RawArticle(id="1", title="T", text="Body"))
+    assert content_hash(a) != content_hash(RawArticle(id="1", title="T", text="Body!"))
+
+
+def test_naive_dates_are_taken_as_utc() -> None:
+    article = ingest(RawArticle(text="x", published_at=datetime(2026, 1, 2, 3, 4)), max_bytes=1000)
+    assert article.published_at == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    assert article.lineage[0].stage == "ingest"

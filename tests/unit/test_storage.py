@@ -1,0 +1,98 @@
+"""The repository and the query API on SQLite (the PostgreSQL run is in tests/integration)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from faststream.kafka import TestKafkaBroker
+
+from newsflow_shared import EnrichedArticle, Lineage, TopicScore
+from newsflow_shared.db import make_engine, upgrade
+from newsflow_storage.app import create_app
+from newsflow_storage.repository import ArticleRepository, Query
+from newsflow_storage.settings import StorageSettings
+
+
+def article(article_id: str, *, text: str = "Rebels left Douma by bus.", model: str = "m1", **fields: object) -> EnrichedArticle:
+    values: dict[str, object] = {
+        "id": article_id,
+        "title": f"Story {article_id}",
+        "text": text,
+        "language": "en",
+        "language_confidence": 0.99,
+        "content_hash": "hash-" + article_id,
+        "source": "Wire",
+        "published_at": datetime(2026, 3, 1, 12, tzinfo=UTC),
+        "topics": [TopicScore(code="medtop:16000000", label="conflict, war and peace", score=0.8)],
+        "lineage": [Lineage(stage="classify", version="1", model=model)],
+    }
+    values.update(fields)
+    return EnrichedArticle.model_validate(values)
+
+
+@pytest.fixture
+async def repository(tmp_path) -> AsyncIterator[ArticleRepository]:  # noqa: ANN001
+    url = f"sqlite+aiosqlite:///{tmp_path}/store.db"
+    await upgrade(url)
+    engine = make_engine(url)
+    yield ArticleRepository(engine)
+    await engine.dispose()
+
+
+async def test_redelivery_never_duplicates_and_reprocessing_keeps_history(repository: ArticleRepository) -> None:
+    await repository.store([article("a")])
+    again = await repository.store([article("a"), article("a")])
+    assert [s.revision for s in again] == [1]
+    updated = await repository.store([article("a", model="m2")])
+    assert updated[0].revision == 2
+    assert (await repository.stats())["total"] == 1
+    history = await repository.revisions("a")
+    assert [r["revision"] for r in history] == [1, 2]
+    assert [r["enrichment"]["lineage"][-1]["model"] for r in history] == ["m1", "m2"]
+
+
+async def test_search_filters_and_paginates(repository: ArticleRepository) -> None:
+    await repository.store([article(f"n{i}") for i in range(5)])
+    await repository.store([article("sport", text="The striker scored twice.", topics=[], language="de", source="Sport")])
+    await repository.store([article("dup", duplicate_of="n1")])
+
+    assert {a.id for a in (await repository.search(Query(q="Douma", limit=50))).items} == {*(f"n{i}" for i in range(5)), "dup"}
+    assert [a.id for a in (await repository.search(Query(language="de"))).items] == ["sport"]
+    assert [a.id for a in (await repository.search(Query(source="Sport"))).items] == ["sport"]
+    assert [a.id for a in (await repository.search(Query(duplicates="only"))).items] == ["dup"]
+    assert "dup" not in {a.id for a in (await repository.search(Query(duplicates="exclude", limit=50))).items}
+    assert (await repository.search(Query(q='"; DROP TABLE articles; --'))).items == []
+
+    seen, cursor = [], None
+    while True:
+        page = await repository.search(Query(topic="medtop:16000000", limit=2, cursor=cursor))
+        seen += [a.id for a in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted([*(f"n{i}" for i in range(5)), "dup"])
+
+
+async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> None:  # noqa: ANN001
+    settings = StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", storage_api_token="s3cret")
+    app = create_app(settings)
+    async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
+        await app.state.repository.store([article("api-1")])
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/articles/api-1")).status_code == 401
+            client.headers["Authorization"] = "Bearer s3cret"
+            found = await client.get("/articles", params={"q": "Douma", "topic": "medtop:16000000"})
+            assert found.status_code == 200 and [a["id"] for a in found.json()["items"]] == ["api-1"]
+            assert (await client.get("/articles/api-1")).json()["title"] == "Story api-1"
+            assert (await client.get("/articles/missing")).status_code == 404
+            assert (await client.get("/articles", params={"limit": 100000})).status_code == 422
+            assert (await client.get("/articles", params={"from": "2026-03-01", "to": "2026-03-01"})).json()["items"]
+            assert not (await client.get("/articles", params={"from": "2026-03-02"})).json()["items"]
+            stats = (await client.get("/stats")).json()
+            assert stats["total"] == 1 and stats["by_topic"] == {"medtop:16000000": 1} and stats["by_language"] == {"en": 1}
+            assert (await client.get("/health")).json() == {"status": "ok"}
+            assert "/articles" in (await client.get("/openapi.json")).json()["paths"]
