@@ -24,7 +24,10 @@ def detector() -> LanguageDetector:
 
 
 def test_mojibake_and_entities_are_fixed() -> None:
-    assert fix_encoding("The minister\u00e2\u20ac\u2122s plan &amp; the caf\u00c3\u00a9") == "The minister\u2019s plan & the café"
+    assert (
+        fix_encoding("The minister\u00e2\u20ac\u2122s plan &amp; the caf\u00c3\u00a9")
+        == "The minister\u2019s plan & the café"
+    )
 
 
 def test_invisible_characters_go() -> None:
@@ -45,13 +48,18 @@ def test_spacing_damage_is_mended(damaged: str, mended: str) -> None:
 
 
 def test_quotes_are_made_consistent() -> None:
-    mixed = "\u201cfull victory\u201d and \"deal\" and \u2018it\u2019s\u2019"
-    assert normalise_quotes(mixed, "ascii") == "\"full victory\" and \"deal\" and 'it's'"
-    assert normalise_quotes('He said "yes" and it\'s done', "typographic") == "He said \u201cyes\u201d and it\u2019s done"
+    mixed = '\u201cfull victory\u201d and "deal" and \u2018it\u2019s\u2019'
+    assert normalise_quotes(mixed, "ascii") == '"full victory" and "deal" and \'it\'s\''
+    assert (
+        normalise_quotes('He said "yes" and it\'s done', "typographic") == "He said \u201cyes\u201d and it\u2019s done"
+    )
 
 
 def test_paragraphs_survive_and_wrapped_lines_join() -> None:
-    assert repair("First line\nwrapped here.\n\n\nSecond   paragraph.") == ["First line wrapped here.", "Second paragraph."]
+    assert repair("First line\nwrapped here.\n\n\nSecond   paragraph.") == [
+        "First line wrapped here.",
+        "Second paragraph.",
+    ]
 
 
 def test_boilerplate_lines_are_removed_with_a_reason() -> None:
@@ -109,4 +117,8 @@ def test_short_text_gets_an_honest_low_confidence(detector: LanguageDetector) ->
 
 def test_nothing_left_is_an_empty_article(detector: LanguageDetector) -> None:
     with pytest.raises(EmptyArticle):
-        clean(IngestedArticle(id="e", text="Advertisement\n\nShare this article", content_hash="h"), detector, CleanupSettings())
+        clean(
+            IngestedArticle(id="e", text="Advertisement\n\nShare this article", content_hash="h"),
+            detector,
+            CleanupSettings(),
+        )

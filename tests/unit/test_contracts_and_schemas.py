@@ -18,7 +18,9 @@ def test_exported_schemas_are_current(tmp_path: Path) -> None:
     for path in written:
         committed = ROOT / "schemas" / path.name
         assert committed.exists(), f"run `make schemas`: {committed} is missing"
-        assert json.loads(committed.read_text()) == json.loads(path.read_text()), f"run `make schemas`: {path.name} changed"
+        assert json.loads(committed.read_text()) == json.loads(path.read_text()), (
+            f"run `make schemas`: {path.name} changed"
+        )
 
 
 def test_dead_letters_keep_the_original_bytes_through_json() -> None:

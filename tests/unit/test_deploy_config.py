@@ -14,7 +14,12 @@ from newsflow_shared import ServiceSettings
 from newsflow_storage.settings import StorageSettings
 
 ROOT = Path(__file__).parents[2]
-SETTINGS = {"ingest": IngestSettings, "cleanup": CleanupSettings, "classify": ClassifySettings, "storage": StorageSettings}
+SETTINGS = {
+    "ingest": IngestSettings,
+    "cleanup": CleanupSettings,
+    "classify": ClassifySettings,
+    "storage": StorageSettings,
+}
 
 
 def env_names(settings: type[ServiceSettings]) -> set[str]:
@@ -41,7 +46,9 @@ def test_compose_topics_are_the_defaults() -> None:
         if field.startswith("topic_") and field.upper() in env and field not in {"topic_partitions"}:
             assert env[field.upper()] == getattr(defaults, field)
     assert {k for k in env if k.startswith("TOPIC_") and k not in {"TOPIC_PARTITIONS"}} == {
-        f.upper() for f in ServiceSettings.model_fields if f.startswith("topic_") and f not in {"topic_partitions", "topic_replication_factor"}
+        f.upper()
+        for f in ServiceSettings.model_fields
+        if f.startswith("topic_") and f not in {"topic_partitions", "topic_replication_factor"}
     }
 
 

@@ -45,9 +45,13 @@ async def test_ingest_passes_valid_articles_and_dead_letters_the_rest(tmp_path) 
     broker = app.broker
     spy = capture(broker, settings.topic_ingested, settings.topic_skipped, settings.topic_dlq)
     async with TestKafkaBroker(broker), app.lifespan_context():
-        await broker.publish(b'{"id": "a1", "title": "T", "text": "Body"}', settings.topic_raw, headers={TRACE_HEADER: "t1"})
+        await broker.publish(
+            b'{"id": "a1", "title": "T", "text": "Body"}', settings.topic_raw, headers={TRACE_HEADER: "t1"}
+        )
         await broker.publish(b"not json at all", settings.topic_raw, headers={TRACE_HEADER: "t2"})
-        await broker.publish(b'{"id": "a1", "title": "T", "text": "Body"}', settings.topic_raw, headers={TRACE_HEADER: "t3"})
+        await broker.publish(
+            b'{"id": "a1", "title": "T", "text": "Body"}', settings.topic_raw, headers={TRACE_HEADER: "t3"}
+        )
 
     topics = [topic for topic, _, _ in spy]
     assert topics == [settings.topic_ingested, settings.topic_dlq, settings.topic_skipped]

@@ -16,7 +16,9 @@ from newsflow_storage.repository import ArticleRepository, Query
 from newsflow_storage.settings import StorageSettings
 
 
-def article(article_id: str, *, text: str = "Rebels left Douma by bus.", model: str = "m1", **fields: object) -> EnrichedArticle:
+def article(
+    article_id: str, *, text: str = "Rebels left Douma by bus.", model: str = "m1", **fields: object
+) -> EnrichedArticle:
     values: dict[str, object] = {
         "id": article_id,
         "title": f"Story {article_id}",
@@ -56,10 +58,15 @@ async def test_redelivery_never_duplicates_and_reprocessing_keeps_history(reposi
 
 async def test_search_filters_and_paginates(repository: ArticleRepository) -> None:
     await repository.store([article(f"n{i}") for i in range(5)])
-    await repository.store([article("sport", text="The striker scored twice.", topics=[], language="de", source="Sport")])
+    await repository.store(
+        [article("sport", text="The striker scored twice.", topics=[], language="de", source="Sport")]
+    )
     await repository.store([article("dup", duplicate_of="n1")])
 
-    assert {a.id for a in (await repository.search(Query(q="Douma", limit=50))).items} == {*(f"n{i}" for i in range(5)), "dup"}
+    assert {a.id for a in (await repository.search(Query(q="Douma", limit=50))).items} == {
+        *(f"n{i}" for i in range(5)),
+        "dup",
+    }
     assert [a.id for a in (await repository.search(Query(language="de"))).items] == ["sport"]
     assert [a.id for a in (await repository.search(Query(source="Sport"))).items] == ["sport"]
     assert [a.id for a in (await repository.search(Query(duplicates="only"))).items] == ["dup"]
@@ -93,6 +100,10 @@ async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> No
             assert (await client.get("/articles", params={"from": "2026-03-01", "to": "2026-03-01"})).json()["items"]
             assert not (await client.get("/articles", params={"from": "2026-03-02"})).json()["items"]
             stats = (await client.get("/stats")).json()
-            assert stats["total"] == 1 and stats["by_topic"] == {"medtop:16000000": 1} and stats["by_language"] == {"en": 1}
+            assert (
+                stats["total"] == 1
+                and stats["by_topic"] == {"medtop:16000000": 1}
+                and stats["by_language"] == {"en": 1}
+            )
             assert (await client.get("/health")).json() == {"status": "ok"}
             assert "/articles" in (await client.get("/openapi.json")).json()["paths"]

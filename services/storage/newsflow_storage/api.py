@@ -1,6 +1,7 @@
-"""The query API: read stored articles over HTTP. OpenAPI at /docs and /openapi.json."""
+"""The query API: read stored articles over HTTP. OpenAPI at /docs and /openapi.json.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI reads the annotations, some built from settings.
+"""
 
 import secrets
 from datetime import date, datetime, timedelta
@@ -70,10 +71,10 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         language: Annotated[str | None, Param(max_length=16)] = None,
         source: Annotated[str | None, Param(max_length=500)] = None,
         published_from: Annotated[
-            datetime | date | None, Param(alias="from", description="Published at or after.")
+            str | None, Param(alias="from", description="Published at or after: a date or an ISO 8601 time.")
         ] = None,
         published_to: Annotated[
-            datetime | date | None, Param(alias="to", description="Published before (a date: through that day).")
+            str | None, Param(alias="to", description="Published before that time; a date includes the whole day.")
         ] = None,
         duplicates: Annotated[Duplicates, Param(description="Near-duplicates: include, exclude or only.")] = "include",
         limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = 50,
@@ -87,8 +88,8 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
                     topic=topic,
                     language=language,
                     source=source,
-                    published_from=_start(published_from),
-                    published_to=_end(published_to),
+                    published_from=_bound(published_from, end=False),
+                    published_to=_bound(published_to, end=True),
                     duplicates=duplicates,
                     limit=limit,
                     cursor=cursor,
@@ -121,13 +122,14 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         return {"status": "ok"}
 
 
-def _start(value: datetime | date | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return utc(value)
-    return day_start(value)
-
-
-def _end(value: datetime | date | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return utc(value)
-    return day_start(value) + timedelta(days=1)
+def _bound(value: str | None, *, end: bool) -> datetime | None:
+    """A date means its whole day (UTC); a time without an offset is UTC."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = day_start(date.fromisoformat(value))
+            return day + timedelta(days=1) if end else day
+        return utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise HTTPException(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
