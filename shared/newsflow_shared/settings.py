@@ -38,7 +38,10 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
     kafka_bootstrap_servers: str = Field(default="localhost:9092", description="host:port[,host:port...]")
-    kafka_group_id: str | None = Field(default=None, description="Consumer group; default newsflow-<service>.")
+    kafka_group_prefix: str = Field(
+        default="newsflow",
+        description="Consumer groups are <prefix>-<service>: one group per service, replicas share it.",
+    )
     kafka_max_message_bytes: int = Field(
         default=32 * 1024 * 1024,
         description="Largest message producers send and topics accept; big enough to dead-letter huge input whole.",
@@ -78,4 +81,4 @@ class ServiceSettings(BaseSettings):
         )
 
     def group_id(self, service: str) -> str:
-        return self.kafka_group_id or f"newsflow-{service}"
+        return f"{self.kafka_group_prefix}-{service}"

@@ -60,10 +60,14 @@ BatchHandler = Callable[[list[Delivery]], Awaitable[list[Output]]]
 class Stage:
     """Wires a batch handler to a topic with at-least-once delivery and a dead-letter topic."""
 
-    def __init__(self, broker: KafkaBroker, settings: ServiceSettings, *, name: str) -> None:
+    def __init__(
+        self, broker: KafkaBroker, settings: ServiceSettings, *, name: str, keyed_by_article: bool = True
+    ) -> None:
         self.broker = broker
         self.settings = settings
         self.name = name
+        # After ingest the Kafka key is the article id: a dead letter can name its article even when unreadable.
+        self.keyed_by_article = keyed_by_article
         self._failures_in_a_row = 0
 
     def consume(
@@ -151,6 +155,8 @@ class Stage:
         self, delivery: Delivery, error: BaseException, *, attempts: int = 1, article_id: str | None = None
     ) -> DeadLetter:
         """The dead letter for ``delivery``; keeps the original bytes up to what the DLQ topic accepts."""
+        if article_id is None and self.keyed_by_article and delivery.key:
+            article_id = delivery.key.decode("utf-8", "replace")
         return dead_letter(
             delivery,
             stage=self.name,

@@ -72,13 +72,13 @@ async def test_cleanup_turns_ingested_into_clean_and_rejects_empty() -> None:
     empty = IngestedArticle(id="c2", html="<html><body><nav>Home</nav></body></html>", content_hash="h")
     async with TestKafkaBroker(app.broker):
         await app.broker.publish(good.model_dump_json().encode(), settings.topic_ingested)
-        await app.broker.publish(empty.model_dump_json().encode(), settings.topic_ingested)
+        await app.broker.publish(empty.model_dump_json().encode(), settings.topic_ingested, key=b"c2")
 
     clean = CleanArticle.model_validate_json(spy[0][1])
     assert spy[0][0] == settings.topic_clean
     assert clean.text == "First paragraph here." and clean.removed[0].what == "Latest News"
     letter = json.loads(spy[1][1])
-    assert spy[1][0] == settings.topic_dlq and letter["error"] == "EmptyArticle" and letter["article_id"] is None
+    assert spy[1][0] == settings.topic_dlq and letter["error"] == "EmptyArticle" and letter["article_id"] == "c2"
 
 
 async def test_classify_tags_a_batch_and_isolates_a_bad_record() -> None:

@@ -78,7 +78,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     settings = settings or IngestSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     broker = make_broker(settings, SERVICE)
-    stage = Stage(broker, settings, name=SERVICE)
+    stage = Stage(broker, settings, name=SERVICE, keyed_by_article=False)
     service = Ingest(settings, stage, seen=None)
 
     stage.consume(settings.topic_raw, service.handle, on_published=service.remember)

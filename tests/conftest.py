@@ -1,0 +1,47 @@
+"""Fixtures shared by the suites: a real Kafka broker and PostgreSQL, started when the environment has none."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsflow_cli.local_kafka import KafkaUnavailable, LocalKafka
+
+ROOT = Path(__file__).parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else a broker of our own for the session."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    try:
+        kafka = LocalKafka(tmp_path_factory.mktemp("kafka")).start()
+    except KafkaUnavailable as error:
+        pytest.fail(f"integration tests need Kafka: {error}")
+    try:
+        yield kafka.bootstrap_servers
+    finally:
+        kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """DATABASE_URL_POSTGRES when set, else PostgreSQL from Debian's packages via deploy/local/postgres.sh."""
+    if os.environ.get("DATABASE_URL_POSTGRES"):
+        yield os.environ["DATABASE_URL_POSTGRES"]
+        return
+    script = ROOT / "deploy/local/postgres.sh"
+    if not shutil.which("runuser") and os.geteuid() == 0:
+        pytest.fail("PostgreSQL tests need runuser to start the server as the postgres user")
+    result = subprocess.run([str(script), "start"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"PostgreSQL could not be started: {result.stderr.strip()}")
+    yield result.stdout.strip()

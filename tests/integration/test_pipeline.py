@@ -1,0 +1,164 @@
+"""The whole pipeline on a real Apache Kafka broker: four services as processes, as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from newsflow_classify.examples import EXAMPLES
+from newsflow_cli.inputs import Input, read_inputs
+from newsflow_shared.db import make_engine
+from newsflow_shared.db.tables import articles
+
+from .harness import Pipeline, article, isolated_env
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+ROOT = Path(__file__).parents[2]
+SEED = ROOT / "samples" / "seed-article.txt"
+
+
+def valid_articles() -> list[Input]:
+    """The seed, one article per IPTC top-level topic (built from our own example sentences), and languages."""
+    inputs = list(read_inputs([str(SEED)]))
+    for index, (code, sentences) in enumerate(EXAMPLES.items()):
+        inputs.append(
+            article(
+                id=f"topic-{code[-8:]}",
+                title=sentences[0].rstrip("."),
+                text="\n\n".join(sentences[1:5]),
+                source="Integration Wire",
+                published_at=f"2026-05-{index + 1:02d}T10:00:00Z",
+            )
+        )
+    inputs.append(article(id="html-page", html=(ROOT / "samples/storm-warning.html").read_text()))
+    inputs.append(
+        article(
+            id="greek",
+            text="Η κυβέρνηση ανακοίνωσε σήμερα νέα μέτρα για τη στήριξη των νοικοκυριών απέναντι στην ακρίβεια.",
+        )
+    )
+    return inputs
+
+
+def broken_inputs() -> list[tuple[Input, str, str]]:
+    """(input, stage that rejects it, words in the reason)."""
+    huge = json.dumps({"id": "huge", "text": "word " * (4 * 1024 * 1024)}).encode()  # 20 MiB
+    cases = [
+        (b"this is not JSON", "ingest", "not valid JSON"),
+        (b'{"id": "typed", "text": 3.14}', "ingest", "valid string"),
+        (b'{"id": "empty", "text": ""}', "ingest", "no body"),
+        (huge, "ingest", "INGEST_MAX_BYTES"),
+        (bytes(range(256)) * 4, "ingest", "not UTF-8"),
+        ("Überschrift\nÄrger".encode("latin-1"), "ingest", "not UTF-8"),
+        (b'[{"text": "in a list"}]', "ingest", "a list, not an object"),
+        (b'{"id": "no-body", "title": "t"}', "ingest", "no body"),
+        (
+            json.dumps({"id": "chrome-only", "html": "<nav>Home</nav><p>Advertisement</p>"}).encode(),
+            "cleanup",
+            "no article text",
+        ),
+    ]
+    return [(Input(label=f"broken-{i}", value=value), stage, words) for i, (value, stage, words) in enumerate(cases)]
+
+
+@pytest.fixture
+async def pipeline(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    running = Pipeline(isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/newsflow.db"))
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def stored_ids(database_url: str) -> list[str]:
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return [row.id for row in await connection.execute(select(articles.c.id))]
+    finally:
+        await engine.dispose()
+
+
+async def test_valid_articles_are_stored_once_and_broken_ones_dead_lettered(pipeline: Pipeline) -> None:
+    valid = valid_articles()
+    broken = broken_inputs()
+    assert len(valid) + len(broken) > 21
+    results = await pipeline.run(valid + [b for b, _, _ in broken])
+
+    for item in valid:
+        kind, record = results[item.trace_id]
+        assert kind == "stored", (item.label, record)
+        assert record["language"] and record["text"].strip() and record["topics"], item.label
+        assert (
+            record["topics"] == sorted(record["topics"], key=lambda t: -t["score"]) or record["topics"][0]["level"] == 1
+        )
+        assert "\n\n\n" not in record["text"]
+    for item, stage, words in broken:
+        kind, record = results[item.trace_id]
+        assert kind == "dead-letter", (item.label, record)
+        assert record["stage"] == stage and words in record["reason"], record["reason"]
+        assert record["attempts"] >= 1
+        if stage == "ingest":  # later stages keep the message as it reached them
+            assert record["original_size"] == len(item.value)
+        else:
+            assert record["article_id"] == "chrome-only"
+
+    seed = results[valid[0].trace_id][1]
+    assert seed["language"] == "en" and seed["language_confidence"] > 0.9
+    assert seed["title"].startswith("Estimated One Thousand Failaq al-Rahman")
+    assert "Latest News" not in seed["text"]
+    assert seed["topics"][0]["code"] == "medtop:16000000"
+    assert results[valid[-1].trace_id][1]["language"] == "el"
+
+    ids = await stored_ids(pipeline.env["DATABASE_URL"])
+    assert sorted(ids) == sorted({results[i.trace_id][1]["id"] for i in valid})
+
+    # The same article again: skipped by ingest, still one row.
+    again = list(read_inputs([str(SEED)]))
+    [(kind, record)] = (await pipeline.run(again)).values()
+    assert kind == "skipped" and record["id"] == seed["id"]
+    assert sorted(await stored_ids(pipeline.env["DATABASE_URL"])) == sorted(ids)
+
+
+async def test_process_command_prints_one_json_object_per_input(kafka_bootstrap: str, tmp_path: Path) -> None:
+    lines = [
+        json.dumps(
+            {"id": "p-1", "title": "Storm warning", "text": "Forecasters warned of gales and heavy rain tonight."}
+        ),
+        "{broken",
+        json.dumps(
+            {
+                "id": "p-2",
+                "html": "<html><body><article><p>The striker scored twice as the home side won the league title on Sunday.</p></article></body></html>",
+            }
+        ),
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        **isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/p.db"),
+        "STORAGE_API_PORT": "0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "newsflow_cli", "process", "--json", str(source)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["status"] for r in records] == ["stored", "dead-letter", "stored"]
+    assert [r.get("id") for r in records[::2]] == ["p-1", "p-2"]
+    assert records[2]["topics"][0]["code"] == "medtop:15000000"
+    assert "not valid JSON" in records[1]["reason"]
