@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from newsflow_classify.examples import EXAMPLES
 from newsflow_cli.inputs import Input, read_inputs
@@ -112,7 +113,8 @@ async def test_valid_articles_are_stored_once_and_broken_ones_dead_lettered(pipe
             assert record["article_id"] == "chrome-only"
 
     seed = results[valid[0].trace_id][1]
-    assert seed["language"] == "en" and seed["language_confidence"] > 0.9
+    assert seed["language"] == "en"
+    assert seed["language_confidence"] > 0.9
     assert seed["title"].startswith("Estimated One Thousand Failaq al-Rahman")
     assert "Latest News" not in seed["text"]
     assert seed["topics"][0]["code"] == "medtop:16000000"
@@ -124,7 +126,8 @@ async def test_valid_articles_are_stored_once_and_broken_ones_dead_lettered(pipe
     # The same article again: skipped by ingest, still one row.
     again = list(read_inputs([str(SEED)]))
     [(kind, record)] = (await pipeline.run(again)).values()
-    assert kind == "skipped" and record["id"] == seed["id"]
+    assert kind == "skipped"
+    assert record["id"] == seed["id"]
     assert sorted(await stored_ids(pipeline.env["DATABASE_URL"])) == sorted(ids)
 
 
@@ -148,7 +151,8 @@ async def test_process_command_prints_one_json_object_per_input(kafka_bootstrap:
         **isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/p.db"),
         "STORAGE_API_PORT": "0",
     }
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "newsflow_cli", "process", "--json", str(source)],
         env=env,
         capture_output=True,

@@ -53,4 +53,5 @@ def test_unknown_fields_are_kept_in_metadata() -> None:
 
 def test_other_languages_html_and_odd_characters_are_accepted() -> None:
     raw = decode('{"html": "<p>Привет, мир! 你好 🌍</p>", "language": "ru"}'.encode())
-    assert raw.html is not None and "你好" in raw.html
+    assert raw.html is not None
+    assert "你好" in raw.html

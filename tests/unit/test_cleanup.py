@@ -90,9 +90,12 @@ def test_the_seed_article_comes_out_clean(detector: LanguageDetector) -> None:
     assert article.title == "Estimated One Thousand Failaq al-Rahman Militants Leave Syrian Douma"
     assert not article.text.endswith("Latest News")
     assert "United Kingdom-based" in article.text
-    assert "\u201c" not in article.text and "\u201d" not in article.text
-    assert article.language == "en" and article.language_confidence > 0.9
-    assert "\n\n" in article.text and "\n\n\n" not in article.text
+    assert "\u201c" not in article.text
+    assert "\u201d" not in article.text
+    assert article.language == "en"
+    assert article.language_confidence > 0.9
+    assert "\n\n" in article.text
+    assert "\n\n\n" not in article.text
 
 
 @pytest.mark.parametrize(
@@ -106,12 +109,14 @@ def test_the_seed_article_comes_out_clean(detector: LanguageDetector) -> None:
 )
 def test_language_of_paragraphs(detector: LanguageDetector, text: str, code: str) -> None:
     found = detector.detect(text)
-    assert found.code == code and found.confidence > 0.8
+    assert found.code == code
+    assert found.confidence > 0.8
 
 
 def test_short_text_gets_an_honest_low_confidence(detector: LanguageDetector) -> None:
     found = detector.detect("Ok")
-    assert found.confidence < 0.5 and found.code == "und"
+    assert found.confidence < 0.5
+    assert found.code == "und"
     assert detector.detect("12345 !!!").code == "und"
 
 

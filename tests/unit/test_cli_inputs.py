@@ -43,5 +43,5 @@ def test_unknown_paths_and_types_are_reported(tmp_path: Path) -> None:
     with pytest.raises(UnreadablePath, match="no such file"):
         list(read_inputs([str(tmp_path / "missing.txt")]))
     (tmp_path / "doc.pdf").write_bytes(b"%PDF")
-    with pytest.raises(UnreadablePath, match="not '.pdf'"):
+    with pytest.raises(UnreadablePath, match=r"not '\.pdf'"):
         list(read_inputs([str(tmp_path / "doc.pdf")]))

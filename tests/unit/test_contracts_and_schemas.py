@@ -31,5 +31,9 @@ def test_dead_letters_keep_the_original_bytes_through_json() -> None:
     delivery = Delivery(value=original, key=b"k", topic="articles.raw", partition=3, offset=42, headers={"a": "b"})
     letter = stage.reject(delivery, MalformedMessage("not UTF-8"))
     back = DeadLetter.model_validate_json(letter.model_dump_json())
-    assert back.original == original and back.source_partition == 3 and back.source_offset == 42
-    assert back.reason == "not UTF-8" and back.error == "MalformedMessage" and back.attempts == 1
+    assert back.original == original
+    assert back.source_partition == 3
+    assert back.source_offset == 42
+    assert back.reason == "not UTF-8"
+    assert back.error == "MalformedMessage"
+    assert back.attempts == 1

@@ -23,7 +23,6 @@ from newsflow_shared import (
 )
 from newsflow_storage.repository import Query
 
-
 Sent = list[tuple[str, bytes, dict[str, str]]]
 
 
@@ -39,7 +38,7 @@ def capture(broker: KafkaBroker, *topics: str) -> Sent:
     return sent
 
 
-async def test_ingest_passes_valid_articles_and_dead_letters_the_rest(tmp_path) -> None:  # noqa: ANN001
+async def test_ingest_passes_valid_articles_and_dead_letters_the_rest(tmp_path) -> None:
     settings = IngestSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
     app = create_ingest(settings)
     broker = app.broker
@@ -56,10 +55,13 @@ async def test_ingest_passes_valid_articles_and_dead_letters_the_rest(tmp_path) 
     topics = [topic for topic, _, _ in spy]
     assert topics == [settings.topic_ingested, settings.topic_dlq, settings.topic_skipped]
     ingested = IngestedArticle.model_validate_json(spy[0][1])
-    assert ingested.id == "a1" and ingested.text == "Body"
+    assert ingested.id == "a1"
+    assert ingested.text == "Body"
     assert spy[0][2][TRACE_HEADER] == "t1"
     letter = DeadLetter.model_validate_json(spy[1][1])
-    assert letter.stage == "ingest" and "not valid JSON" in letter.reason and letter.original == b"not json at all"
+    assert letter.stage == "ingest"
+    assert "not valid JSON" in letter.reason
+    assert letter.original == b"not json at all"
     assert letter.headers[TRACE_HEADER] == "t2"
     assert SkippedArticle.model_validate_json(spy[2][1]).id == "a1"
 
@@ -76,9 +78,12 @@ async def test_cleanup_turns_ingested_into_clean_and_rejects_empty() -> None:
 
     clean = CleanArticle.model_validate_json(spy[0][1])
     assert spy[0][0] == settings.topic_clean
-    assert clean.text == "First paragraph here." and clean.removed[0].what == "Latest News"
+    assert clean.text == "First paragraph here."
+    assert clean.removed[0].what == "Latest News"
     letter = json.loads(spy[1][1])
-    assert spy[1][0] == settings.topic_dlq and letter["error"] == "EmptyArticle" and letter["article_id"] == "c2"
+    assert spy[1][0] == settings.topic_dlq
+    assert letter["error"] == "EmptyArticle"
+    assert letter["article_id"] == "c2"
 
 
 async def test_classify_tags_a_batch_and_isolates_a_bad_record() -> None:
@@ -103,11 +108,13 @@ async def test_classify_tags_a_batch_and_isolates_a_bad_record() -> None:
     enriched = EnrichedArticle.model_validate_json(spy[0][1])
     assert spy[0][0] == settings.topic_enriched
     assert enriched.topics[0].code == "medtop:15000000"  # sport
-    assert enriched.lineage[-1].stage == "classify" and "IPTC" in enriched.lineage[-1].details["taxonomy"]
-    assert spy[1][0] == settings.topic_dlq and "CleanArticle contract" in json.loads(spy[1][1])["reason"]
+    assert enriched.lineage[-1].stage == "classify"
+    assert "IPTC" in enriched.lineage[-1].details["taxonomy"]
+    assert spy[1][0] == settings.topic_dlq
+    assert "CleanArticle contract" in json.loads(spy[1][1])["reason"]
 
 
-async def test_storage_writes_once_and_announces(tmp_path) -> None:  # noqa: ANN001
+async def test_storage_writes_once_and_announces(tmp_path) -> None:
     from newsflow_storage.app import create_app as create_storage
     from newsflow_storage.settings import StorageSettings
 
@@ -132,5 +139,6 @@ async def test_storage_writes_once_and_announces(tmp_path) -> None:  # noqa: ANN
 
     assert [t for t, _, _ in spy] == [settings.topic_stored, settings.topic_stored]
     assert [StoredArticle.model_validate_json(body).revision for _, body, _ in spy] == [1, 1]
-    assert stored is not None and stored.text == "Body"
+    assert stored is not None
+    assert stored.text == "Body"
     assert [a.id for a in by_parent.items] == ["s1"]  # rolled up from the narrower topic

@@ -12,7 +12,8 @@ def test_id_is_the_given_one_else_url_hash_else_text_hash() -> None:
     assert by_url.startswith("url-")
     assert by_url == article_id(RawArticle(text="other text", url="https://a.example/story#comments"))
     by_text = article_id(RawArticle(title="T", text="Body"))
-    assert by_text.startswith("text-") and by_text == article_id(RawArticle(title="T", text="Body"))
+    assert by_text.startswith("text-")
+    assert by_text == article_id(RawArticle(title="T", text="Body"))
     assert by_text != article_id(RawArticle(title="T", text="Body 2"))
 
 

@@ -36,7 +36,7 @@ def article(
 
 
 @pytest.fixture
-async def repository(tmp_path) -> AsyncIterator[ArticleRepository]:  # noqa: ANN001
+async def repository(tmp_path) -> AsyncIterator[ArticleRepository]:
     url = f"sqlite+aiosqlite:///{tmp_path}/store.db"
     await upgrade(url)
     engine = make_engine(url)
@@ -83,7 +83,7 @@ async def test_search_filters_and_paginates(repository: ArticleRepository) -> No
     assert sorted(seen) == sorted([*(f"n{i}" for i in range(5)), "dup"])
 
 
-async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> None:  # noqa: ANN001
+async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> None:
     settings = StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", storage_api_token="s3cret")
     app = create_app(settings)
     async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
@@ -93,17 +93,16 @@ async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> No
             assert (await client.get("/articles/api-1")).status_code == 401
             client.headers["Authorization"] = "Bearer s3cret"
             found = await client.get("/articles", params={"q": "Douma", "topic": "medtop:16000000"})
-            assert found.status_code == 200 and [a["id"] for a in found.json()["items"]] == ["api-1"]
+            assert found.status_code == 200
+            assert [a["id"] for a in found.json()["items"]] == ["api-1"]
             assert (await client.get("/articles/api-1")).json()["title"] == "Story api-1"
             assert (await client.get("/articles/missing")).status_code == 404
             assert (await client.get("/articles", params={"limit": 100000})).status_code == 422
             assert (await client.get("/articles", params={"from": "2026-03-01", "to": "2026-03-01"})).json()["items"]
             assert not (await client.get("/articles", params={"from": "2026-03-02"})).json()["items"]
             stats = (await client.get("/stats")).json()
-            assert (
-                stats["total"] == 1
-                and stats["by_topic"] == {"medtop:16000000": 1}
-                and stats["by_language"] == {"en": 1}
-            )
+            assert stats["total"] == 1
+            assert stats["by_topic"] == {"medtop:16000000": 1}
+            assert stats["by_language"] == {"en": 1}
             assert (await client.get("/health")).json() == {"status": "ok"}
             assert "/articles" in (await client.get("/openapi.json")).json()["paths"]
