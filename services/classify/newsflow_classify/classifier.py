@@ -86,7 +86,7 @@ class PrototypeClassifier:
         best = self.top[ranked[0]]
         if probabilities[ranked[0]] >= policy.second_level_min:
             scores += self._second_level(vector, best, float(probabilities[ranked[0]]))
-        return scores
+        return sorted(scores, key=lambda topic: -topic.score)
 
     def _second_level(self, vector: np.ndarray, parent: MediaTopic, parent_score: float) -> list[TopicScore]:
         """The closest narrower topic under the best top-level one, scored no higher than its parent."""
