@@ -1,0 +1,82 @@
+"""PostgreSQL for real: migrations on an empty database, and the pipeline storing into it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from newsflow_cli.inputs import read_inputs
+from newsflow_shared.db import make_engine, upgrade
+
+from .harness import Pipeline, article, isolated_env
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    url = make_url(postgres_url)
+    name = f"newsflow_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port, database=url.database
+    )
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.mark.postgres
+async def test_migrations_build_an_empty_postgres_database(fresh_postgres: str) -> None:
+    await migrate_and_check(fresh_postgres)
+
+
+async def test_migrations_build_an_empty_sqlite_database(tmp_path: Path) -> None:
+    await migrate_and_check(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+
+
+async def migrate_and_check(url: str) -> None:
+    await upgrade(url)
+    await upgrade(url)  # a second start finds the schema current
+    engine = make_engine(url)
+    async with engine.connect() as connection:
+        version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        for table in ("articles", "article_topics", "article_revisions", "ingest_seen"):
+            assert (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
+    await engine.dispose()
+    assert version == "0001"
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+async def test_pipeline_stores_into_postgres_and_the_api_finds_the_seed(
+    kafka_bootstrap: str, fresh_postgres: str
+) -> None:
+    pipeline = Pipeline(isolated_env(kafka_bootstrap, fresh_postgres))
+    await pipeline.start()
+    try:
+        inputs = list(read_inputs([str(ROOT / "samples/seed-article.txt")]))
+        inputs += [
+            article(id=f"pg-{i}", title=f"Report {i}", text=f"The council approved budget number {i} on Monday.")
+            for i in range(20)
+        ]
+        results = await pipeline.run(inputs)
+        assert [kind for kind, _ in results.values()].count("stored") == len(inputs)
+        seed_id = results[inputs[0].trace_id][1]["id"]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{pipeline.api_port}") as client:
+            found = (await client.get("/articles", params={"q": "Douma", "topic": "medtop:16000000"})).json()
+            stats = (await client.get("/stats")).json()
+        assert [a["id"] for a in found["items"]] == [seed_id]
+        assert stats["total"] == len(inputs)
+    finally:
+        await pipeline.stop()
