@@ -125,8 +125,6 @@ def run(
             else:
                 crashed.cancel()
             say("stopping …")
-        if STATE.joinpath("kafka", "kafka.pid").exists():
-            LocalKafka.attach(STATE / "kafka") and LocalKafka.attach(STATE / "kafka").stop()  # type: ignore[union-attr]
 
     asyncio.run(main())
 
