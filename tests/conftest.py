@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from newsflow_cli.local_kafka import KafkaUnavailable, LocalKafka
 
@@ -45,3 +48,19 @@ def postgres_url() -> Iterator[str]:
     if result.returncode != 0:
         pytest.fail(f"PostgreSQL could not be started: {result.stderr.strip()}")
     yield result.stdout.strip()
+
+
+@pytest.fixture
+async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    url = make_url(postgres_url)
+    name = f"newsflow_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port, database=url.database
+    )
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

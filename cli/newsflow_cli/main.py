@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -209,6 +210,40 @@ async def _collect(
         + (f", {len(missing)} without a result after {timeout:.0f}s" if missing else "")
     )
     return 1 if missing else 0
+
+
+@app.command()
+def replay(
+    source: Annotated[str, typer.Option("--from", help="'stored' (the database) or 'raw' (the raw topic).")] = "stored",
+    stage: Annotated[
+        str, typer.Option(help="With --from stored: rerun from 'classify' or from 'cleanup'.")
+    ] = "classify",
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Only these article ids (repeatable).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="With --from raw: only what arrived since this time.")] = None,
+) -> None:
+    """Reprocess articles, e.g. with a new model version: storage keeps each one's history of enrichments."""
+    from .replay import replay_raw, replay_stored
+
+    settings = ServiceSettings()
+    if source not in {"stored", "raw"} or stage not in {"classify", "cleanup"}:
+        err.print("[red]error:[/] --from is 'stored' or 'raw', --stage is 'classify' or 'cleanup'")
+        raise typer.Exit(2)
+
+    async def main() -> int:
+        with _progress() as progress:
+            task = progress.add_task(f"replaying {source}", total=None)
+            advance = lambda n: progress.advance(task, n)  # noqa: E731
+            if source == "raw":
+                return await replay_raw(settings, since, advance)
+            return await replay_stored(settings, stage, ids, advance)  # type: ignore[arg-type]
+
+    count = asyncio.run(main())
+    target = (
+        settings.topic_raw
+        if source == "raw"
+        else (settings.topic_clean if stage == "classify" else settings.topic_ingested)
+    )
+    say(f"replayed {count} articles to {target}")
 
 
 @app.command()

@@ -22,22 +22,35 @@ class Supervisor:
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
 
+    _overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+
     async def start(self, overrides: dict[str, dict[str, str]] | None = None) -> None:
+        self._overrides = overrides or {}
         for service in SERVICES:
             for replica in range(self.replicas.get(service, 1)):
-                name = service if replica == 0 else f"{service}-{replica + 1}"
-                env = {**os.environ, **self.env, **(overrides or {}).get(name, {}), "PYTHONUNBUFFERED": "1"}
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    f"newsflow_{service}",
-                    env=env,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                )
-                self.processes[name] = process
-                self._pumps.append(asyncio.create_task(self._pump(name, process)))
+                await self.start_one(service if replica == 0 else f"{service}-{replica + 1}")
+
+    async def start_one(self, name: str) -> None:
+        """Start (or start again) one process; ``name`` is a service, or ``service-N`` for a replica."""
+        service = name.split("-")[0]
+        env = {**os.environ, **self.env, **self._overrides.get(name, {}), "PYTHONUNBUFFERED": "1"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"newsflow_{service}",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        self._pumps.append(asyncio.create_task(self._pump(name, process)))
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL: the process dies mid-batch, as in a crash or an OOM kill."""
+        process = self.processes[name]
+        process.kill()
+        await process.wait()
 
     async def _pump(self, name: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

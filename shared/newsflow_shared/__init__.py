@@ -14,7 +14,7 @@ from .contracts import (
     StoredArticle,
     TopicScore,
 )
-from .delivery import TRACE_HEADER, Delivery
+from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
 from .errors import (
     ArticleTooLarge,
     EmptyArticle,
@@ -30,6 +30,7 @@ from .stage import Emit, Stage
 from .topics import ensure_topics, wait_for_kafka
 
 __all__ = [
+    "REPLAY_HEADER",
     "SCHEMA_VERSION",
     "TRACE_HEADER",
     "ArticleTooLarge",

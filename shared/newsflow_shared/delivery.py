@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 TRACE_HEADER = "newsflow-trace-id"
 """Set by whoever pushes an article (or by ingest), carried on every hop and into the DLQ."""
 
+REPLAY_HEADER = "newsflow-replay"
+"""Set by ``newsflow replay``: the article is reprocessed on purpose, so ingest does not skip it as a re-send."""
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -45,6 +48,10 @@ class Delivery:
     @property
     def trace_id(self) -> str | None:
         return self.headers.get(TRACE_HEADER)
+
+    @property
+    def is_replay(self) -> bool:
+        return REPLAY_HEADER in self.headers
 
     def decode(self, model: type[M]) -> M:
         """Parse the value as ``model``; raise :class:`RejectedInput` with a readable reason if it is not one."""

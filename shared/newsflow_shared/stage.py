@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from .contracts import DeadLetter
 from .dead_letter import dead_letter
-from .delivery import TRACE_HEADER, Delivery
+from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
 from .errors import RejectedInput, TemporaryFailure
 from .settings import ServiceSettings
 
@@ -49,7 +49,7 @@ class Emit:
     @classmethod
     def following(cls, delivery: Delivery, topic: str, message: BaseModel, key: str) -> Emit:
         """An output that carries the trace id of the record it came from."""
-        headers = {TRACE_HEADER: delivery.trace_id} if delivery.trace_id else {}
+        headers = {name: delivery.headers[name] for name in (TRACE_HEADER, REPLAY_HEADER) if name in delivery.headers}
         return cls(topic=topic, message=message, key=key, headers=headers)
 
 

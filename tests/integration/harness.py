@@ -13,6 +13,7 @@ from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
 from newsflow_cli.local_kafka import free_port
 from newsflow_cli.supervisor import Supervisor
 from newsflow_shared import ServiceSettings, ensure_topics
+from newsflow_shared.db import upgrade
 
 
 def isolated_env(bootstrap: str, database_url: str) -> dict[str, str]:
@@ -44,6 +45,7 @@ class Pipeline:
 
     async def start(self) -> None:
         await ensure_topics(self.settings)
+        await upgrade(self.settings.database_url)
         self.api_port = free_port()
         overrides = {
             name: {"HEALTH_PORT": str(free_port()), "STORAGE_API_PORT": str(free_port())}

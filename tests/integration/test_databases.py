@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from newsflow_cli.inputs import read_inputs
 from newsflow_shared.db import make_engine, upgrade
@@ -18,22 +14,6 @@ from newsflow_shared.db import make_engine, upgrade
 from .harness import Pipeline, article, isolated_env
 
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture
-async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
-    """A database of its own for one test, dropped afterwards."""
-    url = make_url(postgres_url)
-    name = f"newsflow_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port, database=url.database
-    )
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.mark.postgres

@@ -50,7 +50,7 @@ class Ingest:
 
         known = await self.seen.lookup(a.id for _, a in accepted) if self.seen else {}
         for delivery, article in accepted:
-            if known.get(article.id) == article.content_hash:
+            if known.get(article.id) == article.content_hash and not delivery.is_replay:
                 skipped = SkippedArticle(
                     id=article.id,
                     content_hash=article.content_hash,
@@ -86,7 +86,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         if settings.ingest_dedupe:
-            await upgrade(settings.database_url)
+            await upgrade(settings.database_url, wait=120)
             engine = make_engine(settings.database_url)
             service.seen = SeenStore(engine)
             try:

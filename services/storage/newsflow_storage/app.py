@@ -57,7 +57,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await upgrade(settings.database_url)
+        await upgrade(settings.database_url, wait=120)
         engine = make_engine(settings.database_url)
         service.repository = app.state.repository = ArticleRepository(engine)
         await broker.start()

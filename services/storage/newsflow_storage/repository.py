@@ -9,6 +9,7 @@ is appended to ``article_revisions``. Rows are never duplicated: the id is the k
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -121,6 +122,20 @@ class ArticleRepository:
         async with self.engine.connect() as connection:
             row = (await connection.execute(select(articles).where(articles.c.id == article_id))).first()
         return from_row(row) if row else None
+
+    async def scan(self, ids: list[str] | None = None, batch: int = 500) -> AsyncIterator[list[StoredArticle]]:
+        """Every stored article (or those in ``ids``), in id order, a batch at a time."""
+        last = ""
+        while True:
+            statement = select(articles).where(articles.c.id > last).order_by(articles.c.id).limit(batch)
+            if ids is not None:
+                statement = statement.where(articles.c.id.in_(ids))
+            async with self.engine.connect() as connection:
+                rows = list(await connection.execute(statement))
+            if not rows:
+                return
+            yield [from_row(r) for r in rows]
+            last = rows[-1].id
 
     async def revisions(self, article_id: str) -> list[dict[str, Any]]:
         async with self.engine.connect() as connection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +13,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .engine import is_sqlite, make_engine, normalise_url
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x6E657773  # "news": one advisory lock for all Newsflow migrations
 
@@ -25,11 +29,36 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Concurrent callers wait for each other instead of racing."""
+async def wait_for_database(engine: AsyncEngine, timeout: float) -> None:
+    """Return once the database answers; after ``timeout`` seconds raise the last error, naming the cause."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = 0.5
+    while True:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return
+        except (OSError, DBAPIError) as error:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise ConnectionError(
+                    f"the database at {engine.url.render_as_string(hide_password=True)} did not answer within "
+                    f"{timeout:.0f}s: {error}; is DATABASE_URL right and the server up?"
+                ) from error
+            log.warning("waiting for the database (%s); retrying in %.1fs", type(error).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.0) -> None:
+    """Bring the schema to ``revision``. Concurrent callers wait for each other instead of racing.
+
+    With ``wait``, a database that is still starting gets that many seconds to answer first.
+    """
     url = normalise_url(database_url)
     engine = make_engine(url)
     try:
+        if wait:
+            await wait_for_database(engine, wait)
         with _file_lock(url):
             async with engine.begin() as connection:
                 if not is_sqlite(url):
