@@ -19,7 +19,9 @@ def enrichment_hash(article: EnrichedArticle) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def to_row(article: EnrichedArticle, *, revision: int, stored_at: datetime, now: datetime) -> dict[str, Any]:
+def to_row(
+    article: EnrichedArticle, *, revision: int, stored_at: datetime, now: datetime, digest: str | None = None
+) -> dict[str, Any]:
     data = article.model_dump(mode="json")
     return {
         "id": article.id,
@@ -38,7 +40,7 @@ def to_row(article: EnrichedArticle, *, revision: int, stored_at: datetime, now:
         "removed": data["removed"],
         "lineage": data["lineage"],
         "content_hash": article.content_hash,
-        "enrichment_hash": enrichment_hash(article),
+        "enrichment_hash": digest or enrichment_hash(article),
         "revision": revision,
         "received_at": utc(article.received_at),
         "stored_at": stored_at,

@@ -9,7 +9,7 @@ is appended to ``article_revisions``. Rows are never duplicated: the id is the k
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -54,7 +54,11 @@ class ArticleRepository:
         self._sqlite = is_sqlite(engine)
 
     async def store(self, batch: list[EnrichedArticle]) -> list[StoredArticle]:
-        """Upsert a batch in one transaction; return the stored record of each distinct article."""
+        """Upsert a batch in one transaction; return the stored record of each distinct article.
+
+        A handful of set-based statements per batch, not per article: that is what makes
+        thousands of rows a second possible on PostgreSQL.
+        """
         latest = {article.id: article for article in batch}  # a later copy in the batch wins
         now = datetime.now(UTC)
         try:
@@ -67,44 +71,67 @@ class ArticleRepository:
                         ).where(articles.c.id.in_(list(latest)))
                     )
                 }
-                stored = [
-                    await self._store_one(connection, article, existing.get(article.id), now)
-                    for article in latest.values()
-                ]
+                stored, changed = self._plan(latest.values(), existing, now)
+                if changed:
+                    await self._write(connection, changed, now)
         except (OperationalError, InterfaceError, DBAPIError, OSError) as error:
             raise TemporaryFailure(f"the database is not reachable or refused the batch: {error}") from error
         return stored
 
-    async def _store_one(
-        self, connection: AsyncConnection, article: EnrichedArticle, current: Any, now: datetime
-    ) -> StoredArticle:
-        if current is not None and current.enrichment_hash == enrichment_hash(article):
-            stored_at = current.stored_at if current.stored_at.tzinfo else current.stored_at.replace(tzinfo=UTC)
-            return StoredArticle(**article.model_dump(), stored_at=stored_at, revision=current.revision)
-        revision = current.revision + 1 if current is not None else 1
-        stored_at = (
-            (current.stored_at if current.stored_at.tzinfo else current.stored_at.replace(tzinfo=UTC))
-            if current is not None
-            else now
-        )
-        row = to_row(article, revision=revision, stored_at=stored_at, now=now)
-        upsert = self._insert(articles).values(row)
+    @staticmethod
+    def _plan(
+        batch: Iterable[EnrichedArticle], existing: dict[str, Any], now: datetime
+    ) -> tuple[list[StoredArticle], list[tuple[EnrichedArticle, dict[str, Any]]]]:
+        """Which articles are new or changed (with their rows), and the stored record of every one."""
+        stored: list[StoredArticle] = []
+        changed: list[tuple[EnrichedArticle, dict[str, Any]]] = []
+        for article in batch:
+            current = existing.get(article.id)
+            digest = enrichment_hash(article)
+            if current is not None:
+                first_stored = current.stored_at if current.stored_at.tzinfo else current.stored_at.replace(tzinfo=UTC)
+            else:
+                first_stored = now
+            if current is not None and current.enrichment_hash == digest:
+                revision = current.revision  # a redelivery: nothing to write
+            else:
+                revision = current.revision + 1 if current is not None else 1
+                changed.append(
+                    (article, to_row(article, revision=revision, stored_at=first_stored, now=now, digest=digest))
+                )
+            # Already validated: construct without validating the whole article again.
+            stored.append(StoredArticle.model_construct(**dict(article), stored_at=first_stored, revision=revision))
+        return stored, changed
+
+    async def _write(
+        self, connection: AsyncConnection, changed: list[tuple[EnrichedArticle, dict[str, Any]]], now: datetime
+    ) -> None:
+        rows = [row for _, row in changed]
+        upsert = self._insert(articles)
         await connection.execute(
             upsert.on_conflict_do_update(
                 index_elements=[articles.c.id],
-                set_={k: upsert.excluded[k] for k in row if k not in {"id", "stored_at"}},
-            )
+                set_={k: upsert.excluded[k] for k in rows[0] if k not in {"id", "stored_at"}},
+            ),
+            rows,
         )
-        await connection.execute(article_topics.delete().where(article_topics.c.article_id == article.id))
-        topic_rows = self._topic_rows(article)
+        ids = [row["id"] for row in rows]
+        await connection.execute(article_topics.delete().where(article_topics.c.article_id.in_(ids)))
+        topic_rows = [topic for article, _ in changed for topic in self._topic_rows(article)]
         if topic_rows:
             await connection.execute(article_topics.insert(), topic_rows)
         await connection.execute(
-            self._insert(article_revisions)
-            .values(article_id=article.id, revision=revision, enrichment=enrichment_snapshot(article), recorded_at=now)
-            .on_conflict_do_nothing()
+            self._insert(article_revisions).on_conflict_do_nothing(),
+            [
+                {
+                    "article_id": article.id,
+                    "revision": row["revision"],
+                    "enrichment": enrichment_snapshot(article),
+                    "recorded_at": now,
+                }
+                for article, row in changed
+            ],
         )
-        return StoredArticle(**article.model_dump(), stored_at=stored_at, revision=revision)
 
     @staticmethod
     def _topic_rows(article: EnrichedArticle) -> list[dict[str, Any]]:

@@ -1,0 +1,75 @@
+"""What the benchmarks share: a broker, isolated topics, synthetic articles, and a table printer."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from newsflow_cli.local_kafka import LocalKafka
+
+# A small vocabulary with news-like word frequencies (Zipf), so full-text search has realistic selectivity.
+WORDS = (
+    "government minister election police court market prices bank shares company workers strike union storm flood "
+    "fire earthquake rescue hospital doctors vaccine virus school teachers students university climate emissions "
+    "energy oil gas football match goal season coach player league championship film music festival museum artist "
+    "church pope religious scientists research space rocket satellite technology software data security army troops "
+    "rebels ceasefire talks peace border protest refugees poverty housing families children weather forecast rain "
+    "snow heat record city council budget tax reform law judge trial prison crime murder arrest investigation report"
+).split()
+LANGUAGES = ["en"] * 6 + ["de", "fr", "es", "it"]
+SOURCES = [f"Wire {i}" for i in range(20)]
+TOP_LEVEL = [f"medtop:{n:02d}000000" for n in range(1, 18)]
+
+
+def sentence(rng: random.Random, length: int = 18) -> str:
+    words = [
+        WORDS[min(int(rng.paretovariate(1.1)) - 1, len(WORDS) - 1)] if rng.random() < 0.6 else rng.choice(WORDS)
+        for _ in range(length)
+    ]
+    return " ".join(words).capitalize() + "."
+
+
+def text_of(rng: random.Random, chars: int) -> str:
+    paragraphs, size = [], 0
+    while size < chars:
+        paragraph = " ".join(sentence(rng) for _ in range(4))
+        paragraphs.append(paragraph)
+        size += len(paragraph) + 2
+    return "\n\n".join(paragraphs)[:chars]
+
+
+def unique_topics() -> dict[str, str]:
+    run = uuid.uuid4().hex[:8]
+    env = {
+        f"TOPIC_{n.upper()}": f"bench-{run}.articles.{n}"
+        for n in ("raw", "ingested", "clean", "enriched", "stored", "skipped", "dlq")
+    }
+    env["KAFKA_GROUP_PREFIX"] = f"bench-{run}"
+    return env
+
+
+@contextmanager
+def kafka() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else a local broker for this run."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    broker = LocalKafka(Path(tempfile.mkdtemp(prefix="newsflow-bench-kafka-"))).start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+def table(title: str, header: list[str], rows: list[list[object]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
