@@ -165,7 +165,7 @@ async def query_latency(database_url: str, corpus: int) -> tuple[float, dict[str
             for name, make in queries.items():
                 for i in range(120):
                     path, params = (
-                        ("/articles/q-%d" % qrng.randrange(corpus), None) if make is None else ("/articles", make(qrng))
+                        (f"/articles/q-{qrng.randrange(corpus)}", None) if make is None else ("/articles", make(qrng))
                     )
                     begin = time.perf_counter()
                     response = await client.get(path, params=params)
