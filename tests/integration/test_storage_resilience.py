@@ -18,7 +18,7 @@ from newsflow_cli.kafka_io import OutcomeWatcher
 from newsflow_cli.local_kafka import free_port
 from newsflow_cli.replay import replay_stored
 from newsflow_shared.db import make_engine
-from newsflow_shared.db.tables import articles
+from newsflow_shared.db.tables import article_topics, articles
 
 from .harness import Pipeline, article, isolated_env
 
@@ -65,34 +65,45 @@ async def stored_events(pipeline: Pipeline) -> list[str]:
 async def test_same_articles_three_times_with_storage_killed_in_between(
     kafka_bootstrap: str, fresh_postgres: str
 ) -> None:
-    pipeline = Pipeline(isolated_env(kafka_bootstrap, fresh_postgres) | {"BATCH_MAX_RECORDS": "50"})
+    # Ingest's re-send filter off: every copy travels the whole way, so storage itself must not double.
+    pipeline = Pipeline(isolated_env(kafka_bootstrap, fresh_postgres) | {"INGEST_DEDUPE": "false"})
     await pipeline.start()
     assert pipeline.supervisor is not None
+    count = 1000
     try:
-        first = batch(300, "kill")
-        push = asyncio.create_task(pipeline.run(first))
-        while await row_count(fresh_postgres) < 40:  # storage is mid-stream
-            await asyncio.sleep(0.1)
+        push = asyncio.create_task(pipeline.run(batch(count, "kill")))
+        while await row_count(fresh_postgres) < 100:  # storage is mid-stream
+            await asyncio.sleep(0.05)
         await pipeline.supervisor.kill("storage")
         await pipeline.supervisor.start_one("storage")
         results = await push
         assert {kind for kind, _ in results.values()} == {"stored"}
         for _ in range(2):
-            again = await pipeline.run(batch(300, "kill"))
-            assert {kind for kind, _ in again.values()} == {"skipped"}
+            again = await pipeline.run(batch(count, "kill"))
+            assert {kind for kind, _ in again.values()} == {"stored"}
+            assert {record["revision"] for _, record in again.values()} == {1}
 
-        assert await row_count(fresh_postgres) == 300
+        assert await row_count(fresh_postgres) == count
         announced = await stored_events(pipeline)
-        assert set(announced) == {f"kill-{i}" for i in range(300)}
-        assert len(announced) >= 300  # at least once: a killed batch may be announced twice
+        assert set(announced) == {f"kill-{i}" for i in range(count)}
+        assert len(announced) >= 3 * count  # at least once: a killed batch may be announced twice
+        engine = make_engine(fresh_postgres)
+        async with engine.connect() as connection:
+            complete = await connection.execute(
+                select(func.count()).select_from(articles).where(articles.c.language == "en", articles.c.text != "")
+            )
+            with_topics = await connection.execute(select(func.count(func.distinct(article_topics.c.article_id))))
+            assert complete.scalar_one() == count
+            assert with_topics.scalar_one() == count
+        await engine.dispose()
 
         # A replay reprocesses every article; unchanged enrichment leaves the rows as they are.
-        assert await replay_stored(pipeline.settings, "classify", None) == 300
+        assert await replay_stored(pipeline.settings, "classify", None) == count
         deadline = asyncio.get_running_loop().time() + 120
-        while len(await stored_events(pipeline)) < len(announced) + 300:
+        while len(await stored_events(pipeline)) < len(announced) + count:
             assert asyncio.get_running_loop().time() < deadline, "the replay was not stored in time"
             await asyncio.sleep(0.5)
-        assert await row_count(fresh_postgres) == 300
+        assert await row_count(fresh_postgres) == count
     finally:
         await pipeline.stop()
 

@@ -11,10 +11,14 @@ from newsflow_shared import EnrichedArticle, StoredArticle
 
 
 def enrichment_hash(article: EnrichedArticle) -> str:
-    """Changes when anything a reader sees changes; redeliveries of the same result hash the same."""
-    payload = article.model_dump(
-        mode="json", include={"content_hash", "title", "text", "language", "topics", "duplicate_of", "author"}
-    )
+    """Changes when anything a reader sees changes; redeliveries of the same result hash the same.
+
+    Topic scores are left out on purpose: the same text classified in a different batch can
+    differ in the fourth decimal (reduced precision, other padding), which is not a new result.
+    The topics themselves, their order, and the model versions are in.
+    """
+    payload = article.model_dump(mode="json", include={"content_hash", "title", "text", "language", "duplicate_of", "author"})
+    payload["topics"] = [topic.code for topic in article.topics]
     payload["models"] = [(step.stage, step.version, step.model) for step in article.lineage]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
