@@ -88,6 +88,15 @@ def fetch_jars() -> Path:
     return target
 
 
+def new_cluster_id() -> str:
+    """22 URL-safe base64 characters, like StorageTool random-uuid, but never starting with '-'
+    (the tool would read that as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -197,12 +206,14 @@ class LocalKafka:
         fetch_jars()
         config = self._configure()
         if not (self.workdir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), "-g"),
-                check=True,
+            formatted = subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config), "-g"),
                 capture_output=True,
+                text=True,
+                check=False,
             )
+            if formatted.returncode != 0:
+                raise KafkaUnavailable(f"formatting Kafka's storage failed: {formatted.stdout}{formatted.stderr}".strip())
         stdout = open(self.workdir / "kafka.stdout", "ab")  # noqa: SIM115 - the broker owns it from here
         self.process = subprocess.Popen(
             self._java("kafka.Kafka", str(config)),
