@@ -213,7 +213,9 @@ class LocalKafka:
                 check=False,
             )
             if formatted.returncode != 0:
-                raise KafkaUnavailable(f"formatting Kafka's storage failed: {formatted.stdout}{formatted.stderr}".strip())
+                raise KafkaUnavailable(
+                    f"formatting Kafka's storage failed: {formatted.stdout}{formatted.stderr}".strip()
+                )
         stdout = open(self.workdir / "kafka.stdout", "ab")  # noqa: SIM115 - the broker owns it from here
         self.process = subprocess.Popen(
             self._java("kafka.Kafka", str(config)),

