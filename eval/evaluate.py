@@ -42,7 +42,7 @@ def variants(embedder: Embedder) -> dict[str, object]:
     top = taxonomy.top_level()
     codes = [t.code for t in top]
 
-    def nearest(texts_per_topic: list[list[str]]):  # noqa: ANN202
+    def nearest(texts_per_topic: list[list[str]]):
         vectors = [embedder.embed(texts).mean(0) for texts in texts_per_topic]
         matrix = np.stack([v / np.linalg.norm(v) for v in vectors])
         return lambda x: [codes[i] for i in np.argmax(x @ matrix.T, axis=1)]
@@ -52,12 +52,11 @@ def variants(embedder: Embedder) -> dict[str, object]:
         "names + definitions": nearest([[describe(t)] for t in top]),
     }
     prototypes = PrototypeClassifier(embedder, taxonomy, ScoringPolicy())
-    found["prototypes (definitions, narrower topics, examples)"] = lambda x: [
-        prototypes._score(v)[0].code
-        if prototypes._score(v)[0].level == 1
-        else taxonomy.root(prototypes._score(v)[0].code)
-        for v in x  # noqa: SLF001
-    ]
+
+    def best_top_level(x: np.ndarray) -> list[str]:
+        return [taxonomy.root(prototypes.score_vector(v)[0].code) for v in x]
+
+    found["prototypes (definitions, narrower topics, examples)"] = best_top_level
     texts, labels = training_texts(taxonomy)
     weights, bias = train_head(embedder.embed(texts), labels, codes)
     found["trained head (IPTC texts + examples)"] = lambda x: [

@@ -65,9 +65,9 @@ class PrototypeClassifier:
 
     def classify(self, texts: list[str]) -> list[list[TopicScore]]:
         vectors = self.embedder.embed(texts)
-        return [self._score(v) for v in vectors]
+        return [self.score_vector(v) for v in vectors]
 
-    def _score(self, vector: np.ndarray) -> list[TopicScore]:
+    def score_vector(self, vector: np.ndarray) -> list[TopicScore]:
         policy = self.policy
         similarity = self.prototypes @ vector
         per_topic = np.array(
