@@ -47,7 +47,7 @@ def unique_topics() -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     env = {
         f"TOPIC_{n.upper()}": f"bench-{run}.articles.{n}"
-        for n in ("raw", "ingested", "clean", "enriched", "stored", "skipped", "dlq")
+        for n in ("raw", "ingested", "clean", "enriched", "stored", "skipped", "unsupported", "dlq")
     }
     env["KAFKA_GROUP_PREFIX"] = f"bench-{run}"
     return env

@@ -99,6 +99,7 @@ class OutcomeWatcher:
         self.topics = {
             settings.topic_stored: "stored",
             settings.topic_skipped: "skipped",
+            settings.topic_unsupported: "unsupported",
             settings.topic_dlq: "dead-letter",
         }
         self.consumer = AIOKafkaConsumer(

@@ -198,8 +198,8 @@ async def _collect(
             kind, record = results.get(item.trace_id, ("missing", {"status": "missing", "input": item.label}))
             if kind == "stored":
                 record = {"status": "stored", **record}
-            elif kind == "skipped":
-                record = {"status": "skipped", **record}
+            elif kind in {"skipped", "unsupported"}:
+                record = {"status": kind, **record}
             print(json.dumps({**record, "input": item.label}, ensure_ascii=False), flush=True)
     counts: dict[str, int] = {}
     for kind, _ in results.values():

@@ -25,6 +25,11 @@ def show(console: Console, label: str, kind: str, record: dict[str, Any]) -> Non
         console.print("  text:")
         for paragraph in record["text"].split("\n\n"):
             console.print(Padding(escape(paragraph), (0, 0, 1, 4), expand=False))
+    elif kind == "unsupported":
+        console.print(
+            f"[bold yellow]unsupported[/] {escape(label)}  →  id {escape(record['id'])}: language "
+            f"{record['language']} is not in LANGUAGE_ALLOWLIST"
+        )
     elif kind == "skipped":
         console.print(
             f"[bold yellow]skipped[/] {escape(label)}  →  id {escape(record['id'])}: {escape(record['reason'])}"

@@ -26,10 +26,20 @@ class Topics:
     enriched: str
     stored: str
     skipped: str
+    unsupported: str
     dlq: str
 
     def all(self) -> list[str]:
-        return [self.raw, self.ingested, self.clean, self.enriched, self.stored, self.skipped, self.dlq]
+        return [
+            self.raw,
+            self.ingested,
+            self.clean,
+            self.enriched,
+            self.stored,
+            self.skipped,
+            self.unsupported,
+            self.dlq,
+        ]
 
 
 class ServiceSettings(BaseSettings):
@@ -53,6 +63,7 @@ class ServiceSettings(BaseSettings):
     topic_enriched: str = "articles.enriched"
     topic_stored: str = "articles.stored"
     topic_skipped: str = "articles.skipped"
+    topic_unsupported: str = "articles.unsupported"
     topic_dlq: str = "articles.dlq"
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
@@ -77,6 +88,7 @@ class ServiceSettings(BaseSettings):
             enriched=self.topic_enriched,
             stored=self.topic_stored,
             skipped=self.topic_skipped,
+            unsupported=self.topic_unsupported,
             dlq=self.topic_dlq,
         )
 

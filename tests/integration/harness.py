@@ -27,7 +27,7 @@ def isolated_env(bootstrap: str, database_url: str) -> dict[str, str]:
         "BATCH_TIMEOUT_MS": "100",
         "LOG_LEVEL": "WARNING",
     }
-    for name in ("raw", "ingested", "clean", "enriched", "stored", "skipped", "dlq"):
+    for name in ("raw", "ingested", "clean", "enriched", "stored", "skipped", "unsupported", "dlq"):
         env[f"TOPIC_{name.upper()}"] = f"{run}.articles.{name}"
     return env
 

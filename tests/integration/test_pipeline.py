@@ -167,3 +167,28 @@ async def test_process_command_prints_one_json_object_per_input(kafka_bootstrap:
     assert [r.get("id") for r in records[::2]] == ["p-1", "p-2"]
     assert records[2]["topics"][0]["code"] == "medtop:15000000"
     assert "not valid JSON" in records[1]["reason"]
+
+
+async def test_two_cleanup_replicas_share_the_near_duplicate_index(kafka_bootstrap: str, tmp_path: Path) -> None:
+    pipeline = Pipeline(
+        isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/dups.db"), replicas={"cleanup": 2}
+    )
+    await pipeline.start()
+    try:
+        original = list(read_inputs([str(SEED)]))
+        [(kind, first)] = (await pipeline.run(original)).values()
+        assert kind == "stored"
+        body = SEED.read_text().split("\n", 1)[1]
+        paragraphs = [p for p in body.split("\n\n") if p.strip()]
+        copies = [
+            article(
+                id=f"copy-{i}", title=f"Copy {i}", text="\n\n".join(paragraphs[i:] + paragraphs[:i]), source=f"Farm {i}"
+            )
+            for i in range(6)
+        ]
+        results = await pipeline.run(copies)
+        assert {record["duplicate_of"] for _, record in results.values()} == {first["id"]}
+        assert all(record["duplicate_score"] >= 0.6 for _, record in results.values())
+        assert first["duplicate_of"] is None
+    finally:
+        await pipeline.stop()

@@ -142,3 +142,26 @@ async def test_storage_writes_once_and_announces(tmp_path) -> None:
     assert stored is not None
     assert stored.text == "Body"
     assert [a.id for a in by_parent.items] == ["s1"]  # rolled up from the narrower topic
+
+
+async def test_cleanup_sends_languages_outside_the_allowlist_to_unsupported() -> None:
+    settings = CleanupSettings(language_allowlist="en,fr")
+    app = create_cleanup(settings)
+    spy = capture(app.broker, settings.topic_clean, settings.topic_unsupported)
+    german = IngestedArticle(
+        id="de-1",
+        text="Die Bundesregierung hat am Montag ein neues Gesetz zur Förderung erneuerbarer Energien beschlossen.",
+        content_hash="h",
+    )
+    english = IngestedArticle(
+        id="en-1", text="The government approved a new law on renewable energy on Monday.", content_hash="h"
+    )
+    async with TestKafkaBroker(app.broker):
+        await app.broker.publish(german.model_dump_json().encode(), settings.topic_ingested, key=b"de-1")
+        await app.broker.publish(english.model_dump_json().encode(), settings.topic_ingested, key=b"en-1")
+
+    assert [(topic, json.loads(body)["id"]) for topic, body, _ in spy] == [
+        (settings.topic_unsupported, "de-1"),
+        (settings.topic_clean, "en-1"),
+    ]
+    assert json.loads(spy[0][1])["language"] == "de"

@@ -22,4 +22,15 @@ class CleanupSettings(ServiceSettings):
     language_min_confidence: float = Field(
         default=0.5, ge=0, le=1, description="Below this the language is reported as 'und' (undetermined)."
     )
+    language_allowlist: str = Field(
+        default="",
+        description="Comma-separated ISO 639-1 codes passed on; others go to TOPIC_UNSUPPORTED. Empty: all.",
+    )
+    cleanup_near_duplicates: bool = Field(default=True, description="Look for near-duplicates of earlier articles.")
+    cleanup_duplicate_threshold: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="Share of the shorter text found in an earlier one that makes it a duplicate.",
+    )
     cleanup_min_chars: int = Field(default=1, ge=0, description="Articles with less clean text are dead-lettered.")

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -81,4 +82,23 @@ ingest_seen = Table(
     Column("content_hash", String(64), nullable=False),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)
+
+# Cleanup's near-duplicate index: one fingerprint per article, and its LSH buckets.
+cleanup_fingerprints = Table(
+    "cleanup_fingerprints",
+    metadata,
+    Column("article_id", String(200), primary_key=True),
+    Column("signature", LargeBinary, nullable=False),
+    Column("shingles", Integer, nullable=False),
+    Column("duplicate_of", String(200)),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+)
+
+cleanup_lsh = Table(
+    "cleanup_lsh",
+    metadata,
+    Column("bucket", String(40), nullable=False),
+    Column("article_id", String(200), nullable=False),
+    PrimaryKeyConstraint("bucket", "article_id"),
 )
