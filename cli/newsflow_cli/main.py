@@ -26,8 +26,10 @@ from .stack import LocalStack, say
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 kafka_app = typer.Typer(help="A local Apache Kafka broker (no Docker): jars from Maven Central.")
 db_app = typer.Typer(help="The database schema (Alembic migrations).")
+cleanup_app = typer.Typer(help="Cleanup's learned state, shared by its replicas.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(db_app, name="db")
+app.add_typer(cleanup_app, name="cleanup")
 
 STATE = Path(os.environ.get("NEWSFLOW_HOME", ".newsflow"))
 err = Console(stderr=True)
@@ -275,6 +277,43 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
     upgrade_blocking(ServiceSettings().database_url, revision)
     say("the database schema is up to date")
+
+
+@cleanup_app.command("forget-boilerplate")
+def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only this source.")] = None) -> None:
+    """Reset the learned boilerplate lines (of one source, or all)."""
+    from newsflow_cleanup.learned import forget
+    from newsflow_shared.db import make_engine
+
+    async def main() -> int:
+        engine = make_engine(ServiceSettings().database_url)
+        try:
+            return await forget(engine, source)
+        finally:
+            await engine.dispose()
+
+    say(f"forgot {asyncio.run(main())} learned line records")
+
+
+@cleanup_app.command("forget-duplicates")
+def forget_duplicates() -> None:
+    """Empty the near-duplicate index: later articles are compared only with what comes after."""
+    from sqlalchemy import delete
+
+    from newsflow_shared.db import make_engine
+    from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
+
+    async def main() -> None:
+        engine = make_engine(ServiceSettings().database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(delete(cleanup_lsh))
+                await connection.execute(delete(cleanup_fingerprints))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    say("the near-duplicate index is empty")
 
 
 @kafka_app.command("fetch")

@@ -33,4 +33,10 @@ class CleanupSettings(ServiceSettings):
         le=1,
         description="Share of the shorter text found in an earlier one that makes it a duplicate.",
     )
+    cleanup_learn_boilerplate: bool = Field(
+        default=True, description="Learn each source's recurring lines and remove them."
+    )
+    cleanup_boilerplate_min_articles: int = Field(
+        default=5, ge=2, description="A short line in this many articles of one source is that source's boilerplate."
+    )
     cleanup_min_chars: int = Field(default=1, ge=0, description="Articles with less clean text are dead-lettered.")

@@ -102,3 +102,15 @@ cleanup_lsh = Table(
     Column("article_id", String(200), nullable=False),
     PrimaryKeyConstraint("bucket", "article_id"),
 )
+
+# Cleanup's learned boilerplate: which short lines each source repeats, per article.
+cleanup_source_lines = Table(
+    "cleanup_source_lines",
+    metadata,
+    Column("source", String(500), nullable=False),
+    Column("line_hash", String(32), nullable=False),
+    Column("article_id", String(200), nullable=False),
+    Column("line", Text, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("source", "line_hash", "article_id"),
+)

@@ -1,4 +1,4 @@
-"""Cleanup's near-duplicate index: article fingerprints (MinHash) and their LSH buckets.
+"""Cleanup's shared state: the near-duplicate index (MinHash fingerprints, LSH buckets) and learned boilerplate.
 
 Revision ID: 0002
 Revises: 0001
@@ -32,7 +32,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("bucket", "article_id"),
     )
 
+    op.create_table(
+        "cleanup_source_lines",
+        sa.Column("source", sa.String(500), nullable=False),
+        sa.Column("line_hash", sa.String(32), nullable=False),
+        sa.Column("article_id", sa.String(200), nullable=False),
+        sa.Column("line", sa.Text, nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("source", "line_hash", "article_id"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("cleanup_source_lines")
     op.drop_table("cleanup_lsh")
     op.drop_table("cleanup_fingerprints")

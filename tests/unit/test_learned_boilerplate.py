@@ -1,0 +1,74 @@
+"""A source's recurring lines are learned from its articles and removed from later ones, across replicas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from newsflow_cleanup.learned import LearnedBoilerplate, forget
+from newsflow_shared import CleanArticle
+from newsflow_shared.db import make_engine, upgrade
+
+PROMO = "Follow @DailyPlanet on Bluesky for live updates from the newsroom"
+
+
+def article(number: int, source: str = "Daily Planet") -> CleanArticle:
+    story = f"Story {number} begins with its own first paragraph, which is long enough to be prose and not a menu item at all."
+    return CleanArticle(
+        id=f"a{number}",
+        source=source,
+        text=f"{story}\n\nA second paragraph of story {number}, also its own.\n\n{PROMO}",
+        language="en",
+        language_confidence=1.0,
+        content_hash=str(number),
+    )
+
+
+@pytest.fixture
+async def replicas(tmp_path: Path) -> AsyncIterator[tuple[LearnedBoilerplate, LearnedBoilerplate]]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/learned.db"
+    await upgrade(url)
+    one, two = make_engine(url), make_engine(url)
+    yield LearnedBoilerplate(one, min_articles=3), LearnedBoilerplate(two, min_articles=3)
+    await one.dispose()
+    await two.dispose()
+
+
+async def see(learner: LearnedBoilerplate, item: CleanArticle) -> CleanArticle:
+    lines = learner.candidates(item)
+    cleaned = await learner.strip(item)
+    await learner.learn(item, lines)
+    return cleaned
+
+
+async def test_a_line_repeated_by_a_source_is_learned_and_removed(
+    replicas: tuple[LearnedBoilerplate, LearnedBoilerplate],
+) -> None:
+    a, b = replicas
+    assert PROMO in (await see(a, article(1))).text
+    assert PROMO in (await see(b, article(2))).text
+    third = await see(a, article(3))  # the third article of the source: learned (from both replicas)
+    assert PROMO not in third.text
+    assert third.removed[-1].what == PROMO
+    assert third.removed[-1].why == "learned: the same line is in 3 articles from Daily Planet"
+    assert "Story 3 begins" in third.text
+
+
+async def test_redeliveries_and_other_sources_do_not_count(
+    replicas: tuple[LearnedBoilerplate, LearnedBoilerplate],
+) -> None:
+    a, _ = replicas
+    for _ in range(4):
+        await see(a, article(1))  # the same article again and again
+    assert PROMO in (await see(a, article(1, source="Other Paper"))).text
+    assert PROMO in (await see(a, article(2))).text
+
+
+async def test_forgetting_resets_a_source(replicas: tuple[LearnedBoilerplate, LearnedBoilerplate]) -> None:
+    a, _ = replicas
+    for number in range(1, 4):
+        await see(a, article(number))
+    assert await forget(a.engine, "Daily Planet") > 0
+    assert PROMO in (await a.strip(article(9))).text
