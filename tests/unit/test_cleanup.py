@@ -79,6 +79,7 @@ def test_html_page_keeps_the_story_and_drops_the_chrome() -> None:
     page = extract_article((SAMPLES / "storm-warning.html").read_text())
     assert page.title == "Storm Elin to bring 90mph gusts and flooding to the west coast"
     assert page.author == "Maria Jensen"
+    assert page.date == "2026-11-02"
     assert "amber warning for wind" in page.text
     for chrome in ("cookies", "Most read", "Comments", "Stay safe", "All rights reserved", "newsletter", "Share on"):
         assert chrome not in page.text

@@ -24,6 +24,9 @@ def extract_article(html: str, url: str | None = None) -> ExtractedPage:
         include_tables=True,
         with_metadata=True,
         favor_precision=True,
+        fast=True,  # no fallback extractors: 2-3x faster on big pages, the same text on article pages
+        # The date from metadata and markup only: the extensive search over all text took most of the time.
+        date_extraction_params={"extensive_search": False, "original_date": True},
     )
     if document is None:
         return ExtractedPage(title=None, text="", author=None, date=None)

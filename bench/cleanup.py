@@ -1,0 +1,102 @@
+"""Cleanup speed, per process: 5 KB text articles and 50 KB HTML pages, with and without the database steps.
+
+    .venv/bin/python bench/cleanup.py [--articles 400]
+
+The repairs and extraction are measured alone (one core, no Kafka), then with the shared
+near-duplicate index and learned boilerplate on SQLite, as the service runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import table, text_of
+
+from newsflow_cleanup.app import Cleanup
+from newsflow_cleanup.learned import LearnedBoilerplate
+from newsflow_cleanup.logic import clean
+from newsflow_cleanup.near_duplicates import DuplicateIndex
+from newsflow_cleanup.settings import CleanupSettings
+from newsflow_shared import Delivery, IngestedArticle
+from newsflow_shared.db import make_engine, upgrade
+
+CHROME = "".join(f'<li><a href="/section/{i}">Section {i}</a></li>' for i in range(60))  # menus make real pages heavy
+
+
+def text_article(rng: random.Random, index: int) -> IngestedArticle:
+    body = text_of(rng, 5000).replace(" the ", " the\u00a0 ", 3) + "\n\nAdvertisement\n\nShare this article"
+    return IngestedArticle(
+        id=f"t{index}", title=f"Story {index}", text=body, source=f"Wire {index % 5}", content_hash=str(index)
+    )
+
+
+def html_page(rng: random.Random, index: int, size: int = 50_000) -> IngestedArticle:
+    """A page of about ``size`` bytes: menus, a cookie banner, the article, a long teaser sidebar, a footer."""
+    paragraphs = "".join(f"<p>{text_of(rng, 700)}</p>" for _ in range(14))
+    head = f"<html><head><title>Story {index} | Daily</title></head><body><nav><ul>{CHROME}</ul></nav>"
+    head += (
+        f"<div class='cookie'>We use cookies</div><main><article><h1>Story {index}</h1>{paragraphs}</article><aside>"
+    )
+    tail = f"</aside></main><footer>{CHROME}<p>© 2026 Daily</p></footer></body></html>"
+    teasers = []
+    while len(head) + len(tail) + sum(map(len, teasers)) < size:
+        teasers.append(f"<div class='teaser'><h3>{text_of(rng, 60)}</h3><p>{text_of(rng, 200)}</p></div>")
+    return IngestedArticle(id=f"h{index}", html=head + "".join(teasers) + tail, source="Daily", content_hash=str(index))
+
+
+def logic_only(items: list[IngestedArticle], service: Cleanup) -> float:
+    started = time.perf_counter()
+    for item in items:
+        clean(item, service.detector, service.settings)
+    return len(items) / (time.perf_counter() - started)
+
+
+async def with_database(items: list[IngestedArticle], service: Cleanup) -> float:
+    url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='newsflow-bench-')}/cleanup.db"
+    await upgrade(url)
+    engine = make_engine(url)
+    service.duplicates = DuplicateIndex(engine)
+    service.boilerplate = LearnedBoilerplate(engine)
+    started = time.perf_counter()
+    for item in items:
+        await service.clean_one(Delivery(value=item.model_dump_json().encode()))
+    rate = len(items) / (time.perf_counter() - started)
+    await engine.dispose()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=400)
+    args = parser.parse_args()
+    rng = random.Random(1)
+    texts = [text_article(rng, i) for i in range(args.articles)]
+    pages = [html_page(rng, i) for i in range(args.articles // 4)]
+    service = Cleanup(CleanupSettings())
+    logic_only(texts[:20], service)  # warm up
+    rows = []
+    for name, items in (("5 KB text articles", texts), ("50 KB HTML pages", pages)):
+        size = sum(len((i.text or i.html or "").encode()) for i in items) / len(items) / 1024
+        rows.append(
+            [
+                f"{name} (avg {size:.0f} KB)",
+                f"{logic_only(items, service):.0f}",
+                f"{asyncio.run(with_database(items, service)):.0f}",
+            ]
+        )
+    table(
+        "Cleanup, one process (articles/s)",
+        ["input", "repairs + extraction", "+ near-duplicates + learned (SQLite)"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
