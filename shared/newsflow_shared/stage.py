@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -33,6 +33,7 @@ from .errors import RejectedInput, TemporaryFailure
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 JSON_HEADERS = {"content-type": "application/json"}
 
@@ -166,6 +167,17 @@ class Stage:
             # base64 grows by a third; leave room for the rest of the record.
             max_original_bytes=int(self.settings.kafka_max_message_bytes * 0.7),
         )
+
+    def decode_each(self, deliveries: list[Delivery], model: type[M]) -> tuple[list[tuple[Delivery, M]], list[Output]]:
+        """Parse every record as ``model``: the readable ones with their record, and dead letters for the rest."""
+        valid: list[tuple[Delivery, M]] = []
+        rejected: list[Output] = []
+        for delivery in deliveries:
+            try:
+                valid.append((delivery, delivery.decode(model)))
+            except RejectedInput as error:
+                rejected.append(self.reject(delivery, error))
+        return valid, rejected
 
     async def each(
         self,

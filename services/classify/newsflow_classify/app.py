@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from faststream.asgi import AsgiFastStream
 
-from newsflow_shared import CleanArticle, Delivery, Emit, RejectedInput, Stage, configure_logging, make_broker
+from newsflow_shared import CleanArticle, Delivery, Emit, Stage, configure_logging, make_broker
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
 
@@ -31,13 +31,7 @@ class Classify:
         self._model_lock = asyncio.Lock()
 
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
-        outputs: list[Output] = []
-        articles: list[tuple[Delivery, CleanArticle]] = []
-        for delivery in deliveries:
-            try:
-                articles.append((delivery, delivery.decode(CleanArticle)))
-            except RejectedInput as error:
-                outputs.append(self.stage.reject(delivery, error))
+        articles, outputs = self.stage.decode_each(deliveries, CleanArticle)
         if not articles:
             return outputs
         try:

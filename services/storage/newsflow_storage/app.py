@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from newsflow_shared import Delivery, Emit, EnrichedArticle, RejectedInput, Stage, configure_logging, make_broker
+from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage, configure_logging, make_broker
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.stage import Output
 
@@ -28,13 +28,7 @@ class Store:
         self.repository: ArticleRepository | None = None
 
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
-        outputs: list[Output] = []
-        valid: list[tuple[Delivery, EnrichedArticle]] = []
-        for delivery in deliveries:
-            try:
-                valid.append((delivery, delivery.decode(EnrichedArticle)))
-            except RejectedInput as error:
-                outputs.append(self.stage.reject(delivery, error))
+        valid, outputs = self.stage.decode_each(deliveries, EnrichedArticle)
         if not valid:
             return outputs
         assert self.repository is not None, "the lifespan opens the database before consuming"
