@@ -6,10 +6,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from newsflow_cli.inputs import read_inputs
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db.migrate import alembic_config
+from newsflow_shared.db.tables import metadata
 
 from .harness import Pipeline, article, isolated_env
 
@@ -31,10 +34,10 @@ async def migrate_and_check(url: str) -> None:
     engine = make_engine(url)
     async with engine.connect() as connection:
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        for table in ("articles", "article_topics", "article_revisions", "ingest_seen"):
+        for table in metadata.tables:
             assert (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
     await engine.dispose()
-    assert version == "0001"
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.mark.kafka
