@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -58,11 +57,6 @@ class Runtime:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         return cls(device=dev, dtype=dtype)
 
-    def autocast(self) -> torch.autocast | nullcontext[None]:
-        if self.dtype == torch.float32:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
-
 
 class Embedder:
     """Mean-pooled, L2-normalised sentence vectors from any encoder model."""
@@ -83,7 +77,11 @@ class Embedder:
         self.runtime = Runtime.choose(device, precision)
         self.config = AutoConfig.from_pretrained(self.path, local_files_only=True)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self.model: PreTrainedModel = AutoModel.from_pretrained(self.path, local_files_only=True)
+        # Weights stored in the reduced precision: autocast would convert them again on every call
+        # (bf16 weights: ~10 % faster than bf16 autocast on this CPU, same evaluation scores).
+        self.model: PreTrainedModel = AutoModel.from_pretrained(
+            self.path, local_files_only=True, dtype=self.runtime.dtype, attn_implementation="sdpa"
+        )
         self.model.eval().to(self.runtime.device)
         limit = getattr(self.tokenizer, "model_max_length", max_tokens) or max_tokens
         self.max_tokens = min(max_tokens, limit if limit < 100_000 else max_tokens)
@@ -99,8 +97,7 @@ class Embedder:
             encoded = self.tokenizer(
                 chunk, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
             ).to(self.runtime.device)
-            with self.runtime.autocast():
-                hidden = self.model(**encoded).last_hidden_state
+            hidden = self.model(**encoded).last_hidden_state.float()
             mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
