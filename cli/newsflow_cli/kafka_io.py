@@ -141,7 +141,7 @@ class OutcomeWatcher:
             batches = await self.consumer.getmany(timeout_ms=500)
             for partition, records in batches.items():
                 for record in records:
-                    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+                    headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers or ()}
                     try:
                         body = json.loads(record.value or b"{}")
                     except json.JSONDecodeError:

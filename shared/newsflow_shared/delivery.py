@@ -35,7 +35,7 @@ class Delivery:
 
     @classmethod
     def from_record(cls, record: ConsumerRecord) -> Delivery:  # type: ignore[type-arg]
-        headers = {name: raw.decode("utf-8", "replace") for name, raw in (record.headers or ())}
+        headers = {name: (raw or b"").decode("utf-8", "replace") for name, raw in (record.headers or ())}
         return cls(
             value=record.value or b"",
             key=record.key,

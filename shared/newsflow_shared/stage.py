@@ -16,6 +16,7 @@ This is the delivery guarantee of every service, written once:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -107,6 +108,7 @@ class Stage:
             "max_partition_fetch_bytes": self.settings.kafka_max_message_bytes,
             "fetch_max_bytes": self.settings.kafka_max_message_bytes * 2,
             "decoder": _no_decoding,
+            "parser": _tolerant_headers,
             "title": f"{self.name}:{topic}",
         }
         options.update(subscriber_options)
@@ -222,6 +224,28 @@ class Stage:
             delay,
         )
         await asyncio.sleep(delay)
+
+
+async def _tolerant_headers(records: tuple[Any, ...], original_parser: Callable[..., Awaitable[Any]]) -> Any:
+    """Header values that are not UTF-8 (or are null) would fail FastStream's parser for the whole batch, and
+    the batch would be retried for ever: a producer's odd header must not block a partition."""
+    return await original_parser(tuple(_with_text_headers(record) for record in records))
+
+
+def _with_text_headers(record: Any) -> Any:
+    headers = record.headers or ()
+    if all(value is not None and _is_utf8(value) for _, value in headers):
+        return record
+    safe = tuple((name, (value or b"").decode("utf-8", "replace").encode()) for name, value in headers)
+    return dataclasses.replace(record, headers=safe)
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 async def _no_decoding(message: Any) -> None:

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 
 from newsflow_classify.examples import EXAMPLES
 from newsflow_cli.inputs import Input, read_inputs
+from newsflow_cli.kafka_io import OutcomeWatcher
 from newsflow_shared.db import make_engine
 from newsflow_shared.db.tables import articles
 
@@ -192,3 +194,31 @@ async def test_two_cleanup_replicas_share_the_near_duplicate_index(kafka_bootstr
         assert first["duplicate_of"] is None
     finally:
         await pipeline.stop()
+
+
+async def test_odd_keys_and_headers_do_not_block_a_partition(pipeline: Pipeline) -> None:
+    """Binary keys, binary and null header values: the article still goes through, nothing stalls."""
+    settings = pipeline.settings
+    watcher = OutcomeWatcher(settings)
+    await watcher.start()
+    client = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await client.start()
+    try:
+        for number in range(3):
+            value = json.dumps({"id": f"odd-{number}", "text": "The council approved the budget on Monday."}).encode()
+            headers = [("newsflow-trace-id", f"odd-{number}".encode()), ("x-binary", b"\xff\xfe\x00"), ("x-null", None)]
+            await client.send_and_wait(settings.topic_raw, value, key=b"\x80\x81", headers=headers)
+        seen: set[str] = set()
+
+        async def outcomes() -> None:
+            async for kind, trace, _record in watcher.outcomes():
+                if trace and trace.startswith("odd-"):
+                    assert kind == "stored"
+                    seen.add(trace)
+                if len(seen) == 3:
+                    return
+
+        await asyncio.wait_for(outcomes(), 120)
+    finally:
+        await client.stop()
+        await watcher.stop()
