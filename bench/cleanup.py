@@ -24,7 +24,7 @@ from newsflow_cleanup.learned import LearnedBoilerplate
 from newsflow_cleanup.logic import clean
 from newsflow_cleanup.near_duplicates import DuplicateIndex
 from newsflow_cleanup.settings import CleanupSettings
-from newsflow_shared import Delivery, IngestedArticle
+from newsflow_shared import Delivery, IngestedArticle, Stage
 from newsflow_shared.db import make_engine, upgrade
 
 CHROME = "".join(f'<li><a href="/section/{i}">Section {i}</a></li>' for i in range(60))  # menus make real pages heavy
@@ -61,12 +61,14 @@ def logic_only(items: list[IngestedArticle], service: Cleanup) -> float:
 async def with_database(items: list[IngestedArticle], service: Cleanup) -> float:
     url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='newsflow-bench-')}/cleanup.db"
     await upgrade(url)
-    engine = make_engine(url)
+    engine = service.engine = make_engine(url)
     service.duplicates = DuplicateIndex(engine)
     service.boilerplate = LearnedBoilerplate(engine)
+    deliveries = [Delivery(value=item.model_dump_json().encode()) for item in items]
+    batch = service.settings.batch_max_records
     started = time.perf_counter()
-    for item in items:
-        await service.clean_one(Delivery(value=item.model_dump_json().encode()))
+    for start in range(0, len(deliveries), batch):  # batches, as the service consumes them
+        await service.handle(deliveries[start : start + batch])
     rate = len(items) / (time.perf_counter() - started)
     await engine.dispose()
     return rate
@@ -79,7 +81,8 @@ def main() -> None:
     rng = random.Random(1)
     texts = [text_article(rng, i) for i in range(args.articles)]
     pages = [html_page(rng, i) for i in range(args.articles // 4)]
-    service = Cleanup(CleanupSettings())
+    settings = CleanupSettings()
+    service = Cleanup(settings, Stage(None, settings, name="cleanup"))  # type: ignore[arg-type]  # no broker: nothing is published
     logic_only(texts[:20], service)  # warm up
     rows = []
     for name, items in (("5 KB text articles", texts), ("50 KB HTML pages", pages)):

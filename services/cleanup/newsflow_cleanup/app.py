@@ -7,8 +7,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from faststream.asgi import AsgiFastStream
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from newsflow_shared import Delivery, Emit, EmptyArticle, IngestedArticle, Stage, configure_logging, make_broker
+from newsflow_shared import (
+    CleanArticle,
+    Delivery,
+    Emit,
+    EmptyArticle,
+    IngestedArticle,
+    RejectedInput,
+    Stage,
+    TemporaryFailure,
+    configure_logging,
+    make_broker,
+)
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
@@ -23,37 +36,84 @@ SERVICE = "cleanup"
 
 
 class Cleanup:
-    """One article at a time: repair and detect (in a thread), then the shared, database-backed steps."""
+    """Repairs and language per article (in a thread); the shared, database-backed steps once per batch."""
 
-    def __init__(self, settings: CleanupSettings) -> None:
+    def __init__(self, settings: CleanupSettings, stage: Stage | None = None) -> None:
         self.settings = settings
+        self.stage = stage
         self.detector = LanguageDetector(
             [c.strip() for c in settings.language_candidates.split(",") if c.strip()], settings.language_min_confidence
         )
         self.allowed = {code.strip().lower() for code in settings.language_allowlist.split(",") if code.strip()}
-        self.duplicates: DuplicateIndex | None = None  # opened in the lifespan
+        self.engine: AsyncEngine | None = None  # opened in the lifespan, with the two below
+        self.duplicates: DuplicateIndex | None = None
         self.boilerplate: LearnedBoilerplate | None = None
 
     async def clean_one(self, delivery: Delivery) -> list[Emit]:
+        """The article's own repairs; routes a language outside the allow-list to the unsupported topic."""
         settings = self.settings
         # Off the event loop: a big HTML page takes tens of milliseconds, and heartbeats must go on.
         article = await asyncio.to_thread(clean, delivery.decode(IngestedArticle), self.detector, settings)
-        if self.allowed and article.language not in self.allowed:
-            return [Emit.following(delivery, settings.topic_unsupported, article, article.id)]
-        lines = self.boilerplate.candidates(article) if self.boilerplate else {}
-        if self.boilerplate:
-            article = await self.boilerplate.strip(article)
-            if not article.text.strip():
-                raise EmptyArticle("no article text is left after removing this source's learned boilerplate")
-        if self.duplicates:
-            match = await self.duplicates.check_and_add(article.id, article.text)
-            if match:
-                article = article.model_copy(
-                    update={"duplicate_of": match.duplicate_of, "duplicate_score": match.score}
+        topic = (
+            settings.topic_unsupported
+            if self.allowed and article.language not in self.allowed
+            else settings.topic_clean
+        )
+        return [Emit.following(delivery, topic, article, article.id)]
+
+    async def handle(self, deliveries: list[Delivery]) -> list[Output]:
+        assert self.stage is not None
+        outputs: list[Output] = []
+        passing: list[tuple[int, Delivery, CleanArticle]] = []
+        for delivery in deliveries:
+            for output in await self.stage.attempt(delivery, self.clean_one):
+                if isinstance(output, Emit) and output.topic == self.settings.topic_clean:
+                    passing.append((len(outputs), delivery, output.message))  # type: ignore[arg-type]
+                outputs.append(output)
+        if passing and self.engine is not None:
+            results = await self.shared_steps([article for _, _, article in passing])
+            for (index, delivery, _), result in zip(passing, results, strict=True):
+                outputs[index] = (
+                    self.stage.reject(delivery, result)
+                    if isinstance(result, RejectedInput)
+                    else Emit.following(delivery, self.settings.topic_clean, result, result.id)
                 )
-        if self.boilerplate and article.duplicate_of is None:
-            await self.boilerplate.learn(article, lines)
-        return [Emit.following(delivery, settings.topic_clean, article, article.id)]
+        return outputs
+
+    async def shared_steps(self, articles: list[CleanArticle]) -> list[CleanArticle | RejectedInput]:
+        """Learned boilerplate, then near-duplicates, then learning: one transaction for the whole batch."""
+        assert self.engine is not None
+        lines = [self.boilerplate.candidates(a) if self.boilerplate else {} for a in articles]
+        try:
+            async with self.engine.begin() as connection:
+                if self.boilerplate:
+                    articles = await self.boilerplate.strip_many(connection, articles)
+                results: list[CleanArticle | RejectedInput] = []
+                for article in articles:
+                    empty = not article.text.strip()
+                    results.append(
+                        EmptyArticle("no article text is left after removing this source's learned boilerplate")
+                        if empty
+                        else article
+                    )
+                kept = [(i, a) for i, a in enumerate(results) if isinstance(a, CleanArticle)]
+                if self.duplicates and kept:
+                    matches = await self.duplicates.check_and_add_many(connection, [(a.id, a.text) for _, a in kept])
+                    for (i, article), match in zip(kept, matches, strict=True):
+                        if match:
+                            results[i] = article.model_copy(
+                                update={"duplicate_of": match.duplicate_of, "duplicate_score": match.score}
+                            )
+                if self.boilerplate:
+                    originals = [
+                        (a, lines[i])
+                        for i, a in enumerate(results)
+                        if isinstance(a, CleanArticle) and a.duplicate_of is None
+                    ]
+                    await self.boilerplate.learn_many(connection, originals)
+        except (OperationalError, DBAPIError, OSError) as error:
+            raise TemporaryFailure(f"cleanup's shared state in the database is not reachable: {error}") from error
+        return results
 
 
 def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
@@ -61,12 +121,8 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     broker = make_broker(settings, SERVICE)
     stage = Stage(broker, settings, name=SERVICE)
-    service = Cleanup(settings)
-
-    async def handle(deliveries: list[Delivery]) -> list[Output]:
-        return await stage.each(deliveries, service.clean_one)
-
-    stage.consume(settings.topic_ingested, handle)
+    service = Cleanup(settings, stage)
+    stage.consume(settings.topic_ingested, service.handle)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -74,7 +130,7 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
             yield
             return
         await upgrade(settings.database_url, wait=120)
-        engine = make_engine(settings.database_url)
+        engine = service.engine = make_engine(settings.database_url)
         if settings.cleanup_near_duplicates:
             service.duplicates = DuplicateIndex(engine, settings.cleanup_duplicate_threshold)
         if settings.cleanup_learn_boilerplate:

@@ -15,12 +15,13 @@ import hashlib
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from newsflow_shared import CleanArticle, Removal, TemporaryFailure
+from newsflow_shared import CleanArticle, Removal
 from newsflow_shared.db.engine import dialect_insert
 from newsflow_shared.db.tables import cleanup_source_lines
+
+Lines = dict[str, str]
 
 
 def line_key(line: str) -> str:
@@ -35,66 +36,78 @@ class LearnedBoilerplate:
         self.max_chars = max_chars
         self._insert = dialect_insert(engine)
 
-    def candidates(self, article: CleanArticle) -> dict[str, str]:
+    def candidates(self, article: CleanArticle) -> Lines:
         """Short paragraphs, by their key."""
         return {line_key(p): p for p in article.text.split("\n\n") if p and len(p) <= self.max_chars}
 
     async def strip(self, article: CleanArticle) -> CleanArticle:
-        """The article without the lines its source is known to repeat."""
-        lines = self.candidates(article)
-        if not article.source or not lines:
-            return article
-        try:
-            async with self.engine.connect() as connection:
-                counts = dict(
-                    (
-                        await connection.execute(
-                            select(cleanup_source_lines.c.line_hash, func.count())
-                            .where(
-                                cleanup_source_lines.c.source == article.source,
-                                cleanup_source_lines.c.line_hash.in_(list(lines)),
-                                cleanup_source_lines.c.article_id != article.id,
-                            )
-                            .group_by(cleanup_source_lines.c.line_hash)
-                        )
-                    ).all()
-                )
-        except (OperationalError, DBAPIError, OSError) as error:
-            raise TemporaryFailure(f"the learned boilerplate is not reachable: {error}") from error
-        learned = {key for key, seen in counts.items() if seen + 1 >= self.min_articles}
-        if not learned:
-            return article
-        kept = [p for p in article.text.split("\n\n") if line_key(p) not in learned or len(p) > self.max_chars]
-        removed = [
-            Removal(
-                what=lines[key], why=f"learned: the same line is in {counts[key] + 1} articles from {article.source}"
+        async with self.engine.connect() as connection:
+            [stripped] = await self.strip_many(connection, [article])
+        return stripped
+
+    async def learn(self, article: CleanArticle, lines: Lines) -> None:
+        async with self.engine.begin() as connection:
+            await self.learn_many(connection, [(article, lines)])
+
+    async def strip_many(self, connection: AsyncConnection, articles: list[CleanArticle]) -> list[CleanArticle]:
+        """Each article without the lines its source is known to repeat (two queries for the whole batch)."""
+        wanted = {(a.source, key) for a in articles if a.source for key in self.candidates(a)}
+        if not wanted:
+            return articles
+        sources = {source for source, _ in wanted}
+        keys = {key for _, key in wanted}
+        scope = (cleanup_source_lines.c.source.in_(sources), cleanup_source_lines.c.line_hash.in_(keys))
+        totals = {
+            (row.source, row.line_hash): row.seen
+            for row in await connection.execute(
+                select(cleanup_source_lines.c.source, cleanup_source_lines.c.line_hash, func.count().label("seen"))
+                .where(*scope)
+                .group_by(cleanup_source_lines.c.source, cleanup_source_lines.c.line_hash)
             )
-            for key in learned
-        ]
+        }
+        own = {
+            (row.source, row.line_hash, row.article_id)
+            for row in await connection.execute(
+                select(
+                    cleanup_source_lines.c.source, cleanup_source_lines.c.line_hash, cleanup_source_lines.c.article_id
+                ).where(*scope, cleanup_source_lines.c.article_id.in_([a.id for a in articles]))
+            )
+        }
+        return [self._without_learned(a, totals, own) for a in articles]
+
+    def _without_learned(
+        self, article: CleanArticle, totals: dict[tuple[str, str], int], own: set[tuple[str, str, str]]
+    ) -> CleanArticle:
+        if not article.source:
+            return article
+        removed: list[Removal] = []
+        kept: list[str] = []
+        for paragraph in article.text.split("\n\n"):
+            key = line_key(paragraph) if len(paragraph) <= self.max_chars else None
+            others = totals.get((article.source, key), 0) - ((article.source, key, article.id) in own) if key else 0
+            if key and others + 1 >= self.min_articles:
+                removed.append(
+                    Removal(
+                        what=paragraph, why=f"learned: the same line is in {others + 1} articles from {article.source}"
+                    )
+                )
+            else:
+                kept.append(paragraph)
+        if not removed:
+            return article
         return article.model_copy(update={"text": "\n\n".join(kept), "removed": [*article.removed, *removed]})
 
-    async def learn(self, article: CleanArticle, lines: dict[str, str]) -> None:
-        """Count this article's short lines for its source (once per article, however often redelivered)."""
-        if not article.source or not lines:
-            return
+    async def learn_many(self, connection: AsyncConnection, seen: list[tuple[CleanArticle, Lines]]) -> None:
+        """Count each article's short lines for its source, once per article however often redelivered."""
         now = datetime.now(UTC)
-        try:
-            async with self.engine.begin() as connection:
-                await connection.execute(
-                    self._insert(cleanup_source_lines).on_conflict_do_nothing(),
-                    [
-                        {
-                            "source": article.source,
-                            "line_hash": key,
-                            "article_id": article.id,
-                            "line": line,
-                            "seen_at": now,
-                        }
-                        for key, line in lines.items()
-                    ],
-                )
-        except (OperationalError, DBAPIError, OSError) as error:
-            raise TemporaryFailure(f"the learned boilerplate is not reachable: {error}") from error
+        rows = [
+            {"source": article.source, "line_hash": key, "article_id": article.id, "line": line, "seen_at": now}
+            for article, lines in seen
+            if article.source
+            for key, line in lines.items()
+        ]
+        if rows:
+            await connection.execute(self._insert(cleanup_source_lines).on_conflict_do_nothing(), rows)
 
 
 async def forget(engine: AsyncEngine, source: str | None = None) -> int:

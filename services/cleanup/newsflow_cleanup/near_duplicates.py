@@ -8,7 +8,8 @@ what makes a copy cut to its first half a duplicate (its Jaccard with the whole 
 about 0.5) while a different story quoting one paragraph is not (most of it is its own).
 
 The index lives in the database, so every replica shares it and it survives restarts.
-``duplicate_of`` always names the first article seen of a family.
+``duplicate_of`` always names the first article seen of a family. A batch is looked up
+and added in a few statements, its articles compared with each other in memory.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from itertools import pairwise
 import numpy as np
 from datasketch import MinHash
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from newsflow_shared import TemporaryFailure
 from newsflow_shared.db.engine import dialect_insert
 from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
 
@@ -69,65 +68,103 @@ class Match:
     score: float
 
 
-class DuplicateIndex:
-    """Finds the first-seen article an article near-duplicates, and remembers the article."""
+@dataclass
+class _Known:
+    """An article already in the index (or earlier in the batch)."""
 
-    def __init__(self, engine: AsyncEngine, threshold: float = 0.5) -> None:
+    article_id: str
+    fingerprint: Fingerprint
+    duplicate_of: str | None
+    first_seen_at: datetime
+    buckets: frozenset[str]
+
+
+class DuplicateIndex:
+    """Finds the first-seen article each article near-duplicates, and remembers the articles."""
+
+    def __init__(self, engine: AsyncEngine, threshold: float = 0.6) -> None:
         self.engine = engine
         self.threshold = threshold
         self._insert = dialect_insert(engine)
 
     async def check_and_add(self, article_id: str, text: str) -> Match | None:
-        fingerprint = Fingerprint.of(text)
-        buckets = fingerprint.buckets()
-        try:
-            async with self.engine.begin() as connection:
-                own = (
-                    await connection.execute(
-                        select(cleanup_fingerprints.c.first_seen_at).where(
-                            cleanup_fingerprints.c.article_id == article_id
-                        )
-                    )
-                ).first()
-                seen_at = own.first_seen_at if own else datetime.now(UTC)
-                candidates = select(cleanup_lsh.c.article_id).where(cleanup_lsh.c.bucket.in_(buckets)).distinct()
-                rows = await connection.execute(
-                    select(cleanup_fingerprints).where(
-                        cleanup_fingerprints.c.article_id.in_(candidates),
-                        cleanup_fingerprints.c.article_id != article_id,
-                    )
-                )
-                match = self._best(fingerprint, rows, seen_at if own else None)
-                if own is None:
-                    await connection.execute(
-                        self._insert(cleanup_fingerprints)
-                        .values(
-                            article_id=article_id,
-                            signature=fingerprint.signature.tobytes(),
-                            shingles=fingerprint.shingles,
-                            duplicate_of=match.duplicate_of if match else None,
-                            first_seen_at=seen_at,
-                        )
-                        .on_conflict_do_nothing()
-                    )
-                    await connection.execute(
-                        self._insert(cleanup_lsh).on_conflict_do_nothing(),
-                        [{"bucket": bucket, "article_id": article_id} for bucket in buckets],
-                    )
-        except (OperationalError, DBAPIError, OSError) as error:
-            raise TemporaryFailure(f"the near-duplicate index is not reachable: {error}") from error
+        async with self.engine.begin() as connection:
+            [match] = await self.check_and_add_many(connection, [(article_id, text)])
         return match
 
-    def _best(self, fingerprint: Fingerprint, rows: object, seen_before: datetime | None) -> Match | None:
+    async def check_and_add_many(self, connection: AsyncConnection, items: list[tuple[str, str]]) -> list[Match | None]:
+        """One match (or None) per ``(article id, clean text)``, in order; later items may match earlier ones."""
+        now = datetime.now(UTC)
+        prints = [Fingerprint.of(text) for _, text in items]
+        buckets = [frozenset(p.buckets()) for p in prints]
+        ids = [article_id for article_id, _ in items]
+        stored = {
+            row.article_id: _aware(row.first_seen_at)
+            for row in await connection.execute(
+                select(cleanup_fingerprints.c.article_id, cleanup_fingerprints.c.first_seen_at).where(
+                    cleanup_fingerprints.c.article_id.in_(ids)
+                )
+            )
+        }
+        candidate_rows = await connection.execute(
+            select(cleanup_lsh.c.bucket, cleanup_fingerprints)
+            .join(cleanup_fingerprints, cleanup_fingerprints.c.article_id == cleanup_lsh.c.article_id)
+            .where(cleanup_lsh.c.bucket.in_(set().union(*buckets)))
+        )
+        known: dict[str, _Known] = {}
+        shared_buckets: dict[str, set[str]] = {}
+        for row in candidate_rows:
+            shared_buckets.setdefault(row.article_id, set()).add(row.bucket)
+            if row.article_id not in known:
+                fingerprint = Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), row.shingles)
+                known[row.article_id] = _Known(
+                    row.article_id, fingerprint, row.duplicate_of, _aware(row.first_seen_at), frozenset()
+                )
+        for article_id, seen in shared_buckets.items():
+            known[article_id].buckets = frozenset(seen)
+
+        matches: list[Match | None] = []
+        new_rows: list[dict[str, object]] = []
+        for article_id, fingerprint, own_buckets in zip(ids, prints, buckets, strict=True):
+            seen_at = stored.get(article_id, now)
+            pool = [k for k in known.values() if k.article_id != article_id and k.buckets & own_buckets]
+            # On a redelivery only articles seen earlier can be the original.
+            pool = [
+                k for k in pool if k.first_seen_at < seen_at or (article_id not in stored and k.first_seen_at <= now)
+            ]
+            match = self._best(fingerprint, pool)
+            matches.append(match)
+            if article_id not in stored and all(row["article_id"] != article_id for row in new_rows):
+                duplicate_of = match.duplicate_of if match else None
+                new_rows.append(
+                    {
+                        "article_id": article_id,
+                        "signature": fingerprint.signature.tobytes(),
+                        "shingles": fingerprint.shingles,
+                        "duplicate_of": duplicate_of,
+                        "first_seen_at": now,
+                    }
+                )
+                known[article_id] = _Known(article_id, fingerprint, duplicate_of, now, own_buckets)
+        if new_rows:
+            await connection.execute(self._insert(cleanup_fingerprints).on_conflict_do_nothing(), new_rows)
+            await connection.execute(
+                self._insert(cleanup_lsh).on_conflict_do_nothing(),
+                [
+                    {"bucket": bucket, "article_id": row["article_id"]}
+                    for row in new_rows
+                    for bucket in known[str(row["article_id"])].buckets
+                ],
+            )
+        return matches
+
+    def _best(self, fingerprint: Fingerprint, pool: list[_Known]) -> Match | None:
         best: tuple[float, datetime, str] | None = None
-        for row in rows:  # type: ignore[attr-defined]
-            if seen_before is not None and _aware(row.first_seen_at) >= _aware(seen_before):
-                continue  # on a redelivery only articles seen earlier can be the original
-            score = fingerprint.containment(Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), row.shingles))
+        for candidate in pool:
+            score = fingerprint.containment(candidate.fingerprint)
             if score < self.threshold:
                 continue
-            first = row.duplicate_of or row.article_id
-            key = (score, _aware(row.first_seen_at), first)
+            key = (score, candidate.first_seen_at, candidate.duplicate_of or candidate.article_id)
             if best is None or score > best[0] + 1e-9 or (abs(score - best[0]) < 1e-9 and key[1] < best[1]):
                 best = key
         return Match(duplicate_of=best[2], score=round(best[0], 4)) if best else None
