@@ -87,7 +87,7 @@ class Embedder:
         self.max_tokens = min(max_tokens, limit if limit < 100_000 else max_tokens)
 
     @torch.inference_mode()
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def embed(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
         """Vectors for ``texts``, one row each; inputs longer than ``max_tokens`` are cut (title and lead first)."""
         rows = []
         # Sorting by length keeps padding, and so wasted work, small.
