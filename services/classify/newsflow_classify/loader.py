@@ -1,22 +1,31 @@
-"""Which classifier ``CLASSIFY_MODEL`` gets: a sentence encoder with IPTC prototypes (the default)."""
+"""Which classifier ``CLASSIFY_MODEL`` gets: decided by what the model is (see :mod:`.hf_models`)."""
 
 from __future__ import annotations
+
+from transformers import AutoConfig
 
 from newsflow_shared.taxonomy import load_taxonomy
 
 from .classifier import PrototypeClassifier, ScoringPolicy, TopicClassifier
-from .model import Embedder
+from .hf_models import LabelClassifier, ZeroShotClassifier, entailment_index, iptc_labels
+from .model import Embedder, resolve_model_path
 from .settings import ClassifySettings
 
 
 def load_classifier(settings: ClassifySettings) -> TopicClassifier:
-    """Build the classifier once, at start-up: it loads weights and embeds every prototype."""
-    embedder = Embedder(
-        settings.classify_model,
-        max_tokens=settings.classify_max_tokens,
-        device=settings.classify_device,
-        precision=settings.classify_precision,
-        threads=settings.classify_threads,
-    )
+    """Build the classifier once, at start-up: it loads weights (and, for prototypes, embeds them)."""
+    taxonomy = load_taxonomy()
     policy = ScoringPolicy(top_k=settings.classify_top_k, threshold=settings.classify_threshold)
-    return PrototypeClassifier(embedder, load_taxonomy(), policy)
+    options = {
+        "max_tokens": settings.classify_max_tokens,
+        "device": settings.classify_device,
+        "precision": settings.classify_precision,
+    }
+    config = AutoConfig.from_pretrained(resolve_model_path(settings.classify_model), local_files_only=True)
+    is_classifier = any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
+    if is_classifier and (labels := iptc_labels(config, taxonomy)):
+        return LabelClassifier(settings.classify_model, taxonomy, labels, policy, **options)
+    if is_classifier and (entailment := entailment_index(config)) is not None:
+        return ZeroShotClassifier(settings.classify_model, taxonomy, entailment, policy, **options)
+    embedder = Embedder(settings.classify_model, threads=settings.classify_threads, **options)  # type: ignore[arg-type]
+    return PrototypeClassifier(embedder, taxonomy, policy)

