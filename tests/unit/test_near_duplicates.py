@@ -104,3 +104,14 @@ def test_containment_is_symmetric_in_what_it_asks() -> None:
     whole, half = Fingerprint.of(SEED), Fingerprint.of("\n\n".join(PARAGRAPHS[:8]))
     assert whole.containment(half) == pytest.approx(half.containment(whole))
     assert whole.containment(half) > 0.9
+
+
+async def test_a_redelivered_batch_finds_the_same_originals(index: tuple[DuplicateIndex, DuplicateIndex]) -> None:
+    replica_a, replica_b = index
+    batch = [("one", SEED), ("two", respun(SEED)), ("three", "\n\n".join(PARAGRAPHS[:5]))]
+    async with replica_a.engine.begin() as connection:
+        first = await replica_a.check_and_add_many(connection, batch)
+    async with replica_b.engine.begin() as connection:
+        again = await replica_b.check_and_add_many(connection, list(reversed(batch)))
+    assert [m.duplicate_of if m else None for m in first] == [None, "one", "one"]
+    assert [m.duplicate_of if m else None for m in reversed(again)] == [None, "one", "one"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import numpy as np
@@ -125,8 +125,10 @@ class DuplicateIndex:
 
         matches: list[Match | None] = []
         new_rows: list[dict[str, object]] = []
-        for article_id, fingerprint, own_buckets in zip(ids, prints, buckets, strict=True):
-            seen_at = stored.get(article_id, now)
+        for position, (article_id, fingerprint, own_buckets) in enumerate(zip(ids, prints, buckets, strict=True)):
+            # Strictly increasing within the batch, so a redelivery finds the same earlier articles.
+            first_seen = now + timedelta(microseconds=position)
+            seen_at = stored.get(article_id, first_seen)
             pool = [k for k in known.values() if k.article_id != article_id and k.buckets & own_buckets]
             # On a redelivery only articles seen earlier can be the original.
             pool = [
@@ -142,10 +144,10 @@ class DuplicateIndex:
                         "signature": fingerprint.signature.tobytes(),
                         "shingles": fingerprint.shingles,
                         "duplicate_of": duplicate_of,
-                        "first_seen_at": now,
+                        "first_seen_at": first_seen,
                     }
                 )
-                known[article_id] = _Known(article_id, fingerprint, duplicate_of, now, own_buckets)
+                known[article_id] = _Known(article_id, fingerprint, duplicate_of, first_seen, own_buckets)
         if new_rows:
             await connection.execute(self._insert(cleanup_fingerprints).on_conflict_do_nothing(), new_rows)
             await connection.execute(

@@ -11,18 +11,14 @@ from newsflow_shared import EnrichedArticle, StoredArticle
 
 
 def enrichment_hash(article: EnrichedArticle) -> str:
-    """Changes when anything a reader sees changes; redeliveries of the same result hash the same.
+    """What makes a new revision: new content, or a new producer (a stage or model version, or its settings).
 
-    The same text through the same model can come back with scores a hair apart (reduced
-    precision, other padding in another batch), and a topic near the threshold may then come or
-    go: that is not a new result. So the hash takes the best topic, and who produced the result
-    (stage versions, models, their settings): a new model or version is a new revision.
+    The topics themselves are left out on purpose: the same text through the same model can come
+    back with scores a hair apart (reduced precision, other padding in another batch), which may
+    reorder two close topics. That is noise of one producer, not a new enrichment.
     """
-    payload = article.model_dump(
-        mode="json", include={"content_hash", "title", "text", "language", "duplicate_of", "author"}
-    )
-    payload["best_topic"] = article.topics[0].code if article.topics else None
-    payload["models"] = [(step.stage, step.version, step.model, step.details) for step in article.lineage]
+    payload = article.model_dump(mode="json", include={"content_hash", "title", "text", "language", "duplicate_of", "author"})
+    payload["producers"] = [(step.stage, step.version, step.model, step.details) for step in article.lineage]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
