@@ -27,10 +27,12 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
+from .broker import make_broker
 from .contracts import DeadLetter
 from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
 from .errors import RejectedInput, TemporaryFailure
+from .logs import configure_logging
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,12 @@ class Stage:
         # After ingest the Kafka key is the article id: a dead letter can name its article even when unreadable.
         self.keyed_by_article = keyed_by_article
         self._failures_in_a_row = 0
+
+    @classmethod
+    def for_service(cls, settings: ServiceSettings, name: str, **options: Any) -> Stage:
+        """A service's logging, broker and stage, all from its settings: the first line of every ``create_app``."""
+        configure_logging(name, settings.log_level, settings.log_format)
+        return cls(make_broker(settings, name), settings, name=name, **options)
 
     def consume(
         self,

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from faststream.asgi import AsgiFastStream
 
-from newsflow_shared import CleanArticle, Delivery, Emit, Stage, configure_logging, make_broker
+from newsflow_shared import CleanArticle, Delivery, Emit, Stage
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
 
@@ -64,9 +64,8 @@ class Classify:
 
 def create_app(settings: ClassifySettings | None = None) -> AsgiFastStream:
     settings = settings or ClassifySettings()
-    configure_logging(SERVICE, settings.log_level, settings.log_format)
-    broker = make_broker(settings, SERVICE)
-    stage = Stage(broker, settings, name=SERVICE)
+    stage = Stage.for_service(settings, SERVICE)
+    broker = stage.broker
     service = Classify(settings, stage)
     # Large batches can take a while on a CPU: give the consumer room between polls.
     stage.consume(settings.topic_clean, service.handle, max_poll_interval_ms=600_000)

@@ -19,8 +19,6 @@ from newsflow_shared import (
     RejectedInput,
     Stage,
     TemporaryFailure,
-    configure_logging,
-    make_broker,
 )
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.service import service_app
@@ -118,9 +116,8 @@ class Cleanup:
 
 def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
     settings = settings or CleanupSettings()
-    configure_logging(SERVICE, settings.log_level, settings.log_format)
-    broker = make_broker(settings, SERVICE)
-    stage = Stage(broker, settings, name=SERVICE)
+    stage = Stage.for_service(settings, SERVICE)
+    broker = stage.broker
     service = Cleanup(settings, stage)
     stage.consume(settings.topic_ingested, service.handle)
 

@@ -15,8 +15,6 @@ from newsflow_shared import (
     RejectedInput,
     SkippedArticle,
     Stage,
-    configure_logging,
-    make_broker,
 )
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.service import service_app
@@ -76,9 +74,8 @@ class Ingest:
 
 def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     settings = settings or IngestSettings()
-    configure_logging(SERVICE, settings.log_level, settings.log_format)
-    broker = make_broker(settings, SERVICE)
-    stage = Stage(broker, settings, name=SERVICE, keyed_by_article=False)
+    stage = Stage.for_service(settings, SERVICE, keyed_by_article=False)
+    broker = stage.broker
     service = Ingest(settings, stage, seen=None)
 
     stage.consume(settings.topic_raw, service.handle, on_published=service.remember)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage, configure_logging, make_broker
+from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.stage import Output
 
@@ -43,9 +43,8 @@ class Store:
 
 def create_app(settings: StorageSettings | None = None) -> FastAPI:
     settings = settings or StorageSettings()
-    configure_logging(SERVICE, settings.log_level, settings.log_format)
-    broker = make_broker(settings, SERVICE)
-    stage = Stage(broker, settings, name=SERVICE)
+    stage = Stage.for_service(settings, SERVICE)
+    broker = stage.broker
     service = Store(settings, stage)
     stage.consume(settings.topic_enriched, service.handle)
 

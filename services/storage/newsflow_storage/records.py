@@ -17,7 +17,9 @@ def enrichment_hash(article: EnrichedArticle) -> str:
     back with scores a hair apart (reduced precision, other padding in another batch), which may
     reorder two close topics. That is noise of one producer, not a new enrichment.
     """
-    payload = article.model_dump(mode="json", include={"content_hash", "title", "text", "language", "duplicate_of", "author"})
+    payload = article.model_dump(
+        mode="json", include={"content_hash", "title", "text", "language", "duplicate_of", "author"}
+    )
     payload["producers"] = [(step.stage, step.version, step.model, step.details) for step in article.lineage]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
