@@ -66,7 +66,10 @@ async def test_same_articles_three_times_with_storage_killed_in_between(
     kafka_bootstrap: str, fresh_postgres: str
 ) -> None:
     # Ingest's re-send filter off: every copy travels the whole way, so storage itself must not double.
-    pipeline = Pipeline(isolated_env(kafka_bootstrap, fresh_postgres) | {"INGEST_DEDUPE": "false"})
+    # Small batches, so the kill lands between commits with more to come.
+    pipeline = Pipeline(
+        isolated_env(kafka_bootstrap, fresh_postgres) | {"INGEST_DEDUPE": "false", "BATCH_MAX_RECORDS": "100"}
+    )
     await pipeline.start()
     assert pipeline.supervisor is not None
     count = 1000
