@@ -1,0 +1,39 @@
+"""The shared package's public surface is deliberate: a change to it shows up here first."""
+
+import newsflow_shared
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(newsflow_shared.__all__) == [
+        "REPLAY_HEADER",
+        "SCHEMA_VERSION",
+        "TRACE_HEADER",
+        "ArticleTooLarge",
+        "CleanArticle",
+        "DeadLetter",
+        "Delivery",
+        "Emit",
+        "EmptyArticle",
+        "EnrichedArticle",
+        "IngestedArticle",
+        "InvalidArticle",
+        "Lineage",
+        "MalformedMessage",
+        "NewsflowError",
+        "RawArticle",
+        "RejectedInput",
+        "Removal",
+        "ServiceSettings",
+        "SkippedArticle",
+        "Stage",
+        "StoredArticle",
+        "TemporaryFailure",
+        "TopicScore",
+        "Topics",
+        "configure_logging",
+        "ensure_topics",
+        "make_broker",
+        "wait_for_kafka",
+    ]
+    for name in newsflow_shared.__all__:
+        assert getattr(newsflow_shared, name) is not None
