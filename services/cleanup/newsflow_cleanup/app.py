@@ -47,24 +47,44 @@ class Cleanup:
         self.duplicates: DuplicateIndex | None = None
         self.boilerplate: LearnedBoilerplate | None = None
 
-    async def clean_one(self, delivery: Delivery) -> list[Emit]:
-        """The article's own repairs; routes a language outside the allow-list to the unsupported topic."""
+    def _clean(self, delivery: Delivery) -> CleanArticle:
+        return clean(delivery.decode(IngestedArticle), self.detector, self.settings)
+
+    def _route(self, delivery: Delivery, article: CleanArticle) -> Emit:
+        """The clean topic, or the unsupported one for a language outside the allow-list."""
         settings = self.settings
-        # Off the event loop: a big HTML page takes tens of milliseconds, and heartbeats must go on.
-        article = await asyncio.to_thread(clean, delivery.decode(IngestedArticle), self.detector, settings)
-        topic = (
-            settings.topic_unsupported
-            if self.allowed and article.language not in self.allowed
-            else settings.topic_clean
+        unsupported = self.allowed and article.language not in self.allowed
+        return Emit.following(
+            delivery, settings.topic_unsupported if unsupported else settings.topic_clean, article, article.id
         )
-        return [Emit.following(delivery, topic, article, article.id)]
+
+    async def clean_one(self, delivery: Delivery) -> list[Emit]:
+        """One article's own repairs, off the event loop."""
+        return [self._route(delivery, await asyncio.to_thread(self._clean, delivery))]
+
+    def _clean_all(self, deliveries: list[Delivery]) -> list[CleanArticle | Exception]:
+        results: list[CleanArticle | Exception] = []
+        for delivery in deliveries:
+            try:
+                results.append(self._clean(delivery))
+            except Exception as error:
+                results.append(error)
+        return results
 
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
         assert self.stage is not None
+        # The whole batch in one worker thread (a big HTML page takes tens of milliseconds, and
+        # heartbeats must go on); an article that failed gets its own retries and dead letter.
+        cleaned = await asyncio.to_thread(self._clean_all, deliveries)
         outputs: list[Output] = []
         passing: list[tuple[int, Delivery, CleanArticle]] = []
-        for delivery in deliveries:
-            for output in await self.stage.attempt(delivery, self.clean_one):
+        for delivery, result in zip(deliveries, cleaned, strict=True):
+            produced = (
+                await self.stage.attempt(delivery, self.clean_one)
+                if isinstance(result, Exception)
+                else [self._route(delivery, result)]
+            )
+            for output in produced:
                 if isinstance(output, Emit) and output.topic == self.settings.topic_clean:
                     passing.append((len(outputs), delivery, output.message))  # type: ignore[arg-type]
                 outputs.append(output)
