@@ -93,7 +93,9 @@ class Embedder:
         # Sorting by length keeps padding, and so wasted work, small.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
-            chunk = [texts[i] for i in order[start : start + batch_size]]
+            # Tokenizers read the whole text before truncating: cut it first. A token is at least one
+            # character (CJK) and about five in English, so 8 characters a token never cuts what is kept.
+            chunk = [texts[i][: self.max_tokens * 8] for i in order[start : start + batch_size]]
             encoded = self.tokenizer(
                 chunk, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
             ).to(self.runtime.device)
