@@ -11,7 +11,7 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast test-all lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench clean
+.PHONY: setup demo test test-fast lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval clean
 
 setup: $(VENV)/.installed kafka-jars
 
@@ -57,7 +57,13 @@ postgres-stop:
 	deploy/local/postgres.sh stop
 
 bench: setup
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/cleanup.py
+	$(BIN)/python bench/model_speed.py
+
+eval: $(VENV)/.installed
+	$(BIN)/python eval/evaluate.py
 
 clean:
 	rm -rf $(VENV) .newsflow .pytest_cache .ruff_cache

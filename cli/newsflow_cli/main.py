@@ -1,4 +1,4 @@
-"""``newsflow``: push articles, follow results, run the pipeline locally, process files end to end."""
+"""newsflow: push articles, follow results, run the pipeline locally, process files end to end."""
 
 from __future__ import annotations
 
