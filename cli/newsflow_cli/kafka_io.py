@@ -91,6 +91,15 @@ async def _settle(
     pending.clear()
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``; a consumer that subscribed to nothing has no metadata for it yet."""
+    numbers = consumer.partitions_for_topic(topic)
+    if not numbers:
+        await consumer._client.force_metadata_update()
+        numbers = consumer._client.cluster.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, number) for number in sorted(numbers)]
+
+
 class OutcomeWatcher:
     """Follows the stored, skipped and dead-letter topics from their current ends."""
 
@@ -114,8 +123,7 @@ class OutcomeWatcher:
         await self.consumer.start()
         partitions = []
         for topic in self.topics:
-            for number in self.consumer.partitions_for_topic(topic) or await self._partitions(topic):
-                partitions.append(TopicPartition(topic, number))
+            partitions += await topic_partitions(self.consumer, topic)
         self.consumer.assign(partitions)
         if from_beginning:
             await self.consumer.seek_to_beginning(*partitions)
@@ -130,10 +138,6 @@ class OutcomeWatcher:
                     await self.consumer.position(partition)
             finally:
                 fetcher_log.setLevel(level)
-
-    async def _partitions(self, topic: str) -> set[int]:
-        await self.consumer._client.force_metadata_update()
-        return self.consumer._client.cluster.partitions_for_topic(topic) or set()
 
     async def outcomes(self) -> AsyncIterator[tuple[str, str | None, dict[str, Any]]]:
         """(kind, trace id, record) for each outcome as it arrives."""

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from newsflow_shared import REPLAY_HEADER, TRACE_HEADER, CleanArticle, IngestedArticle, ServiceSettings, StoredArticle
 from newsflow_shared.db import make_engine
 from newsflow_storage.repository import ArticleRepository
 
-from .kafka_io import producer
+from .kafka_io import producer, topic_partitions
 
 Stage = Literal["cleanup", "classify"]
 
@@ -77,9 +77,7 @@ async def replay_raw(
     await consumer.start()
     sent = 0
     try:
-        partitions = [
-            TopicPartition(settings.topic_raw, p) for p in consumer.partitions_for_topic(settings.topic_raw) or ()
-        ]
+        partitions = await topic_partitions(consumer, settings.topic_raw)
         if not partitions:
             return 0
         consumer.assign(partitions)
