@@ -94,10 +94,14 @@ async def _settle(
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """The partitions of ``topic``; a consumer that subscribed to nothing has no metadata for it yet."""
     numbers = consumer.partitions_for_topic(topic)
-    if not numbers:
+    for _ in range(50):  # a busy broker can take a moment to list a topic it just created
+        if numbers:
+            break
         await consumer._client.force_metadata_update()
-        numbers = consumer._client.cluster.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, number) for number in sorted(numbers)]
+        numbers = consumer._client.cluster.partitions_for_topic(topic)
+        if not numbers:
+            await asyncio.sleep(0.1)
+    return [TopicPartition(topic, number) for number in sorted(numbers or ())]
 
 
 class OutcomeWatcher:

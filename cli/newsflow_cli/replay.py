@@ -79,7 +79,7 @@ async def replay_raw(
     try:
         partitions = await topic_partitions(consumer, settings.topic_raw)
         if not partitions:
-            return 0
+            raise LookupError(f"the topic {settings.topic_raw} does not exist on {settings.kafka_bootstrap_servers}")
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         if since is None:
