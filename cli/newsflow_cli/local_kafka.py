@@ -150,7 +150,7 @@ class LocalKafka:
     def log_file(self) -> Path:
         return self.workdir / "kafka.log"
 
-    def _java(self, main: str, *args: str, **popen: object) -> list[str]:
+    def _java(self, main: str, *args: str) -> list[str]:
         return [
             "java",
             f"-Xms{self.heap}",

@@ -7,7 +7,6 @@ import os
 import shutil
 import sys
 import tempfile
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +34,6 @@ class LocalStack:
     supervisor: Supervisor | None = None
     kafka: LocalKafka | None = None
     _temporary: Path | None = None
-    _exit: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def __aenter__(self) -> LocalStack:
         if self.workdir is None:

@@ -189,17 +189,6 @@ class Stage:
                 rejected.append(self.reject(delivery, error))
         return valid, rejected
 
-    async def each(
-        self,
-        deliveries: list[Delivery],
-        handle_one: Callable[[Delivery], Awaitable[list[Emit]]],
-    ) -> list[Output]:
-        """Run ``handle_one`` on every record, isolating failures: rejects and exhausted retries become dead letters."""
-        outputs: list[Output] = []
-        for delivery in deliveries:
-            outputs.extend(await self.attempt(delivery, handle_one))
-        return outputs
-
     async def attempt(
         self,
         delivery: Delivery,
