@@ -25,7 +25,7 @@ from datasketch import MinHash
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from newsflow_shared.db.engine import dialect_insert
+from newsflow_shared.db.engine import as_utc, dialect_insert
 from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
 
 NUM_PERM = 128
@@ -99,7 +99,7 @@ class DuplicateIndex:
         buckets = [frozenset(p.buckets()) for p in prints]
         ids = [article_id for article_id, _ in items]
         stored = {
-            row.article_id: _aware(row.first_seen_at)
+            row.article_id: as_utc(row.first_seen_at)
             for row in await connection.execute(
                 select(cleanup_fingerprints.c.article_id, cleanup_fingerprints.c.first_seen_at).where(
                     cleanup_fingerprints.c.article_id.in_(ids)
@@ -118,7 +118,7 @@ class DuplicateIndex:
             if row.article_id not in known:
                 fingerprint = Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), row.shingles)
                 known[row.article_id] = _Known(
-                    row.article_id, fingerprint, row.duplicate_of, _aware(row.first_seen_at), frozenset()
+                    row.article_id, fingerprint, row.duplicate_of, as_utc(row.first_seen_at), frozenset()
                 )
         for article_id, seen in shared_buckets.items():
             known[article_id].buckets = frozenset(seen)
@@ -170,7 +170,3 @@ class DuplicateIndex:
             if best is None or score > best[0] + 1e-9 or (abs(score - best[0]) < 1e-9 and key[1] < best[1]):
                 best = key
         return Match(duplicate_of=best[2], score=round(best[0], 4)) if best else None
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

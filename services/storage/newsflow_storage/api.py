@@ -13,8 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from newsflow_shared import StoredArticle
+from newsflow_shared.db.engine import as_utc
 
-from .records import utc
 from .repository import ArticleRepository, Duplicates, Query, day_start
 from .settings import StorageSettings
 
@@ -130,6 +130,6 @@ def _bound(value: str | None, *, end: bool) -> datetime | None:
         if len(value) == 10:
             day = day_start(date.fromisoformat(value))
             return day + timedelta(days=1) if end else day
-        return utc(datetime.fromisoformat(value))
+        return as_utc(datetime.fromisoformat(value))
     except ValueError:
         raise HTTPException(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from newsflow_shared import EnrichedArticle, StoredArticle
+from newsflow_shared.db.engine import as_utc
 
 
 def enrichment_hash(article: EnrichedArticle) -> str:
@@ -40,31 +41,17 @@ def to_row(
         "source": article.source,
         "url": article.url,
         "author": article.author,
-        "published_at": utc(article.published_at),
+        "published_at": as_utc(article.published_at) if article.published_at else None,
         "metadata": data["metadata"],
         "removed": data["removed"],
         "lineage": data["lineage"],
         "content_hash": article.content_hash,
         "enrichment_hash": digest or enrichment_hash(article),
         "revision": revision,
-        "received_at": utc(article.received_at),
+        "received_at": as_utc(article.received_at),
         "stored_at": stored_at,
         "updated_at": now,
     }
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """Every stored time is UTC: SQLite keeps no offset, so one must be fixed before writing."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands datetimes back without their offset; every time Newsflow writes is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def from_row(row: Any) -> StoredArticle:
@@ -81,13 +68,13 @@ def from_row(row: Any) -> StoredArticle:
         source=m["source"],
         url=m["url"],
         author=m["author"],
-        published_at=_aware(m["published_at"]),
+        published_at=as_utc(m["published_at"]) if m["published_at"] else None,
         metadata=m["metadata"],
         removed=m["removed"],
         lineage=m["lineage"],
         content_hash=m["content_hash"],
-        received_at=_aware(m["received_at"]),
-        stored_at=_aware(m["stored_at"]),
+        received_at=as_utc(m["received_at"]),
+        stored_at=as_utc(m["stored_at"]),
         revision=m["revision"],
     )
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from newsflow_shared import EnrichedArticle, StoredArticle, TemporaryFailure
-from newsflow_shared.db.engine import dialect_insert, is_sqlite
+from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite
 from newsflow_shared.db.tables import article_revisions, article_topics, articles
 from newsflow_shared.taxonomy import load_taxonomy
 
@@ -88,10 +88,7 @@ class ArticleRepository:
         for article in batch:
             current = existing.get(article.id)
             digest = enrichment_hash(article)
-            if current is not None:
-                first_stored = current.stored_at if current.stored_at.tzinfo else current.stored_at.replace(tzinfo=UTC)
-            else:
-                first_stored = now
+            first_stored = as_utc(current.stored_at) if current is not None else now
             if current is not None and current.enrichment_hash == digest:
                 revision = current.revision  # a redelivery: nothing to write
             else:

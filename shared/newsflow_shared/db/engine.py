@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -17,6 +18,11 @@ def normalise_url(url: str) -> str:
     if "+" not in parsed.drivername and parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
     return parsed.render_as_string(hide_password=False)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Every time Newsflow stores is UTC: SQLite keeps no offset, so one is fixed on the way in and out."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
