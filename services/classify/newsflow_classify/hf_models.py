@@ -22,7 +22,7 @@ from newsflow_shared import TopicScore
 from newsflow_shared.taxonomy import Taxonomy
 
 from .classifier import ScoringPolicy
-from .model import Runtime, resolve_model_path
+from .model import Runtime, cut_for_tokens, resolve_model_path
 
 _QCODE = re.compile(r"^medtop:\d{8}$")
 
@@ -64,7 +64,7 @@ class _SequenceModel:
         rows = []
         for start in range(0, len(first), batch_size):
             encoded = self.tokenizer(
-                first[start : start + batch_size],
+                [cut_for_tokens(text, self.max_tokens) for text in first[start : start + batch_size]],
                 second[start : start + batch_size] if second is not None else None,
                 padding=True,
                 truncation=True,

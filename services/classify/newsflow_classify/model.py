@@ -29,6 +29,12 @@ def resolve_model_path(name: str) -> str:
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
 
 
+def cut_for_tokens(text: str, max_tokens: int) -> str:
+    """Tokenizers read the whole text before truncating: cut it first. A token is at least one
+    character (CJK) and about five in English, so 8 characters a token never cuts what is kept."""
+    return text[: max_tokens * 8]
+
+
 @cache
 def cpu_has_bf16() -> bool:
     """bf16 matrix instructions (AVX512-BF16 or AMX) make bf16 several times faster than fp32."""
@@ -93,9 +99,7 @@ class Embedder:
         # Sorting by length keeps padding, and so wasted work, small.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
-            # Tokenizers read the whole text before truncating: cut it first. A token is at least one
-            # character (CJK) and about five in English, so 8 characters a token never cuts what is kept.
-            chunk = [texts[i][: self.max_tokens * 8] for i in order[start : start + batch_size]]
+            chunk = [cut_for_tokens(texts[i], self.max_tokens) for i in order[start : start + batch_size]]
             encoded = self.tokenizer(
                 chunk, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
             ).to(self.runtime.device)
