@@ -11,7 +11,7 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval clean
+.PHONY: setup demo test test-fast lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval eval-language eval-cleanup clean
 
 setup: $(VENV)/.installed kafka-jars
 
@@ -64,6 +64,12 @@ bench: setup
 
 eval: $(VENV)/.installed
 	$(BIN)/python eval/evaluate.py
+
+eval-language: $(VENV)/.installed
+	$(BIN)/python eval/language_eval.py
+
+eval-cleanup: $(VENV)/.installed
+	$(BIN)/python eval/cleanup_eval.py
 
 clean:
 	rm -rf $(VENV) .newsflow .pytest_cache .ruff_cache

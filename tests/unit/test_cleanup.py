@@ -20,7 +20,9 @@ SAMPLES = Path(__file__).parents[2] / "samples"
 @pytest.fixture(scope="module")
 def detector() -> LanguageDetector:
     settings = CleanupSettings()
-    return LanguageDetector(settings.language_candidates.split(","), settings.language_min_confidence)
+    return LanguageDetector(
+        settings.language_candidates.split(","), settings.language_min_confidence, settings.language_short_text_chars
+    )
 
 
 def test_mojibake_and_entities_are_fixed() -> None:
@@ -112,6 +114,28 @@ def test_language_of_paragraphs(detector: LanguageDetector, text: str, code: str
     found = detector.detect(text)
     assert found.code == code
     assert found.confidence > 0.8
+
+
+@pytest.mark.parametrize(
+    ("headline", "code"),
+    [
+        ("Regierung plant neue Steuer", "de"),
+        ("Le Sénat vote la loi", "fr"),
+        ("Incendio arrasa un bosque", "es"),
+        ("Vitória histórica da seleção", "pt"),
+        ("Kabinet wil minder asielzoekers", "nl"),
+        ("Rząd podnosi podatki", "pl"),
+    ],
+)
+def test_language_of_headlines(detector: LanguageDetector, headline: str, code: str) -> None:
+    """Two detectors together get headline-length text right where one alone slips (es/pt, nl/en)."""
+    assert detector.detect(headline).code == code
+
+
+def test_mixed_text_is_not_a_confident_answer(detector: LanguageDetector) -> None:
+    found = detector.detect("The minister said on Monday. Die Regierung hat am Montag beschlossen.")
+    assert found.code in {"en", "de"}
+    assert found.confidence < 0.8
 
 
 def test_short_text_gets_an_honest_low_confidence(detector: LanguageDetector) -> None:

@@ -156,12 +156,14 @@ async def test_cleanup_sends_languages_outside_the_allowlist_to_unsupported() ->
     english = IngestedArticle(
         id="en-1", text="The government approved a new law on renewable energy on Monday.", content_hash="h"
     )
+    unsure = IngestedArticle(id="short-1", text="Minister stapt op", content_hash="h")  # too short to be sure
     async with TestKafkaBroker(app.broker):
-        await app.broker.publish(german.model_dump_json().encode(), settings.topic_ingested, key=b"de-1")
-        await app.broker.publish(english.model_dump_json().encode(), settings.topic_ingested, key=b"en-1")
+        for article in (german, english, unsure):
+            await app.broker.publish(article.model_dump_json().encode(), settings.topic_ingested, key=article.id)
 
     assert [(topic, json.loads(body)["id"]) for topic, body, _ in spy] == [
         (settings.topic_unsupported, "de-1"),
         (settings.topic_clean, "en-1"),
+        (settings.topic_clean, "short-1"),  # a weak guess does not divert an article
     ]
     assert json.loads(spy[0][1])["language"] == "de"

@@ -40,7 +40,9 @@ class Cleanup:
         self.settings = settings
         self.stage = stage
         self.detector = LanguageDetector(
-            [c.strip() for c in settings.language_candidates.split(",") if c.strip()], settings.language_min_confidence
+            [c.strip() for c in settings.language_candidates.split(",") if c.strip()],
+            settings.language_min_confidence,
+            settings.language_short_text_chars,
         )
         self.allowed = {code.strip().lower() for code in settings.language_allowlist.split(",") if code.strip()}
         self.engine: AsyncEngine | None = None  # opened in the lifespan, with the two below
@@ -53,7 +55,13 @@ class Cleanup:
     def _route(self, delivery: Delivery, article: CleanArticle) -> Emit:
         """The clean topic, or the unsupported one for a language outside the allow-list."""
         settings = self.settings
-        unsupported = self.allowed and article.language not in self.allowed
+        # Only a language we are sure of diverts an article: a headline-length text with a weak
+        # guess is passed on rather than lost to a topic nobody reads.
+        unsupported = (
+            self.allowed
+            and article.language not in self.allowed
+            and article.language_confidence >= settings.language_allowlist_min_confidence
+        )
         return Emit.following(
             delivery, settings.topic_unsupported if unsupported else settings.topic_clean, article, article.id
         )

