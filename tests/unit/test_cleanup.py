@@ -43,6 +43,11 @@ def test_invisible_characters_go() -> None:
         ("prices rose 3 % , the data showed .", "prices rose 3%, the data showed."),
         ("a\u00a0non-breaking   and\ttabbed  line ", "a non-breaking and tabbed line"),
         ("( Reuters ) said", "(Reuters) said"),
+        ("a 24 -storey tower and a second- division side", "a 24-storey tower and a second-division side"),
+        ("pre- and post-war, a dash - here, at -5C", "pre- and post-war, a dash - here, at -5C"),
+        ("Lech lost 2 -1 on Sunday", "Lech lost 2-1 on Sunday"),
+        ("the market fell.Shares of the bank", "the market fell. Shares of the bank"),
+        ("the U.S. Army and e.g. Paris and example.Com", "the U.S. Army and e.g. Paris and example.Com"),
     ],
 )
 def test_spacing_damage_is_mended(damaged: str, mended: str) -> None:
@@ -75,6 +80,55 @@ def test_boilerplate_lines_are_removed_with_a_reason() -> None:
         "rule: read-more link",
         "rule: navigation menu item",
     ]
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("Story continues below advertisement", "advertisement marker"),
+        ("Get the latest headlines delivered to your inbox", "newsletter prompt"),
+        ("Join our WhatsApp channel", "social prompt"),
+        ("(Photo by John Smith/Getty Images)", "photo credit"),
+        ("Image caption: Rescue workers at the scene", "photo credit"),
+        ("© 2026 Daily Herald. All rights reserved.", "copyright notice"),
+        ("Listen to this article", "audio prompt"),
+        ("Most read", "navigation menu item"),
+        ("You may also like", "navigation menu item"),
+        ("Report an error", "comments prompt"),
+        ("WATCH: The moment the bridge collapsed", "read-more link"),
+        ("We use cookies to improve your experience", "cookie notice"),
+    ],
+)
+def test_each_kind_of_boilerplate_line(line: str, why: str) -> None:
+    kept, removed = strip_boilerplate([line])
+    assert kept == []
+    assert [r.why for r in removed] == [f"rule: {why}"]
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "Read more about the plan in the report the ministry published on Monday, officials said.",
+        "Advertising revenue fell by a fifth.",
+        "Share prices rose 3% in early trading.",
+        "Subscribers to the service will pay more from March.",
+        "Follow-up talks are due on Wednesday.",
+    ],
+)
+def test_prose_that_looks_like_a_prompt_stays(prose: str) -> None:
+    assert strip_boilerplate([prose]) == ([prose], [])
+
+
+def test_a_headline_repeated_as_the_first_line_is_taken_out(detector: LanguageDetector) -> None:
+    article = IngestedArticle(
+        id="t",
+        title="Storm closes coastal roads",
+        text="Storm closes coastal roads\n\nThe storm closed roads.",
+        content_hash="h",
+    )
+    cleaned = clean(article, detector, CleanupSettings())
+    assert cleaned.text == "The storm closed roads."
+    assert [r.why for r in cleaned.removed] == ["the title, repeated at the top of the body"]
 
 
 def test_html_page_keeps_the_story_and_drops_the_chrome() -> None:

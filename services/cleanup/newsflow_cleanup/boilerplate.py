@@ -6,35 +6,115 @@ import re
 
 from newsflow_shared import Removal
 
-# Whole-line patterns, matched case-insensitively on short lines only: a long line
-# that happens to start with "Read more" is prose, not a prompt.
+
+def _rule(*alternatives: str) -> re.Pattern[str]:
+    """One whole-line pattern from alternatives, matched on the lower-cased line."""
+    return re.compile("^(?:" + "|".join(alternatives) + ")$")
+
+
+# Whole-line patterns, matched case-insensitively on short lines only: a long line that happens to
+# start with "Read more" is prose, not a prompt. Each kind reads as the `why` of a removal.
 _RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "navigation menu item",
-        re.compile(r"^(latest|top|breaking|more|related|trending) (news|stories|articles|headlines)$"),
-    ),
-    (
-        "navigation menu item",
-        re.compile(r"^(home|menu|skip to (main )?content|back to top|next article|previous article)$"),
-    ),
-    ("advertisement marker", re.compile(r"^(advertisement|advertising|sponsored( content)?|ad|promoted)$")),
-    (
-        "share prompt",
-        re.compile(r"^(share( this( article| story| page)?)?( on \w+)?|share via .*|tweet|email|print|copy link)$"),
-    ),
-    ("read-more link", re.compile(r"^(read more|see also|related|more on this story|more from [\w ]+)\s*[:…>»-].*$")),
-    ("read-more link", re.compile(r"^(read more|continue reading|click here to read more)\W*$")),
-    ("newsletter prompt", re.compile(r"^.*\b(sign up|subscribe)\b.*\b(newsletter|updates|alerts|inbox)\b.*$")),
-    ("social prompt", re.compile(r"^(follow|like) us on .*$")),
-    (
-        "photo credit",
-        re.compile(
-            r"^(\(?(photo|image|picture|credit|photograph)s?( credit)?\s*[:/].*\)?|[\w .]+/ ?(getty images|reuters|afp|ap|epa)( via [\w ]+)?)$"
+        _rule(
+            r"(latest|top|breaking|more|related|trending|popular|other|recent) (news|stories|articles|headlines|posts)",
+            r"home|menu|search|skip to (main )?content|back to top|jump to .*|next article|previous article",
+            r"most (read|popular|viewed|shared|commented)( (articles|stories|today|this week))?",
+            r"(recommended|suggested|picked|selected) for you|recommended( (stories|articles|reading))?",
+            r"you (may|might) (also )?(like|enjoy|be interested in)|editor'?s'? picks?|trending( now)?|up next",
+            r"(more|also) in [\w ]+|more from [\w ]+|in other news|popular now|don'?t miss|must read",
+            r"related (topics|articles|stories|links|content)|topics|tags?( *:.*)?|filed under( *:.*)?",
         ),
     ),
-    ("copyright notice", re.compile(r"^(©|\(c\)|copyright\b).*$")),
-    ("comments prompt", re.compile(r"^(\d+ )?comments?( \(\d+\))?$|^leave a comment$|^join the conversation$")),
+    (
+        "advertisement marker",
+        _rule(
+            r"advertisement|advertising|sponsored( content)?|ad|promoted( content)?|paid (post|content)",
+            r"(story|article|content) continues (below|after)( (the )?(ad|advert|advertisement))?",
+            r"continue reading( (below|the (main )?story|the article))?|scroll (down )?to continue( with content)?",
+        ),
+    ),
+    (
+        "share prompt",
+        _rule(
+            r"share( this| the)?( article| story| page| post)?( on \w+| via \w+)?|share via .*",
+            r"(tweet|email|print|copy link|whatsapp|facebook|twitter|linkedin|pinterest|reddit)( this( \w+)?)?",
+            r"(click|tap) (here )?to (share|email|print)\b.*",
+        ),
+    ),
+    (
+        "read-more link",
+        _rule(
+            r"(read more|read|also read|see also|related|more on this story|more from [\w ]+|watch|listen|video"
+            r"|opinion|explainer|analysis|live|recommended|further reading)\s*[:|»>–—-].*",
+            r"(read|watch|listen) next\s*[:|»>–—-].*|read more|read the full (story|article)|click here( to read more)?",
+            r"(watch|play) (the )?video|watch|listen( now| live)?|video",
+        ),
+    ),
+    (
+        "audio prompt",
+        _rule(r"listen to (this|the) (article|story)( .*)?|\d+ min(ute)?s? (read|listen)|audio version( .*)?"),
+    ),
+    (
+        "newsletter prompt",
+        _rule(
+            r".*\b(sign up|subscribe|register)\b.*\b(newsletter|updates|alerts|inbox|briefing|email)s?\b.*",
+            r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*",
+            r"(click here to )?subscribe( now| today| here)?( for .*| to .*)?|already a subscriber\?.*",
+            r"support (our|independent|quality|local) (journalism|reporting).*|become a (member|subscriber|supporter).*",
+            r"newsletters?|(sign up|subscribe) to our .*",
+        ),
+    ),
+    (
+        "social prompt",
+        _rule(
+            r"(follow|like|join|find) us on .*|follow @\w+.*|follow [\w ]+ on (x|twitter|facebook|instagram).*",
+            r"join our [\w ]*(channel|group|community).*|download (our|the) [\w ]*app.*|get the [\w ]*app.*",
+            r"((click|tap) here to )?(download|get|install) our .*\bapp\b.*|follow (our|the) live (coverage|updates|blog).*",
+        ),
+    ),
+    (
+        "photo credit",
+        _rule(
+            r"\(?(photo|image|picture|photograph|video|illustration)s?( credit| by| source)?\s*[:/,].*\)?",
+            r"\(?(photo|image|picture)s? by .*\)?|image caption[:,]? .*|getty images|reuters|afp|ap photo|pictured:.*",
+            r"[\w .]+/ ?(getty images|reuters|afp|ap|epa|shutterstock|alamy|pa)( via [\w ]+)?\)?",
+        ),
+    ),
+    ("copyright notice", _rule(r"(©|\(c\)|copyright\b).*", r".*\ball rights reserved\b.*")),
+    (
+        "comments prompt",
+        _rule(
+            r"(\d+ )?comments?( \(\d+\))?|(leave|add|post|view|show|read) (a |the )?comments?( \(\d+\))?",
+            r"join the (conversation|discussion|debate)",
+            r"report (an error|a (correction|mistake|typo))|(found|spotted) (an error|a mistake|a typo)\?.*",
+        ),
+    ),
+    ("cookie notice", _rule(r".*\b(we use cookies|accept (all )?cookies|cookie (settings|policy|preferences))\b.*")),
+    (
+        "page furniture",
+        _rule(
+            r"loading( \.\.\.|\.\.\.|…)?|(this|the) (article|story) (was|has been) .*\bpublished\b.*",
+            # A time stamp line, not a sentence: "Updated 14:32 GMT", "Published: 10 March 2026".
+            r"(last |first )?(updated|published|posted|modified)( on| at)?:?\s+(\d|(mon|tue|wed|thu|fri|sat|sun"
+            r"|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b)[\w ,:./+-]*",
+            r"breaking( news)?|live( updates| blog| coverage)?|(source|sources|via) *: *[\w .,&-]+",
+            r"(hide|show|toggle) caption|(click|tap) to (enlarge|expand|zoom)|enlarge (this )?image|more on this (topic|story)",
+            r"this (story|article|page) is (developing|being updated).*|follow (the|this) (author|reporter|writer|topic)",
+            r"(enjoy|get) unlimited (digital )?access.*|.*\breaders like you\b.*|(don'?t|do not) have an account\?.*",
+        ),
+    ),
 ]
+# A short line that is not a sentence (no closing stop) and speaks the page's own language:
+# buttons, account links, app prompts. Prose ends in a stop; headings rarely say "log in".
+_INTERFACE_WORDS = re.compile(
+    r"\b(share|subscribe|subscriber|sign in|sign up|log in|login|newsletter|inbox|comment|comments|bookmark"
+    r"|save (this |the )?(article|story)|gift (this |the )?(article|story)|open in (the )?app|download|app store"
+    r"|cookies?|sponsored|advertisement|advert|click|tap here|see more|view more|load more|show more"
+    r"|(additional )?reporting by|editing by|writing by|compiled by)\b"
+)
+_MAX_INTERFACE_WORDS = 8
 _MAX_RULE_LINE = 120
 
 
@@ -54,8 +134,14 @@ def strip_boilerplate(paragraphs: list[str]) -> tuple[list[str], list[Removal]]:
 def _matching_rule(paragraph: str) -> str | None:
     if len(paragraph) > _MAX_RULE_LINE:
         return None
-    line = paragraph.strip().lower().rstrip(" .:!|›»>")
+    stripped = paragraph.strip()
+    line = stripped.lower().rstrip(" .:!|›»>")
     for why, pattern in _RULES:
         if pattern.match(line):
             return why
+    if line.startswith(("reporting by", "additional reporting by", "editing by", "writing by")):
+        return "wire credit"
+    words = len(line.split())
+    if words <= _MAX_INTERFACE_WORDS and not stripped.endswith((".", "!", '"', "'")) and _INTERFACE_WORDS.search(line):
+        return "page interface text"
     return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage
+from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage, Removal
 
 from . import __version__
 from .boilerplate import strip_boilerplate
@@ -19,10 +19,13 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
         title, author, body = title or page.title, page.author, page.text
 
     paragraphs, removed = strip_boilerplate(repair(body, settings.cleanup_quotes))
+    clean_title = " ".join(repair(title, settings.cleanup_quotes)) if title else None
+    if clean_title and paragraphs and paragraphs[0].casefold() == clean_title.casefold():
+        # Pages repeat their headline as the first line of the body: it is the title, not the text.
+        removed.insert(0, Removal(what=paragraphs.pop(0), why="the title, repeated at the top of the body"))
     text = "\n\n".join(paragraphs)
     if len(text) < settings.cleanup_min_chars or not any(ch.isalnum() for ch in text):
         raise EmptyArticle("no article text is left after cleanup: the body is empty, markup or boilerplate only")
-    clean_title = " ".join(repair(title, settings.cleanup_quotes)) if title else None
 
     language = detector.detect(text, hint=article.language_hint)
     return CleanArticle(
@@ -35,6 +38,6 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
         removed=removed,
         lineage=[
             *article.lineage,
-            Lineage(stage="cleanup", version=__version__, model="py3langid", details={"removed": len(removed)}),
+            Lineage(stage="cleanup", version=__version__, model="py3langid+lingua", details={"removed": len(removed)}),
         ],
     )

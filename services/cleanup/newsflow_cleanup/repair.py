@@ -17,10 +17,13 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w%)\]])[ ]+([,.;:!?%)\]}])(?=\s|$)")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[{])[ ]+")
-# "United Kingdom -based" → "United Kingdom-based": a hyphen glued to the next word, spaced from the last.
-_DETACHED_HYPHEN = re.compile(
-    r"(?<=\w) +-(?=(?:based|born|led|owned|backed|run|made|style|era|related|linked|funded)\b)"
-)
+# "United Kingdom -based" → "United Kingdom-based": a hyphen glued to the next word but spaced from
+# the last is a broken compound (a dash used as punctuation has spaces on both sides).
+_DETACHED_HYPHEN = re.compile(r"(?<=\w) +-(?=[^\W\d_]{2})|(?<=\d) -(?=\d+\b)")  # "2 -1" is a score
+# "second- division" → "second-division"; "pre- and post-war" keeps its space before a conjunction.
+_HANGING_HYPHEN = re.compile(r"(?<=[^\W\d_]{2})- +(?!(?:and|or|to|und|oder|et|ou|y|o|e|och|en|i)\b)(?=[^\W\d_]{2})")
+# "the market.The" → "the market. The": a sentence run into the next (not "e.g." nor "U.S.").
+_RUN_ON_SENTENCE = re.compile(r"(?<=[^\W\d_A-Z]{2}[.!?])(?=[A-Z][^\W\d_A-Z]+[\s,;:])")
 _DOUBLE_QUOTES = str.maketrans(
     {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"', "\u2033": '"'}
 )
@@ -46,7 +49,8 @@ def mend_spacing(line: str) -> str:
     line = _SPACES.sub(" ", line).strip()
     line = _SPACE_BEFORE_PUNCT.sub(r"\1", line)
     line = _SPACE_AFTER_OPEN.sub(r"\1", line)
-    return _DETACHED_HYPHEN.sub("-", line)
+    line = _HANGING_HYPHEN.sub("-", _DETACHED_HYPHEN.sub("-", line))
+    return _RUN_ON_SENTENCE.sub(" ", line)
 
 
 def normalise_quotes(text: str, style: Literal["ascii", "typographic"]) -> str:
