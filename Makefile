@@ -11,7 +11,7 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval eval-language eval-cleanup clean
+.PHONY: setup demo test test-fast lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval eval-language eval-cleanup eval-duplicates clean
 
 setup: $(VENV)/.installed kafka-jars
 
@@ -70,6 +70,9 @@ eval-language: $(VENV)/.installed
 
 eval-cleanup: $(VENV)/.installed
 	$(BIN)/python eval/cleanup_eval.py
+
+eval-duplicates: $(VENV)/.installed
+	$(BIN)/python eval/near_duplicates_eval.py
 
 clean:
 	rm -rf $(VENV) .newsflow .pytest_cache .ruff_cache

@@ -5,12 +5,14 @@
 Prints, per detector and set: accuracy (``und`` counts as wrong), the share of wrong answers
 given with confidence >= 0.8, and texts per second. Every detector chooses among the same
 candidates (cleanup's default ``LANGUAGE_CANDIDATES``). The sets are ours, written for this:
-``eval/language/headlines.tsv`` (2-5 words, 10 languages) and ``paragraphs.tsv``.
+``eval/language/headlines.tsv`` (2-5 words, 10 languages) and ``paragraphs.tsv``; "5 headlines"
+joins five headlines of one language into a paragraph-length text (200 of them).
 """
 
 from __future__ import annotations
 
 import csv
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +32,19 @@ Detect = Callable[[str], tuple[str, float]]
 def load(name: str) -> list[tuple[str, str]]:
     with (HERE / name).open(encoding="utf-8") as rows:
         return [(code, text) for code, text in csv.reader(rows, delimiter="\t")]
+
+
+def bundles(headlines: list[tuple[str, str]], per_language: int = 20) -> list[tuple[str, str]]:
+    """Paragraph-length text in every language: five of its headlines, joined as sentences."""
+    rng = random.Random(5)
+    by_language: dict[str, list[str]] = {}
+    for code, text in headlines:
+        by_language.setdefault(code, []).append(text)
+    return [
+        (code, ". ".join(rng.sample(texts, 5)) + ".")
+        for code, texts in by_language.items()
+        for _ in range(per_language)
+    ]
 
 
 def py3langid_alone(candidates: list[str]) -> Detect:
@@ -90,11 +105,13 @@ def main() -> None:
         "lingua (low accuracy)": lingua_alone(candidates, low_accuracy=True),
         "newsflow (default)": newsflow(candidates),
     }
-    sets = {"headlines": load("headlines.tsv"), "paragraphs": load("paragraphs.tsv")}
+    headlines = load("headlines.tsv")
+    sets = {"headlines": headlines, "paragraphs": load("paragraphs.tsv"), "5 headlines": bundles(headlines)}
     print(f"{'detector':24} {'set':11} {'n':>4} {'accuracy':>9} {'wrong@>=0.8':>12} {'texts/s':>9}")
     for name, detect in detectors.items():
         for set_name, rows in sets.items():
-            detect(rows[0][1])  # load lazily built models outside the timing
+            for _, text in rows:  # load lazily built models outside the timing
+                detect(text)
             started = time.perf_counter()
             answers = [detect(text) for _, text in rows]
             rate = len(rows) / (time.perf_counter() - started)

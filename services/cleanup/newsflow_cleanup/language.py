@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import lingua
 
 UNDETERMINED = "und"
-_SAMPLE_CHARS = 5000
+_SAMPLE_CHARS = 2000  # a few paragraphs decide; more text only costs time (py3langid is linear)
 # lingua names Norwegian by its written standard; news in Norway is overwhelmingly Bokmål.
 _TO_LINGUA = {"no": "nb"}
 _FROM_LINGUA = {value: key for key, value in _TO_LINGUA.items()}

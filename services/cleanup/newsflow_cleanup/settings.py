@@ -39,7 +39,7 @@ class CleanupSettings(ServiceSettings):
     )
     cleanup_near_duplicates: bool = Field(default=True, description="Look for near-duplicates of earlier articles.")
     cleanup_duplicate_threshold: float = Field(
-        default=0.6,
+        default=0.45,
         ge=0,
         le=1,
         description="Share of the shorter text found in an earlier one that makes it a duplicate.",
