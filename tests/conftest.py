@@ -17,6 +17,9 @@ from newsflow_cli.local_kafka import KafkaUnavailable, LocalKafka
 
 ROOT = Path(__file__).parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Compiling the encoder costs ~10 s per classify start and tests start it many times; one test
+# (test_user_models.py) checks that the compiled model gives the eager model's vectors.
+os.environ.setdefault("CLASSIFY_COMPILE", "off")
 
 
 @pytest.fixture(scope="session")

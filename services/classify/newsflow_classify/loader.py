@@ -27,5 +27,10 @@ def load_classifier(settings: ClassifySettings) -> TopicClassifier:
         return LabelClassifier(settings.classify_model, taxonomy, labels, policy, **options)
     if is_classifier and (entailment := entailment_index(config)) is not None:
         return ZeroShotClassifier(settings.classify_model, taxonomy, entailment, policy, **options)
-    embedder = Embedder(settings.classify_model, threads=settings.classify_threads, **options)  # type: ignore[arg-type]
+    embedder = Embedder(
+        settings.classify_model,
+        threads=settings.classify_threads,
+        compile_mode=settings.classify_compile,
+        **options,  # type: ignore[arg-type]
+    )
     return PrototypeClassifier(embedder, taxonomy, policy)
