@@ -55,8 +55,8 @@ def can_compile(device: torch.device) -> bool:
 def compiled(model: PreTrainedModel) -> PreTrainedModel:
     """The model compiled once for every batch and sequence size (~10 s at start-up).
 
-    On this 2-core AMX CPU, bf16 at 256 tokens: eager ~120 articles/s, compiled with frozen
-    (pre-packed) weights ~160-190/s, the same evaluation scores. Eager spends ~45 % of its
+    On this 2-core AMX CPU, bf16 at 256 tokens: eager ~110-120 articles/s, compiled with frozen
+    (pre-packed) weights ~140-180/s, the same evaluation scores. Eager spends ~45 % of its
     time in the attention kernel and elementwise steps that the compiler fuses.
     """
     import torch._inductor.config as inductor

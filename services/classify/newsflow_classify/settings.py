@@ -23,7 +23,7 @@ class ClassifySettings(ServiceSettings):
     )
     classify_compile: Literal["auto", "on", "off"] = Field(
         default="auto",
-        description="torch.compile the encoder (~10 s at start, ~1.5x faster on CPU); 'auto': on a CPU with a C++ compiler.",
+        description="torch.compile the encoder (~10 s at start, 25-50 % faster on CPU); 'auto': on a CPU with a C++ compiler.",
     )
     classify_threads: int = Field(default=0, ge=0, description="Torch intra-op threads; 0 means one per core.")
     batch_max_records: int = Field(default=64, ge=1)
