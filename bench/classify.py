@@ -55,11 +55,13 @@ def flops_per_article(embedder: Embedder, tokens: int) -> float:
 
 
 def articles(count: int, tokens: int, embedder: Embedder) -> list[str]:
+    """Articles a little longer than ``tokens``: the model reads exactly ``tokens`` of each, as it reads
+    the lead of a real article (a text cut to exactly that many and decoded can re-encode a few short)."""
     rng = random.Random(5)
     texts = []
     for _ in range(count):
-        text = text_of(rng, tokens * 8)
-        ids = embedder.tokenizer(text, truncation=True, max_length=tokens)["input_ids"]
+        text = text_of(rng, tokens * 10)
+        ids = embedder.tokenizer(text, truncation=True, max_length=tokens + 24)["input_ids"]
         texts.append(embedder.tokenizer.decode(ids[1:-1]))
     return texts
 
