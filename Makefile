@@ -64,6 +64,7 @@ bench: setup
 
 eval: $(VENV)/.installed
 	$(BIN)/python eval/evaluate.py
+	$(BIN)/python eval/evaluate.py --data eval/desk-categories-heldout.jsonl
 
 eval-language: $(VENV)/.installed
 	$(BIN)/python eval/language_eval.py

@@ -14,6 +14,8 @@ EXAMPLES: dict[str, list[str]] = {
         "The novelist's latest book topped the bestseller list in its first week.",
         "The newspaper group said it would cut print editions and invest in its streaming service.",
         "The opera house unveiled its new season, including a premiere by a young composer.",
+        "The actor received a lifetime achievement award at the film academy's ceremony.",
+        "The judges named her novel book of the year at the literary awards.",
     ],
     "medtop:16000000": [  # conflict, war and peace
         "Rebel fighters began evacuating the besieged town under a deal with government forces.",
@@ -50,6 +52,7 @@ EXAMPLES: dict[str, list[str]] = {
         "Oil prices rose after producers agreed to extend output cuts.",
         "The startup raised new funding from venture capital investors at a higher valuation.",
         "Retail sales slowed in December as shoppers cut spending on clothing and electronics.",
+        "The manufacturer will cut 2,000 jobs and close a factory in a cost-cutting plan to restore profits.",
     ],
     "medtop:05000000": [  # education
         "Teachers staged a walkout over school funding and class sizes.",
@@ -113,6 +116,7 @@ EXAMPLES: dict[str, list[str]] = {
         "The cabinet reshuffle saw the finance minister moved to the interior ministry.",
         "Lawmakers debated the budget as the deadline to avoid a shutdown approached.",
         "The government spokesman said the country would expel two diplomats.",
+        "Delegates at the party conference backed the leadership's plans on taxes and public services.",
     ],
     "medtop:12000000": [  # religion
         "The pope called for peace in his Easter message to thousands of pilgrims.",
@@ -131,6 +135,16 @@ EXAMPLES: dict[str, list[str]] = {
         "A cyber attack disrupted computer systems at several companies.",
         "Physicists announced a breakthrough in quantum computing.",
         "The study, published in a scientific journal, found fossils of a new dinosaur species.",
+        # Technology as consumers meet it: the internet, phones, software, games, gadgets, online security.
+        "The internet provider doubled home broadband speeds and began rolling out fibre to rural areas.",
+        "The software update fixes a security flaw that let hackers take over users' computers.",
+        "The new games console lets players stream titles over the internet instead of buying discs.",
+        "The social network changed how it ranks posts after complaints about fake accounts and spam.",
+        "Mobile operators switched on the next generation of phone networks in five cities.",
+        "The web browser will block tracking cookies by default, its developer said.",
+        "Sales of tablets and e-readers rose as more people read and watch video on portable devices.",
+        "A virus spread through email attachments, infecting hundreds of thousands of PCs worldwide.",
+        "The chipmaker showed a processor that lets laptops run for a whole day on one charge.",
     ],
     "medtop:14000000": [  # society
         "The charity said the number of homeless families had doubled in five years.",
@@ -149,6 +163,8 @@ EXAMPLES: dict[str, list[str]] = {
         "The cyclist took the yellow jersey on the mountain stage of the Tour.",
         "The Olympic committee confirmed the host city for the summer games.",
         "The quarterback threw three touchdowns in the championship game.",
+        "The captain said he would retire from international cricket at the end of the series.",
+        "The club signed the midfielder on a four-year contract and sacked its head coach.",
     ],
     "medtop:17000000": [  # weather
         "Forecasters warned of heavy snow and freezing temperatures across the north this weekend.",
