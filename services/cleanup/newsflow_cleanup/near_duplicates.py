@@ -59,11 +59,19 @@ class Fingerprint:
 
     def containment(self, other: Fingerprint) -> float:
         """Estimated share of the smaller text's word pairs that the other one has too."""
-        if not self.shingles or not other.shingles:
-            return 0.0
-        jaccard = float(np.mean(self.signature == other.signature))
-        shared = jaccard * (self.shingles + other.shingles) / (1 + jaccard)
-        return min(1.0, shared / min(self.shingles, other.shingles))
+        return float(self.containment_in(np.stack([other.signature]), np.array([other.shingles]))[0])
+
+    def containment_in(self, signatures: np.ndarray, shingles: np.ndarray) -> np.ndarray:
+        """:meth:`containment` against many fingerprints at once (rows of ``signatures``).
+
+        One array operation instead of a call per candidate: loose LSH bands can bring back
+        hundreds of candidates for an article on a busy story.
+        """
+        jaccard = (signatures == self.signature).mean(axis=1)
+        shared = jaccard * (self.shingles + shingles) / (1 + jaccard)
+        smaller = np.minimum(self.shingles, shingles)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(smaller > 0, np.minimum(1.0, shared / np.maximum(smaller, 1)), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +173,13 @@ class DuplicateIndex:
         return matches
 
     def _best(self, fingerprint: Fingerprint, pool: list[_Known]) -> Match | None:
+        if not pool:
+            return None
+        scores = fingerprint.containment_in(
+            np.stack([k.fingerprint.signature for k in pool]), np.array([k.fingerprint.shingles for k in pool])
+        )
         best: tuple[float, datetime, str] | None = None
-        for candidate in pool:
-            score = fingerprint.containment(candidate.fingerprint)
+        for candidate, score in zip(pool, scores.tolist(), strict=True):
             if score < self.threshold:
                 continue
             key = (score, candidate.first_seen_at, candidate.duplicate_of or candidate.article_id)
