@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from newsflow_cleanup.boilerplate import strip_boilerplate
+from newsflow_cleanup.boilerplate import strip_boilerplate, strip_lead_in_teasers
 from newsflow_cleanup.html_article import extract_article
 from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.logic import clean
@@ -131,6 +131,27 @@ def test_a_headline_repeated_as_the_first_line_is_taken_out(detector: LanguageDe
     assert [r.why for r in cleaned.removed] == ["the title, repeated at the top of the body"]
 
 
+def test_a_teaser_between_standfirst_and_story_goes_but_subheadings_stay() -> None:
+    standfirst = "The army says it has won a full victory in the enclave in a televised statement on Monday"
+    paragraphs = [
+        standfirst,
+        "Forget the politics, this is a catastrophe",
+        "Rebels began to leave.",
+        "The deal",
+        "More.",
+    ]
+    kept, removed = strip_lead_in_teasers(paragraphs)
+    assert kept == [standfirst, "Rebels began to leave.", "The deal", "More."]
+    assert [r.what for r in removed] == ["Forget the politics, this is a catastrophe"]
+    # A title line followed by a longer standfirst keeps both; text without full stops keeps its lines.
+    assert strip_lead_in_teasers(["Storm hits coast", standfirst, "Body."]) == (
+        ["Storm hits coast", standfirst, "Body."],
+        [],
+    )
+    lines = [standfirst, *(f"line {i}" for i in range(6))]
+    assert len(strip_lead_in_teasers(lines)[0]) >= 4
+
+
 def test_html_page_keeps_the_story_and_drops_the_chrome() -> None:
     page = extract_article((SAMPLES / "storm-warning.html").read_text())
     assert page.title == "Storm Elin to bring 90mph gusts and flooding to the west coast"
@@ -146,6 +167,8 @@ def test_the_seed_article_comes_out_clean(detector: LanguageDetector) -> None:
     article = clean(IngestedArticle(id="seed", title=title, text=body, content_hash="h"), detector, CleanupSettings())
     assert article.title == "Estimated One Thousand Failaq al-Rahman Militants Leave Syrian Douma"
     assert not article.text.endswith("Latest News")
+    assert "Forget the politics" not in article.text  # the stray teaser
+    assert article.text.startswith("General Ali Mahyoub")  # the standfirst stays
     assert "United Kingdom-based" in article.text
     assert "\u201c" not in article.text
     assert "\u201d" not in article.text

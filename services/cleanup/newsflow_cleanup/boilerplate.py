@@ -145,3 +145,39 @@ def _matching_rule(paragraph: str) -> str | None:
     if words <= _MAX_INTERFACE_WORDS and not stripped.endswith((".", "!", '"', "'")) and _INTERFACE_WORDS.search(line):
         return "page interface text"
     return None
+
+
+_SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", "\u2019", ")")
+_MAX_TEASER_WORDS = 12
+_LEAD_IN_PARAGRAPHS = 4  # a text with no full stops at all must not lose its short lines
+
+
+def strip_lead_in_teasers(paragraphs: list[str]) -> tuple[list[str], list[Removal]]:
+    """Drop a short line left between the standfirst and the story's first sentence.
+
+    Pages put "related" headlines, bylines and datelines there; copied as text they read as a
+    short line without a full stop, right after the (longer) standfirst, before any paragraph
+    that ends like a sentence. A subheading inside the story is never touched: only the first
+    few lines, before the story starts, are looked at.
+    """
+    removed: list[Removal] = []
+    kept: list[str] = []
+    in_lead_in = True
+    for position, paragraph in enumerate(paragraphs):
+        ends_a_sentence = paragraph.rstrip().endswith(_SENTENCE_END)
+        in_lead_in = in_lead_in and position < _LEAD_IN_PARAGRAPHS
+        previous = kept[-1] if kept else None
+        if (
+            in_lead_in
+            and not ends_a_sentence
+            and previous is not None
+            and not previous.rstrip().endswith(_SENTENCE_END)
+            and len(paragraph.split()) <= _MAX_TEASER_WORDS
+            and len(paragraph.split()) < len(previous.split())
+        ):
+            why = "rule: short line between the standfirst and the story (a teaser, byline or dateline)"
+            removed.append(Removal(what=paragraph, why=why))
+            continue
+        in_lead_in = in_lead_in and not ends_a_sentence
+        kept.append(paragraph)
+    return kept, removed

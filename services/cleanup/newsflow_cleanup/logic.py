@@ -5,7 +5,7 @@ from __future__ import annotations
 from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage, Removal
 
 from . import __version__
-from .boilerplate import strip_boilerplate
+from .boilerplate import strip_boilerplate, strip_lead_in_teasers
 from .html_article import extract_article
 from .language import LanguageDetector
 from .repair import repair
@@ -23,6 +23,8 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
     if clean_title and paragraphs and paragraphs[0].casefold() == clean_title.casefold():
         # Pages repeat their headline as the first line of the body: it is the title, not the text.
         removed.insert(0, Removal(what=paragraphs.pop(0), why="the title, repeated at the top of the body"))
+    paragraphs, teasers = strip_lead_in_teasers(paragraphs)
+    removed += teasers
     text = "\n\n".join(paragraphs)
     if len(text) < settings.cleanup_min_chars or not any(ch.isalnum() for ch in text):
         raise EmptyArticle("no article text is left after cleanup: the body is empty, markup or boilerplate only")
