@@ -116,9 +116,6 @@ class Embedder:
         self.forward = compiled(self.model) if self.compiled else self.model
         limit = getattr(self.tokenizer, "model_max_length", max_tokens) or max_tokens
         self.max_tokens = min(max_tokens, limit if limit < 100_000 else max_tokens)
-        # The first full-size batch pays for compiling (when on) and for oneDNN's kernels for that
-        # shape: pay at start-up, not on the first articles.
-        self.embed(["news " * self.max_tokens] * 16)
 
     @torch.inference_mode()
     def embed(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
