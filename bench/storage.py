@@ -28,7 +28,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import LANGUAGES, SOURCES, TOP_LEVEL, WORDS, kafka, table, text_of, unique_topics
+from _common import LANGUAGES, SOURCES, TOP_LEVEL, WORDS, kafka, table, text_of, unique_topics, wait_healthy
 
 from newsflow_cli.local_kafka import free_port
 from newsflow_cli.supervisor import Supervisor
@@ -157,14 +157,8 @@ async def query_latency(database_url: str, corpus: int) -> tuple[float, dict[str
     }
     timings: dict[str, list[float]] = {name: [] for name in queries}
     try:
+        await wait_healthy(port, timeout=20)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for _ in range(100):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
             qrng = random.Random(3)
             for name, make in queries.items():
                 for i in range(120):
