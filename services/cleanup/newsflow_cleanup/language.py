@@ -19,6 +19,8 @@ from py3langid import langid
 if TYPE_CHECKING:
     import lingua
 
+    from .settings import CleanupSettings
+
 UNDETERMINED = "und"
 _SAMPLE_CHARS = 2000  # a few paragraphs decide; more text only costs time (py3langid is linear)
 # lingua names Norwegian by its written standard; news in Norway is overwhelmingly Bokmål.
@@ -39,14 +41,18 @@ class LanguageDetector:
     """
 
     def __init__(self, candidates: list[str], min_confidence: float = 0.2, short_text_chars: int = 200) -> None:
-        self._langid = langid.LanguageIdentifier.from_modelpath(langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
-        known = set(self._langid.nb_classes)
-        self.candidates = [c for c in candidates if c in known] or sorted(known)
-        self._langid.set_languages(self.candidates)
+        self._langid = py3langid_identifier(candidates)
+        self.candidates = list(self._langid.nb_classes)
         self.min_confidence = min_confidence
         self.short_text_chars = short_text_chars
         self._lingua: lingua.LanguageDetector | None = None
         self._lingua_lock = threading.Lock()
+
+    @classmethod
+    def for_settings(cls, settings: CleanupSettings) -> LanguageDetector:
+        """The detector ``LANGUAGE_*`` settings describe."""
+        candidates = [code.strip() for code in settings.language_candidates.split(",") if code.strip()]
+        return cls(candidates, settings.language_min_confidence, settings.language_short_text_chars)
 
     def detect(self, text: str, hint: str | None = None) -> Language:
         sample = text[:_SAMPLE_CHARS]
@@ -90,13 +96,27 @@ class LanguageDetector:
     def _lingua_detector(self) -> lingua.LanguageDetector:
         with self._lingua_lock:  # cleanup calls in from worker threads
             if self._lingua is None:
-                from lingua import IsoCode639_1, LanguageDetectorBuilder
-
-                codes = []
-                for code in self.candidates:
-                    try:
-                        codes.append(IsoCode639_1.from_str(_TO_LINGUA.get(code, code)))
-                    except ValueError:
-                        continue  # a language only py3langid knows: it still gets py3langid's score
-                self._lingua = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build()
+                self._lingua = lingua_detector(self.candidates)
             return self._lingua
+
+
+def py3langid_identifier(candidates: list[str]) -> langid.LanguageIdentifier:
+    """py3langid's bundled model, choosing among those ``candidates`` it knows (all it knows if none)."""
+    identifier = langid.LanguageIdentifier.from_modelpath(langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
+    known = set(identifier.nb_classes)
+    identifier.set_languages([code for code in candidates if code in known] or sorted(known))
+    return identifier
+
+
+def lingua_detector(candidates: list[str], *, low_accuracy: bool = False) -> lingua.LanguageDetector:
+    """lingua's bundled models for ``candidates``; its models load lazily, on first use."""
+    from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+    codes = []
+    for code in candidates:
+        try:
+            codes.append(IsoCode639_1.from_str(_TO_LINGUA.get(code, code)))
+        except ValueError:
+            continue  # a language only py3langid knows: it still gets py3langid's score
+    builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
+    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
