@@ -105,6 +105,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
             r"(enjoy|get) unlimited (digital )?access.*|.*\breaders like you\b.*|(don'?t|do not) have an account\?.*",
         ),
     ),
+    ("wire credit", _rule(r"(additional )?(reporting|editing|writing) by.*")),
 ]
 # A short line that is not a sentence (no closing stop) and speaks the page's own language:
 # buttons, account links, app prompts. Prose ends in a stop; headings rarely say "log in".
@@ -139,8 +140,6 @@ def _matching_rule(paragraph: str) -> str | None:
     for why, pattern in _RULES:
         if pattern.match(line):
             return why
-    if line.startswith(("reporting by", "additional reporting by", "editing by", "writing by")):
-        return "wire credit"
     words = len(line.split())
     if words <= _MAX_INTERFACE_WORDS and not stripped.endswith((".", "!", '"', "'")) and _INTERFACE_WORDS.search(line):
         return "page interface text"
