@@ -202,9 +202,6 @@ def build_cases(seed: int = 11) -> tuple[list[tuple[str, str]], list[list[Case]]
     return originals, [cases, quoting]
 
 
-SCORES: dict[str, list[float]] = {"copies": [], "others": []}
-
-
 async def newsflow(originals: list[tuple[str, str]], cases: list[Case]) -> list[str | None]:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{folder}/eval.db"
@@ -215,12 +212,17 @@ async def newsflow(originals: list[tuple[str, str]], cases: list[Case]) -> list[
             await index.check_and_add(article_id, text)
         found = [await index.check_and_add(case.article_id, case.text) for case in cases]
         await engine.dispose()
-    # The margin: each case's best containment in any original, found or not.
-    prints = [Fingerprint.of(text) for _, text in originals]
-    for case in cases:
-        best = max(Fingerprint.of(case.text).containment(p) for p in prints)
-        SCORES["copies" if case.expected else "others"].append(best)
     return [match.duplicate_of if match else None for match in found]
+
+
+def margins(originals: list[tuple[str, str]], cases: list[Case]) -> dict[str, list[float]]:
+    """Each case's best containment in any original, found or not: how far apart copies and others lie."""
+    prints = [Fingerprint.of(text) for _, text in originals]
+    scores: dict[str, list[float]] = {"copies": [], "others": []}
+    for case in cases:
+        mine = Fingerprint.of(case.text)
+        scores["copies" if case.expected else "others"].append(max(mine.containment(p) for p in prints))
+    return scores
 
 
 def plain_minhash(originals: list[tuple[str, str]], cases: list[Case]) -> list[str | None]:
@@ -267,9 +269,10 @@ def main() -> None:
     report("plain MinHash-LSH (3-shingles)", cases, baseline)
     ours = [answer for run in runs for answer in asyncio.run(newsflow(originals, run))]
     report("newsflow (pairs + containment)", cases, ours)
+    spread = margins(originals, cases)
     print(
-        f"\ncontainment: copies {min(SCORES['copies']):.2f}-{max(SCORES['copies']):.2f},"
-        f" other stories {min(SCORES['others']):.2f}-{max(SCORES['others']):.2f}"
+        f"\ncontainment: copies {min(spread['copies']):.2f}-{max(spread['copies']):.2f},"
+        f" other stories {min(spread['others']):.2f}-{max(spread['others']):.2f}"
         f" (threshold CLEANUP_DUPLICATE_THRESHOLD={CleanupSettings().cleanup_duplicate_threshold})"
     )
 

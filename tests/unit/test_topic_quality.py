@@ -11,19 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from newsflow_classify.classifier import TopicClassifier
 from newsflow_classify.loader import load_classifier
 from newsflow_classify.settings import ClassifySettings
 
 EVAL = Path(__file__).parents[2] / "eval"
 
 
+@pytest.fixture(scope="module")
+def classifier() -> TopicClassifier:
+    return load_classifier(ClassifySettings())
+
+
 @pytest.mark.parametrize(
     ("data", "least"),
     [("iptc-news-eval.jsonl", 0.90), ("desk-categories-heldout.jsonl", 0.925)],
 )
-def test_top_level_accuracy(data: str, least: float) -> None:
+def test_top_level_accuracy(classifier: TopicClassifier, data: str, least: float) -> None:
     rows = [json.loads(line) for line in (EVAL / data).read_text().splitlines() if line.strip()]
-    classifier = load_classifier(ClassifySettings())
     results = classifier.classify([f"{row['title']}.\n{row['text']}" for row in rows])
     best = [next(topic.code for topic in topics if topic.level == 1) for topics in results]
     accuracy = sum(code == row["label"] for code, row in zip(best, rows, strict=True)) / len(rows)
