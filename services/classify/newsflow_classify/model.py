@@ -128,11 +128,11 @@ class Embedder:
             encoded = self.tokenizer(
                 chunk, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
             ).to(self.runtime.device)
+            inputs = dict(encoded)
             if self.compiled and len(chunk) == 1:
                 # A batch of one would make the compiler specialise and compile again (~10 s): pad it.
-                encoded = {key: value.repeat(2, 1) for key, value in encoded.items()}
-            hidden = self.forward(**encoded).last_hidden_state[: len(chunk)].float()
-            encoded = {key: value[: len(chunk)] for key, value in encoded.items()}
+                inputs = {key: value.repeat(2, 1) for key, value in inputs.items()}
+            hidden = self.forward(**inputs).last_hidden_state[: len(chunk)].float()
             mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
