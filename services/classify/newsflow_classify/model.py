@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 
 def resolve_model_path(name: str) -> str:
@@ -96,6 +96,7 @@ class Embedder:
         precision: str = "auto",
         threads: int = 0,
         compile_mode: str = "off",
+        window_tokens: int = 0,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
@@ -116,28 +117,97 @@ class Embedder:
         self.forward = compiled(self.model) if self.compiled else self.model
         limit = getattr(self.tokenizer, "model_max_length", max_tokens) or max_tokens
         self.max_tokens = min(max_tokens, limit if limit < 100_000 else max_tokens)
+        self.window = Window.for_tokenizer(self.tokenizer, self.max_tokens, window_tokens)
 
     @torch.inference_mode()
     def embed(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
-        """Vectors for ``texts``, one row each; inputs longer than ``max_tokens`` are cut (title and lead first)."""
+        """Vectors for ``texts``, one row each: the mean of the text's window vectors (see :class:`Window`)."""
+        if not texts:
+            return np.zeros((0, self.config.hidden_size), dtype=np.float32)
+        ids = self.tokenizer(
+            [cut_for_tokens(text, self.max_tokens) for text in texts],
+            add_special_tokens=False,
+            truncation=True,
+            max_length=self.window.content_tokens,
+        )["input_ids"]
+        windows, owner = self.window.split(ids)
+        vectors = self._embed_windows(windows, batch_size * self.window.count)
+        # Windows of one text count alike: the lead is not diluted by a long tail, nor the tail lost.
+        summed = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        np.add.at(summed, owner, vectors)
+        return summed / np.linalg.norm(summed, axis=1, keepdims=True).clip(min=1e-12)
+
+    def _embed_windows(self, windows: list[list[int]], batch_size: int) -> np.ndarray:
+        """Mean-pooled, normalised vectors of token-id sequences that already carry their special tokens."""
         rows = []
         # Sorting by length keeps padding, and so wasted work, small.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         for start in range(0, len(order), batch_size):
-            chunk = [cut_for_tokens(texts[i], self.max_tokens) for i in order[start : start + batch_size]]
-            encoded = self.tokenizer(
-                chunk, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-            ).to(self.runtime.device)
-            inputs = dict(encoded)
+            chunk = [windows[i] for i in order[start : start + batch_size]]
+            input_ids, attention_mask = self.window.pad(chunk)
+            device = self.runtime.device
+            inputs = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
             if self.compiled and len(chunk) == 1:
                 # A batch of one would make the compiler specialise and compile again (~10 s): pad it.
                 inputs = {key: value.repeat(2, 1) for key, value in inputs.items()}
             hidden = self.forward(**inputs).last_hidden_state[: len(chunk)].float()
-            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            mask = inputs["attention_mask"][: len(chunk)].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-            rows.append(pooled.cpu().numpy())
-        vectors = np.concatenate(rows) if rows else np.zeros((0, self.config.hidden_size), dtype=np.float32)
+            rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+        vectors = np.concatenate(rows)
         result = np.empty_like(vectors)
         result[order] = vectors
         return result
+
+
+@dataclass(frozen=True)
+class Window:
+    """How a text's first ``max_tokens`` tokens are read: in windows of at most ``size`` tokens each.
+
+    all-MiniLM-L6-v2 was trained on sequences of 128 tokens. Reading 256 tokens as two windows of
+    128 keeps it in the length it knows, and attention's cost grows with the square of the length:
+    on this CPU the encoder reads ~12 % more articles/s, with the same or better accuracy on every
+    set in ``eval/`` (the README has the numbers). ``size`` 0, or one at least ``max_tokens``, is a
+    single window: the title and lead, cut.
+    """
+
+    size: int
+    count: int
+    special: tuple[list[int], list[int]]  # ids a sequence starts and ends with, e.g. [CLS] and [SEP]
+    pad_id: int
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: PreTrainedTokenizerBase, max_tokens: int, window_tokens: int) -> Window:
+        size = window_tokens if 0 < window_tokens < max_tokens else max_tokens
+        # What the tokenizer puts either side of a word are the special tokens this model expects.
+        word = tokenizer("news", add_special_tokens=False)["input_ids"]
+        wrapped = tokenizer("news")["input_ids"]
+        where = next(i for i in range(len(wrapped)) if wrapped[i : i + len(word)] == word)
+        special = (wrapped[:where], wrapped[where + len(word) :])
+        count = max(1, max_tokens // size)
+        return cls(size=size, count=count, special=special, pad_id=tokenizer.pad_token_id or 0)
+
+    @property
+    def content_tokens(self) -> int:
+        """Text tokens read from each text: every window's share, less its special tokens."""
+        return self.count * (self.size - len(self.special[0]) - len(self.special[1]))
+
+    def split(self, ids: list[list[int]]) -> tuple[list[list[int]], np.ndarray]:
+        """Each text's ids cut into windows, each wrapped in the special tokens; and which text each window is of."""
+        step = self.content_tokens // self.count
+        head, tail = self.special
+        windows, owner = [], []
+        for index, text in enumerate(ids):
+            for start in range(0, max(min(len(text), self.content_tokens), 1), step):
+                windows.append([*head, *text[start : start + step], *tail])
+                owner.append(index)
+        return windows, np.asarray(owner)
+
+    def pad(self, windows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(window) for window in windows)
+        input_ids = torch.full((len(windows), longest), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(windows), longest), dtype=torch.long)
+        for row, window in enumerate(windows):
+            input_ids[row, : len(window)] = torch.tensor(window)
+            attention_mask[row, : len(window)] = 1
+        return input_ids, attention_mask

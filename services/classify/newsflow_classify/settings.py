@@ -17,6 +17,12 @@ class ClassifySettings(ServiceSettings):
     classify_max_tokens: int = Field(
         default=256, ge=16, le=8192, description="Title and lead are cut to this many tokens."
     )
+    classify_window_tokens: int = Field(
+        default=128,
+        ge=0,
+        le=8192,
+        description="Read those tokens in windows of this many and average their vectors (encoders only); 0: one window.",
+    )
     classify_device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda[:N]'.")
     classify_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto", description="'auto' uses bf16 where the CPU has bf16 instructions, fp16 on CUDA."
