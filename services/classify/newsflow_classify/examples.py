@@ -53,6 +53,8 @@ EXAMPLES: dict[str, list[str]] = {
         "The startup raised new funding from venture capital investors at a higher valuation.",
         "Retail sales slowed in December as shoppers cut spending on clothing and electronics.",
         "The manufacturer will cut 2,000 jobs and close a factory in a cost-cutting plan to restore profits.",
+        "The mobile phone operator's profits beat forecasts as customers spent more on data, and its shares rose.",
+        "The regulator fined the bank for mis-selling insurance and ordered it to compensate customers.",
     ],
     "medtop:05000000": [  # education
         "Teachers staged a walkout over school funding and class sizes.",
@@ -117,6 +119,12 @@ EXAMPLES: dict[str, list[str]] = {
         "Lawmakers debated the budget as the deadline to avoid a shutdown approached.",
         "The government spokesman said the country would expel two diplomats.",
         "Delegates at the party conference backed the leadership's plans on taxes and public services.",
+        # A politics desk's daily story is a party or minister on a policy (schools, hospitals, benefits):
+        # the subject is politics when the story is the government, parliament and the opposition arguing.
+        "Ministers set out their plans to MPs, and the opposition said the policy would not work.",
+        "The shadow secretary accused the government of a U-turn as the bill returned to the Commons.",
+        "The party promised to cut hospital waiting times and hire more teachers if it wins the election.",
+        "Backbench MPs threatened to rebel over the government's plans to change benefits.",
     ],
     "medtop:12000000": [  # religion
         "The pope called for peace in his Easter message to thousands of pilgrims.",
@@ -145,6 +153,7 @@ EXAMPLES: dict[str, list[str]] = {
         "Sales of tablets and e-readers rose as more people read and watch video on portable devices.",
         "A virus spread through email attachments, infecting hundreds of thousands of PCs worldwide.",
         "The chipmaker showed a processor that lets laptops run for a whole day on one charge.",
+        "The robot vacuum cleaner uses sensors to map the room and steer around furniture.",
     ],
     "medtop:14000000": [  # society
         "The charity said the number of homeless families had doubled in five years.",
