@@ -1,4 +1,5 @@
-"""What the benchmarks share: a broker, isolated topics, synthetic articles, a health wait and a table printer."""
+"""What the benchmarks share: a broker, isolated topics, synthetic articles, a health wait, CPU accounting and a
+table printer."""
 
 from __future__ import annotations
 
@@ -91,3 +92,44 @@ async def wait_healthy(port: int | str, timeout: float = 180) -> None:
                 pass
             await asyncio.sleep(0.5)
     raise TimeoutError(f"no answer on :{port}/health after {timeout:.0f} s")
+
+
+# What each process's command line contains: the services run as ``python -m newsflow_<name>``.
+PROCESSES = {
+    "ingest": "newsflow_ingest",
+    "cleanup": "newsflow_cleanup",
+    "classify": "newsflow_classify",
+    "storage": "newsflow_storage",
+    "broker": "kafka.Kafka",
+}
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU time (user + system) used so far by each service process and the broker, by pid (Linux /proc).
+
+    Two snapshots around a run say where a machine's cores went, which a rate alone cannot.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended between listing and reading
+            continue
+        if name := next((n for n, marker in PROCESSES.items() if marker in command), None):
+            found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def cpu_per_item(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], items: int
+) -> dict[str, float]:
+    """Milliseconds of CPU per item for each process name, between two :func:`cpu_seconds` snapshots."""
+    spent: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        if pid in before:
+            spent[name] = spent.get(name, 0.0) + seconds - before[pid][1]
+    return {name: seconds * 1000 / items for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -21,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import kafka, table, text_of, unique_topics, wait_healthy
+from _common import cpu_per_item, cpu_seconds, kafka, table, text_of, unique_topics, wait_healthy
 
 from newsflow_classify.loader import load_classifier
 from newsflow_classify.model import Embedder, cpu_has_bf16, resolve_model_path
@@ -128,8 +129,9 @@ def onnx_int8(texts: list[str], tokenizer: PreTrainedTokenizerBase, batch: int =
     return len(texts) / (time.perf_counter() - started)
 
 
-async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> float:
-    """Classify alone (pre-loaded clean topic), or all four services (pushed raw articles): time to the last result."""
+async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> tuple[float, dict[str, float]]:
+    """Classify alone (fed clean articles), or all four services (pushed raw articles): articles/s to the last
+    result, and each process's CPU milliseconds per article meanwhile (this process's own included)."""
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "WARNING", **unique_topics()}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:////tmp/newsflow-bench-{env['KAFKA_GROUP_PREFIX']}.db"
     settings = ServiceSettings(**{k.lower(): v for k, v in env.items()})
@@ -155,6 +157,7 @@ async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> float:
     try:
         await wait_healthy(ports["classify"]["HEALTH_PORT"])  # the model loads before the clock starts
         await asyncio.sleep(3)  # and the consumers join their groups
+        cpu_before, own_before = cpu_seconds(), time.process_time()
         if whole:
             async with producer(settings) as client:
                 started = time.perf_counter()
@@ -175,7 +178,10 @@ async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> float:
                 seen += 1
             if seen >= len(texts):
                 break
-        return len(texts) / (time.perf_counter() - started)
+        rate = len(texts) / (time.perf_counter() - started)
+        cpu = cpu_per_item(cpu_before, cpu_seconds(), len(texts))
+        cpu["bench (producer, watcher)"] = (time.process_time() - own_before) * 1000 / len(texts)
+        return rate, cpu
     finally:
         await watcher.stop()
         await supervisor.stop()
@@ -223,13 +229,27 @@ def main() -> None:
         )
     best = max(results.values())
     with kafka() as bootstrap:
-        c = asyncio.run(through_kafka(bootstrap, texts, whole=False))
-        d = asyncio.run(through_kafka(bootstrap, texts, whole=True))
+        c, c_cpu = asyncio.run(through_kafka(bootstrap, texts, whole=False))
+        d, d_cpu = asyncio.run(through_kafka(bootstrap, texts, whole=True))
     rows.append(["(c) classify service through Kafka", f"{c:.1f}", f"{c / best:.0%} of best (b)"])
     rows.append(["(d) whole pipeline through Kafka", f"{d:.1f}", f"{d / best:.0%} of best (b)"])
     table(
         f"Classification on {args.articles} articles of {args.tokens} tokens", ["what", "articles/s", "against"], rows
     )
+    # Where the cores went: a pipeline on shared cores is bound by the sum of every process's CPU per article.
+    cores = os.cpu_count() or 1
+    cpu_rows = [
+        [name, f"{c_cpu.get(name, 0):.2f}", f"{d_cpu.get(name, 0):.2f}"] for name in dict.fromkeys([*d_cpu, *c_cpu])
+    ]
+    cpu_rows.append(["all", f"{sum(c_cpu.values()):.2f}", f"{sum(d_cpu.values()):.2f}"])
+    cpu_rows.append(
+        [
+            f"bound on {cores} cores, articles/s",
+            f"{cores * 1000 / sum(c_cpu.values()):.0f}",
+            f"{cores * 1000 / sum(d_cpu.values()):.0f}",
+        ]
+    )
+    table("CPU milliseconds per article, by process", ["process", "(c)", "(d)"], cpu_rows)
 
 
 if __name__ == "__main__":
