@@ -273,7 +273,10 @@ async def test_replaying_the_raw_topic_reprocesses_without_duplicating(pipeline:
                 if len(again) == 3:
                     return
 
-        await asyncio.wait_for(outcomes(), 120)
+        try:
+            await asyncio.wait_for(outcomes(), 120)
+        except TimeoutError:
+            pytest.fail(f"120 s after the replay, outcomes for only {again}")
     finally:
         await watcher.stop()
     # Not skipped as re-sends: replayed on purpose, stored again in place.
