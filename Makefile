@@ -67,6 +67,7 @@ eval: $(VENV)/.installed
 	$(BIN)/python eval/evaluate.py --data eval/desk-categories-heldout.jsonl
 	$(BIN)/python eval/evaluate.py --data eval/iptc-long-articles.jsonl
 	$(BIN)/python eval/evaluate.py --data eval/desk-long-heldout.jsonl
+	$(BIN)/python eval/evaluate.py --data eval/desk-borderline-heldout.jsonl
 
 eval-language: $(VENV)/.installed
 	$(BIN)/python eval/language_eval.py

@@ -1,4 +1,4 @@
-"""Topic accuracy as a regression test: the default classifier on our four labelled sets.
+"""Topic accuracy as a regression test: the default classifier on our labelled sets.
 
 The same sets as ``make eval`` (written for Newsflow; the five-desk and the full-length sets held
 out from every choice of examples), through the classifier the service loads.
@@ -30,6 +30,8 @@ def classifier() -> TopicClassifier:
         ("desk-categories-heldout.jsonl", 0.925),
         ("iptc-long-articles.jsonl", 0.95),
         ("desk-long-heldout.jsonl", 0.88),
+        # Desk stories that cross into another IPTC topic (strikes, fines, jobless figures): a floor, not a goal.
+        ("desk-borderline-heldout.jsonl", 0.68),
     ],
 )
 def test_top_level_accuracy(classifier: TopicClassifier, data: str, least: float) -> None:
