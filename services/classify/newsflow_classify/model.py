@@ -132,7 +132,8 @@ class Embedder:
         )["input_ids"]
         windows, owner = self.window.split(ids)
         vectors = self._embed_windows(windows, batch_size * self.window.count)
-        # Windows of one text count alike: the lead is not diluted by a long tail, nor the tail lost.
+        # Windows of one text count alike: weighting them by their length scored lower (0.956 against 0.971 on
+        # eval/iptc-long-articles.jsonl), and so did weighting the lead window above the rest.
         summed = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         np.add.at(summed, owner, vectors)
         return summed / np.linalg.norm(summed, axis=1, keepdims=True).clip(min=1e-12)
@@ -166,8 +167,8 @@ class Window:
 
     all-MiniLM-L6-v2 was trained on sequences of 128 tokens. Reading 256 tokens as two windows of
     128 keeps it in the length it knows, and attention's cost grows with the square of the length:
-    on this CPU the encoder reads ~12 % more articles/s, with the same or better accuracy on every
-    set in ``eval/`` (the README has the numbers). ``size`` 0, or one at least ``max_tokens``, is a
+    on this CPU the compiled encoder reads ~30 % more articles/s (153 -> 201), with the same or
+    better accuracy on every set in ``eval/`` (the README has the numbers). ``size`` 0, or one at least ``max_tokens``, is a
     single window: the title and lead, cut.
     """
 
