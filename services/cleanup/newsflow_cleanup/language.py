@@ -4,8 +4,9 @@ py3langid alone is right on every paragraph-length text we measured and fast (~8
 but on headline-length text a single detector guesses wrong too often (97 % on our headlines;
 about 88 % on harder sets). Below ``short_text_chars`` a second opinion from lingua's n-gram
 models is averaged in: 98.8 % of our headlines get the right best guess, 97.6 % the right answer
-(three weak guesses become ``und``), none wrong at confidence >= 0.8 (``eval/language_eval.py``). Lingua's models (~650 MB of memory for the
-default candidates) load on the first short text, so a feed of full articles never pays for them.
+(three weak guesses become ``und``), none wrong at confidence >= 0.8 (``eval/language_eval.py``).
+Lingua's models (~650 MB of memory for the default candidates) load on the first short text, so a
+feed of full articles never pays for them.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ what makes a copy cut to its first half a duplicate (its Jaccard with the whole 
 about 0.5) while a different story quoting one paragraph is not (most of it is its own).
 On our evaluation set (``eval/near_duplicates_eval.py``) copies score 0.48-1.0 against their
 original and other stories at most 0.34; a short story on the same subject quoting a long
-paragraph (in the unit tests) scores 0.41. The default threshold of 0.45 sits in that gap. A second signature of single words
-was tried; it moved copies and quoting stories up alike, so it was not kept.
+paragraph (in the unit tests) scores 0.41. The default threshold of 0.45 sits in that gap. A
+second signature of single words was tried; it moved copies and quoting stories up alike, so it
+was not kept.
 
 The index lives in the database, so every replica shares it and it survives restarts.
 ``duplicate_of`` always names the first article seen of a family. A batch is looked up
@@ -70,8 +71,7 @@ class Fingerprint:
         jaccard = (signatures == self.signature).mean(axis=1)
         shared = jaccard * (self.shingles + shingles) / (1 + jaccard)
         smaller = np.minimum(self.shingles, shingles)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(smaller > 0, np.minimum(1.0, shared / np.maximum(smaller, 1)), 0.0)
+        return np.where(smaller > 0, np.minimum(1.0, shared / np.maximum(smaller, 1)), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
