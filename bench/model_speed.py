@@ -34,6 +34,16 @@ def gemm_rate(dtype: torch.dtype, device: str, size: int = 4096, repeat: int = 2
     return 2 * size**3 * repeat / (time.perf_counter() - started) / 1e9
 
 
+def flops_per_article(embedder: Embedder, tokens: int, window: int) -> float:
+    """Forward FLOPs of reading ``tokens`` in windows of ``window`` (0: one window): 2 per weight per
+    token, plus attention's two matrix products, which grow with the square of each window's length."""
+    config = embedder.config
+    weights = sum(p.numel() for name, p in embedder.model.named_parameters() if "embeddings" not in name)
+    window = min(window or tokens, tokens)
+    attention = 2 * 2 * window * tokens * config.hidden_size * config.num_hidden_layers
+    return 2 * weights * tokens + attention
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -47,10 +57,8 @@ def main() -> None:
     texts = [" ".join(rng.choice(WORDS) for _ in range(args.tokens * 2)) for _ in range(args.articles)]
     precisions = ["fp32", "fp16", "bf16"] if args.device.startswith("cuda") else ["fp32", "bf16"]
     reference = Embedder(args.model, device=args.device, precision="fp32")
-    config = reference.config
-    weights = sum(p.numel() for n, p in reference.model.named_parameters() if "embeddings" not in n)
-    window = min(args.window or args.tokens, args.tokens)  # attention's work grows with each window's length
-    flops = 2 * weights * args.tokens + 4 * window * args.tokens * config.hidden_size * config.num_hidden_layers
+    window = min(args.window or args.tokens, args.tokens)
+    flops = flops_per_article(reference, args.tokens, window)
     low = torch.float16 if args.device.startswith("cuda") else torch.bfloat16
     rates = {"fp32": gemm_rate(torch.float32, args.device), str(low).split(".")[-1]: gemm_rate(low, args.device)}
     ceiling = max(rates.values()) * 1e9 / flops
