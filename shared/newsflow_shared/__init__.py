@@ -14,7 +14,7 @@ from .contracts import (
     StoredArticle,
     TopicScore,
 )
-from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
+from .delivery import REDRIVE_HEADER, REPLAY_HEADER, TRACE_HEADER, Delivery
 from .errors import (
     ArticleTooLarge,
     EmptyArticle,
@@ -25,11 +25,13 @@ from .errors import (
     TemporaryFailure,
 )
 from .logs import configure_logging
+from .redrive import RedriveRecord, redrive_record
 from .settings import ServiceSettings, Topics
 from .stage import Emit, Stage
 from .topics import ensure_topics, wait_for_kafka
 
 __all__ = [
+    "REDRIVE_HEADER",
     "REPLAY_HEADER",
     "SCHEMA_VERSION",
     "TRACE_HEADER",
@@ -46,6 +48,7 @@ __all__ = [
     "MalformedMessage",
     "NewsflowError",
     "RawArticle",
+    "RedriveRecord",
     "RejectedInput",
     "Removal",
     "ServiceSettings",
@@ -58,5 +61,6 @@ __all__ = [
     "configure_logging",
     "ensure_topics",
     "make_broker",
+    "redrive_record",
     "wait_for_kafka",
 ]

@@ -19,6 +19,9 @@ TRACE_HEADER = "newsflow-trace-id"
 REPLAY_HEADER = "newsflow-replay"
 """Set by ``newsflow replay``: the article is reprocessed on purpose, so ingest does not skip it as a re-send."""
 
+REDRIVE_HEADER = "newsflow-redrive"
+"""Set on a dead letter sent back to its stage (``newsflow dlq redrive``): like a replay, never skipped as a re-send."""
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -51,7 +54,8 @@ class Delivery:
 
     @property
     def is_replay(self) -> bool:
-        return REPLAY_HEADER in self.headers
+        """Reprocessed on purpose (a replay or a re-driven dead letter): never skipped as a re-send."""
+        return REPLAY_HEADER in self.headers or REDRIVE_HEADER in self.headers
 
     def decode(self, model: type[M]) -> M:
         """Parse the value as ``model``; raise :class:`RejectedInput` with a readable reason if it is not one."""

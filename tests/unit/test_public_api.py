@@ -5,6 +5,7 @@ import newsflow_shared
 
 def test_public_names_are_pinned() -> None:
     assert set(newsflow_shared.__all__) == {
+        "REDRIVE_HEADER",
         "REPLAY_HEADER",
         "SCHEMA_VERSION",
         "TRACE_HEADER",
@@ -21,6 +22,7 @@ def test_public_names_are_pinned() -> None:
         "MalformedMessage",
         "NewsflowError",
         "RawArticle",
+        "RedriveRecord",
         "RejectedInput",
         "Removal",
         "ServiceSettings",
@@ -33,6 +35,7 @@ def test_public_names_are_pinned() -> None:
         "configure_logging",
         "ensure_topics",
         "make_broker",
+        "redrive_record",
         "wait_for_kafka",
     }
     for name in newsflow_shared.__all__:

@@ -1,0 +1,36 @@
+"""Re-driving a dead letter: its original bytes go back to the topic of the stage that refused it.
+
+Used by ``newsflow dlq redrive`` and by storage's web page. The record carries the
+``newsflow-redrive`` header, so ingest passes it on even when it looks like an exact re-send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .contracts import DeadLetter
+from .delivery import REDRIVE_HEADER, TRACE_HEADER
+from .errors import RejectedInput
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveRecord:
+    """What to send to Kafka to give a dead letter another go."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+def redrive_record(letter: DeadLetter) -> RedriveRecord:
+    """The original record, addressed to the topic it was consumed from, marked as re-driven."""
+    if letter.original_truncated:
+        raise RejectedInput(
+            f"the dead letter kept only {len(letter.original)} of {letter.original_size} bytes of the original: "
+            "push the article again from its source instead"
+        )
+    headers = {name: value for name, value in letter.headers.items() if name == TRACE_HEADER}
+    headers[REDRIVE_HEADER] = letter.stage
+    key = letter.original_key.encode() if letter.original_key is not None else None
+    return RedriveRecord(topic=letter.source_topic, key=key, value=letter.original, headers=headers)

@@ -1,0 +1,42 @@
+"""A dead letter goes back, byte for byte, to the topic of the stage that refused it."""
+
+import pytest
+
+from newsflow_shared import REDRIVE_HEADER, TRACE_HEADER, Delivery, RejectedInput, redrive_record
+from newsflow_shared.dead_letter import dead_letter
+
+
+def letter_for(value: bytes, *, max_original_bytes: int = 1_000):
+    delivery = Delivery(
+        value=value,
+        key=b"a-1",
+        headers={TRACE_HEADER: "t-1", "other": "x"},
+        topic="articles.clean",
+        partition=2,
+        offset=7,
+    )
+    return dead_letter(
+        delivery,
+        stage="classify",
+        error=ValueError("boom"),
+        attempts=3,
+        article_id="a-1",
+        max_original_bytes=max_original_bytes,
+    )
+
+
+def test_redrive_sends_the_original_back_to_the_refusing_stage() -> None:
+    record = redrive_record(letter_for(b'{"id": "a-1"}'))
+    assert record.topic == "articles.clean"
+    assert record.key == b"a-1"
+    assert record.value == b'{"id": "a-1"}'
+    assert record.headers == {TRACE_HEADER: "t-1", REDRIVE_HEADER: "classify"}
+
+
+def test_a_redriven_record_counts_as_reprocessed_on_purpose() -> None:
+    assert Delivery(value=b"{}", headers={REDRIVE_HEADER: "ingest"}).is_replay
+
+
+def test_a_truncated_original_cannot_be_redriven() -> None:
+    with pytest.raises(RejectedInput, match="kept only 10 of 20 bytes"):
+        redrive_record(letter_for(b"x" * 20, max_original_bytes=10))
