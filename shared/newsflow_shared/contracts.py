@@ -15,15 +15,57 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
-SCHEMA_VERSION = "1.0"
+from .text_safety import SafeText, check_json
+
+SCHEMA_VERSION = "1.1"
 """Bumped in its minor part for additive changes, in its major part for breaking ones."""
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+EARLIEST = datetime(1800, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _plausible_date(value: datetime) -> datetime:
+    """In UTC, and between 1800 and 2200: a year-1 date with an offset cannot even be converted to UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} cannot be converted to UTC: it is out of any range") from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} is not a plausible date: it must fall between 1800 and 2200")
+    return value
+
+
+PlausibleDate = Annotated[datetime, AfterValidator(_plausible_date)]
+"""A timestamp every store can keep, in UTC; the same bounds at every hop."""
+
+SafeMetadata = Annotated[dict[str, Any], AfterValidator(check_json)]
+
+# Column sizes of the database (shared/newsflow_shared/db/tables.py), enforced at every hop so that
+# a later stage or the database never meets a value the first one accepted.
+MAX_TITLE = 2_000
+MAX_URL = 4_000
+MAX_SOURCE = 500
+MAX_LANGUAGE = 16
 
 
 class Contract(BaseModel):
@@ -48,7 +90,8 @@ ArticleId = Annotated[
     Field(
         min_length=1,
         max_length=200,
-        pattern=r"^[^\s\x00-\x1f]+$",
+        # No spaces, control characters or bidi overrides (lone surrogates never get past the JSON parser).
+        pattern=r"^[^\s\x00-\x1f\u202a-\u202e\u2066-\u2069]+$",
         description="Stable article id: the one given, else a hash of the URL, else of the text. Kafka key on every hop.",
         examples=["reuters-2018-04-02-douma"],
     ),
@@ -62,16 +105,16 @@ class RawArticle(Contract):
 
     # Strict strings: a number where text belongs is a producer bug to report, not to paper over.
     id: Annotated[ArticleId, Strict()] | None = None
-    title: StrictStr | None = Field(default=None, max_length=2_000)
+    title: StrictStr | None = Field(default=None, max_length=MAX_TITLE)
     text: StrictStr | None = Field(default=None, description="Plain-text body.")
     html: StrictStr | None = Field(default=None, description="A whole web page or an HTML fragment.")
-    url: StrictStr | None = Field(default=None, max_length=4_000)
-    source: StrictStr | None = Field(default=None, max_length=500, description="Publisher or feed name.")
-    published_at: datetime | None = Field(
-        default=None, description="ISO 8601; a time without an offset is taken as UTC."
+    url: StrictStr | None = Field(default=None, max_length=MAX_URL)
+    source: StrictStr | None = Field(default=None, max_length=MAX_SOURCE, description="Publisher or feed name.")
+    published_at: PlausibleDate | None = Field(
+        default=None, description="ISO 8601 between 1800 and 2200; a time without an offset is taken as UTC."
     )
     language: StrictStr | None = Field(
-        default=None, max_length=16, description="A hint (ISO 639-1); cleanup verifies it."
+        default=None, max_length=MAX_LANGUAGE, description="A hint (ISO 639-1); cleanup verifies it."
     )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form; unknown top-level fields go here.")
 
@@ -90,6 +133,16 @@ class RawArticle(Contract):
         if metadata is not None and not isinstance(metadata, dict):
             folded["metadata"] = metadata  # let validation report the wrong type
         return folded
+
+    @field_validator("url")
+    @classmethod
+    def _parseable_url(cls, url: str | None) -> str | None:
+        if url is not None and url.strip():
+            try:
+                urlsplit(url.strip()).port  # noqa: B018 - reading the port is what checks it
+            except ValueError as error:
+                raise ValueError(f"{url[:100]!r} does not parse as a URL ({error})") from None
+        return url
 
     @model_validator(mode="after")
     def _has_a_body(self) -> RawArticle:
@@ -112,22 +165,22 @@ class ArticleBase(Contract):
     """Fields every hop after ingest carries forward."""
 
     id: ArticleId
-    title: str | None = None
-    url: str | None = None
-    source: str | None = None
-    published_at: datetime | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    content_hash: str = Field(description="Hash of the raw content: equal hashes mean an exact re-send.")
-    received_at: datetime = Field(default_factory=utcnow)
+    title: SafeText | None = Field(default=None, max_length=MAX_TITLE)
+    url: SafeText | None = Field(default=None, max_length=MAX_URL)
+    source: SafeText | None = Field(default=None, max_length=MAX_SOURCE)
+    published_at: PlausibleDate | None = None
+    metadata: SafeMetadata = Field(default_factory=dict)
+    content_hash: str = Field(max_length=64, description="Hash of the raw content: equal hashes mean an exact re-send.")
+    received_at: PlausibleDate = Field(default_factory=utcnow)
     lineage: list[Lineage] = Field(default_factory=list)
 
 
 class IngestedArticle(ArticleBase):
     """Validated and identified: ``articles.ingested``."""
 
-    text: str | None = None
-    html: str | None = None
-    language_hint: str | None = None
+    text: SafeText | None = None
+    html: SafeText | None = None
+    language_hint: SafeText | None = Field(default=None, max_length=MAX_LANGUAGE)
 
 
 class Removal(BaseModel):
@@ -140,11 +193,11 @@ class Removal(BaseModel):
 class CleanArticle(ArticleBase):
     """Repaired text with its language: ``articles.clean``."""
 
-    text: str = Field(description="Clean body; paragraphs separated by one blank line.")
-    language: str = Field(description="ISO 639-1 code, or 'und' when undetermined.")
+    text: SafeText = Field(description="Clean body; paragraphs separated by one blank line.")
+    language: str = Field(max_length=MAX_LANGUAGE, description="ISO 639-1 code, or 'und' when undetermined.")
     language_confidence: float = Field(ge=0.0, le=1.0)
-    author: str | None = None
-    duplicate_of: str | None = None
+    author: SafeText | None = None
+    duplicate_of: ArticleId | None = None
     duplicate_score: float | None = Field(default=None, ge=0.0, le=1.0)
     removed: list[Removal] = Field(default_factory=list)
 

@@ -5,11 +5,14 @@
      │    ├── MalformedMessage    not UTF-8, not JSON, not a JSON object
      │    ├── InvalidArticle      JSON of the wrong shape or types
      │    ├── ArticleTooLarge     over the configured size limit
+     │    ├── OutputTooLarge      what a stage made of it is more than Kafka accepts
+     │    ├── OverBudget          it took more CPU time than a record may
      │    └── EmptyArticle        nothing of substance left after cleanup
      └── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
 
-Anything else a stage raises is a bug or a surprise: it is retried a few times,
-then dead-lettered with its class name, so one odd article never blocks a partition.
+Anything else a stage raises is sorted by :mod:`newsflow_shared.failures`: a failure of Kafka or
+the database is retried without limit; anything else is the record's own, tried a few times, then
+dead-lettered with its class name and reason, so one odd article never blocks a partition.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ class InvalidArticle(RejectedInput):
 
 class ArticleTooLarge(RejectedInput):
     """Bigger than the stage accepts."""
+
+
+class OutputTooLarge(RejectedInput):
+    """What a stage made of the record is bigger than Kafka accepts: sending it again fails the same way."""
+
+
+class OverBudget(RejectedInput):
+    """The record took more CPU time than ``*_RECORD_CPU_SECONDS`` allows: it would again."""
 
 
 class EmptyArticle(RejectedInput):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from .errors import RejectedInput
+from .failures import sqlstate
 
 
 def json_problem(value: bytes) -> str | None:
@@ -26,6 +28,8 @@ def json_problem(value: bytes) -> str | None:
         parsed = json.loads(text)
     except json.JSONDecodeError as error:
         return f"the message is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+    except RecursionError:
+        return "the message is JSON nested too deep to read (hundreds of levels): send a flat article object"
     if not isinstance(parsed, dict):
         return f"the message is JSON but a {type(parsed).__name__}, not an object with 'text' or 'html'"
     return None
@@ -36,7 +40,19 @@ def explain(error: BaseException) -> str:
     if isinstance(error, RejectedInput):
         return error.reason
     if isinstance(error, ValidationError):
-        return describe_validation_error(error)
+        return describe_validation_error(error, error.title)
+    if isinstance(error, DBAPIError):
+        code = sqlstate(error)
+        # The driver's own first line; SQLAlchemy's text would add the whole statement and its parameters.
+        detail = str(error.orig if error.orig is not None else error).strip().splitlines()
+        return (
+            f"the database refused this record{f' (SQLSTATE {code})' if code else ''}: "
+            f"{(detail[0] if detail else type(error).__name__)[:300]}"
+        )
+    if isinstance(error, UnicodeError):
+        return f"text in this record cannot be encoded: {str(error)[:300]}"
+    if isinstance(error, RecursionError):
+        return "this record is nested too deep to process"
     text = str(error).strip() or "no message"
     return f"unexpected {type(error).__name__} while processing: {text[:500]}"
 

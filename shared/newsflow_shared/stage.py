@@ -1,16 +1,24 @@
 """A pipeline stage: consume a topic in batches, handle, publish, dead-letter, and only then commit.
 
-This is the delivery guarantee of every service, written once:
+This is the delivery guarantee of every service, and its isolation of bad records, written once:
 
 1. A batch of records is consumed with auto-commit off.
-2. The service's handler turns each record into outputs (:class:`Emit`) or a
-   :class:`~newsflow_shared.contracts.DeadLetter`. One bad record never fails the batch.
-3. Every output and dead letter is sent with the idempotent producer, and all
-   acknowledgements (acks=all) are awaited.
-4. Only then does FastStream commit the offsets. If anything in 3 fails, or the
-   handler raises :class:`TemporaryFailure`, the stage backs off and rewinds the
-   batch: it is redelivered, never lost. Downstream writes are idempotent by
-   article id, so a redelivery never stores an article twice.
+2. The service's handler turns the records into outputs (:class:`Emit`) and dead letters
+   (:class:`~newsflow_shared.contracts.DeadLetter`) for records it can tell are bad.
+3. Every output is encoded and checked against ``KAFKA_MAX_MESSAGE_BYTES``, sent with the
+   idempotent producer, and all acknowledgements (acks=all) are awaited.
+4. Only then does FastStream commit the offsets.
+
+When a step fails, :func:`~newsflow_shared.failures.fault_of` says whose fault it is:
+
+- **the record's** (the database refuses its data, its output cannot be encoded or is too big,
+  a recursion, a bug): the batch is split in halves until the record is alone; it is tried
+  ``MAX_ATTEMPTS`` times, then dead-lettered with the reason. The rest of the batch goes on.
+- **the environment's** (broker or database away, time-outs, deadlocks): if Kafka and the
+  database still answer a probe, the failure only *looks* temporary, so it is treated like the
+  record's own after ``MAX_ATTEMPTS`` tries. If they do not answer, the stage backs off and rewinds
+  the batch, without limit: it is redelivered, never lost. Downstream writes are idempotent by
+  article id, so a redelivery never stores an article twice.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from .broker import make_broker
 from .contracts import DeadLetter
 from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
-from .errors import RejectedInput, TemporaryFailure
+from .errors import OutputTooLarge, RejectedInput
+from .failures import Fault, fault_of
 from .logs import configure_logging
 from .settings import ServiceSettings
 
@@ -61,8 +70,11 @@ Output = Emit | DeadLetter
 BatchHandler = Callable[[list[Delivery]], Awaitable[list[Output]]]
 
 
+Probe = Callable[[], Awaitable[object]]
+
+
 class Stage:
-    """Wires a batch handler to a topic with at-least-once delivery and a dead-letter topic."""
+    """Wires a batch handler to a topic with at-least-once delivery, per-record isolation and a dead-letter topic."""
 
     def __init__(
         self, broker: KafkaBroker, settings: ServiceSettings, *, name: str, keyed_by_article: bool = True
@@ -73,12 +85,17 @@ class Stage:
         # After ingest the Kafka key is the article id: a dead letter can name its article even when unreadable.
         self.keyed_by_article = keyed_by_article
         self._failures_in_a_row = 0
+        self._probes: dict[str, Probe] = {}
 
     @classmethod
     def for_service(cls, settings: ServiceSettings, name: str, **options: Any) -> Stage:
         """A service's logging, broker and stage, all from its settings: the first line of every ``create_app``."""
         configure_logging(name, settings.log_level, settings.log_format)
         return cls(make_broker(settings, name), settings, name=name, **options)
+
+    def depends_on(self, name: str, probe: Probe) -> None:
+        """Register what besides Kafka the stage needs (e.g. the database): asked when a failure looks temporary."""
+        self._probes[name] = probe
 
     def consume(
         self,
@@ -97,10 +114,7 @@ class Stage:
         async def on_batch(message: KafkaMessage) -> None:
             deliveries = [Delivery.from_record(record) for record in message.raw_message]
             try:
-                outputs = await handler(deliveries)
-                await self.publish(outputs)
-                if on_published is not None:
-                    await on_published(outputs)
+                await self.settle(deliveries, handler, on_published)
             except Exception as error:
                 await self._back_off(error, len(deliveries))
                 raise  # NACK: the batch is rewound and redelivered
@@ -122,9 +136,106 @@ class Stage:
         options.update(subscriber_options)
         self.broker.subscriber(topic, **options)(on_batch)
 
+    async def settle(
+        self,
+        deliveries: list[Delivery],
+        handler: BatchHandler,
+        on_published: Callable[[list[Output]], Awaitable[None]] | None = None,
+    ) -> None:
+        """Answer every record of ``deliveries``: published, or dead-lettered with a reason.
+
+        Raises only for a failure of the environment (Kafka or a dependency does not answer),
+        so that the caller rewinds the batch and tries it again later.
+        """
+        failures = 0
+        while True:
+            try:
+                outputs = await handler(deliveries)
+                await self.publish(outputs)
+                if on_published is not None:
+                    await on_published(outputs)
+                return
+            except Exception as error:
+                failures += 1
+                fault = fault_of(error)
+                if fault is Fault.ENVIRONMENT and not await self.environment_answers():
+                    raise
+                if len(deliveries) > 1 and (fault is Fault.RECORD or failures >= self.settings.max_attempts):
+                    log.warning(
+                        "a batch of %d failed (%s: %s); splitting it to find the record that fails",
+                        len(deliveries),
+                        type(error).__name__,
+                        _short(error),
+                    )
+                    middle = len(deliveries) // 2
+                    await self.settle(deliveries[:middle], handler, on_published)
+                    await self.settle(deliveries[middle:], handler, on_published)
+                    return
+                if len(deliveries) == 1 and (
+                    isinstance(error, RejectedInput) or failures >= self.settings.max_attempts
+                ):
+                    await self._give_up(deliveries[0], error, failures, fault)
+                    return
+                await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+
+    async def _give_up(self, delivery: Delivery, error: BaseException, attempts: int, fault: Fault) -> None:
+        if not isinstance(error, RejectedInput):
+            log.error(
+                "giving up on %s[%d]@%d after %d attempts",
+                delivery.topic,
+                delivery.partition,
+                delivery.offset,
+                attempts,
+                exc_info=error,
+            )
+        if fault is Fault.ENVIRONMENT:
+            error = RejectedInput(
+                f"failed {attempts} times with an error that looks temporary while Kafka and the database "
+                f"answered, so it is this record's own: {type(error).__name__}: {_short(error)}"
+            )
+        await self.publish([self.reject(delivery, error, attempts=attempts)])
+
+    async def environment_answers(self) -> bool:
+        """Whether Kafka and every registered dependency answer now."""
+        try:
+            if not await self.broker.ping(timeout=5.0):
+                return False
+            for probe in self._probes.values():
+                await asyncio.wait_for(probe(), 10.0)
+        except Exception as error:
+            log.warning("the environment does not answer: %s: %s", type(error).__name__, _short(error))
+            return False
+        return True
+
+    def encode(self, output: Output) -> tuple[str, str | None, bytes, dict[str, str]]:
+        """Topic, key, body and headers of an output, checked against what Kafka accepts."""
+        if isinstance(output, DeadLetter):
+            topic, key, body, headers = (
+                self.settings.topic_dlq,
+                output.article_id or output.original_key,
+                output.model_dump_json().encode(),
+                {k: v for k, v in output.headers.items() if k == TRACE_HEADER},
+            )
+        else:
+            topic, key, body, headers = (
+                output.topic,
+                output.key,
+                output.message.model_dump_json().encode(),
+                output.headers,
+            )
+        # Room for the key, headers and the record batch's framing.
+        limit = self.settings.kafka_max_message_bytes - 64 * 1024
+        if len(body) > limit:
+            raise OutputTooLarge(
+                f"the {type(output.message if isinstance(output, Emit) else output).__name__} for {topic} is "
+                f"{len(body) / 1_048_576:.1f} MiB, more than Kafka accepts "
+                f"({limit / 1_048_576:.1f} MiB with KAFKA_MAX_MESSAGE_BYTES)"
+            )
+        return topic, key, body, headers
+
     async def publish(self, outputs: Iterable[Output]) -> None:
         """Send all outputs concurrently and wait until Kafka acknowledged every one of them."""
-        pending = []
+        encoded = []
         for output in outputs:
             if isinstance(output, DeadLetter):
                 log.warning(
@@ -135,19 +246,9 @@ class Stage:
                     output.source_offset,
                     output.reason,
                 )
-                topic, key, body, headers = (
-                    self.settings.topic_dlq,
-                    output.article_id or output.original_key,
-                    output.model_dump_json().encode(),
-                    {k: v for k, v in output.headers.items() if k == TRACE_HEADER},
-                )
-            else:
-                topic, key, body, headers = (
-                    output.topic,
-                    output.key,
-                    output.message.model_dump_json().encode(),
-                    output.headers,
-                )
+            encoded.append(self.encode(output))  # all checked before any is sent
+        pending = []
+        for topic, key, body, headers in encoded:
             pending.append(
                 await self.broker.publish(
                     body,
@@ -189,38 +290,22 @@ class Stage:
                 rejected.append(self.reject(delivery, error))
         return valid, rejected
 
-    async def attempt(
-        self,
-        delivery: Delivery,
-        handle_one: Callable[[Delivery], Awaitable[list[Emit]]],
-        article_id: str | None = None,
-    ) -> list[Output]:
-        """One record, retried on surprises; :class:`TemporaryFailure` propagates so the whole batch is retried."""
-        for attempt in range(1, self.settings.max_attempts + 1):
-            try:
-                return list(await handle_one(delivery))
-            except TemporaryFailure:
-                raise
-            except RejectedInput as error:
-                return [self.reject(delivery, error, attempts=attempt, article_id=article_id)]
-            except Exception as error:
-                if attempt == self.settings.max_attempts:
-                    log.exception("giving up on %s[%d]@%d", delivery.topic, delivery.partition, delivery.offset)
-                    return [self.reject(delivery, error, attempts=attempt, article_id=article_id)]
-                await asyncio.sleep(0.05 * attempt)
-        raise AssertionError("unreachable")
-
     async def _back_off(self, error: BaseException, size: int) -> None:
         self._failures_in_a_row += 1
         delay = min(30.0, 0.5 * 2 ** min(self._failures_in_a_row - 1, 6))
         log.warning(
-            "batch of %d failed (%s: %s); retrying it in %.1fs, nothing is committed",
+            "batch of %d failed (%s: %s) and Kafka or the database does not answer; retrying it in %.1fs, "
+            "nothing is committed",
             size,
             type(error).__name__,
-            error,
+            _short(error),
             delay,
         )
         await asyncio.sleep(delay)
+
+
+def _short(error: BaseException) -> str:
+    return (str(error).strip() or "no message")[:300]
 
 
 async def _tolerant_headers(records: tuple[Any, ...], original_parser: Callable[..., Awaitable[Any]]) -> Any:

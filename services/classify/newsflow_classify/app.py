@@ -21,7 +21,12 @@ SERVICE = "classify"
 
 
 class Classify:
-    """Classifies a whole batch in one model call, off the event loop; a poison article is isolated."""
+    """Classifies a whole batch in one model call, off the event loop.
+
+    A batch the model fails on raises: the stage splits it until the article that fails is alone,
+    and dead-letters that one. Inputs are cut to what the model reads before tokenising, which is
+    what bounds the time one article can take here.
+    """
 
     def __init__(self, settings: ClassifySettings, stage: Stage) -> None:
         self.settings = settings
@@ -34,25 +39,11 @@ class Classify:
         articles, outputs = self.stage.decode_each(deliveries, CleanArticle)
         if not articles:
             return outputs
-        try:
-            topics = await self._classify([model_input(a) for _, a in articles])
-        except Exception:
-            # Find the article that breaks the batch: one by one, each with its own retries.
-            for delivery, article in articles:
-                outputs += await self.stage.attempt(delivery, self._one(article), article_id=article.id)
-            return outputs
+        topics = await self._classify([model_input(a) for _, a in articles])
         for (delivery, article), found in zip(articles, topics, strict=True):
             enriched = enrich(article, found, self.classifier.name)  # type: ignore[union-attr]
             outputs.append(Emit.following(delivery, self.settings.topic_enriched, enriched, article.id))
         return outputs
-
-    def _one(self, article: CleanArticle):
-        async def classify_one(delivery: Delivery) -> list[Emit]:
-            [found] = await self._classify([model_input(article)])
-            enriched = enrich(article, found, self.classifier.name)  # type: ignore[union-attr]
-            return [Emit.following(delivery, self.settings.topic_enriched, enriched, article.id)]
-
-        return classify_one
 
     async def _classify(self, texts: list[str]):
         if self.classifier is None:

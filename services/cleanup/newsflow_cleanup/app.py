@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from faststream.asgi import AsgiFastStream
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsflow_shared import (
@@ -15,38 +14,33 @@ from newsflow_shared import (
     Delivery,
     Emit,
     EmptyArticle,
-    IngestedArticle,
     RejectedInput,
     Stage,
-    TemporaryFailure,
 )
-from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
 
-from .language import LanguageDetector
 from .learned import LearnedBoilerplate
-from .logic import clean
 from .near_duplicates import DuplicateIndex
 from .settings import CleanupSettings
+from .worker import cleanup_worker
 
 SERVICE = "cleanup"
 
 
 class Cleanup:
-    """Repairs and language per article (in a thread); the shared, database-backed steps once per batch."""
+    """Repairs and language per article (in a worker process, under a CPU budget); the shared,
+    database-backed steps once per batch."""
 
     def __init__(self, settings: CleanupSettings, stage: Stage | None = None) -> None:
         self.settings = settings
         self.stage = stage
-        self.detector = LanguageDetector.for_settings(settings)
+        self.worker = cleanup_worker(settings)
         self.allowed = {code.strip().lower() for code in settings.language_allowlist.split(",") if code.strip()}
         self.engine: AsyncEngine | None = None  # opened in the lifespan, with the two below
         self.duplicates: DuplicateIndex | None = None
         self.boilerplate: LearnedBoilerplate | None = None
-
-    def _clean(self, delivery: Delivery) -> CleanArticle:
-        return clean(delivery.decode(IngestedArticle), self.detector, self.settings)
 
     def _route(self, delivery: Delivery, article: CleanArticle) -> Emit:
         """The clean topic, or the unsupported one for a language outside the allow-list."""
@@ -62,36 +56,22 @@ class Cleanup:
             delivery, settings.topic_unsupported if unsupported else settings.topic_clean, article, article.id
         )
 
-    async def clean_one(self, delivery: Delivery) -> list[Emit]:
-        """One article's own repairs, off the event loop."""
-        return [self._route(delivery, await asyncio.to_thread(self._clean, delivery))]
-
-    def _clean_all(self, deliveries: list[Delivery]) -> list[CleanArticle | Exception]:
-        results: list[CleanArticle | Exception] = []
-        for delivery in deliveries:
-            try:
-                results.append(self._clean(delivery))
-            except Exception as error:
-                results.append(error)
-        return results
-
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
         assert self.stage is not None
-        # The whole batch in one worker thread (a big HTML page takes tens of milliseconds, and
-        # heartbeats must go on); an article that failed gets its own retries and dead letter.
-        cleaned = await asyncio.to_thread(self._clean_all, deliveries)
+        # The whole batch goes to the worker process from one thread, so heartbeats go on meanwhile.
+        cleaned = await asyncio.to_thread(self.worker.map, [delivery.value for delivery in deliveries])
         outputs: list[Output] = []
         passing: list[tuple[int, Delivery, CleanArticle]] = []
         for delivery, result in zip(deliveries, cleaned, strict=True):
-            produced = (
-                await self.stage.attempt(delivery, self.clean_one)
-                if isinstance(result, Exception)
-                else [self._route(delivery, result)]
-            )
-            for output in produced:
-                if isinstance(output, Emit) and output.topic == self.settings.topic_clean:
-                    passing.append((len(outputs), delivery, output.message))  # type: ignore[arg-type]
-                outputs.append(output)
+            if isinstance(result, RejectedInput):
+                outputs.append(self.stage.reject(delivery, result))
+                continue
+            if isinstance(result, Exception):
+                raise result  # a surprise: the stage splits the batch and retries this article alone
+            output = self._route(delivery, result)
+            if output.topic == self.settings.topic_clean:
+                passing.append((len(outputs), delivery, result))
+            outputs.append(output)
         if passing and self.engine is not None:
             results = await self.shared_steps([article for _, _, article in passing])
             for (index, delivery, _), result in zip(passing, results, strict=True):
@@ -106,35 +86,32 @@ class Cleanup:
         """Learned boilerplate, then near-duplicates, then learning: one transaction for the whole batch."""
         assert self.engine is not None
         lines = [self.boilerplate.candidates(a) if self.boilerplate else {} for a in articles]
-        try:
-            async with self.engine.begin() as connection:
-                if self.boilerplate:
-                    articles = await self.boilerplate.strip_many(connection, articles)
-                results: list[CleanArticle | RejectedInput] = []
-                for article in articles:
-                    empty = not article.text.strip()
-                    results.append(
-                        EmptyArticle("no article text is left after removing this source's learned boilerplate")
-                        if empty
-                        else article
-                    )
-                kept = [(i, a) for i, a in enumerate(results) if isinstance(a, CleanArticle)]
-                if self.duplicates and kept:
-                    matches = await self.duplicates.check_and_add_many(connection, [(a.id, a.text) for _, a in kept])
-                    for (i, article), match in zip(kept, matches, strict=True):
-                        if match:
-                            results[i] = article.model_copy(
-                                update={"duplicate_of": match.duplicate_of, "duplicate_score": match.score}
-                            )
-                if self.boilerplate:
-                    originals = [
-                        (a, lines[i])
-                        for i, a in enumerate(results)
-                        if isinstance(a, CleanArticle) and a.duplicate_of is None
-                    ]
-                    await self.boilerplate.learn_many(connection, originals)
-        except (OperationalError, DBAPIError, OSError) as error:
-            raise TemporaryFailure(f"cleanup's shared state in the database is not reachable: {error}") from error
+        async with self.engine.begin() as connection:
+            if self.boilerplate:
+                articles = await self.boilerplate.strip_many(connection, articles)
+            results: list[CleanArticle | RejectedInput] = []
+            for article in articles:
+                empty = not article.text.strip()
+                results.append(
+                    EmptyArticle("no article text is left after removing this source's learned boilerplate")
+                    if empty
+                    else article
+                )
+            kept = [(i, a) for i, a in enumerate(results) if isinstance(a, CleanArticle)]
+            if self.duplicates and kept:
+                matches = await self.duplicates.check_and_add_many(connection, [(a.id, a.text) for _, a in kept])
+                for (i, article), match in zip(kept, matches, strict=True):
+                    if match:
+                        results[i] = article.model_copy(
+                            update={"duplicate_of": match.duplicate_of, "duplicate_score": match.score}
+                        )
+            if self.boilerplate:
+                originals = [
+                    (a, lines[i])
+                    for i, a in enumerate(results)
+                    if isinstance(a, CleanArticle) and a.duplicate_of is None
+                ]
+                await self.boilerplate.learn_many(connection, originals)
         return results
 
 
@@ -152,6 +129,7 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
             return
         await upgrade(settings.database_url, wait=120)
         engine = service.engine = make_engine(settings.database_url)
+        stage.depends_on("database", lambda: ping_database(engine))
         if settings.cleanup_near_duplicates:
             service.duplicates = DuplicateIndex(engine, settings.cleanup_duplicate_threshold)
         if settings.cleanup_learn_boilerplate:
@@ -161,4 +139,12 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
         finally:
             await engine.dispose()
 
-    return service_app(broker, lifespan)
+    @asynccontextmanager
+    async def lifespan_with_worker() -> AsyncIterator[None]:
+        try:
+            async with lifespan():
+                yield
+        finally:
+            await asyncio.to_thread(service.worker.close)
+
+    return service_app(broker, lifespan_with_worker)

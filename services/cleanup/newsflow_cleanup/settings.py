@@ -50,4 +50,9 @@ class CleanupSettings(ServiceSettings):
     cleanup_boilerplate_min_articles: int = Field(
         default=5, ge=2, description="A short line in this many articles of one source is that source's boilerplate."
     )
+    cleanup_record_cpu_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="CPU time one article may take in cleanup's worker process; longer ones are dead-lettered.",
+    )
     cleanup_min_chars: int = Field(default=1, ge=0, description="Articles with less clean text are dead-lettered.")

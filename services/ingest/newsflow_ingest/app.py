@@ -8,19 +8,20 @@ from contextlib import asynccontextmanager
 from faststream.asgi import AsgiFastStream
 
 from newsflow_shared import (
+    DeadLetter,
     Delivery,
     Emit,
     IngestedArticle,
-    RawArticle,
     RejectedInput,
     SkippedArticle,
     Stage,
 )
-from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
 
 from .logic import ingest
+from .reading import read_raw
 from .seen import SeenStore
 from .settings import IngestSettings
 
@@ -40,8 +41,9 @@ class Ingest:
         accepted: list[tuple[Delivery, IngestedArticle]] = []
         for delivery in deliveries:
             try:
+                raw, normalised = read_raw(delivery.value, max_metadata_bytes=self.settings.ingest_max_metadata_bytes)
                 accepted.append(
-                    (delivery, ingest(delivery.decode(RawArticle), max_bytes=self.settings.ingest_max_bytes))
+                    (delivery, ingest(raw, max_bytes=self.settings.ingest_max_bytes, normalised=normalised))
                 )
             except RejectedInput as error:
                 outputs.append(self.stage.reject(delivery, error))
@@ -71,6 +73,15 @@ class Ingest:
         }
         await self.seen.remember(passed_on)
 
+    async def forget_dead_lettered(self, deliveries: list[Delivery]) -> list[Output]:
+        """Articles a later stage dead-lettered are forgotten, so that pushing them again is not a re-send."""
+        if self.seen is not None:
+            letters, _ = self.stage.decode_each(deliveries, DeadLetter)
+            await self.seen.forget(
+                letter.article_id for _, letter in letters if letter.stage != SERVICE and letter.article_id
+            )
+        return []
+
 
 def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     settings = settings or IngestSettings()
@@ -79,6 +90,13 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     service = Ingest(settings, stage, seen=None)
 
     stage.consume(settings.topic_raw, service.handle, on_published=service.remember)
+    if settings.ingest_dedupe:
+        stage.consume(
+            settings.topic_dlq,
+            service.forget_dead_lettered,
+            group_id=settings.group_id(f"{SERVICE}-forget"),
+            title=f"{SERVICE}:{settings.topic_dlq}",
+        )
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -86,6 +104,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
             await upgrade(settings.database_url, wait=120)
             engine = make_engine(settings.database_url)
             service.seen = SeenStore(engine)
+            stage.depends_on("database", lambda: ping_database(engine))
             try:
                 yield
             finally:

@@ -54,12 +54,14 @@ def check_size(raw: RawArticle, max_bytes: int) -> None:
         )
 
 
-def ingest(raw: RawArticle, *, max_bytes: int) -> IngestedArticle:
-    """Validate size, identify, and hand the article on; dates without an offset are taken as UTC."""
+def ingest(raw: RawArticle, *, max_bytes: int, normalised: dict[str, int] | None = None) -> IngestedArticle:
+    """Validate size, identify, and hand the article on (the contract puts dates in UTC).
+
+    ``normalised`` counts what reading the message removed (NUL, lone surrogates, bidi overrides):
+    it is kept in the lineage, so an editor can see that the text is not byte for byte what arrived.
+    """
     check_size(raw, max_bytes)
-    published_at = raw.published_at
-    if published_at is not None and published_at.tzinfo is None:
-        published_at = published_at.replace(tzinfo=UTC)
+    details: dict[str, object] = {"normalised": normalised} if normalised else {}
     return IngestedArticle(
         id=article_id(raw),
         title=raw.title.strip() if raw.title else None,
@@ -67,10 +69,10 @@ def ingest(raw: RawArticle, *, max_bytes: int) -> IngestedArticle:
         html=raw.html,
         url=raw.url,
         source=raw.source,
-        published_at=published_at,
+        published_at=raw.published_at,
         language_hint=raw.language,
         metadata=raw.metadata,
         content_hash=content_hash(raw),
         received_at=datetime.now(UTC),
-        lineage=[Lineage(stage="ingest", version=__version__)],
+        lineage=[Lineage(stage="ingest", version=__version__, details=details)],
     )

@@ -1,15 +1,17 @@
-"""What ingest has already passed on, shared by every replica through the database."""
+"""What ingest has already passed on, shared by every replica through the database.
+
+Database errors are not caught here: the stage sorts them by SQLSTATE into the database's
+trouble (retried) and a record's own (dead-lettered), in one place for every service.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from newsflow_shared import TemporaryFailure
 from newsflow_shared.db.engine import dialect_insert
 from newsflow_shared.db.tables import ingest_seen
 
@@ -25,16 +27,11 @@ class SeenStore:
         ids = list(set(ids))
         if not ids:
             return {}
-        try:
-            async with self.engine.connect() as connection:
-                rows = await connection.execute(
-                    select(ingest_seen.c.article_id, ingest_seen.c.content_hash).where(
-                        ingest_seen.c.article_id.in_(ids)
-                    )
-                )
-                return {row.article_id: row.content_hash for row in rows}
-        except (OperationalError, DBAPIError, OSError) as error:
-            raise TemporaryFailure(f"the database is not reachable: {error}") from error
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(ingest_seen.c.article_id, ingest_seen.c.content_hash).where(ingest_seen.c.article_id.in_(ids))
+            )
+            return {row.article_id: row.content_hash for row in rows}
 
     async def remember(self, seen: dict[str, str]) -> None:
         """Record ``id -> content hash`` after the articles were passed on."""
@@ -49,8 +46,12 @@ class SeenStore:
             index_elements=[ingest_seen.c.article_id],
             set_={"content_hash": statement.excluded.content_hash, "last_seen_at": statement.excluded.last_seen_at},
         )
-        try:
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def forget(self, ids: Iterable[str]) -> None:
+        """Forget articles a later stage dead-lettered: pushed again, they are processed, not skipped."""
+        ids = list(set(ids))
+        if ids:
             async with self.engine.begin() as connection:
-                await connection.execute(statement)
-        except (OperationalError, DBAPIError, OSError) as error:
-            raise TemporaryFailure(f"the database is not reachable: {error}") from error
+                await connection.execute(delete(ingest_seen).where(ingest_seen.c.article_id.in_(ids)))

@@ -11,4 +11,9 @@ class IngestSettings(ServiceSettings):
         ge=1024,
         description="Largest accepted article (text or HTML, UTF-8 bytes); bigger ones are dead-lettered.",
     )
+    ingest_max_metadata_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest accepted metadata (with unknown top-level fields), as JSON; bigger is dead-lettered.",
+    )
     ingest_dedupe: bool = Field(default=True, description="Skip exact re-sends of an article already passed on.")

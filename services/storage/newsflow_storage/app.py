@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage
-from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.stage import Output
 
 from . import __version__
@@ -32,7 +32,7 @@ class Store:
         if not valid:
             return outputs
         assert self.repository is not None, "the lifespan opens the database before consuming"
-        # A database failure raises TemporaryFailure: the stage backs off and the batch is redelivered.
+        # A database failure raises: the stage retries the batch, or isolates the article the database refuses.
         stored = {article.id: article for article in await self.repository.store([a for _, a in valid])}
         for delivery, article in valid:
             record = stored.pop(article.id, None)
@@ -53,6 +53,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         await upgrade(settings.database_url, wait=120)
         engine = make_engine(settings.database_url)
         service.repository = app.state.repository = ArticleRepository(engine)
+        stage.depends_on("database", lambda: ping_database(engine))
         await broker.start()
         try:
             yield

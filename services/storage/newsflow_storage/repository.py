@@ -15,10 +15,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import and_, func, or_, select, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from newsflow_shared import EnrichedArticle, StoredArticle, TemporaryFailure
+from newsflow_shared import EnrichedArticle, StoredArticle
 from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite
 from newsflow_shared.db.tables import article_revisions, article_topics, articles
 from newsflow_shared.taxonomy import load_taxonomy
@@ -61,21 +60,20 @@ class ArticleRepository:
         """
         latest = {article.id: article for article in batch}  # a later copy in the batch wins
         now = datetime.now(UTC)
-        try:
-            async with self.engine.begin() as connection:
-                existing = {
-                    row.id: row
-                    for row in await connection.execute(
-                        select(
-                            articles.c.id, articles.c.enrichment_hash, articles.c.revision, articles.c.stored_at
-                        ).where(articles.c.id.in_(list(latest)))
+        # Database errors propagate: the stage sorts them by SQLSTATE into the database's trouble
+        # (the batch is retried) and one article's own (it is found and dead-lettered).
+        async with self.engine.begin() as connection:
+            existing = {
+                row.id: row
+                for row in await connection.execute(
+                    select(articles.c.id, articles.c.enrichment_hash, articles.c.revision, articles.c.stored_at).where(
+                        articles.c.id.in_(list(latest))
                     )
-                }
-                stored, changed = self._plan(latest.values(), existing, now)
-                if changed:
-                    await self._write(connection, changed, now)
-        except (OperationalError, InterfaceError, DBAPIError, OSError) as error:
-            raise TemporaryFailure(f"the database is not reachable or refused the batch: {error}") from error
+                )
+            }
+            stored, changed = self._plan(latest.values(), existing, now)
+            if changed:
+                await self._write(connection, changed, now)
         return stored
 
     @staticmethod

@@ -4,7 +4,7 @@ Tables are defined once in :mod:`.tables` and created by Alembic migrations
 (:func:`upgrade`), which every service runs on start under a lock.
 """
 
-from .engine import make_engine
+from .engine import make_engine, ping_database
 from .migrate import upgrade
 
-__all__ = ["make_engine", "upgrade"]
+__all__ = ["make_engine", "ping_database", "upgrade"]

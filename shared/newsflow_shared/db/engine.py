@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -51,6 +51,12 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
     options.setdefault("pool_size", 5)
     options.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **options)
+
+
+async def ping_database(engine: AsyncEngine) -> None:
+    """Raise unless the database answers a trivial query: the stage's probe for "is it the environment?"."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
 
 
 def dialect_insert(engine: AsyncEngine) -> Any:

@@ -1,0 +1,154 @@
+"""A CPU-time budget per record: the work runs in a child process that is killed when a record overruns.
+
+A thread cannot be stopped from outside in Python, and a pathological page can keep an HTML
+parser or a regular expression busy for minutes, or crash it. So the work for each record runs
+in one long-lived child process: the parent hands it records one at a time and watches its CPU
+time (from ``/proc``, so time spent waiting for a core does not count against the record). A
+record over budget, or one the child dies on, fails alone with a reason; the child is started
+again for the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, Generic, TypeVar
+
+from .errors import OverBudget
+
+log = logging.getLogger(__name__)
+State = TypeVar("State")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class WorkerDied(RuntimeError):
+    """The child process exited while working on a record (a crash in native code, or a kill)."""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime and stime: fields 14 and 15 of stat
+
+
+def _serve(connection: Connection, make_state: Callable[[], Any], work: Callable[[Any, Any], Any]) -> None:
+    state = make_state()
+    connection.send(("ready", None))
+    while True:
+        try:
+            item = connection.recv()
+        except EOFError:  # the parent is gone, however it ended: so is the work
+            return
+        if item is None:
+            return
+        try:
+            outcome = work(state, item)
+        except Exception as error:  # the result, or the exception: the parent decides what it means
+            outcome = error
+        try:
+            connection.send_bytes(pickle.dumps(outcome))
+        except Exception as error:  # an exception that does not pickle (pydantic's, say) travels as text
+            connection.send_bytes(pickle.dumps(RuntimeError(f"{type(outcome).__name__}: {outcome} ({error})")))
+
+
+class BudgetedWorker(Generic[State, Item, Result]):
+    """Runs ``work(state, item)`` in a child process, at most ``cpu_seconds`` of CPU per item.
+
+    ``make_state`` and ``work`` must be importable module-level functions: the child is spawned
+    afresh, not forked from a process with threads and an event loop.
+    """
+
+    def __init__(
+        self,
+        make_state: Callable[[], State],
+        work: Callable[[State, Item], Result],
+        *,
+        cpu_seconds: float,
+        name: str,
+    ) -> None:
+        self.make_state = make_state
+        self.work = work
+        self.cpu_seconds = cpu_seconds
+        self.name = name
+        self._process: BaseProcess | None = None
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()  # one batch at a time through the one child
+
+    def map(self, items: list[Item]) -> list[Result | Exception]:
+        """Each item's result, or the exception it raised; blocking (call it from a worker thread)."""
+        with self._lock:
+            return [self._one(item) for item in items]
+
+    def _one(self, item: Item) -> Result | Exception:
+        connection, process = self._started()
+        assert process.pid is not None
+        start = _cpu_seconds(process.pid)
+        connection.send(item)
+        while not connection.poll(0.05):
+            spent = _cpu_seconds(process.pid) - start
+            if spent > self.cpu_seconds:
+                self._kill()
+                return OverBudget(
+                    f"{self.name} spent more than {self.cpu_seconds:g} s of CPU time on this record and stopped it "
+                    f"(the budget is {self.name.upper()}_RECORD_CPU_SECONDS)"
+                )
+            if not process.is_alive():
+                code = process.exitcode
+                self._kill()
+                return WorkerDied(f"{self.name}'s worker process died on this record (exit code {code})")
+        try:
+            outcome: Result | Exception = pickle.loads(connection.recv_bytes())
+        except (EOFError, OSError) as error:
+            self._kill()
+            return WorkerDied(f"{self.name}'s worker process died on this record ({type(error).__name__})")
+        return outcome
+
+    def _started(self) -> tuple[Connection, BaseProcess]:
+        if self._process is not None and self._process.is_alive() and self._connection is not None:
+            return self._connection, self._process
+        self._kill()
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=_serve, args=(child_end, self.make_state, self.work), name=f"{self.name}-worker", daemon=True
+        )
+        process.start()
+        child_end.close()
+        kind, _ = parent_end.recv()  # waits for the child's state (models) to load
+        assert kind == "ready"
+        self._process, self._connection = process, parent_end
+        log.info("%s worker process %s is ready", self.name, process.pid)
+        return parent_end, process
+
+    def _kill(self) -> None:
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(5)
+        if self._connection is not None:
+            self._connection.close()
+        self._process = self._connection = None
+
+    def close(self) -> None:
+        """Ask the child to finish, then make sure it has."""
+        with self._lock:
+            if self._connection is not None and self._process is not None and self._process.is_alive():
+                try:
+                    self._connection.send(None)
+                    self._process.join(5)
+                except OSError:
+                    pass
+            self._kill()

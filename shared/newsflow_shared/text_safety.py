@@ -1,0 +1,105 @@
+"""What text may travel and be stored: one normalisation at ingest, one check on every later contract.
+
+PostgreSQL refuses NUL in text and in JSON, UTF-8 cannot encode a lone surrogate, and
+bidirectional overrides make a headline read backwards in every tool that shows it. Ingest
+removes them once and records how many (:func:`normalise`); every contract after ingest
+refuses them (:data:`SafeText`), so a later stage that makes one is caught at its own door.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+# Embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069). The marks LRM and RLM stay:
+# right-to-left text needs them and they cannot reorder anything around them.
+_BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSAFE = re.compile(f"[\x00\ud800-\udfff{_BIDI_CONTROLS}]")
+_KIND = {"\x00": "nul"} | dict.fromkeys(_BIDI_CONTROLS, "bidi_control")
+
+MAX_METADATA_DEPTH = 16
+MAX_SAFE_INTEGER = 2**53
+"""Beyond this a JSON number loses digits in JavaScript and in PostgreSQL's float; it travels as a string."""
+
+
+def _kind(char: str) -> str:
+    return _KIND.get(char, "lone_surrogate")
+
+
+class Normaliser:
+    """Cleans strings and JSON values and counts what it removed, by kind."""
+
+    def __init__(self) -> None:
+        self.changes: Counter[str] = Counter()
+
+    def text(self, value: str) -> str:
+        if not _UNSAFE.search(value):
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            kind = _kind(match.group())
+            self.changes[kind] += 1
+            return "\ufffd" if kind == "lone_surrogate" else ""
+
+        return _UNSAFE.sub(replace, value)
+
+    def json(self, value: Any, depth: int = 0) -> Any:
+        """A JSON value every store accepts: clean strings, finite numbers, bounded depth."""
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep")
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            self.changes["non_finite_number"] += 1
+            return None
+        if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+            self.changes["huge_integer"] += 1
+            return str(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.json(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json(item, depth + 1) for item in value]
+        return value
+
+
+def unsafe_characters(value: str) -> str | None:
+    """Name the first character no store accepts, or None."""
+    found = _UNSAFE.search(value)
+    if found is None:
+        return None
+    return f"{_kind(found.group()).replace('_', ' ')} U+{ord(found.group()):04X} at position {found.start()}"
+
+
+def _safe(value: str) -> str:
+    problem = unsafe_characters(value)
+    if problem:
+        raise ValueError(f"contains a character that cannot be stored ({problem}); ingest removes these")
+    return value
+
+
+SafeText = Annotated[str, AfterValidator(_safe)]
+"""A string without NUL, lone surrogates or bidi overrides: what every contract after ingest carries."""
+
+
+def check_json(value: Any, depth: int = 0) -> Any:
+    """Refuse what :meth:`Normaliser.json` would have changed: contracts after ingest carry only clean JSON."""
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep")
+    if isinstance(value, str):
+        _safe(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("metadata holds NaN or Infinity, which JSON stores refuse")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _safe(str(key))
+            check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, depth + 1)
+    return value
