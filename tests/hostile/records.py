@@ -56,9 +56,12 @@ def hostile_records() -> Iterator[tuple[str, bytes]]:
         yield obj(f"long-{field}", **{field: "x" * size})
     # Metadata that is huge, deeply nested, or full of huge numbers, NaN and Infinity.
     yield obj("metadata-huge", metadata={f"key-{i}": "v" * 100 for i in range(50_000)})
-    yield "metadata-deep", (
-        '{"id": "hostile-metadata-deep", "text": "' + GOOD_BODY.replace("\n", "\\n") + '", "metadata": '
-    ).encode() + _nested(5_000).encode() + b"}"
+    yield (
+        "metadata-deep",
+        ('{"id": "hostile-metadata-deep", "text": "' + GOOD_BODY.replace("\n", "\\n") + '", "metadata": ').encode()
+        + _nested(5_000).encode()
+        + b"}",
+    )
     yield obj("metadata-huge-numbers", metadata={"big": 10**400, "neg": -(10**400), "float": 1e308})
     yield obj("metadata-nan-infinity", metadata={"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf")})
     yield "text-nan-literal", b'{"id": "hostile-nan", "text": NaN}'
