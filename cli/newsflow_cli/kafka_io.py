@@ -105,9 +105,13 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
 
 
 class OutcomeWatcher:
-    """Follows the stored, skipped and dead-letter topics from their current ends."""
+    """Follows the stored, skipped and dead-letter topics from their current ends.
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    With ``progress``, also the topics between the stages, so that an unanswered input's stage is known:
+    their records come out as ``waiting:<stage>`` with an empty body.
+    """
+
+    def __init__(self, settings: ServiceSettings, *, progress: bool = False) -> None:
         self.settings = settings
         self.topics = {
             settings.topic_stored: "stored",
@@ -115,6 +119,12 @@ class OutcomeWatcher:
             settings.topic_unsupported: "unsupported",
             settings.topic_dlq: "dead-letter",
         }
+        if progress:
+            self.topics |= {
+                settings.topic_ingested: "waiting:cleanup",
+                settings.topic_clean: "waiting:classify",
+                settings.topic_enriched: "waiting:storage",
+            }
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             enable_auto_commit=False,
@@ -150,11 +160,15 @@ class OutcomeWatcher:
             for partition, records in batches.items():
                 for record in records:
                     headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers or ()}
+                    kind = self.topics[partition.topic]
+                    if kind.startswith("waiting:"):
+                        yield kind, headers.get(TRACE_HEADER), {}
+                        continue
                     try:
                         body = json.loads(record.value or b"{}")
                     except json.JSONDecodeError:
                         continue
-                    yield self.topics[partition.topic], headers.get(TRACE_HEADER), body
+                    yield kind, headers.get(TRACE_HEADER), body
             if not batches:
                 yield "idle", None, {}
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from newsflow_shared.lifecycle import die_with_parent
+
 KAFKA_VERSION = "4.1.1"
 CACHE = Path(os.environ.get("NEWSFLOW_CACHE", Path.home() / ".cache" / "newsflow"))
 
@@ -103,7 +105,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -201,8 +203,12 @@ class LocalKafka:
         (self.workdir / "log4j2.properties").write_text(_LOG4J.format(log=self.log_file))
         return config
 
-    def start(self, timeout: float = 90.0) -> LocalKafka:
-        """Format storage (first time only), start the broker, and return once it serves."""
+    def start(self, timeout: float = 90.0, *, tied_to_parent: bool = False) -> LocalKafka:
+        """Format storage (first time only), start the broker, and return once it serves.
+
+        ``tied_to_parent``: the broker dies with this process, even when it is killed (``newsflow run``
+        and ``process``); ``newsflow kafka start`` leaves it running on purpose.
+        """
         fetch_jars()
         config = self._configure()
         if not (self.workdir / "data" / "meta.properties").exists():
@@ -222,13 +228,14 @@ class LocalKafka:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us, and we stop the broker cleanly
+            preexec_fn=die_with_parent if tied_to_parent else None,
         )
         self.pid_file.write_text(f"{self.process.pid} {self.port} {self.controller_port}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise KafkaUnavailable(f"the Kafka broker exited with {self.process.returncode}; see {self.log_file}")
-            if self._started() and _port_open(self.port):
+            if self._started() and port_open(self.port):
                 return self
             time.sleep(0.2)
         self.stop()

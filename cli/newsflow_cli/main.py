@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
+from aiokafka.errors import KafkaConnectionError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsflow_shared import ServiceSettings, ensure_topics, wait_for_kafka
+from newsflow_shared import ServiceSettings, ensure_topics
 
+from .common import STATE, err, stop_on_signals, with_kafka
+from .dlq import dlq_app
 from .inputs import Input, UnreadablePath, read_inputs
 from .kafka_io import OutcomeWatcher, producer, push
-from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars
-from .output import show
+from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars, free_port
+from .processing import process_inputs
 from .stack import LocalStack, say
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -30,9 +31,7 @@ cleanup_app = typer.Typer(help="Cleanup's learned state, shared by its replicas.
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(db_app, name="db")
 app.add_typer(cleanup_app, name="cleanup")
-
-STATE = Path(os.environ.get("NEWSFLOW_HOME", ".newsflow"))
-err = Console(stderr=True)
+app.add_typer(dlq_app, name="dlq")
 
 
 def _inputs(paths: list[str]) -> list[Input]:
@@ -55,9 +54,8 @@ def push_command(
 ) -> None:
     """Send articles to the ingest topic (.txt, .html, .json, .jsonl)."""
     inputs = _inputs(paths)
-    settings = ServiceSettings()
 
-    async def main() -> None:
+    async def main(settings: ServiceSettings) -> None:
         with _progress() as progress:
             task = progress.add_task("pushing", total=len(inputs))
             async with producer(settings) as client:
@@ -71,7 +69,7 @@ def push_command(
         if summary.failed:
             raise typer.Exit(1)
 
-    asyncio.run(main())
+    with_kafka(main)
 
 
 @app.command()
@@ -80,9 +78,8 @@ def tail(
     dead_letters: Annotated[bool, typer.Option("--dead-letters", help="Also print dead letters and skips.")] = False,
 ) -> None:
     """Follow stored articles as JSON lines on standard output (Ctrl-C to stop)."""
-    settings = ServiceSettings()
 
-    async def main() -> None:
+    async def main(settings: ServiceSettings) -> None:
         watcher = OutcomeWatcher(settings)
         await watcher.start(from_beginning=from_beginning)
         try:
@@ -93,7 +90,7 @@ def tail(
             await watcher.stop()
 
     try:
-        asyncio.run(main())
+        with_kafka(main)
     except KeyboardInterrupt:
         pass
 
@@ -109,9 +106,7 @@ def run(
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)
         replicas = {"ingest": ingest, "cleanup": cleanup, "classify": classify, "storage": storage}
         async with LocalStack(workdir=STATE, replicas=replicas) as stack:
             say(
@@ -138,7 +133,10 @@ def process(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per input on stdout, in input order.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for all results.")] = 900.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for all results; then exit 1.")] = 900.0,
+    idle_report: Annotated[
+        float, typer.Option(help="Say which inputs wait where after this many seconds without an answer.")
+    ] = 15.0,
     services: Annotated[bool, typer.Option(help="Start the services (--no-services when they already run).")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the services' logs.")] = False,
 ) -> None:
@@ -149,69 +147,30 @@ def process(
         raise typer.Exit(2)
 
     async def main() -> int:
-        async with LocalStack(services=services, quiet_services=not verbose):
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        # A port of its own for storage's API: `process` runs beside `newsflow run` or another `process`.
+        async with LocalStack(services=services, quiet_services=not verbose, api_port=free_port()) as stack:
             settings = ServiceSettings()
-            watcher = OutcomeWatcher(settings)
-            await watcher.start()
-            try:
-                return await _collect(settings, watcher, inputs, as_json, timeout)
-            finally:
-                await watcher.stop()
+            with _progress() as progress:
+                return await process_inputs(
+                    settings,
+                    inputs,
+                    as_json=as_json,
+                    timeout=timeout,
+                    idle_report=idle_report,
+                    supervisor=stack.supervisor,
+                    stop=stop,
+                    progress=progress,
+                    err=err,
+                )
 
     try:
         code = asyncio.run(main())
-    except KafkaUnavailable as error:
+    except (KafkaUnavailable, KafkaConnectionError) as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(3) from None
     raise typer.Exit(code)
-
-
-async def _collect(
-    settings: ServiceSettings, watcher: OutcomeWatcher, inputs: list[Input], as_json: bool, timeout: float
-) -> int:
-    by_trace = {item.trace_id: item for item in inputs}
-    results: dict[str, tuple[str, dict[str, Any]]] = {}
-    out = Console()
-    with _progress() as progress:
-        task = progress.add_task("processing", total=len(inputs))
-        async with producer(settings) as client:
-            summary = await push(client, settings, inputs)
-        for failure in summary.failed:
-            err.print(f"[red]not sent:[/] {failure}")
-
-        async def gather() -> None:
-            async for kind, trace, record in watcher.outcomes():
-                if trace in by_trace and trace not in results:
-                    results[trace] = (kind, record)
-                    progress.advance(task)
-                    if not as_json:
-                        progress.console.print()
-                        show(out, by_trace[trace].label, kind, record)
-                if len(results) >= len(by_trace) - len(summary.failed):
-                    return
-
-        try:
-            await asyncio.wait_for(gather(), timeout)
-        except TimeoutError:
-            pass
-    missing = [item for item in inputs if item.trace_id not in results]
-    if as_json:
-        for item in inputs:
-            kind, record = results.get(item.trace_id, ("missing", {"status": "missing", "input": item.label}))
-            if kind == "stored":
-                record = {"status": "stored", **record}
-            elif kind in {"skipped", "unsupported"}:
-                record = {"status": kind, **record}
-            print(json.dumps({**record, "input": item.label}, ensure_ascii=False), flush=True)
-    counts: dict[str, int] = {}
-    for kind, _ in results.values():
-        counts[kind] = counts.get(kind, 0) + 1
-    err.print(
-        f"{len(inputs)} inputs: "
-        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        + (f", {len(missing)} without a result after {timeout:.0f}s" if missing else "")
-    )
-    return 1 if missing else 0
 
 
 @app.command()
@@ -226,12 +185,11 @@ def replay(
     """Reprocess articles, e.g. with a new model version: storage keeps each one's history of enrichments."""
     from .replay import replay_raw, replay_stored
 
-    settings = ServiceSettings()
     if source not in {"stored", "raw"} or stage not in {"classify", "cleanup"}:
         err.print("[red]error:[/] --from is 'stored' or 'raw', --stage is 'classify' or 'cleanup'")
         raise typer.Exit(2)
 
-    async def main() -> int:
+    async def main(settings: ServiceSettings) -> int:
         with _progress() as progress:
             task = progress.add_task(f"replaying {source}", total=None)
             advance = lambda n: progress.advance(task, n)  # noqa: E731
@@ -239,7 +197,8 @@ def replay(
                 return await replay_raw(settings, since, advance)
             return await replay_stored(settings, stage, ids, advance)  # type: ignore[arg-type]
 
-    count = asyncio.run(main())
+    count = with_kafka(main)
+    settings = ServiceSettings()
     target = (
         settings.topic_raw
         if source == "raw"
@@ -251,14 +210,12 @@ def replay(
 @app.command()
 def topics() -> None:
     """Create the topics that are missing (idempotent), with TOPIC_PARTITIONS partitions."""
-    settings = ServiceSettings()
 
-    async def main() -> None:
-        await wait_for_kafka(settings.kafka_bootstrap_servers)
+    async def main(settings: ServiceSettings) -> None:
         created = await ensure_topics(settings)
         say(f"created {', '.join(created)}" if created else "all topics exist")
 
-    asyncio.run(main())
+    with_kafka(main)
 
 
 @app.command()

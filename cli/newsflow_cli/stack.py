@@ -8,13 +8,14 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
 from newsflow_shared import ServiceSettings, ensure_topics, wait_for_kafka
 from newsflow_shared.db import upgrade
 
-from .local_kafka import LocalKafka, free_port
+from .local_kafka import KafkaUnavailable, LocalKafka, free_port, port_open
 from .supervisor import SERVICES, Supervisor
 
 
@@ -46,7 +47,9 @@ class LocalStack:
                 self.kafka = LocalKafka.attach(workdir / "kafka")
                 if self.kafka is None:
                     say(f"starting a local Kafka broker in {workdir / 'kafka'} …")
-                    self.kafka = await asyncio.to_thread(LocalKafka(workdir / "kafka").start)
+                    self.kafka = await asyncio.to_thread(
+                        partial(LocalKafka(workdir / "kafka").start, tied_to_parent=True)
+                    )
                 os.environ["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka.bootstrap_servers
                 say(f"Kafka is serving on {self.kafka.bootstrap_servers}")
             if not os.environ.get("DATABASE_URL"):
@@ -68,7 +71,7 @@ class LocalStack:
             for replica in range(self.replicas.get(service, 1)):
                 name = service if replica == 0 else f"{service}-{replica + 1}"
                 overrides[name] = {"HEALTH_PORT": str(free_port())}
-        api_port = self.api_port or int(os.environ.get("STORAGE_API_PORT", "8080"))
+        api_port = self.api_port or _api_port()
         overrides["storage"]["STORAGE_API_PORT"] = str(api_port)
         for name in overrides:
             if name.startswith("storage-"):
@@ -79,7 +82,7 @@ class LocalStack:
 
     async def close(self) -> None:
         if self.supervisor is not None:
-            await self.supervisor.stop()
+            await self.supervisor.stop(timeout=15.0)
             self.supervisor = None
         if self.kafka is not None and self.kafka.process is not None:
             await asyncio.to_thread(self.kafka.stop)
@@ -92,3 +95,39 @@ class LocalStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def _api_port() -> int:
+    """STORAGE_API_PORT when set; else 8080 when it is free, else any free port (a second stack beside the first)."""
+    if os.environ.get("STORAGE_API_PORT"):
+        return int(os.environ["STORAGE_API_PORT"])
+    return free_port() if port_open(8080) else 8080
+
+
+def use_local_stack(state: Path) -> str:
+    """Point this command at the Kafka it should use, and say where that came from.
+
+    ``KAFKA_BOOTSTRAP_SERVERS`` wins; else the broker ``newsflow run`` (or ``newsflow kafka start``)
+    left running in ``state``, with its SQLite database; else Kafka's default address.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "KAFKA_BOOTSTRAP_SERVERS"
+    running = LocalKafka.attach(state / "kafka")
+    if running is None:
+        return "the default address (no KAFKA_BOOTSTRAP_SERVERS, no local stack running)"
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.bootstrap_servers
+    database = state / "newsflow.db"
+    if not os.environ.get("DATABASE_URL") and database.exists():
+        os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+    return f"the local stack in {state}"
+
+
+async def reach_kafka(settings: ServiceSettings, origin: str, timeout: float = 10.0) -> None:
+    """Raise :class:`KafkaUnavailable` with one clear sentence when the broker does not answer."""
+    try:
+        await wait_for_kafka(settings.kafka_bootstrap_servers, timeout=timeout)
+    except TimeoutError:
+        raise KafkaUnavailable(
+            f"no Kafka answers at {settings.kafka_bootstrap_servers} (from {origin}) within {timeout:.0f}s: "
+            "start the pipeline with `newsflow run`, or set KAFKA_BOOTSTRAP_SERVERS to your brokers"
+        ) from None

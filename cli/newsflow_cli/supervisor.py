@@ -6,7 +6,10 @@ import asyncio
 import os
 import signal
 import sys
+from collections import deque
 from dataclasses import dataclass, field
+
+from newsflow_shared.lifecycle import PARENT_PID_VARIABLE
 
 SERVICES = ("ingest", "cleanup", "classify", "storage")
 _COLOURS = {"ingest": "36", "cleanup": "35", "classify": "33", "storage": "32", "kafka": "34"}
@@ -21,6 +24,8 @@ class Supervisor:
     quiet: bool = False
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     _pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    # The last lines of each service's log, kept even when quiet: what to show when one dies.
+    _tails: dict[str, deque[str]] = field(default_factory=dict)
 
     _overrides: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -33,7 +38,13 @@ class Supervisor:
     async def start_one(self, name: str) -> None:
         """Start (or start again) one process; ``name`` is a service, or ``service-N`` for a replica."""
         service = name.split("-")[0]
-        env = {**os.environ, **self.env, **self._overrides.get(name, {}), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **self.env,
+            **self._overrides.get(name, {}),
+            "PYTHONUNBUFFERED": "1",
+            PARENT_PID_VARIABLE: str(os.getpid()),  # the service dies with us, however we end
+        }
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -56,9 +67,16 @@ class Supervisor:
         assert process.stdout is not None
         colour = _COLOURS.get(name.split("-")[0], "0")
         prefix = f"\x1b[{colour}m{name:>10} |\x1b[0m " if sys.stderr.isatty() else f"{name:>10} | "
+        tail = self._tails.setdefault(name, deque(maxlen=30))
         async for line in process.stdout:
+            text = line.decode(errors="replace")
+            tail.append(text)
             if not self.quiet:
-                sys.stderr.write(prefix + line.decode(errors="replace"))
+                sys.stderr.write(prefix + text)
+
+    def last_lines(self, name: str) -> list[str]:
+        """The last lines ``name`` logged."""
+        return list(self._tails.get(name, ()))
 
     def exited(self) -> dict[str, int]:
         return {name: p.returncode for name, p in self.processes.items() if p.returncode is not None}

@@ -20,8 +20,8 @@ def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
         # A little lingering lets a batch's outputs share produce requests.
         linger_ms=5,
         compression_type=None,
-        # Time for in-flight batches to finish and commit on SIGTERM.
-        graceful_timeout=30.0,
+        # Time for an in-flight batch to finish and commit on SIGTERM, inside the process's own deadline.
+        graceful_timeout=max(1.0, settings.shutdown_timeout_s - 3.0),
         logger=logging.getLogger(f"newsflow.{service}.broker"),
         log_level=logging.DEBUG,
     )

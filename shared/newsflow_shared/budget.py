@@ -87,6 +87,11 @@ class BudgetedWorker(Generic[State, Item, Result]):
         self._connection: Connection | None = None
         self._lock = threading.Lock()  # one batch at a time through the one child
 
+    def start(self) -> None:
+        """Start the child now (its models load there), rather than with the first batch."""
+        with self._lock:
+            self._started()
+
     def map(self, items: list[Item]) -> list[Result | Exception]:
         """Each item's result, or the exception it raised; blocking (call it from a worker thread)."""
         with self._lock:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
+
+PARENT_PID_VARIABLE = "NEWSFLOW_PARENT_PID"
+"""Set by ``newsflow run`` and ``process`` for the services they start: those die with it."""
 
 
 def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> bool:
@@ -21,3 +25,17 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> bool:
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+def stay_with_parent() -> None:
+    """For a service started by ``newsflow run`` or ``process``: die with it, and exit now if it is gone already.
+
+    The check after the ``prctl`` closes the race of a parent killed while this process was still
+    importing its modules, before it could ask for the signal.
+    """
+    expected = os.environ.get(PARENT_PID_VARIABLE)
+    if not expected:
+        return
+    die_with_parent()
+    if str(os.getppid()) != expected:
+        sys.exit(f"the process that started this service ({expected}) is gone; exiting")

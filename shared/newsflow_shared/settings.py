@@ -74,6 +74,12 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL.")
 
+    shutdown_timeout_s: float = Field(
+        default=9.0,
+        ge=3.0,
+        description="After SIGTERM the service exits within this many seconds; an unfinished batch is redelivered.",
+    )
+
     health_host: str = "0.0.0.0"
     health_port: int = Field(default=8000, description="Port of /health and /ready.")
     log_level: str = "INFO"

@@ -2,4 +2,6 @@ from newsflow_shared.service import serve
 
 from .settings import ClassifySettings
 
-serve("newsflow_classify.app:create_app", ClassifySettings())
+# Guarded: a spawned worker process imports this module again and must not start a second server.
+if __name__ == "__main__":
+    serve("newsflow_classify.app:create_app", ClassifySettings())

@@ -141,6 +141,7 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
 
     @asynccontextmanager
     async def lifespan_with_worker() -> AsyncIterator[None]:
+        await asyncio.to_thread(service.worker.start)
         try:
             async with lifespan():
                 yield

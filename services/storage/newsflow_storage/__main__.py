@@ -1,15 +1,8 @@
-import uvicorn
+from newsflow_shared.service import serve
 
 from .settings import StorageSettings
 
-settings = StorageSettings()
-uvicorn.run(
-    "newsflow_storage.app:create_app",
-    factory=True,
-    host=settings.storage_api_host,
-    port=settings.storage_api_port,
-    log_level=settings.log_level.lower(),
-    log_config=None,
-    access_log=False,
-    timeout_graceful_shutdown=35,
-)
+# Guarded: a spawned worker process imports this module again and must not start a second server.
+if __name__ == "__main__":
+    settings = StorageSettings()
+    serve("newsflow_storage.app:create_app", settings, host=settings.storage_api_host, port=settings.storage_api_port)

@@ -1,0 +1,48 @@
+"""What every command shares: where the local stack keeps its state, the error console, reaching Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+from aiokafka.errors import KafkaConnectionError
+from rich.console import Console
+
+from newsflow_shared import ServiceSettings
+
+from .local_kafka import KafkaUnavailable
+from .stack import reach_kafka, use_local_stack
+
+STATE = Path(os.environ.get("NEWSFLOW_HOME", ".newsflow"))
+"""Where ``newsflow run`` keeps its broker and database, and where the other commands look for them."""
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def with_kafka(main: Callable[[ServiceSettings], Awaitable[T]]) -> T:
+    """Run ``main`` against the Kafka this command should use; one clear line (exit 3) when none answers."""
+    origin = use_local_stack(STATE)
+    settings = ServiceSettings()
+
+    async def checked() -> T:
+        await reach_kafka(settings, origin)
+        return await main(settings)
+
+    try:
+        return asyncio.run(checked())
+    except (KafkaUnavailable, KafkaConnectionError) as error:
+        err.print(f"[red]error:[/] {error}")
+        raise typer.Exit(3) from None
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGINT, SIGTERM and SIGHUP all mean: stop what was started, cleanly."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)

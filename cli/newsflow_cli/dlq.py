@@ -1,0 +1,212 @@
+"""``newsflow dlq``: list, show and re-drive dead letters once their cause is fixed.
+
+A re-driven dead letter goes back, byte for byte, to the topic of the stage that refused it,
+marked with the ``newsflow-redrive`` header (see :func:`newsflow_shared.redrive_record`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+from rich.markup import escape
+from rich.table import Table
+
+from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, redrive_record
+
+from .common import err, with_kafka
+from .kafka_io import producer, topic_partitions
+
+dlq_app = typer.Typer(help="Dead letters: list, show, and re-drive them to the stage that refused them.")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which dead letters a command is about; every given field must match."""
+
+    stage: str | None = None
+    error: str | None = None
+    article_id: str | None = None
+    since: datetime | None = None
+
+    def matches(self, letter: DeadLetter) -> bool:
+        return (
+            (self.stage is None or letter.stage == self.stage)
+            and (self.error is None or letter.error == self.error)
+            and (self.article_id is None or letter.article_id == self.article_id)
+        )
+
+
+@dataclass(frozen=True)
+class Found:
+    partition: int
+    offset: int
+    letter: DeadLetter
+
+    @property
+    def where(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+
+async def dead_letters(settings: ServiceSettings, where: Filter) -> AsyncIterator[Found]:
+    """The dead letters on the topic now (from ``where.since``, else from the start) that match ``where``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
+        fetch_max_bytes=settings.kafka_max_message_bytes * 2,
+        client_id="newsflow-cli-dlq",
+    )
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, settings.topic_dlq)
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        if where.since is not None:
+            since_ms = int(where.since.timestamp() * 1000)
+            found = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+            starts = {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in partitions}
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        remaining.discard(tp)
+                        break
+                    try:
+                        letter = DeadLetter.model_validate_json(record.value or b"")
+                    except ValidationError:
+                        err.print(f"[yellow]skipped[/] {tp.partition}:{record.offset}: not a Newsflow dead letter")
+                        continue
+                    if where.matches(letter):
+                        yield Found(tp.partition, record.offset, letter)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+StageOption = Annotated[str | None, typer.Option(help="Only dead letters from this stage (ingest, cleanup, ...).")]
+ErrorOption = Annotated[str | None, typer.Option("--error", help="Only this error class, e.g. InvalidArticle.")]
+IdOption = Annotated[str | None, typer.Option("--id", help="Only this article id.")]
+SinceOption = Annotated[datetime | None, typer.Option(help="Only what was dead-lettered since this time (UTC).")]
+
+
+def _filter(stage: str | None, error: str | None, article_id: str | None, since: datetime | None) -> Filter:
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return Filter(stage=stage, error=error, article_id=article_id, since=since)
+
+
+@dlq_app.command("list")
+def list_command(
+    stage: StageOption = None,
+    error: ErrorOption = None,
+    article_id: IdOption = None,
+    since: SinceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter.")] = False,
+) -> None:
+    """The dead letters, oldest first, with their reasons."""
+    where = _filter(stage, error, article_id, since)
+
+    async def main(settings: ServiceSettings) -> list[Found]:
+        return [found async for found in dead_letters(settings, where)]
+
+    found = with_kafka(main)
+    if as_json:
+        for item in found:
+            record = item.letter.model_dump(mode="json", exclude={"original"})
+            print(json.dumps({"where": item.where, **record}, ensure_ascii=False), flush=True)
+        return
+    table = Table("where", "failed at", "stage", "error", "article", "reason", show_lines=False)
+    for item in found:
+        letter = item.letter
+        table.add_row(
+            item.where,
+            letter.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            letter.stage,
+            letter.error,
+            escape(letter.article_id or "—"),
+            escape(letter.reason[:160]),
+        )
+    err.print(table)
+    err.print(f"{len(found)} dead letters")
+
+
+@dlq_app.command("show")
+def show_command(where: Annotated[str, typer.Argument(help="PARTITION:OFFSET as `dlq list` prints it.")]) -> None:
+    """One dead letter in full, with its original message (as text when it is UTF-8)."""
+    try:
+        partition, offset = (int(part) for part in where.split(":"))
+    except ValueError:
+        err.print("[red]error:[/] give the dead letter as PARTITION:OFFSET, e.g. 3:120")
+        raise typer.Exit(2) from None
+
+    async def main(settings: ServiceSettings) -> Found | None:
+        async for found in dead_letters(settings, Filter()):
+            if (found.partition, found.offset) == (partition, offset):
+                return found
+        return None
+
+    found = with_kafka(main)
+    if found is None:
+        err.print(f"[red]error:[/] no dead letter at {where}")
+        raise typer.Exit(1)
+    record = found.letter.model_dump(mode="json", exclude={"original"})
+    try:
+        record["original_text"] = found.letter.original.decode("utf-8")
+    except UnicodeDecodeError:
+        record["original_base64"] = found.letter.model_dump(mode="json")["original"]
+    print(json.dumps({"where": found.where, **record}, ensure_ascii=False, indent=2))
+
+
+@dlq_app.command("redrive")
+def redrive_command(
+    stage: StageOption = None,
+    error: ErrorOption = None,
+    article_id: IdOption = None,
+    since: SinceOption = None,
+    everything: Annotated[bool, typer.Option("--all", help="Re-drive every dead letter (no filter needed).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be re-driven; send nothing.")] = False,
+) -> None:
+    """Send matching dead letters back to the stage that refused them, once their cause is fixed."""
+    where = _filter(stage, error, article_id, since)
+    if where == Filter() and not everything:
+        err.print("[red]error:[/] say which dead letters (--stage, --error, --id, --since), or --all")
+        raise typer.Exit(2)
+
+    async def main(settings: ServiceSettings) -> tuple[int, list[str]]:
+        sent, refused = 0, []
+        async with producer(settings) as client:
+            async for found in dead_letters(settings, where):
+                try:
+                    record = redrive_record(found.letter)
+                except RejectedInput as problem:
+                    refused.append(f"{found.where}: {problem.reason}")
+                    continue
+                if not dry_run:
+                    await client.send_and_wait(
+                        record.topic,
+                        record.value,
+                        key=record.key,
+                        headers=[(name, value.encode()) for name, value in record.headers.items()],
+                    )
+                sent += 1
+        return sent, refused
+
+    sent, refused = with_kafka(main)
+    for line in refused:
+        err.print(f"[yellow]not re-driven[/] {escape(line)}")
+    err.print(f"{'would re-drive' if dry_run else 're-drove'} {sent} dead letters")
