@@ -13,9 +13,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsflow_shared import ServiceSettings, ensure_topics, wait_for_kafka
+from newsflow_shared import KafkaSecurityError, ServiceSettings, ensure_topics, wait_for_kafka
 
 from .inputs import Input, UnreadablePath, read_inputs
 from .kafka_io import OutcomeWatcher, producer, push
@@ -254,7 +255,7 @@ def topics() -> None:
     settings = ServiceSettings()
 
     async def main() -> None:
-        await wait_for_kafka(settings.kafka_bootstrap_servers)
+        await wait_for_kafka(settings)
         created = await ensure_topics(settings)
         say(f"created {', '.join(created)}" if created else "all topics exist")
 
@@ -360,3 +361,6 @@ def entry() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except KafkaSecurityError as error:  # a setting to fix: one line, no traceback
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        sys.exit(3)

@@ -52,7 +52,7 @@ class LocalStack:
             if not os.environ.get("DATABASE_URL"):
                 os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'newsflow.db'}"
             settings = ServiceSettings()
-            await wait_for_kafka(settings.kafka_bootstrap_servers)
+            await wait_for_kafka(settings)
             await ensure_topics(settings)
             await upgrade(settings.database_url)
             if self.services:

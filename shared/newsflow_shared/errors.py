@@ -6,7 +6,8 @@
      │    ├── InvalidArticle      JSON of the wrong shape or types
      │    ├── ArticleTooLarge     over the configured size limit
      │    └── EmptyArticle        nothing of substance left after cleanup
-     └── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
+     ├── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
+     └── KafkaSecurityError   Kafka refused the login, or TLS failed: a setting is wrong, retrying cannot help
 
 Anything else a stage raises is a bug or a surprise: it is retried a few times,
 then dead-lettered with its class name, so one odd article never blocks a partition.
@@ -45,3 +46,7 @@ class EmptyArticle(RejectedInput):
 
 class TemporaryFailure(NewsflowError):
     """Retry later: the input is fine, something it depends on is not."""
+
+
+class KafkaSecurityError(NewsflowError):
+    """Kafka refused the login or the TLS handshake failed; the message names the likely setting to fix."""

@@ -9,6 +9,7 @@ import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get, make_ping_asgi
 from faststream.kafka import KafkaBroker
 
+from .kafka_clients import require_kafka
 from .settings import ServiceSettings
 
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
@@ -29,7 +30,8 @@ def service_app(broker: KafkaBroker, lifespan: Lifespan | None = None) -> AsgiFa
 
 
 def serve(app_factory: str, settings: ServiceSettings, *, port: int | None = None) -> None:
-    """Run a service's app factory under uvicorn with the settings' host, port and log level."""
+    """Run a service's app factory under uvicorn with the settings' host, port and log level, once Kafka answers."""
+    require_kafka(settings)
     uvicorn.run(
         app_factory,
         factory=True,

@@ -1,8 +1,11 @@
 import uvicorn
 
+from newsflow_shared.kafka_clients import require_kafka
+
 from .settings import StorageSettings
 
 settings = StorageSettings()
+require_kafka(settings)
 uvicorn.run(
     "newsflow_storage.app:create_app",
     factory=True,
