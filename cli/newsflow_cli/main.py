@@ -362,5 +362,5 @@ def entry() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except KafkaSecurityError as error:  # a setting to fix: one line, no traceback
-        err.print(f"[red]error:[/] {escape(str(error))}")
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(3)
