@@ -264,11 +264,15 @@ def topics() -> None:
 
 @app.command()
 def schemas(folder: Annotated[Path, typer.Argument(help="Where to write the JSON Schemas.")] = Path("schemas")) -> None:
-    """Export the JSON Schema of every message contract."""
+    """Export the JSON Schema of every message contract, and the pipeline's AsyncAPI document."""
     from newsflow_shared.schemas import export_schemas
+
+    from .asyncapi import pipeline_yaml
 
     for path in export_schemas(folder):
         say(f"wrote {path}")
+    (folder / "asyncapi.yaml").write_text(pipeline_yaml())
+    say(f"wrote {folder / 'asyncapi.yaml'}")
 
 
 @db_app.command("upgrade")

@@ -16,6 +16,7 @@ from newsflow_shared import (
     SkippedArticle,
     Stage,
 )
+from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
@@ -79,6 +80,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
     service = Ingest(settings, stage, seen=None)
 
     stage.consume(settings.topic_raw, service.handle, on_published=service.remember)
+    declare_outputs(stage, settings.topic_ingested, settings.topic_skipped)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
