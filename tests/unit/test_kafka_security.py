@@ -136,3 +136,18 @@ def test_unusable_tls_files_name_the_variables(certificates: Certificates, tmp_p
                 kafka_ssl_key_file=certificates.ca,  # a certificate, not a key
             )
         )
+
+
+def test_a_certificate_for_another_name_is_told_apart_from_an_untrusted_one() -> None:
+    from newsflow_shared.kafka_clients import _explain
+
+    settings = ServiceSettings(kafka_security_protocol="SSL")
+    mismatch = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    mismatch.verify_message = "IP address mismatch, certificate is not valid for '10.0.0.7'."
+    explained = _explain(mismatch, "10.0.0.7:9093", settings)
+    assert explained is not None
+    assert "KAFKA_SSL_CHECK_HOSTNAME=false" in str(explained)
+    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    untrusted.verify_message = "unable to get local issuer certificate"
+    assert "KAFKA_SSL_CA_FILE" in str(_explain(untrusted, "10.0.0.7:9093", settings))
+    assert _explain(ConnectionRefusedError(), "10.0.0.7:9093", settings) is None  # a broker still starting: wait
