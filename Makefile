@@ -11,7 +11,7 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast lint format schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval eval-language eval-cleanup eval-duplicates clean
+.PHONY: setup demo test test-fast lint format schemas check-contracts release-schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval eval-language eval-cleanup eval-duplicates clean
 
 setup: $(VENV)/.installed kafka-jars
 
@@ -43,6 +43,15 @@ format: $(VENV)/.installed
 
 schemas: $(VENV)/.installed
 	$(BIN)/newsflow schemas schemas/
+
+# CI: fails, naming the contract and field, when a change would break consumers of the released major version.
+check-contracts: $(VENV)/.installed
+	$(BIN)/python -m newsflow_cli.contract_check
+
+# On a release: the current schemas become the ones later changes are checked against.
+release-schemas: schemas
+	major=$$($(BIN)/python -c 'from newsflow_shared import SCHEMA_VERSION; print(SCHEMA_VERSION.split(".")[0])') && \
+	mkdir -p schemas/released/$$major && cp schemas/*.schema.json schemas/released/$$major/
 
 kafka-start: setup
 	deploy/local/kafka.sh start

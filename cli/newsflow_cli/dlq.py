@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, redrive_record
+from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, kafka_clients, redrive_record
 
 from .common import err, with_kafka
 from .kafka_io import producer, topic_partitions
@@ -56,14 +55,14 @@ class Found:
 
 async def dead_letters(settings: ServiceSettings, where: Filter) -> AsyncIterator[Found]:
     """The dead letters on the topic now (from ``where.since``, else from the start) that match ``where``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = kafka_clients.consumer(
+        settings,
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.kafka_max_message_bytes,
         fetch_max_bytes=settings.kafka_max_message_bytes * 2,
         client_id="newsflow-cli-dlq",
     )
-    await consumer.start()
+    await kafka_clients.connect(consumer, settings)
     try:
         partitions = await topic_partitions(consumer, settings.topic_dlq)
         if not partitions:

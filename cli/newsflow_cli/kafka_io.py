@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from newsflow_shared import TRACE_HEADER, ServiceSettings
+from newsflow_shared import TRACE_HEADER, ServiceSettings, kafka_clients
 from newsflow_shared.dead_letter import dead_letter
 from newsflow_shared.delivery import Delivery
 from newsflow_shared.errors import ArticleTooLarge
@@ -22,15 +22,15 @@ from .inputs import Input
 
 @asynccontextmanager
 async def producer(settings: ServiceSettings) -> AsyncIterator[AIOKafkaProducer]:
-    client = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    client = kafka_clients.producer(
+        settings,
         enable_idempotence=True,
         acks="all",
         max_request_size=settings.kafka_max_message_bytes,
         linger_ms=5,
         client_id="newsflow-cli",
     )
-    await client.start()
+    await kafka_clients.connect(client, settings)
     try:
         yield client
     finally:
@@ -125,8 +125,8 @@ class OutcomeWatcher:
                 settings.topic_clean: "waiting:classify",
                 settings.topic_enriched: "waiting:storage",
             }
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+        self.consumer = kafka_clients.consumer(
+            settings,
             enable_auto_commit=False,
             max_partition_fetch_bytes=settings.kafka_max_message_bytes,
             fetch_max_bytes=settings.kafka_max_message_bytes * 2,
@@ -134,7 +134,7 @@ class OutcomeWatcher:
         )
 
     async def start(self, from_beginning: bool = False) -> None:
-        await self.consumer.start()
+        await kafka_clients.connect(self.consumer, settings=self.settings)
         partitions = []
         for topic in self.topics:
             partitions += await topic_partitions(self.consumer, topic)

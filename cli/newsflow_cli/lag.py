@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
-from newsflow_shared import ServiceSettings
+from newsflow_shared import ServiceSettings, kafka_clients
 
 
 def stage_inputs(settings: ServiceSettings) -> dict[str, str]:
@@ -21,10 +20,10 @@ def stage_inputs(settings: ServiceSettings) -> dict[str, str]:
 async def stage_lag(settings: ServiceSettings) -> dict[str, int]:
     """Records behind the end of its input topic, per stage (a group that never committed counts from the start)."""
     inputs = stage_inputs(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=5000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=5000)
-    await admin.start()
-    await consumer.start()
+    admin = kafka_clients.admin(settings, request_timeout_ms=5000)
+    consumer = kafka_clients.consumer(settings, request_timeout_ms=5000)
+    await kafka_clients.connect(admin, settings)
+    await kafka_clients.connect(consumer, settings)
     try:
         lag: dict[str, int] = {}
         for stage, topic in inputs.items():

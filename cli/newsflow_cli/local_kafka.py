@@ -16,9 +16,10 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from newsflow_shared.lifecycle import die_with_parent
 
@@ -127,14 +128,66 @@ logger.state.level = WARN
 """
 
 
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass
+class SecureListener:
+    """An extra TLS listener beside the plain one, to run Newsflow as it runs against a managed Kafka.
+
+    ``SASL_SSL`` logs ``users`` in with SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN; ``SSL``
+    requires a client certificate signed by a CA in ``truststore`` (mutual TLS). The
+    broker reads PEM files: ``keystore`` holds its unencrypted PKCS#8 private key and
+    certificate chain, ``truststore`` the CA certificates it trusts.
+    """
+
+    protocol: Literal["SASL_SSL", "SSL"]
+    keystore: Path
+    truststore: Path
+    users: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+
+    def properties(self) -> dict[str, str]:
+        prefix = f"listener.name.{self.protocol.lower()}"
+        properties = {
+            f"{prefix}.ssl.keystore.type": "PEM",
+            f"{prefix}.ssl.keystore.location": str(self.keystore),
+            f"{prefix}.ssl.truststore.type": "PEM",
+            f"{prefix}.ssl.truststore.location": str(self.truststore),
+        }
+        if self.protocol == "SSL":
+            properties[f"{prefix}.ssl.client.auth"] = "required"
+            return properties
+        plain_users = " ".join(f'user_{name}="{password}"' for name, password in self.users.items())
+        properties[f"{prefix}.sasl.enabled.mechanisms"] = ",".join([*SCRAM_MECHANISMS, "PLAIN"])
+        properties[f"{prefix}.plain.sasl.jaas.config"] = (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+        )
+        for mechanism in SCRAM_MECHANISMS:
+            properties[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        return properties
+
+    def scram_arguments(self) -> list[str]:
+        """``kafka-storage format`` creates the SCRAM users in the cluster's first metadata."""
+        return [
+            argument
+            for name, password in self.users.items()
+            for mechanism in SCRAM_MECHANISMS
+            for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+
+
 @dataclass
 class LocalKafka:
-    """One single-node KRaft broker with its data in ``workdir``."""
+    """One single-node KRaft broker with its data in ``workdir``, and any ``secure`` listeners beside."""
 
     workdir: Path
     port: int = 0
     controller_port: int = 0
     heap: str = "512m"
+    secure: list[SecureListener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).resolve()
@@ -143,6 +196,13 @@ class LocalKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def address(self, protocol: str) -> str:
+        """The bootstrap address of the listener speaking ``protocol``."""
+        if protocol == "PLAINTEXT":
+            return self.bootstrap_servers
+        [listener] = [listener for listener in self.secure if listener.protocol == protocol]
+        return f"127.0.0.1:{listener.port}"
 
     @property
     def pid_file(self) -> Path:
@@ -170,15 +230,21 @@ class LocalKafka:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
+        for listener in self.secure:
+            listener.port = listener.port or free_port()
+        advertised = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        advertised += [f"{listener.protocol}://127.0.0.1:{listener.port}" for listener in self.secure]
+        protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+        protocols += [f"{listener.protocol}:{listener.protocol}" for listener in self.secure]
         properties = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": ",".join([*advertised, f"CONTROLLER://127.0.0.1:{self.controller_port}"]),
+            "advertised.listeners": ",".join(advertised),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": str(self.workdir / "data"),
             "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "1",
@@ -198,6 +264,8 @@ class LocalKafka:
             "num.io.threads": "4",
             "background.threads": "2",
         }
+        for listener in self.secure:
+            properties.update(listener.properties())
         config = self.workdir / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
         (self.workdir / "log4j2.properties").write_text(_LOG4J.format(log=self.log_file))
@@ -212,8 +280,11 @@ class LocalKafka:
         fetch_jars()
         config = self._configure()
         if not (self.workdir / "data" / "meta.properties").exists():
+            users = [argument for listener in self.secure for argument in listener.scram_arguments()]
             formatted = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config), "-g"),
+                self._java(
+                    "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config), "-g", *users
+                ),
                 capture_output=True,
                 text=True,
                 check=False,

@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 from aiokafka.errors import KafkaConnectionError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsflow_shared import ServiceSettings, ensure_topics
+from newsflow_shared import KafkaSecurityError, ServiceSettings, ensure_topics
 
 from .common import STATE, err, stop_on_signals, with_kafka
 from .dlq import dlq_app
@@ -220,11 +221,15 @@ def topics() -> None:
 
 @app.command()
 def schemas(folder: Annotated[Path, typer.Argument(help="Where to write the JSON Schemas.")] = Path("schemas")) -> None:
-    """Export the JSON Schema of every message contract."""
+    """Export the JSON Schema of every message contract, and the pipeline's AsyncAPI document."""
     from newsflow_shared.schemas import export_schemas
+
+    from .asyncapi import pipeline_yaml
 
     for path in export_schemas(folder):
         say(f"wrote {path}")
+    (folder / "asyncapi.yaml").write_text(pipeline_yaml())
+    say(f"wrote {folder / 'asyncapi.yaml'}")
 
 
 @db_app.command("upgrade")
@@ -317,3 +322,6 @@ def entry() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except KafkaSecurityError as error:  # a setting to fix: one line, no traceback
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        sys.exit(3)

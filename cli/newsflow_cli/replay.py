@@ -12,9 +12,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
-from aiokafka import AIOKafkaConsumer
-
-from newsflow_shared import REPLAY_HEADER, TRACE_HEADER, CleanArticle, IngestedArticle, ServiceSettings, StoredArticle
+from newsflow_shared import (
+    REPLAY_HEADER,
+    TRACE_HEADER,
+    CleanArticle,
+    IngestedArticle,
+    ServiceSettings,
+    StoredArticle,
+    kafka_clients,
+)
 from newsflow_shared.db import make_engine
 from newsflow_storage.repository import ArticleRepository
 
@@ -68,13 +74,13 @@ async def replay_raw(
 ) -> int:
     """Re-publish what arrived on the raw topic (since ``since``) up to its current end; return how many."""
     run = uuid.uuid4().hex
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    consumer = kafka_clients.consumer(
+        settings,
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.kafka_max_message_bytes,
         fetch_max_bytes=settings.kafka_max_message_bytes * 2,
     )
-    await consumer.start()
+    await kafka_clients.connect(consumer, settings)
     sent = 0
     try:
         partitions = await topic_partitions(consumer, settings.topic_raw)

@@ -55,7 +55,7 @@ class LocalStack:
             if not os.environ.get("DATABASE_URL"):
                 os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'newsflow.db'}"
             settings = ServiceSettings()
-            await wait_for_kafka(settings.kafka_bootstrap_servers)
+            await wait_for_kafka(settings)
             await ensure_topics(settings)
             await upgrade(settings.database_url)
             if self.services:
@@ -125,7 +125,7 @@ def use_local_stack(state: Path) -> str:
 async def reach_kafka(settings: ServiceSettings, origin: str, timeout: float = 10.0) -> None:
     """Raise :class:`KafkaUnavailable` with one clear sentence when the broker does not answer."""
     try:
-        await wait_for_kafka(settings.kafka_bootstrap_servers, timeout=timeout)
+        await wait_for_kafka(settings, timeout=timeout)
     except TimeoutError:
         raise KafkaUnavailable(
             f"no Kafka answers at {settings.kafka_bootstrap_servers} (from {origin}) within {timeout:.0f}s: "

@@ -19,11 +19,13 @@ from .errors import (
     ArticleTooLarge,
     EmptyArticle,
     InvalidArticle,
+    KafkaSecurityError,
     MalformedMessage,
     NewsflowError,
     RejectedInput,
     TemporaryFailure,
 )
+from .kafka_security import KafkaSecuritySettings, security_for
 from .logs import configure_logging
 from .redrive import RedriveRecord, redrive_record
 from .settings import ServiceSettings, Topics
@@ -44,6 +46,8 @@ __all__ = [
     "EnrichedArticle",
     "IngestedArticle",
     "InvalidArticle",
+    "KafkaSecurityError",
+    "KafkaSecuritySettings",
     "Lineage",
     "MalformedMessage",
     "NewsflowError",
@@ -62,5 +66,6 @@ __all__ = [
     "ensure_topics",
     "make_broker",
     "redrive_record",
+    "security_for",
     "wait_for_kafka",
 ]

@@ -6,6 +6,7 @@ import logging
 
 from faststream.kafka import KafkaBroker
 
+from .kafka_security import security_for
 from .settings import ServiceSettings
 
 
@@ -14,6 +15,7 @@ def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"newsflow-{service}",
+        security=security_for(settings),
         enable_idempotence=True,
         acks="all",
         max_request_size=settings.kafka_max_message_bytes,

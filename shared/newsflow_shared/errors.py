@@ -8,7 +8,8 @@
      │    ├── OutputTooLarge      what a stage made of it is more than Kafka accepts
      │    ├── OverBudget          it took more CPU time than a record may
      │    └── EmptyArticle        nothing of substance left after cleanup
-     └── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
+     ├── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
+     └── KafkaSecurityError   Kafka refused the login, or TLS failed: a setting is wrong, retrying cannot help
 
 Anything else a stage raises is sorted by :mod:`newsflow_shared.failures`: a failure of Kafka or
 the database is retried without limit; anything else is the record's own, tried a few times, then
@@ -56,3 +57,7 @@ class EmptyArticle(RejectedInput):
 
 class TemporaryFailure(NewsflowError):
     """Retry later: the input is fine, something it depends on is not."""
+
+
+class KafkaSecurityError(NewsflowError):
+    """Kafka refused the login or the TLS handshake failed; the message names the likely setting to fix."""

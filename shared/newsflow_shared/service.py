@@ -13,6 +13,7 @@ import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get, make_ping_asgi
 from faststream.kafka import KafkaBroker
 
+from .kafka_clients import require_kafka
 from .lifecycle import stay_with_parent
 from .settings import ServiceSettings
 
@@ -66,6 +67,7 @@ def _exit_now(deadline: float) -> None:
 def serve(app_factory: str, settings: ServiceSettings, *, host: str | None = None, port: int | None = None) -> None:
     """Run a service's app factory under uvicorn with the settings' host, port and log level."""
     stay_with_parent()
+    require_kafka(settings)
     config = uvicorn.Config(
         app_factory,
         factory=True,

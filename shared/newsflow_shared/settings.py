@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from .kafka_security import KafkaSecuritySettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///newsflow.db"
 
@@ -42,8 +44,8 @@ class Topics:
         ]
 
 
-class ServiceSettings(BaseSettings):
-    """Kafka, topics, database and logging: what every Newsflow process reads."""
+class ServiceSettings(KafkaSecuritySettings):
+    """Kafka (its login and TLS from :class:`KafkaSecuritySettings`), topics, database and logging."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 

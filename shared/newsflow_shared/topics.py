@@ -6,33 +6,15 @@ import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
+from . import kafka_clients
+from .kafka_clients import wait_for_kafka
 from .settings import ServiceSettings
 
+__all__ = ["ensure_topics", "wait_for_kafka"]
+
 log = logging.getLogger(__name__)
-
-
-async def wait_for_kafka(bootstrap_servers: str, *, timeout: float = 60.0) -> None:
-    """Return once the cluster answers; raise ``TimeoutError`` naming the address after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    delay = 0.25
-    while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
-        try:
-            await admin.start()
-            await admin.list_topics()
-            return
-        except (KafkaConnectionError, OSError) as error:
-            if asyncio.get_running_loop().time() + delay > deadline:
-                raise TimeoutError(
-                    f"Kafka at {bootstrap_servers} did not answer within {timeout:.0f}s ({error}); "
-                    "is KAFKA_BOOTSTRAP_SERVERS right and the broker up?"
-                ) from error
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        finally:
-            await admin.close()
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30.0) -> None:
@@ -60,8 +42,8 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
         )
         for name in settings.topics.all()
     }
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
+    admin = kafka_clients.admin(settings)
+    await kafka_clients.connect(admin, settings)
     try:
         existing = set(await admin.list_topics())
         missing = [topic for name, topic in wanted.items() if name not in existing]

@@ -18,6 +18,8 @@ def test_public_names_are_pinned() -> None:
         "EnrichedArticle",
         "IngestedArticle",
         "InvalidArticle",
+        "KafkaSecurityError",
+        "KafkaSecuritySettings",
         "Lineage",
         "MalformedMessage",
         "NewsflowError",
@@ -36,6 +38,7 @@ def test_public_names_are_pinned() -> None:
         "ensure_topics",
         "make_broker",
         "redrive_record",
+        "security_for",
         "wait_for_kafka",
     }
     for name in newsflow_shared.__all__:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from faststream.asgi import AsgiFastStream
 
 from newsflow_shared import CleanArticle, Delivery, Emit, Stage
+from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
 
@@ -60,6 +61,7 @@ def create_app(settings: ClassifySettings | None = None) -> AsgiFastStream:
     service = Classify(settings, stage)
     # Large batches can take a while on a CPU: give the consumer room between polls.
     stage.consume(settings.topic_clean, service.handle, max_poll_interval_ms=600_000)
+    declare_outputs(stage, settings.topic_enriched)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

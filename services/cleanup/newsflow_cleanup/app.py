@@ -17,6 +17,7 @@ from newsflow_shared import (
     RejectedInput,
     Stage,
 )
+from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
@@ -121,6 +122,7 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
     broker = stage.broker
     service = Cleanup(settings, stage)
     stage.consume(settings.topic_ingested, service.handle)
+    declare_outputs(stage, settings.topic_clean, settings.topic_unsupported)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from newsflow_shared import (
     SkippedArticle,
     Stage,
 )
+from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
@@ -95,8 +96,9 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
             settings.topic_dlq,
             service.forget_dead_lettered,
             group_id=settings.group_id(f"{SERVICE}-forget"),
-            title=f"{SERVICE}:{settings.topic_dlq}",
+            title=f"{SERVICE}-forget:{settings.topic_dlq}",
         )
+    declare_outputs(stage, settings.topic_ingested, settings.topic_skipped)
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage
+from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.stage import Output
 
@@ -47,6 +48,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
     broker = stage.broker
     service = Store(settings, stage)
     stage.consume(settings.topic_enriched, service.handle)
+    declare_outputs(stage, settings.topic_stored)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,0 +1,182 @@
+"""The one place Newsflow's plain aiokafka clients are built, and where a refused connection is explained.
+
+Services talk to Kafka through FastStream (:func:`newsflow_shared.broker.make_broker`);
+the CLI and the topic set-up use aiokafka's producer, consumer and admin client.
+Both get their address, login and TLS from :func:`connection_options`, which is
+FastStream's own translation of :func:`~newsflow_shared.kafka_security.security_for`.
+
+aiokafka logs a failed TLS handshake or a refused login and then reports only
+"Unable to bootstrap": :func:`connect` and :func:`wait_for_kafka` connect once more
+themselves to find the cause and raise :class:`KafkaSecurityError` with it at once,
+instead of retrying what can never succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import sys
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from faststream.kafka.security import parse_security
+
+from .errors import KafkaSecurityError
+from .kafka_security import security_for
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    """``bootstrap_servers`` and the security options every aiokafka client takes."""
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **parse_security(security_for(settings))}
+
+
+def producer(settings: ServiceSettings, **options: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**connection_options(settings), **options)
+
+
+def consumer(settings: ServiceSettings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(*topics, **connection_options(settings), **options)
+
+
+def admin(settings: ServiceSettings, **options: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**connection_options(settings), **options)
+
+
+async def connect(client: _Startable, settings: ServiceSettings) -> None:
+    """Start ``client``; a refused login or a failed TLS handshake raises :class:`KafkaSecurityError` saying which."""
+    try:
+        with _quiet_bootstrap():
+            await client.start()
+    except KafkaConnectionError:
+        cause = await diagnose(settings)
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+async def diagnose(settings: ServiceSettings, timeout_ms: int = 5000) -> KafkaSecurityError | None:
+    """Connect to each bootstrap address as the clients do; the security failure found, if any."""
+    options = parse_security(security_for(settings))
+    for host, port, _ in collect_hosts(settings.kafka_bootstrap_servers, randomize=False):
+        try:
+            connection = await create_conn(host, port, request_timeout_ms=timeout_ms, **options)
+        except (OSError, KafkaError, TimeoutError) as error:
+            explained = _explain(error, f"{host}:{port}", settings)
+            if explained is not None:
+                return explained
+        else:
+            connection.close()
+    return None
+
+
+def _explain(error: BaseException, address: str, settings: ServiceSettings) -> KafkaSecurityError | None:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if "mismatch" in (error.verify_message or "").lower():  # "Hostname mismatch", "IP address mismatch"
+            return KafkaSecurityError(
+                f"Kafka at {address} shows a TLS certificate for another name ({error.verify_message}): "
+                "use an address the certificate lists in KAFKA_BOOTSTRAP_SERVERS, or KAFKA_SSL_CHECK_HOSTNAME=false"
+            )
+        return KafkaSecurityError(
+            f"Kafka at {address} shows a TLS certificate that is not trusted ({error.verify_message}): "
+            "set KAFKA_SSL_CA_FILE to the CA that signed it"
+        )
+    if isinstance(error, ssl.SSLError) or (settings.kafka_uses_tls and isinstance(error, ConnectionResetError)):
+        return KafkaSecurityError(
+            f"the TLS handshake with Kafka at {address} failed ({getattr(error, 'reason', None) or repr(error)}): "
+            f"is that a TLS listener (KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}), and does it want "
+            "a client certificate "
+            "(KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE)?"
+        )
+    if (
+        isinstance(error, KafkaConnectionError)
+        and settings.kafka_security_protocol == "SSL"
+        and settings.kafka_ssl_cert_file is None
+    ):
+        return KafkaSecurityError(
+            f"Kafka at {address} closed the connection right after the TLS handshake: it probably wants a client "
+            "certificate (KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE)"
+        )
+    if isinstance(error, UnsupportedSaslMechanismError):
+        return KafkaSecurityError(
+            f"Kafka at {address} does not offer SASL {settings.kafka_sasl_mechanism}: "
+            "set KAFKA_SASL_MECHANISM to one it enables"
+        )
+    if isinstance(error, SaslAuthenticationFailed | AuthenticationFailedError | IllegalSaslStateError):
+        return KafkaSecurityError(
+            f"Kafka at {address} refused the login of {settings.kafka_sasl_username!r} with "
+            f"{settings.kafka_sasl_mechanism}: check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD (or "
+            "KAFKA_SASL_PASSWORD_FILE) and KAFKA_SASL_MECHANISM"
+        )
+    return None
+
+
+async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0) -> None:
+    """Return once the cluster answers; raise ``TimeoutError`` naming the address after ``timeout`` seconds.
+
+    A refused login or a failed TLS handshake raises :class:`KafkaSecurityError` at once:
+    waiting cannot mend a setting. ``target`` may be a bare address; the login and TLS
+    settings then come from the environment.
+    """
+    settings = target if isinstance(target, ServiceSettings) else ServiceSettings(kafka_bootstrap_servers=target)
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = 0.25
+    while True:
+        client = admin(settings, request_timeout_ms=5000)
+        try:
+            await connect(client, settings)
+            await client.list_topics()
+            return
+        except (KafkaConnectionError, OSError) as error:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise TimeoutError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s ({error}); "
+                    "are KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL right and the broker up?"
+                ) from error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        finally:
+            await client.close()
+
+
+def require_kafka(settings: ServiceSettings, *, timeout: float = 60.0) -> None:
+    """For a service's start: wait for Kafka, or exit with one line saying why it cannot be reached."""
+    try:
+        asyncio.run(wait_for_kafka(settings, timeout=timeout))
+    except (KafkaSecurityError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+
+
+def _not_a_bootstrap_failure(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Unable connect to")
+
+
+@contextlib.contextmanager
+def _quiet_bootstrap() -> Iterator[None]:
+    """aiokafka logs each failed bootstrap at ERROR; the cause is raised instead, so one line says it."""
+    client_log = logging.getLogger("aiokafka")  # aiokafka.client logs under the package's name
+    client_log.addFilter(_not_a_bootstrap_failure)
+    try:
+        yield
+    finally:
+        client_log.removeFilter(_not_a_bootstrap_failure)
