@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from newsflow_cli.local_kafka import KafkaUnavailable, LocalKafka
+from newsflow_cli.local_kafka import KafkaUnavailable, LocalKafka, free_port
 
 ROOT = Path(__file__).parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,3 +68,18 @@ async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[dict[str, str], str]]:
+    """A PostgreSQL server of this test's own, so stopping it does not disturb other tests."""
+    # Not under pytest's tmp_path: the server runs as the postgres user, who cannot enter root's folders.
+    folder = Path(tempfile.mkdtemp(prefix="newsflow-pg-"))
+    folder.chmod(0o755)
+    env = {**os.environ, "NEWSFLOW_PG_DIR": str(folder / "data"), "NEWSFLOW_PG_PORT": str(free_port())}
+    script = str(ROOT / "deploy/local/postgres.sh")
+    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, check=False)
+    assert started.returncode == 0, started.stderr
+    yield env, started.stdout.strip()
+    subprocess.run([script, "stop"], env=env, check=False)
+    shutil.rmtree(folder, ignore_errors=True)

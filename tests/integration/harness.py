@@ -85,5 +85,13 @@ class Pipeline:
         return results
 
 
+async def first_with_id(watcher: OutcomeWatcher, ids: set[str]) -> tuple[str, dict[str, Any]]:
+    """The first outcome (stored, dead letter, ...) for one of ``ids`` that ``watcher`` sees."""
+    async for kind, _, record in watcher.outcomes():
+        if kind != "idle" and (record.get("id") in ids or record.get("article_id") in ids):
+            return kind, record
+    raise AssertionError("the watcher stopped")
+
+
 def article(**fields: Any) -> Input:
     return Input(label=str(fields.get("id", "article")), value=json.dumps(fields, ensure_ascii=False).encode())

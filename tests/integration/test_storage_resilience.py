@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +11,6 @@ from sqlalchemy import func, select
 
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher
-from newsflow_cli.local_kafka import free_port
 from newsflow_cli.replay import replay_stored
 from newsflow_shared.db import make_engine
 from newsflow_shared.db.tables import article_topics, articles
@@ -109,21 +104,6 @@ async def test_same_articles_three_times_with_storage_killed_in_between(
         assert await row_count(fresh_postgres) == count
     finally:
         await pipeline.stop()
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[tuple[dict[str, str], str]]:
-    """A PostgreSQL server of this test's own, so stopping it does not disturb other tests."""
-    # Not under pytest's tmp_path: the server runs as the postgres user, who cannot enter root's folders.
-    folder = Path(tempfile.mkdtemp(prefix="newsflow-pg-"))
-    folder.chmod(0o755)
-    env = {**os.environ, "NEWSFLOW_PG_DIR": str(folder / "data"), "NEWSFLOW_PG_PORT": str(free_port())}
-    script = str(ROOT / "deploy/local/postgres.sh")
-    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, check=False)
-    assert started.returncode == 0, started.stderr
-    yield env, started.stdout.strip()
-    subprocess.run([script, "stop"], env=env, check=False)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def test_database_outage_pauses_storage_and_loses_nothing(

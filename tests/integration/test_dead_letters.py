@@ -1,0 +1,124 @@
+"""Dead letters can be listed and re-driven once their cause is fixed; a refused article pushed again is not skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from newsflow_cli.inputs import Input
+from newsflow_cli.kafka_io import OutcomeWatcher
+
+from .harness import Pipeline, first_with_id, isolated_env
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+SHORT = {"id": "too-short", "title": "Brief", "text": "Markets rose today on hopes of a rate cut."}
+
+
+@pytest.fixture
+async def strict_cleanup(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """A pipeline whose cleanup refuses articles under 200 characters: a cause an operator can fix."""
+    running = Pipeline(
+        isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/dlq.db")
+        | {"CLEANUP_MIN_CHARS": "200", "CLASSIFY_COMPILE": "off"}
+    )
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def newsflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsflow_cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_a_refused_article_is_not_skipped_when_pushed_again(strict_cleanup: Pipeline) -> None:
+    first = await strict_cleanup.run([Input("short", json.dumps(SHORT).encode())])
+    assert [kind for kind, _ in first.values()] == ["dead-letter"]
+    await asyncio.sleep(3)  # ingest reads the dead letter and forgets the article
+    again = await strict_cleanup.run([Input("short again", json.dumps(SHORT).encode())])
+    [(kind, record)] = again.values()
+    assert kind == "dead-letter", "pushed again, the article must be processed again, not skipped as a re-send"
+    assert record["stage"] == "cleanup"
+
+
+async def test_dead_letters_are_listed_and_redriven_after_the_fix(strict_cleanup: Pipeline) -> None:
+    results = await strict_cleanup.run([Input("short", json.dumps(SHORT).encode())])
+    assert [kind for kind, _ in results.values()] == ["dead-letter"]
+    env = strict_cleanup.env
+
+    listed = await asyncio.to_thread(newsflow, env, "dlq", "list", "--json", "--stage", "cleanup")
+    assert listed.returncode == 0, listed.stderr
+    [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert letter["article_id"] == "too-short"
+    assert "no article text is left" in letter["reason"]
+    shown = await asyncio.to_thread(newsflow, env, "dlq", "show", letter["where"])
+    assert json.loads(shown.stdout)["original_text"].startswith("{")
+
+    # The fix: cleanup accepts short articles again.
+    supervisor = strict_cleanup.supervisor
+    assert supervisor is not None
+    await supervisor.kill("cleanup")
+    strict_cleanup.env["CLEANUP_MIN_CHARS"] = "1"
+    supervisor.env["CLEANUP_MIN_CHARS"] = "1"
+    await supervisor.start_one("cleanup")
+
+    refused = await asyncio.to_thread(newsflow, env, "dlq", "redrive")
+    assert refused.returncode == 2  # no filter and no --all: nothing is sent by accident
+    watcher = OutcomeWatcher(strict_cleanup.settings)
+    await watcher.start()
+    try:
+        redriven = await asyncio.to_thread(newsflow, env, "dlq", "redrive", "--id", "too-short")
+        assert redriven.returncode == 0, redriven.stderr
+        assert "re-drove 1 dead letters" in redriven.stderr
+        kind, record = await asyncio.wait_for(first_with_id(watcher, {"too-short"}), 180)
+    finally:
+        await watcher.stop()
+    assert kind == "stored"
+    assert record["id"] == "too-short"
+
+
+def test_a_broker_that_does_not_answer_is_one_clear_line(tmp_path: Path) -> None:
+    source = tmp_path / "a.jsonl"
+    source.write_text(json.dumps(SHORT) + "\n")
+    result = newsflow({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "push", str(source))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "no Kafka answers at 127.0.0.1:1" in result.stderr
+
+
+def test_commands_find_the_broker_newsflow_run_started(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    started = subprocess.run(
+        [sys.executable, "-m", "newsflow_cli", "kafka", "start"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    try:
+        topics = subprocess.run(
+            [sys.executable, "-m", "newsflow_cli", "topics"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert topics.returncode == 0, topics.stderr
+        assert "created" in topics.stderr or "all topics exist" in topics.stderr
+    finally:
+        subprocess.run([sys.executable, "-m", "newsflow_cli", "kafka", "stop"], cwd=tmp_path, env=env, check=False)
