@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 
 from .kafka_security import security_for
 from .settings import ServiceSettings
 
+log = logging.getLogger(__name__)
+
+
+class PatientKafkaBroker(KafkaBroker):
+    """A broker that waits for Kafka at start instead of failing.
+
+    A replica that starts while the broker is away (restarted after a crash, scheduled during
+    a broker upgrade) would otherwise exit, and ``newsflow run`` or a restart loop would follow.
+    A refused login or TLS handshake is not waited for: :func:`~.kafka_clients.require_kafka`
+    already said why at start, and waiting cannot mend a setting.
+    """
+
+    async def connect(self):  # type: ignore[no-untyped-def]
+        delay = 0.5
+        while True:
+            try:
+                return await super().connect()
+            except KafkaConnectionError as error:
+                log.warning("Kafka does not answer (%s); trying again in %.0fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
 
 def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
     """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry."""
-    return KafkaBroker(
+    return PatientKafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"newsflow-{service}",
         security=security_for(settings),

@@ -64,6 +64,7 @@ async def counts(url: str) -> tuple[int, int, int]:
         await engine.dispose()
 
 
+@pytest.mark.timeout(2400)
 async def test_nothing_lost_and_nothing_doubled_under_chaos(
     tmp_path: Path, own_postgres: tuple[dict[str, str], str]
 ) -> None:
