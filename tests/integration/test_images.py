@@ -109,13 +109,12 @@ def wait_healthy(name: str, port: int, timeout: float = 300) -> None:
     raise AssertionError(f"{name} has no /health after {timeout} s:\n{logs(name)[-5000:]}")
 
 
-async def push_seed(env: dict[str, str]) -> str:
+async def push_seed(env: dict[str, str]) -> None:
     settings = ServiceSettings(**{key.lower(): value for key, value in env.items()})
     inputs = list(read_inputs([str(ROOT / "samples/seed-article.txt")]))
     async with producer(settings) as client:
         summary = await push(client, settings, inputs)
     assert not summary.failed
-    return inputs[0].trace_id
 
 
 def stored_article(api: str, timeout: float = 300) -> dict[str, object]:
