@@ -11,7 +11,7 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast lint format schemas check-contracts release-schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval eval-language eval-cleanup eval-duplicates clean
+.PHONY: setup demo test test-fast test-images images lint format schemas check-contracts release-schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench eval eval-language eval-cleanup eval-duplicates clean
 
 setup: $(VENV)/.installed kafka-jars
 
@@ -32,6 +32,14 @@ test: setup
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not kafka and not postgres and not slow"
+
+# The four images with podman (or docker), on a stand-in base where no registry answers; prints their sizes.
+images:
+	deploy/images/build.sh
+
+# Builds them and runs each locked down (non-root, read-only) on a real broker: /health, then an article stored.
+test-images: setup
+	$(BIN)/python -m pytest -m images -s
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .

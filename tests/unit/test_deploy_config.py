@@ -70,3 +70,87 @@ def test_readme_documents_every_env_var() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = {name for settings in SETTINGS.values() for name in env_names(settings) if f"`{name}`" not in readme}
     assert not missing, f"README lacks: {sorted(missing)}"
+
+
+def compose_services() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def test_compose_runs_our_containers_locked_down_with_probes() -> None:
+    services = compose_services()
+    for name in [*SERVICES, "topic-init"]:
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert service["tmpfs"] == ["/tmp"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+    for name in SERVICES:
+        # The healthcheck asks /health on the port the service's own setting names.
+        port_var = "STORAGE_API_PORT" if name == "storage" else "HEALTH_PORT"
+        assert port_var.lower() in SETTINGS[name].model_fields
+        command = " ".join(services[name]["healthcheck"]["test"])
+        assert f"os.environ['{port_var}']" in command, name
+        assert "/health'" in command, name
+        assert port_var in services[name]["environment"], name
+    for name in ("kafka", "postgres"):
+        assert services[name]["cap_drop"] == ["ALL"], name
+
+
+def test_compose_publishes_on_loopback_only_and_guards_the_api() -> None:
+    services = compose_services()
+    published = [(name, port) for name, service in services.items() for port in service.get("ports", [])]
+    assert published, "storage's API and Kafka's external listener are published"
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), (name, port)
+    # ${STORAGE_API_TOKEN:?...}: Compose refuses to start the API without a token.
+    assert services["storage"]["environment"]["STORAGE_API_TOKEN"].startswith("${STORAGE_API_TOKEN:?")
+
+
+# The Kafka security settings, under the names agreed in issue #13 for ServiceSettings.
+KAFKA_SECURITY_ENV = {
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SASL_PASSWORD_FILE",
+    "KAFKA_SSL_CA_FILE",
+    "KAFKA_SSL_CERT_FILE",
+    "KAFKA_SSL_KEY_FILE",
+    "KAFKA_SSL_CHECK_HOSTNAME",
+}
+
+
+def test_secure_override_talks_sasl_ssl_to_the_broker() -> None:
+    secure = yaml.safe_load((ROOT / "deploy/compose/secure.yml").read_text())
+    base = compose_services()
+    assert set(secure["services"]) <= set(base)
+    for name in [*SERVICES, "topic-init"]:
+        env = secure["services"][name]["environment"]
+        assert set(env) <= KAFKA_SECURITY_ENV | {"KAFKA_BOOTSTRAP_SERVERS"}, name
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert (
+            env["KAFKA_SASL_MECHANISM"] in secure["services"]["kafka"]["environment"]["KAFKA_SASL_ENABLED_MECHANISMS"]
+        )
+        # The password and CA come as Compose secrets (files), never as a value in the environment.
+        assert "KAFKA_SASL_PASSWORD" not in env
+        for key, secret in (("KAFKA_SASL_PASSWORD_FILE", "kafka-password"), ("KAFKA_SSL_CA_FILE", "kafka-ca")):
+            assert env[key] == f"/run/secrets/{secret}"
+            assert secret in secure["services"][name]["secrets"]
+        assert (
+            env["KAFKA_BOOTSTRAP_SERVERS"]
+            == base["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")[0].split("://")[1]
+        )
+    listeners = dict(
+        item.split(":")
+        for item in secure["services"]["kafka"]["environment"]["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert listeners == {"INTERNAL": "SASL_SSL", "EXTERNAL": "SASL_SSL", "CONTROLLER": "PLAINTEXT"}
+    assert "--command-config" in secure["services"]["kafka"]["healthcheck"]["test"][1]
+    assert (ROOT / "deploy/compose/secure-certs.sh").exists()
+
+
+def test_secure_override_sets_only_known_settings() -> None:
+    secure = yaml.safe_load((ROOT / "deploy/compose/secure.yml").read_text())
+    for name in SERVICES:
+        unknown = set(secure["services"][name]["environment"]) - env_names(SETTINGS[name])
+        assert not unknown, f"{name} sets env vars no setting reads: {unknown}"
