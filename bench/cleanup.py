@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, text_of
 
 from newsflow_cleanup.app import Cleanup
+from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.learned import LearnedBoilerplate
 from newsflow_cleanup.logic import clean
 from newsflow_cleanup.near_duplicates import DuplicateIndex
@@ -51,10 +52,21 @@ def html_page(rng: random.Random, index: int, size: int = 50_000) -> IngestedArt
     return IngestedArticle(id=f"h{index}", html=head + "".join(teasers) + tail, source="Daily", content_hash=str(index))
 
 
-def logic_only(items: list[IngestedArticle], service: Cleanup) -> float:
+def logic_only(items: list[IngestedArticle], detector: LanguageDetector, settings: CleanupSettings) -> float:
     started = time.perf_counter()
     for item in items:
-        clean(item, service.detector, service.settings)
+        clean(item, detector, settings)
+    return len(items) / (time.perf_counter() - started)
+
+
+async def in_worker(items: list[IngestedArticle], service: Cleanup) -> float:
+    """The service's handler without the database: each article through the worker process and its CPU budget."""
+    service.engine = None
+    deliveries = [Delivery(value=item.model_dump_json().encode()) for item in items]
+    batch = service.settings.batch_max_records
+    started = time.perf_counter()
+    for start in range(0, len(deliveries), batch):
+        await service.handle(deliveries[start : start + batch])
     return len(items) / (time.perf_counter() - started)
 
 
@@ -83,22 +95,26 @@ def main() -> None:
     pages = [html_page(rng, i) for i in range(args.articles // 4)]
     settings = CleanupSettings()
     service = Cleanup(settings, Stage(None, settings, name="cleanup"))  # type: ignore[arg-type]  # no broker: nothing is published
-    logic_only(texts[:20], service)  # warm up
+    detector = LanguageDetector.for_settings(settings)
+    logic_only(texts[:20], detector, settings)  # warm up
+    service.worker.start()
     rows = []
     for name, items in (("5 KB text articles", texts), ("50 KB HTML pages", pages)):
         size = sum(len((i.text or i.html or "").encode()) for i in items) / len(items) / 1024
         rows.append(
             [
                 f"{name} (avg {size:.0f} KB)",
-                f"{logic_only(items, service):.0f}",
+                f"{logic_only(items, detector, settings):.0f}",
+                f"{asyncio.run(in_worker(items, service)):.0f}",
                 f"{asyncio.run(with_database(items, service)):.0f}",
             ]
         )
     table(
         "Cleanup, one process (articles/s)",
-        ["input", "repairs + extraction", "+ near-duplicates + learned (SQLite)"],
+        ["input", "repairs + extraction", "in the worker process (CPU budget)", "+ near-duplicates + learned (SQLite)"],
         rows,
     )
+    service.worker.close()
 
 
 if __name__ == "__main__":
