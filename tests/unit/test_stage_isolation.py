@@ -1,0 +1,114 @@
+"""The stage answers every record: the one that fails is found by splitting its batch, the rest go on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import exc as sql_errors
+
+from newsflow_shared import DeadLetter, Delivery, ServiceSettings, Stage, TemporaryFailure
+from newsflow_shared.contracts import SkippedArticle
+from newsflow_shared.stage import Emit, Output
+
+from .test_failures import database_error
+
+
+class RecordingStage(Stage):
+    def __init__(self, environment_up: bool = True, **settings: Any) -> None:
+        super().__init__(None, ServiceSettings(**settings), name="test")  # type: ignore[arg-type]
+        self.sent: list[Output] = []
+        self.environment_up = environment_up
+
+    async def publish(self, outputs: Any) -> None:
+        outputs = list(outputs)
+        for output in outputs:
+            self.encode(output)
+        self.sent += outputs
+
+    async def environment_answers(self) -> bool:
+        return self.environment_up
+
+
+def deliveries(count: int) -> list[Delivery]:
+    return [Delivery(value=str(i).encode(), key=f"a-{i}".encode(), topic="in", offset=i) for i in range(count)]
+
+
+def handler_failing_on(poison: set[int], error: BaseException, calls: list[int]) -> Any:
+    async def handle(batch: list[Delivery]) -> list[Output]:
+        calls.append(len(batch))
+        if any(int(d.value) in poison for d in batch):
+            raise error
+        return [
+            Emit("out", SkippedArticle(id=d.key.decode(), content_hash="h", reason="r"), d.key.decode()) for d in batch
+        ]
+
+    return handle
+
+
+def outcome(stage: RecordingStage) -> dict[str, str]:
+    return {
+        (o.article_id if isinstance(o, DeadLetter) else o.key) or "": "dead" if isinstance(o, DeadLetter) else "ok"
+        for o in stage.sent
+    }
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("odd article"), database_error("22021"), RecursionError()],
+    ids=["surprise", "database refuses it", "recursion"],
+)
+async def test_a_record_that_fails_on_its_own_is_split_out_and_dead_lettered(error: BaseException) -> None:
+    stage = RecordingStage(max_attempts=2)
+    calls: list[int] = []
+    await stage.settle(deliveries(16), handler_failing_on({5}, error, calls))
+    result = outcome(stage)
+    assert result.pop("a-5") == "dead"
+    assert set(result.values()) == {"ok"}
+    assert len(result) == 15
+    [letter] = [o for o in stage.sent if isinstance(o, DeadLetter)]
+    assert letter.attempts == 2
+    assert letter.reason
+    assert sum(calls) < 16 * 5  # halving, not one record at a time from the start
+
+
+async def test_a_record_that_only_looks_temporary_is_dead_lettered_while_the_environment_answers() -> None:
+    stage = RecordingStage(max_attempts=2)
+    calls: list[int] = []
+    error = sql_errors.OperationalError("INSERT", {}, Exception("server closed the connection"))
+    await stage.settle(deliveries(8), handler_failing_on({3}, error, calls))
+    result = outcome(stage)
+    assert result.pop("a-3") == "dead"
+    assert set(result.values()) == {"ok"}
+    [letter] = [o for o in stage.sent if isinstance(o, DeadLetter)]
+    assert "looks temporary while Kafka and the database answered" in letter.reason
+
+
+async def test_when_the_environment_is_down_nothing_is_dead_lettered_and_the_batch_is_retried() -> None:
+    stage = RecordingStage(environment_up=False)
+    calls: list[int] = []
+    with pytest.raises(TemporaryFailure):
+        await stage.settle(deliveries(8), handler_failing_on({3}, TemporaryFailure("database down"), calls))
+    assert stage.sent == []
+    assert calls == [8]  # not split: the whole batch is rewound and redelivered later
+
+
+async def test_an_output_too_big_for_kafka_is_dead_lettered_not_retried_for_ever() -> None:
+    stage = RecordingStage(kafka_max_message_bytes=128 * 1024)
+
+    async def handle(batch: list[Delivery]) -> list[Output]:
+        return [
+            Emit(
+                "out",
+                SkippedArticle(id=d.key.decode(), content_hash="h", reason="x" * (200 * 1024 if d.offset == 1 else 1)),
+                d.key.decode(),
+            )
+            for d in batch
+        ]
+
+    await asyncio.wait_for(stage.settle(deliveries(3), handle), 30)
+    result = outcome(stage)
+    assert result == {"a-0": "ok", "a-1": "dead", "a-2": "ok"}
+    [letter] = [o for o in stage.sent if isinstance(o, DeadLetter)]
+    assert "more than Kafka accepts" in letter.reason
