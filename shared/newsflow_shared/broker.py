@@ -5,12 +5,23 @@ from __future__ import annotations
 import logging
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
 
 from .settings import ServiceSettings
+from .tracing import tracer_provider
 
 
-def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
-    """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry."""
+def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegistry | None = None) -> KafkaBroker:
+    """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry.
+
+    FastStream's Prometheus middleware counts into ``registry`` (the stage's, served at ``/metrics``); its
+    telemetry middleware carries trace context in Kafka headers (spans recorded only when ``OTEL_*`` asks).
+    """
+    middlewares = [KafkaTelemetryMiddleware(tracer_provider=tracer_provider(service))]
+    if registry is not None:
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"newsflow-{service}",
@@ -24,4 +35,5 @@ def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
         graceful_timeout=30.0,
         logger=logging.getLogger(f"newsflow.{service}.broker"),
         log_level=logging.DEBUG,
+        middlewares=middlewares,
     )

@@ -32,8 +32,11 @@ from .contracts import DeadLetter
 from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
 from .errors import RejectedInput, TemporaryFailure
+from .health import StageWatch
 from .logs import configure_logging
+from .metrics import StageMetrics
 from .settings import ServiceSettings
+from .tracing import TRACE_CONTEXT_HEADERS, continuing
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -53,7 +56,8 @@ class Emit:
     @classmethod
     def following(cls, delivery: Delivery, topic: str, message: BaseModel, key: str) -> Emit:
         """An output that carries the trace id of the record it came from."""
-        headers = {name: delivery.headers[name] for name in (TRACE_HEADER, REPLAY_HEADER) if name in delivery.headers}
+        inherited = (TRACE_HEADER, REPLAY_HEADER, *TRACE_CONTEXT_HEADERS)
+        headers = {name: delivery.headers[name] for name in inherited if name in delivery.headers}
         return cls(topic=topic, message=message, key=key, headers=headers)
 
 
@@ -65,7 +69,13 @@ class Stage:
     """Wires a batch handler to a topic with at-least-once delivery and a dead-letter topic."""
 
     def __init__(
-        self, broker: KafkaBroker, settings: ServiceSettings, *, name: str, keyed_by_article: bool = True
+        self,
+        broker: KafkaBroker,
+        settings: ServiceSettings,
+        *,
+        name: str,
+        keyed_by_article: bool = True,
+        metrics: StageMetrics | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -73,12 +83,16 @@ class Stage:
         # After ingest the Kafka key is the article id: a dead letter can name its article even when unreadable.
         self.keyed_by_article = keyed_by_article
         self._failures_in_a_row = 0
+        # Metrics, lag and the probes' verdicts (health.py, metrics.py).
+        self.metrics = metrics if metrics is not None else StageMetrics(name)
+        self.watch = StageWatch(broker, settings, self.metrics)
 
     @classmethod
     def for_service(cls, settings: ServiceSettings, name: str, **options: Any) -> Stage:
         """A service's logging, broker and stage, all from its settings: the first line of every ``create_app``."""
         configure_logging(name, settings.log_level, settings.log_format)
-        return cls(make_broker(settings, name), settings, name=name, **options)
+        metrics = StageMetrics(name)
+        return cls(make_broker(settings, name, metrics.registry), settings, name=name, metrics=metrics, **options)
 
     def consume(
         self,
@@ -96,15 +110,18 @@ class Stage:
 
         async def on_batch(message: KafkaMessage) -> None:
             deliveries = [Delivery.from_record(record) for record in message.raw_message]
+            started = self.watch.batch_started()
             try:
                 outputs = await handler(deliveries)
                 await self.publish(outputs)
                 if on_published is not None:
                     await on_published(outputs)
             except Exception as error:
+                self.watch.batch_failed(error)
                 await self._back_off(error, len(deliveries))
                 raise  # NACK: the batch is rewound and redelivered
             self._failures_in_a_row = 0
+            self.watch.batch_succeeded(deliveries, outputs, started)
 
         options: dict[str, Any] = {
             "group_id": self.settings.group_id(self.name),
@@ -120,7 +137,9 @@ class Stage:
             "title": f"{self.name}:{topic}",
         }
         options.update(subscriber_options)
-        self.broker.subscriber(topic, **options)(on_batch)
+        subscriber = self.broker.subscriber(topic, **options)
+        subscriber(on_batch)
+        self.watch.attach(subscriber)
 
     async def publish(self, outputs: Iterable[Output]) -> None:
         """Send all outputs concurrently and wait until Kafka acknowledged every one of them."""
@@ -148,15 +167,16 @@ class Stage:
                     output.message.model_dump_json().encode(),
                     output.headers,
                 )
-            pending.append(
-                await self.broker.publish(
-                    body,
-                    topic,
-                    key=key.encode() if key else None,
-                    headers={**JSON_HEADERS, **headers},
-                    no_confirm=True,
+            with continuing(output.headers):  # one article's hops stay in one trace
+                pending.append(
+                    await self.broker.publish(
+                        body,
+                        topic,
+                        key=key.encode() if key else None,
+                        headers={**JSON_HEADERS, **headers},
+                        no_confirm=True,
+                    )
                 )
-            )
         # FastStream's in-memory test broker delivers at once and hands back no future.
         confirmations = [p for p in pending if p is not None]
         if confirmations:
