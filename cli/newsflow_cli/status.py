@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 from rich.table import Table
 
 from newsflow_shared import ServiceSettings
@@ -103,9 +104,20 @@ async def gather_status(
         await admin.close()
 
 
+class _DescribeGroupsV2(DescribeGroupsRequest):
+    """aiokafka 0.14 reads a v3 DescribeGroups answer with the v2 layout and fails ("Buffer underrun"), and
+    Kafka 4 answers v3 when asked: ask for v2, which has the members and nothing we lack."""
+
+    def build(self, request_struct_class: Any) -> Any:
+        return DescribeGroupsRequest_v2(self._groups)
+
+
 async def _members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, int]:
+    """Members of each consumer group: the replicas alive (each sends heartbeats, or the group drops it)."""
     described: dict[str, int] = {}
-    for response in await admin.describe_consumer_groups(groups):
+    for group_id in groups:
+        node = await admin.find_coordinator(group_id)
+        response = await admin._send_request(_DescribeGroupsV2([group_id]), node)
         for group in response.to_object()["groups"]:
             described[group["group"]] = len(group["members"])
     return described
