@@ -164,3 +164,20 @@ def test_alerts_use_metrics_the_stages_serve() -> None:
         used = {re.sub(r"_total$", "", name) for name in re.findall(r"newsflow_[a-z_]+", expr)}
         assert used, alert
         assert used <= served, f"{alert} uses {used - served}"
+
+
+def test_grafana_dashboard_charts_metrics_the_stages_serve() -> None:
+    served = {m.name for m in StageMetrics("ingest").registry.collect()}
+    dashboard = json.loads((ROOT / "deploy/grafana/newsflow-dashboard.json").read_text())
+    assert dashboard["__inputs"][0]["name"] == "DS_PROMETHEUS"  # Grafana asks for the data source on import
+    charted = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}"
+        for target in panel["targets"]:
+            names = {
+                re.sub(r"_(total|bucket|sum|count)$", "", n) for n in re.findall(r"newsflow_[a-z_]+", target["expr"])
+            }
+            assert names, panel["title"]
+            assert names <= served, f"{panel['title']}: {names - served}"
+            charted |= names
+    assert charted == served, f"metrics on no panel: {served - charted}"
