@@ -65,6 +65,7 @@ class StageWatch:
         self.lag: dict[tuple[str, int], int] = {}
         self.lag_known = False
         self._refreshed_at = 0.0
+        self._consuming = False
         self._refresh_lock = asyncio.Lock()
         if broker is not None:  # tests and benchmarks run stages without a broker
             _watches[broker] = self
@@ -99,9 +100,14 @@ class StageWatch:
         async with self._refresh_lock:
             if time.monotonic() - self._refreshed_at < max_age:
                 return self.lag_known
+            consumers = self._consumers()
+            if consumers and not self._consuming:
+                # The stall clock starts when the consumer does, not while the lifespan loaded a model.
+                self._consuming = True
+                self.last_activity = max(self.last_activity, time.time())
             try:
                 lag: dict[tuple[str, int], int] = {}
-                for consumer in self._consumers():
+                for consumer in consumers:
                     lag.update(await asyncio.wait_for(_consumer_lag(consumer), timeout=5.0))
             except Exception:
                 self.lag_known = False
