@@ -10,7 +10,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
 from .settings import ServiceSettings
-from .tracing import tracer_provider
+from .tracing import configure
 
 
 def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegistry | None = None) -> KafkaBroker:
@@ -19,7 +19,8 @@ def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegi
     FastStream's Prometheus middleware counts into ``registry`` (the stage's, served at ``/metrics``); its
     telemetry middleware carries trace context in Kafka headers (spans recorded only when ``OTEL_*`` asks).
     """
-    middlewares = [KafkaTelemetryMiddleware(tracer_provider=tracer_provider(service))]
+    configure(service)
+    middlewares = [KafkaTelemetryMiddleware()]
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))
     return KafkaBroker(

@@ -167,7 +167,7 @@ class Stage:
                     output.message.model_dump_json().encode(),
                     output.headers,
                 )
-            with continuing(output.headers):  # one article's hops stay in one trace
+            with continuing(output.headers, f"{self.name} {topic}"):  # one article's hops stay in one trace
                 pending.append(
                     await self.broker.publish(
                         body,

@@ -7,7 +7,8 @@ Off by default: spans are recorded and exported only when ``OTEL_TRACES_EXPORTER
 
 FastStream's ``KafkaTelemetryMiddleware`` puts the W3C ``traceparent`` in every record's headers. A batch's own
 span starts a trace of its own (linked to its records), so to keep one article's hops in one trace each output
-is published in the context its own input record carried (:func:`continuing`).
+is published in the context its own input record carried (:func:`continuing`); a record that carried none (pushed
+by a client without tracing) starts its article's trace there, linked to the batch's span.
 """
 
 from __future__ import annotations
@@ -16,17 +17,19 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 
-from opentelemetry import context
+from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TRACE_CONTEXT_HEADERS", "continuing", "enabled", "tracer_provider"]
+__all__ = ["TRACE_CONTEXT_HEADERS", "configure", "continuing", "enabled", "tracer_provider"]
 
 # The W3C trace-context headers an output inherits from its input record.
 TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")
 _PROPAGATOR = TraceContextTextMapPropagator()
+_TRACER = trace.get_tracer("newsflow")  # follows the global provider, a no-op until one is set
+_configured = False
 
 
 def enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -49,6 +52,18 @@ def tracer_provider(service: str, environ: Mapping[str, str] = os.environ) -> Tr
     return provider
 
 
+def configure(service: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Make the ``OTEL_*``-configured provider the process's global one (a service is one process); nothing when
+    tracing is off. FastStream's middleware and :func:`continuing` both trace with the global provider."""
+    global _configured
+    if _configured:
+        return
+    provider = tracer_provider(service, environ)
+    if provider is not None:
+        trace.set_tracer_provider(provider)
+        _configured = True
+
+
 def _exporter(environ: Mapping[str, str]) -> SpanExporter:
     if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
         return ConsoleSpanExporter()
@@ -58,13 +73,17 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter:
 
 
 @contextlib.contextmanager
-def continuing(headers: Mapping[str, str]) -> Iterator[None]:
-    """Run the block in the trace context ``headers`` carry, if any: a publish inside it continues that trace."""
-    if "traceparent" not in headers:
-        yield
+def continuing(headers: Mapping[str, str], name: str) -> Iterator[None]:
+    """Run the block in the trace context ``headers`` carry: a publish inside it continues that trace. Without
+    one, a span ``name`` starts the article's own trace, linked to the batch being handled."""
+    if "traceparent" in headers:
+        token = context.attach(_PROPAGATOR.extract(dict(headers)))
+        try:
+            yield
+        finally:
+            context.detach(token)
         return
-    token = context.attach(_PROPAGATOR.extract(dict(headers)))
-    try:
+    batch = trace.get_current_span().get_span_context()
+    links = [trace.Link(batch)] if batch.is_valid else []
+    with _TRACER.start_as_current_span(name, context=context.Context(), links=links):
         yield
-    finally:
-        context.detach(token)

@@ -108,3 +108,28 @@ def test_tracing_is_off_unless_otel_variables_ask() -> None:
     assert provider is not None
     assert provider.resource.attributes["service.name"] == "newsflow-classify"
     provider.shutdown()
+
+
+async def test_a_record_without_trace_context_starts_its_article_s_own_trace(spans) -> None:
+    """What a client pushed without tracing: each article's first hop is a trace of its own, linked to the batch."""
+    from newsflow_shared import Emit, IngestedArticle, ServiceSettings, Stage, make_broker
+
+    settings = ServiceSettings()
+    stage = Stage(make_broker(settings, "ingest"), settings, name="ingest")
+    outputs = [
+        Emit(settings.topic_ingested, IngestedArticle(id=i, text="Body", content_hash="h"), i) for i in ("a", "b")
+    ]
+    spans.clear()
+    async with TestKafkaBroker(stage.broker):
+        with trace.get_tracer("test").start_as_current_span("batch") as batch:
+            await stage.publish(outputs)
+    finished = spans.get_finished_spans()
+    roots = [s for s in finished if s.name == f"ingest {settings.topic_ingested}"]
+    assert len(roots) == 2
+    assert len({s.context.trace_id for s in roots}) == 2
+    for root in roots:
+        assert root.parent is None
+        assert root.context.trace_id != batch.get_span_context().trace_id
+        assert [link.context.span_id for link in root.links] == [batch.get_span_context().span_id]
+    published = {_key(s): s.context.trace_id for s in finished if s.name == f"{settings.topic_ingested} publish"}
+    assert set(published.values()) == {s.context.trace_id for s in roots}
