@@ -209,6 +209,21 @@ def replay(
 
 
 @app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout, for scripts.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh the screen until Ctrl-C.")] = False,
+    every: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0,
+    stuck_after: Annotated[float, typer.Option(help="Seconds with records waiting and nothing written: stuck.")] = 300,
+    dlq_window: Annotated[float, typer.Option(help="Count dead letters written in this many seconds.")] = 3600,
+) -> None:
+    """Every stage on one screen: lag, records/s, replicas, dead letters, oldest waiting record; exit 1 if stuck."""
+    from .status import run_status
+
+    every_or_once = every if watch else None
+    raise typer.Exit(run_status(as_json=as_json, watch=every_or_once, stuck_after=stuck_after, dlq_window=dlq_window))
+
+
+@app.command()
 def topics() -> None:
     """Create the topics that are missing (idempotent), with TOPIC_PARTITIONS partitions."""
 

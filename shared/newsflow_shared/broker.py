@@ -7,9 +7,13 @@ import logging
 
 from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
 
 from .kafka_security import security_for
 from .settings import ServiceSettings
+from .tracing import configure
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +38,16 @@ class PatientKafkaBroker(KafkaBroker):
                 delay = min(delay * 2, 10.0)
 
 
-def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
-    """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry."""
+def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegistry | None = None) -> KafkaBroker:
+    """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry.
+
+    FastStream's Prometheus middleware counts into ``registry`` (the stage's, served at ``/metrics``); its
+    telemetry middleware carries trace context in Kafka headers (spans recorded only when ``OTEL_*`` asks).
+    """
+    configure(service)
+    middlewares = [KafkaTelemetryMiddleware()]
+    if registry is not None:
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))
     return PatientKafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"newsflow-{service}",
@@ -50,4 +62,5 @@ def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
         graceful_timeout=max(1.0, settings.shutdown_timeout_s - 3.0),
         logger=logging.getLogger(f"newsflow.{service}.broker"),
         log_level=logging.DEBUG,
+        middlewares=middlewares,
     )

@@ -1,7 +1,13 @@
-"""The ASGI shell every service runs in: the broker, /health and /ready, and uvicorn."""
+"""The ASGI shell every service runs in: the broker, /health, /ready, /metrics, and uvicorn.
+
+``/health`` is liveness and ``/ready`` readiness, with the meaning written down in :mod:`.health`; both answer
+JSON with the problems found and the lag per partition. ``/metrics`` is the Prometheus exposition of the stage's
+registry: FastStream's Kafka middleware metrics and Newsflow's own (:mod:`.metrics`), the lag read fresh.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -10,9 +16,11 @@ from contextlib import AbstractAsyncContextManager
 from types import FrameType
 
 import uvicorn
-from faststream.asgi import AsgiFastStream, AsgiResponse, get, make_ping_asgi
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .health import StageWatch, Verdict, watch_of
 from .kafka_clients import require_kafka
 from .lifecycle import stay_with_parent
 from .settings import ServiceSettings
@@ -21,16 +29,42 @@ Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 
 
 def service_app(broker: KafkaBroker, lifespan: Lifespan | None = None) -> AsgiFastStream:
-    """Wrap ``broker`` for uvicorn: ``/health`` says the process lives, ``/ready`` that Kafka answers."""
+    """Wrap ``broker`` (the one a :class:`~.stage.Stage` consumes with) for uvicorn, with its probes and metrics."""
+    watch = watch_of(broker)
+    if watch is None:
+        raise ValueError("service_app wants the broker of a Stage: it reads the stage's health and metrics")
 
-    @get
+    @get(include_in_schema=False)
     async def health(scope: object) -> AsgiResponse:
-        return AsgiResponse(b"ok", status_code=200)
+        return _verdict_response(await watch.liveness())
+
+    @get(include_in_schema=False)
+    async def ready(scope: object) -> AsgiResponse:
+        return _verdict_response(await watch.readiness())
+
+    @get(include_in_schema=False)
+    async def metrics(scope: object) -> AsgiResponse:
+        body, content_type = await exposition(watch)
+        return AsgiResponse(body, status_code=200, headers={"content-type": content_type})
 
     return AsgiFastStream(
         broker,
-        asgi_routes=[("/health", health), ("/ready", make_ping_asgi(broker, timeout=5.0))],
+        asgi_routes=[("/health", health), ("/ready", ready), ("/metrics", metrics)],
         lifespan=lifespan,
+    )
+
+
+async def exposition(watch: StageWatch) -> tuple[bytes, str]:
+    """The stage's registry in Prometheus' text format, with the lag read just now."""
+    await watch.refresh_lag()
+    return generate_latest(watch.metrics.registry), CONTENT_TYPE_LATEST
+
+
+def _verdict_response(verdict: Verdict) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(verdict.as_json()).encode(),
+        status_code=200 if verdict.ok else 503,
+        headers={"content-type": "application/json"},
     )
 
 

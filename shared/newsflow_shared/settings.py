@@ -83,7 +83,12 @@ class ServiceSettings(KafkaSecuritySettings):
     )
 
     health_host: str = "0.0.0.0"
-    health_port: int = Field(default=8000, description="Port of /health and /ready.")
+    health_port: int = Field(default=8000, description="Port of /health, /ready and /metrics.")
+    health_stall_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="Liveness fails when records wait and no batch started or finished for this long.",
+    )
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
 

@@ -41,8 +41,11 @@ from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
 from .errors import OutputTooLarge, RejectedInput
 from .failures import Fault, fault_of
+from .health import StageWatch
 from .logs import configure_logging
+from .metrics import StageMetrics
 from .settings import ServiceSettings
+from .tracing import TRACE_CONTEXT_HEADERS, continuing
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -62,7 +65,8 @@ class Emit:
     @classmethod
     def following(cls, delivery: Delivery, topic: str, message: BaseModel, key: str) -> Emit:
         """An output that carries the trace id of the record it came from."""
-        headers = {name: delivery.headers[name] for name in (TRACE_HEADER, REPLAY_HEADER) if name in delivery.headers}
+        inherited = (TRACE_HEADER, REPLAY_HEADER, *TRACE_CONTEXT_HEADERS)
+        headers = {name: delivery.headers[name] for name in inherited if name in delivery.headers}
         return cls(topic=topic, message=message, key=key, headers=headers)
 
 
@@ -77,7 +81,13 @@ class Stage:
     """Wires a batch handler to a topic with at-least-once delivery, per-record isolation and a dead-letter topic."""
 
     def __init__(
-        self, broker: KafkaBroker, settings: ServiceSettings, *, name: str, keyed_by_article: bool = True
+        self,
+        broker: KafkaBroker,
+        settings: ServiceSettings,
+        *,
+        name: str,
+        keyed_by_article: bool = True,
+        metrics: StageMetrics | None = None,
     ) -> None:
         self.broker = broker
         self.settings = settings
@@ -86,12 +96,16 @@ class Stage:
         self.keyed_by_article = keyed_by_article
         self._failures_in_a_row = 0
         self._probes: dict[str, Probe] = {}
+        # Metrics, lag and the probes' verdicts (health.py, metrics.py).
+        self.metrics = metrics if metrics is not None else StageMetrics(name)
+        self.watch = StageWatch(broker, settings, self.metrics)
 
     @classmethod
     def for_service(cls, settings: ServiceSettings, name: str, **options: Any) -> Stage:
         """A service's logging, broker and stage, all from its settings: the first line of every ``create_app``."""
         configure_logging(name, settings.log_level, settings.log_format)
-        return cls(make_broker(settings, name), settings, name=name, **options)
+        metrics = StageMetrics(name)
+        return cls(make_broker(settings, name, metrics.registry), settings, name=name, metrics=metrics, **options)
 
     def depends_on(self, name: str, probe: Probe) -> None:
         """Register what besides Kafka the stage needs (e.g. the database): asked when a failure looks temporary."""
@@ -103,22 +117,30 @@ class Stage:
         handler: BatchHandler,
         *,
         on_published: Callable[[list[Output]], Awaitable[None]] | None = None,
+        watched: bool = True,
         **subscriber_options: Any,
     ) -> None:
         """Register ``handler`` for batches of ``topic`` in this service's consumer group.
 
         ``on_published`` runs after Kafka acknowledged the outputs and before the
         commit: the place to record state that must never run ahead of Kafka.
+        ``watched=False`` for a side subscription (ingest and storage reading the DLQ): it gets the
+        same delivery and isolation, but the stage's metrics, lag and liveness are about its main topic.
         """
 
         async def on_batch(message: KafkaMessage) -> None:
             deliveries = [Delivery.from_record(record) for record in message.raw_message]
+            started = self.watch.batch_started() if watched else 0.0
             try:
-                await self.settle(deliveries, handler, on_published)
+                outputs = await self.settle(deliveries, handler, on_published)
             except Exception as error:
+                if watched:
+                    self.watch.batch_failed(error)
                 await self._back_off(error, len(deliveries))
                 raise  # NACK: the batch is rewound and redelivered
             self._failures_in_a_row = 0
+            if watched:
+                self.watch.batch_succeeded(deliveries, outputs, started)
 
         options: dict[str, Any] = {
             "group_id": self.settings.group_id(self.name),
@@ -134,15 +156,18 @@ class Stage:
             "title": f"{self.name}:{topic}",
         }
         options.update(subscriber_options)
-        self.broker.subscriber(topic, **options)(on_batch)
+        subscriber = self.broker.subscriber(topic, **options)
+        subscriber(on_batch)
+        if watched:
+            self.watch.attach(subscriber)
 
     async def settle(
         self,
         deliveries: list[Delivery],
         handler: BatchHandler,
         on_published: Callable[[list[Output]], Awaitable[None]] | None = None,
-    ) -> None:
-        """Answer every record of ``deliveries``: published, or dead-lettered with a reason.
+    ) -> list[Output]:
+        """Answer every record of ``deliveries``: published, or dead-lettered with a reason; return what was sent.
 
         Raises only for a failure of the environment (Kafka or a dependency does not answer),
         so that the caller rewinds the batch and tries it again later.
@@ -154,7 +179,7 @@ class Stage:
                 await self.publish(outputs)
                 if on_published is not None:
                     await on_published(outputs)
-                return
+                return outputs
             except Exception as error:
                 failures += 1
                 fault = fault_of(error)
@@ -168,17 +193,15 @@ class Stage:
                         _short(error),
                     )
                     middle = len(deliveries) // 2
-                    await self.settle(deliveries[:middle], handler, on_published)
-                    await self.settle(deliveries[middle:], handler, on_published)
-                    return
+                    first = await self.settle(deliveries[:middle], handler, on_published)
+                    return first + await self.settle(deliveries[middle:], handler, on_published)
                 if len(deliveries) == 1 and (
                     isinstance(error, RejectedInput) or failures >= self.settings.max_attempts
                 ):
-                    await self._give_up(deliveries[0], error, failures, fault)
-                    return
+                    return [await self._give_up(deliveries[0], error, failures, fault)]
                 await asyncio.sleep(min(2.0, 0.1 * 2**failures))
 
-    async def _give_up(self, delivery: Delivery, error: BaseException, attempts: int, fault: Fault) -> None:
+    async def _give_up(self, delivery: Delivery, error: BaseException, attempts: int, fault: Fault) -> DeadLetter:
         if not isinstance(error, RejectedInput):
             log.error(
                 "giving up on %s[%d]@%d after %d attempts",
@@ -193,7 +216,9 @@ class Stage:
                 f"failed {attempts} times with an error that looks temporary while Kafka and the database "
                 f"answered, so it is this record's own: {type(error).__name__}: {_short(error)}"
             )
-        await self.publish([self.reject(delivery, error, attempts=attempts)])
+        letter = self.reject(delivery, error, attempts=attempts)
+        await self.publish([letter])
+        return letter
 
     async def environment_answers(self) -> bool:
         """Whether Kafka and every registered dependency answer now."""
@@ -246,18 +271,19 @@ class Stage:
                     output.source_offset,
                     output.reason,
                 )
-            encoded.append(self.encode(output))  # all checked before any is sent
+            encoded.append((output, self.encode(output)))  # all checked before any is sent
         pending = []
-        for topic, key, body, headers in encoded:
-            pending.append(
-                await self.broker.publish(
-                    body,
-                    topic,
-                    key=key.encode() if key else None,
-                    headers={**JSON_HEADERS, **headers},
-                    no_confirm=True,
+        for output, (topic, key, body, headers) in encoded:
+            with continuing(output.headers, f"{self.name} {topic}"):  # one article's hops stay in one trace
+                pending.append(
+                    await self.broker.publish(
+                        body,
+                        topic,
+                        key=key.encode() if key else None,
+                        headers={**JSON_HEADERS, **headers},
+                        no_confirm=True,
+                    )
                 )
-            )
         # FastStream's in-memory test broker delivers at once and hands back no future.
         confirmations = [p for p in pending if p is not None]
         if confirmations:

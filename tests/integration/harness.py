@@ -38,6 +38,8 @@ class Pipeline:
     replicas: dict[str, int] = field(default_factory=dict)
     supervisor: Supervisor | None = None
     api_port: int = 0
+    # Each process's environment overrides, by process name: its HEALTH_PORT serves /health, /ready, /metrics.
+    ports: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def settings(self) -> ServiceSettings:
@@ -53,8 +55,14 @@ class Pipeline:
             for name in [service, *(f"{service}-{i + 1}" for i in range(1, self.replicas.get(service, 1)))]
         }
         overrides["storage"]["STORAGE_API_PORT"] = str(self.api_port)
+        self.ports = overrides
         self.supervisor = Supervisor(env=self.env, replicas=self.replicas, quiet=False)
         await self.supervisor.start(overrides)
+
+    def metrics_url(self, service: str) -> str:
+        """Where ``service``'s Prometheus metrics are (storage serves them on its API port)."""
+        port = self.api_port if service == "storage" else self.ports[service]["HEALTH_PORT"]
+        return f"http://127.0.0.1:{port}/metrics"
 
     async def stop(self) -> None:
         if self.supervisor:

@@ -61,7 +61,7 @@ def test_kubernetes_manifests_match() -> None:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         own = {item["name"] for item in container.get("env", [])}
         assert own <= env_names(SETTINGS[name]), f"{name}: {own - env_names(SETTINGS[name])}"
-        assert container["image"] == f"newsflow-{name}:latest"
+        assert container["image"] == f"newsflow-{name}"  # registry and tag: the kustomization's images
     kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
     assert {f"{name}.yaml" for name in SERVICES} <= set(kustomization["resources"])
 

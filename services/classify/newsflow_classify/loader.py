@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from transformers import AutoConfig
 
 from newsflow_shared.taxonomy import load_taxonomy
@@ -14,6 +15,10 @@ from .settings import ClassifySettings
 
 def load_classifier(settings: ClassifySettings) -> TopicClassifier:
     """Build the classifier once, at start-up: it loads weights (and, for prototypes, embeds them)."""
+    if settings.classify_threads:
+        # Every kind of model: on Kubernetes CLASSIFY_THREADS comes from the container's CPU limit, and torch
+        # would otherwise start one thread per core of the node and be throttled.
+        torch.set_num_threads(settings.classify_threads)
     taxonomy = load_taxonomy()
     policy = ScoringPolicy(top_k=settings.classify_top_k, threshold=settings.classify_threshold)
     options = {

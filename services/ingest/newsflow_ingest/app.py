@@ -95,6 +95,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
         stage.consume(
             settings.topic_dlq,
             service.forget_dead_lettered,
+            watched=False,
             group_id=settings.group_id(f"{SERVICE}-forget"),
             title=f"{SERVICE}-forget:{settings.topic_dlq}",
         )

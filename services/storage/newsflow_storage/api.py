@@ -9,11 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Query as Param
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from newsflow_shared import StoredArticle
 from newsflow_shared.db.engine import as_utc
+from newsflow_shared.health import StageWatch, Verdict, watch_of
+from newsflow_shared.service import exposition
 
 from .repository import ArticleRepository, Duplicates, Query, day_start
 from .settings import StorageSettings
@@ -113,13 +116,35 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         return Stats(**await repo.stats())
 
     @app.get("/health", tags=["operations"])
-    async def health(repo: Repo) -> dict[str, str]:
-        """Liveness and readiness: the database answers."""
+    async def health(request: Request) -> JSONResponse:
+        """Liveness: the consumer lives and moves. Never asks the database: an outage must not restart storage."""
+        return _verdict(await _watch(request).liveness())
+
+    @app.get("/ready", tags=["operations"])
+    async def ready(request: Request, repo: Repo) -> JSONResponse:
+        """Readiness: Kafka answers, the consumer joined its group, and the database answers."""
+        verdict = await _watch(request).readiness()
         try:
             await repo.ping()
         except Exception as error:
-            raise HTTPException(503, f"the database does not answer: {type(error).__name__}") from error
-        return {"status": "ok"}
+            verdict.problems.append(f"the database does not answer: {type(error).__name__}")
+        return _verdict(verdict)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics: FastStream's and Newsflow's (see the README's operations section)."""
+        body, content_type = await exposition(_watch(request))
+        return Response(body, media_type=content_type)
+
+
+def _watch(request: Request) -> StageWatch:
+    watch = watch_of(request.app.state.broker)
+    assert watch is not None, "storage's broker belongs to its Stage"
+    return watch
+
+
+def _verdict(verdict: Verdict) -> JSONResponse:
+    return JSONResponse(verdict.as_json(), status_code=200 if verdict.ok else 503)
 
 
 def _bound(value: str | None, *, end: bool) -> datetime | None:

@@ -1,0 +1,269 @@
+"""``newsflow status``: where every stage stands, read from Kafka alone (no service needs to answer).
+
+Per stage: its consumer group's lag (end offsets minus committed offsets of its input topic), records per second
+over the last minute (what it wrote to its output topics and the DLQ in that minute), replicas alive (the group's
+members), its dead letters by error class (over ``--dlq-window``), and the age of the oldest record it has not
+answered (the record at each partition's committed offset).
+
+A stage is *stuck* when records wait, the oldest has waited longer than ``stuck_after`` seconds, and the stage
+wrote nothing in that time: a busy stage behind a backlog still writes, a blocked or dead one does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
+from rich.table import Table
+
+from newsflow_shared import ServiceSettings
+
+from .kafka_io import topic_partitions
+
+__all__ = ["StageStatus", "gather_status", "render"]
+
+
+@dataclass
+class StageStatus:
+    """One stage's line on the screen (and one object in ``--json``)."""
+
+    stage: str
+    group: str
+    topic: str
+    lag: int = 0
+    records_per_second: float = 0.0
+    replicas: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    oldest_unanswered_seconds: float | None = None
+    last_output_seconds_ago: float | None = None
+    stuck: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def stage_topics(settings: ServiceSettings) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each stage's input topic and the topics it writes (the DLQ aside)."""
+    t = settings.topics
+    return {
+        "ingest": (t.raw, (t.ingested, t.skipped)),
+        "cleanup": (t.ingested, (t.clean, t.unsupported)),
+        "classify": (t.clean, (t.enriched,)),
+        "storage": (t.enriched, (t.stored,)),
+    }
+
+
+async def gather_status(
+    settings: ServiceSettings, *, stuck_after: float = 300.0, dlq_window: float = 3600.0
+) -> list[StageStatus]:
+    """Read every stage's numbers from Kafka now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="newsflow-status")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="newsflow-status",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a record removed by retention: the oldest one left
+        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
+        fetch_max_bytes=settings.kafka_max_message_bytes * 2,
+    )
+    await admin.start()
+    await consumer.start()
+    try:
+        now = time.time()
+        letters = await _dead_letters(consumer, settings.topic_dlq, since=now - max(dlq_window, stuck_after, 60.0))
+        groups = {stage: settings.group_id(stage) for stage in stage_topics(settings)}
+        members = await _members(admin, list(groups.values()))
+        result = []
+        for stage, (source, outputs) in stage_topics(settings).items():
+            status = StageStatus(stage=stage, group=groups[stage], topic=source, replicas=members.get(groups[stage], 0))
+            own_letters = [(at, error) for name, at, error in letters if name == stage]
+            status.dead_letters = dict(Counter(error for at, error in own_letters if at >= now - dlq_window))
+            await _fill_lag(admin, consumer, status, now)
+            written_last_minute, last_output = await _written_since(consumer, outputs, now)
+            written_last_minute += sum(1 for at, _ in own_letters if at >= now - 60)
+            if own_letters:
+                last_output = max(last_output or 0.0, max(at for at, _ in own_letters))
+            status.records_per_second = round(written_last_minute / 60.0, 2)
+            status.last_output_seconds_ago = None if last_output is None else round(max(0.0, now - last_output), 1)
+            status.stuck = (
+                status.lag > 0
+                and (status.oldest_unanswered_seconds or 0.0) > stuck_after
+                and (status.last_output_seconds_ago is None or status.last_output_seconds_ago > stuck_after)
+            )
+            result.append(status)
+        return result
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+class _DescribeGroupsV2(DescribeGroupsRequest):
+    """aiokafka 0.14 reads a v3 DescribeGroups answer with the v2 layout and fails ("Buffer underrun"), and
+    Kafka 4 answers v3 when asked: ask for v2, which has the members and nothing we lack."""
+
+    def build(self, request_struct_class: Any) -> Any:
+        return DescribeGroupsRequest_v2(self._groups)
+
+
+async def _members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, int]:
+    """Members of each consumer group: the replicas alive (each sends heartbeats, or the group drops it)."""
+    described: dict[str, int] = {}
+    for group_id in groups:
+        node = await admin.find_coordinator(group_id)
+        response = await admin._send_request(_DescribeGroupsV2([group_id]), node)
+        for group in response.to_object()["groups"]:
+            described[group["group"]] = len(group["members"])
+    return described
+
+
+async def _fill_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, status: StageStatus, now: float) -> None:
+    partitions = await topic_partitions(consumer, status.topic)
+    if not partitions:
+        return
+    committed = await admin.list_consumer_group_offsets(status.group, partitions=partitions)
+    ends = await consumer.end_offsets(partitions)
+    starts = await consumer.beginning_offsets(partitions)
+    oldest: float | None = None
+    for tp in partitions:
+        meta = committed.get(tp)
+        position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+        behind = max(0, ends[tp] - position)
+        status.lag += behind
+        if behind:
+            at = await _timestamp_at(consumer, tp, position)
+            if at is not None:
+                oldest = max(oldest or 0.0, now - at)
+    status.oldest_unanswered_seconds = None if oldest is None else round(max(0.0, oldest), 1)
+
+
+async def _timestamp_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:
+    """The timestamp (seconds) of the record at ``offset``: the oldest one the stage has not answered."""
+    consumer.assign([tp])
+    consumer.seek(tp, offset)
+    batch = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
+    records = batch.get(tp) or []
+    return records[0].timestamp / 1000.0 if records else None
+
+
+async def _written_since(consumer: AIOKafkaConsumer, topics: tuple[str, ...], now: float) -> tuple[int, float | None]:
+    """Records written to ``topics`` in the last minute, and when the newest of all was written."""
+    count, newest = 0, None
+    for topic in topics:
+        partitions = await topic_partitions(consumer, topic)
+        if not partitions:
+            continue
+        ends = await consumer.end_offsets(partitions)
+        since = await consumer.offsets_for_times(dict.fromkeys(partitions, int((now - 60) * 1000)))
+        for tp in partitions:
+            if since.get(tp) is not None:
+                count += ends[tp] - since[tp].offset
+            if ends[tp] > 0:
+                at = await _timestamp_at(consumer, tp, ends[tp] - 1)
+                if at is not None:
+                    newest = max(newest or 0.0, at)
+    return count, newest
+
+
+async def _dead_letters(consumer: AIOKafkaConsumer, topic: str, since: float) -> list[tuple[str, float, str]]:
+    """``(stage, timestamp, error class)`` of each dead letter written since ``since``."""
+    partitions = await topic_partitions(consumer, topic)
+    if not partitions:
+        return []
+    starts = await consumer.offsets_for_times(dict.fromkeys(partitions, int(since * 1000)))
+    ends = await consumer.end_offsets(partitions)
+    wanted = {tp: ends[tp] for tp in partitions if starts.get(tp) is not None and starts[tp].offset < ends[tp]}
+    if not wanted:
+        return []
+    consumer.assign(list(wanted))
+    for tp in wanted:
+        consumer.seek(tp, starts[tp].offset)
+    letters: list[tuple[str, float, str]] = []
+    while wanted:
+        batch = await consumer.getmany(*wanted, timeout_ms=2000, max_records=10_000)
+        if not batch:
+            break
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    letter = json.loads(record.value or b"{}")
+                    letters.append((str(letter.get("stage")), record.timestamp / 1000.0, str(letter.get("error"))))
+                except ValueError:
+                    letters.append(("?", record.timestamp / 1000.0, "unreadable"))
+            if records and records[-1].offset + 1 >= wanted[tp]:
+                del wanted[tp]
+    return letters
+
+
+def render(stages: list[StageStatus]) -> Table:
+    """The screen: one row per stage, red when stuck, yellow when behind."""
+    table = Table(title="Newsflow", title_justify="left")
+    for column in ("stage", "lag", "records/s (1 min)", "replicas", "oldest waiting", "dead letters", "state"):
+        table.add_column(column, justify="right" if column not in {"stage", "dead letters", "state"} else "left")
+    for s in stages:
+        state, style = ("STUCK", "bold red") if s.stuck else (("behind", "yellow") if s.lag else ("ok", "green"))
+        if s.replicas == 0 and s.lag:
+            state += ", no replicas"
+        letters = ", ".join(f"{error} {n}" for error, n in sorted(s.dead_letters.items())) or "-"
+        oldest = "-" if s.oldest_unanswered_seconds is None else f"{s.oldest_unanswered_seconds:.0f}s"
+        table.add_row(
+            s.stage,
+            str(s.lag),
+            f"{s.records_per_second:.1f}",
+            str(s.replicas),
+            oldest,
+            letters,
+            f"[{style}]{state}[/{style}]",
+        )
+    return table
+
+
+async def watch_status(settings: ServiceSettings, every: float, **options: Any) -> list[StageStatus]:
+    """Refresh the screen every ``every`` seconds until interrupted; the last reading is returned."""
+    from rich.live import Live
+
+    stages = await gather_status(settings, **options)
+    with Live(render(stages), auto_refresh=False) as live:
+        try:
+            while True:
+                await asyncio.sleep(every)
+                stages = await gather_status(settings, **options)
+                live.update(render(stages), refresh=True)
+        except asyncio.CancelledError:
+            pass
+    return stages
+
+
+def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_window: float) -> int:
+    """What ``newsflow status`` does; the exit status is 1 when a stage is stuck, 2 when Kafka does not answer."""
+    from rich.console import Console
+
+    settings = ServiceSettings()
+    options = {"stuck_after": stuck_after, "dlq_window": dlq_window}
+    try:
+        if watch is not None and not as_json:
+            try:
+                stages = asyncio.run(watch_status(settings, watch, **options))
+            except KeyboardInterrupt:
+                return 0
+        else:
+            stages = asyncio.run(gather_status(settings, **options))
+    except Exception as error:  # Kafka down or unreachable: say so, in the form asked for
+        message = f"cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}: {error!r}"
+        if as_json:
+            print(json.dumps({"ok": False, "error": message, "stages": []}))
+        else:
+            Console(stderr=True).print(f"[red]{message}[/red]")
+        return 2
+    stuck = [s.stage for s in stages if s.stuck]
+    if as_json:
+        print(json.dumps({"ok": not stuck, "stuck": stuck, "stages": [s.as_json() for s in stages]}))
+    elif watch is None:
+        Console().print(render(stages))
+    return 1 if stuck else 0

@@ -1,0 +1,190 @@
+"""What a stage's probes answer: is its consumer alive and moving, and can it do its work?
+
+Liveness fails only when restarting helps: the consume loop ended, or the stage has records waiting and has
+not started or finished a batch for ``HEALTH_STALL_SECONDS`` (a handler blocked for good). A dependency that is
+down (the database, a send to Kafka) fails batches, and a failing batch is still a consumer that moves: it backs
+off and tries again, and restarting would only add a loop of restarts to the outage. That shows in readiness
+instead: ready means Kafka answers, the consumer joined its group, and the last batch did not fail.
+
+Lag is read on demand (a probe or a scrape), at most once a second: the end offset of each partition this
+replica was assigned minus its group's committed offset, the records a restart would have to handle again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import TopicPartition
+from faststream.kafka import KafkaBroker
+
+from .delivery import Delivery
+from .metrics import StageMetrics
+from .settings import ServiceSettings
+
+__all__ = ["StageWatch", "Verdict", "watch_of"]
+
+_watches: weakref.WeakKeyDictionary[KafkaBroker, StageWatch] = weakref.WeakKeyDictionary()
+
+
+def watch_of(broker: KafkaBroker) -> StageWatch | None:
+    """The watch of the stage consuming with ``broker``: how service.py finds it without the services passing it."""
+    return _watches.get(broker)
+
+
+@dataclass
+class Verdict:
+    """A probe's answer: healthy when there are no problems, each one a sentence."""
+
+    problems: list[str] = field(default_factory=list)
+    lag: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": "ok" if self.ok else "failing", "problems": self.problems, "lag": self.lag}
+
+
+class StageWatch:
+    """Follows one stage's batches and consumer; answers liveness and readiness; keeps the lag gauge."""
+
+    def __init__(self, broker: KafkaBroker, settings: ServiceSettings, metrics: StageMetrics) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.metrics = metrics
+        self.subscribers: list[Any] = []
+        self.last_activity = time.time()
+        self.failing: str | None = None
+        self.lag: dict[tuple[str, int], int] = {}
+        self.lag_known = False
+        self._refreshed_at = 0.0
+        self._consuming = False
+        self._refresh_lock = asyncio.Lock()
+        if broker is not None:  # tests and benchmarks run stages without a broker
+            _watches[broker] = self
+
+    def attach(self, subscriber: Any) -> None:
+        """Watch ``subscriber`` (FastStream's Kafka subscriber: its aiokafka consumer and consume-loop task)."""
+        self.subscribers.append(subscriber)
+
+    # Hooks called by Stage around each batch.
+
+    def batch_started(self) -> float:
+        self.metrics.activate()
+        self.last_activity = time.time()
+        return time.perf_counter()
+
+    def batch_failed(self, error: BaseException) -> None:
+        self.last_activity = time.time()
+        self.failing = f"{type(error).__name__}: {error}"[:300]
+
+    def batch_succeeded(self, deliveries: list[Delivery], outputs: Iterable[object], started: float) -> None:
+        self.last_activity = time.time()
+        self.failing = None
+        replayed = {d.key.decode("utf-8", "replace") for d in deliveries if d.is_replay and d.key}
+        self.metrics.count(outputs, self.settings.topics, replayed=replayed)
+        self.metrics.batch(len(deliveries), time.perf_counter() - started)
+        self.metrics.progressed()
+
+    # What probes and scrapes read.
+
+    async def refresh_lag(self, *, max_age: float = 1.0) -> bool:
+        """Read end and committed offsets of the assigned partitions; False when Kafka did not answer."""
+        async with self._refresh_lock:
+            if time.monotonic() - self._refreshed_at < max_age:
+                return self.lag_known
+            consumers = self._consumers()
+            if consumers and not self._consuming:
+                # The stall clock starts when the consumer does, not while the lifespan loaded a model.
+                self._consuming = True
+                self.last_activity = max(self.last_activity, time.time())
+            try:
+                lag: dict[tuple[str, int], int] = {}
+                for consumer in consumers:
+                    lag.update(await asyncio.wait_for(_consumer_lag(consumer), timeout=5.0))
+            except Exception:
+                self.lag_known = False
+                return False
+            finally:
+                self._refreshed_at = time.monotonic()
+            for topic, partition in set(self.lag) - set(lag):
+                with contextlib.suppress(KeyError):
+                    self.metrics.lag.remove(self.metrics.stage, topic, str(partition))
+            for (topic, partition), behind in lag.items():
+                self.metrics.lag.labels(self.metrics.stage, topic, str(partition)).set(behind)
+            self.lag, self.lag_known = lag, True
+            if not any(lag.values()):
+                # Caught up is progress too: an idle stage is not a stuck one.
+                self.last_activity = time.time()
+                self.metrics.progressed()
+            return True
+
+    async def liveness(self) -> Verdict:
+        verdict = Verdict()
+        for subscriber in self.subscribers:
+            if any(task.done() for task in getattr(subscriber, "tasks", ())):
+                verdict.problems.append(
+                    f"the consume loop of {getattr(subscriber, 'title_', None) or 'a subscriber'} has ended"
+                )
+        if await self.refresh_lag():
+            verdict.lag = self._lag_json()
+            idle_for = time.time() - self.last_activity
+            behind = sum(self.lag.values())
+            if behind and idle_for > self.settings.health_stall_seconds:
+                verdict.problems.append(
+                    f"{behind} records wait and no batch started or finished for {idle_for:.0f}s "
+                    f"(HEALTH_STALL_SECONDS={self.settings.health_stall_seconds:g})"
+                )
+        return verdict
+
+    async def readiness(self) -> Verdict:
+        verdict = Verdict()
+        if not await self.broker.ping(5.0):
+            verdict.problems.append("Kafka does not answer")
+        for consumer in self._consumers(include_unstarted=True):
+            if consumer is None or not _joined(consumer):
+                verdict.problems.append(f"not a member of consumer group {self.settings.group_id(self.metrics.stage)}")
+        if not self.subscribers:
+            verdict.problems.append("no consumer registered")
+        if self.failing:
+            verdict.problems.append(f"the last batch failed: {self.failing}")
+        if await self.refresh_lag():
+            verdict.lag = self._lag_json()
+        return verdict
+
+    def _consumers(self, *, include_unstarted: bool = False) -> list[Any]:
+        consumers = [getattr(s, "consumer", None) for s in self.subscribers]
+        return consumers if include_unstarted else [c for c in consumers if c is not None]
+
+    def _lag_json(self) -> dict[str, int]:
+        return {f"{topic}[{partition}]": behind for (topic, partition), behind in sorted(self.lag.items())}
+
+
+async def _consumer_lag(consumer: Any) -> dict[tuple[str, int], int]:
+    """Records behind the end per assigned partition: end offset minus the group's committed offset."""
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return {}
+    ends = await consumer.end_offsets(assigned)
+    committed = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
+    uncommitted = [tp for tp, offset in zip(assigned, committed, strict=True) if offset is None]
+    starts = await consumer.beginning_offsets(uncommitted) if uncommitted else {}
+    lag: dict[tuple[str, int], int] = {}
+    for tp, offset in zip(assigned, committed, strict=True):
+        position = offset if offset is not None else starts.get(tp, 0)
+        lag[(tp.topic, tp.partition)] = max(0, ends[TopicPartition(tp.topic, tp.partition)] - position)
+    return lag
+
+
+def _joined(consumer: Any) -> bool:
+    # aiokafka has no public "joined" flag; its group coordinator's generation turns positive once the group
+    # accepted this member (and goes back to -1 when it leaves or is fenced).
+    coordinator = getattr(consumer, "_coordinator", None)
+    return bool(coordinator is not None and getattr(coordinator, "generation", -1) > 0)

@@ -1,0 +1,89 @@
+"""OpenTelemetry traces across the services, configured only by the standard ``OTEL_*`` variables.
+
+Off by default: spans are recorded and exported only when ``OTEL_TRACES_EXPORTER`` names an exporter
+(``otlp`` or ``console``) or ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set, and
+``OTEL_SDK_DISABLED`` is not ``true``. The SDK itself reads the rest (``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``, the exporter's endpoint, headers and protocol).
+
+FastStream's ``KafkaTelemetryMiddleware`` puts the W3C ``traceparent`` in every record's headers. A batch's own
+span starts a trace of its own (linked to its records), so to keep one article's hops in one trace each output
+is published in the context its own input record carried (:func:`continuing`); a record that carried none (pushed
+by a client without tracing) starts its article's trace there, linked to the batch's span.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+
+from opentelemetry import context, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = ["TRACE_CONTEXT_HEADERS", "configure", "continuing", "enabled", "tracer_provider"]
+
+# The W3C trace-context headers an output inherits from its input record.
+TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")
+_PROPAGATOR = TraceContextTextMapPropagator()
+_TRACER = trace.get_tracer("newsflow")  # follows the global provider, a no-op until one is set
+_configured = False
+
+
+def enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the ``OTEL_*`` variables ask for traces."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def tracer_provider(service: str, environ: Mapping[str, str] = os.environ) -> TracerProvider | None:
+    """The provider a service's broker traces with; ``None`` (the global, no-op unless set) when tracing is off."""
+    if not enabled(environ):
+        return None
+    attributes = {} if environ.get("OTEL_SERVICE_NAME") else {"service.name": f"newsflow-{service}"}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(environ)))
+    return provider
+
+
+def configure(service: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Make the ``OTEL_*``-configured provider the process's global one (a service is one process); nothing when
+    tracing is off. FastStream's middleware and :func:`continuing` both trace with the global provider."""
+    global _configured
+    if _configured:
+        return
+    provider = tracer_provider(service, environ)
+    if provider is not None:
+        trace.set_tracer_provider(provider)
+        _configured = True
+
+
+def _exporter(environ: Mapping[str, str]) -> SpanExporter:
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
+        return ConsoleSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+@contextlib.contextmanager
+def continuing(headers: Mapping[str, str], name: str) -> Iterator[None]:
+    """Run the block in the trace context ``headers`` carry: a publish inside it continues that trace. Without
+    one, a span ``name`` starts the article's own trace, linked to the batch being handled."""
+    if "traceparent" in headers:
+        token = context.attach(_PROPAGATOR.extract(dict(headers)))
+        try:
+            yield
+        finally:
+            context.detach(token)
+        return
+    batch = trace.get_current_span().get_span_context()
+    links = [trace.Link(batch)] if batch.is_valid else []
+    with _TRACER.start_as_current_span(name, context=context.Context(), links=links):
+        yield

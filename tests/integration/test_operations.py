@@ -1,0 +1,213 @@
+"""Operating the pipeline on a real broker: metrics that match what happened, `newsflow status`, probes that fail
+when a stage stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
+
+from newsflow_cli.kafka_io import producer, push, topic_partitions
+from newsflow_cli.status import gather_status
+from newsflow_ingest import app as ingest_app
+from newsflow_ingest.settings import IngestSettings
+from newsflow_shared import ensure_topics
+from newsflow_shared.health import watch_of
+
+from .harness import Pipeline, article, isolated_env
+
+pytestmark = pytest.mark.kafka
+STAGES = ("ingest", "cleanup", "classify", "storage")
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus exposition: (name, sorted labels) -> value."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return found
+
+
+def total(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in found.items() if n == name and wanted <= set(ls))
+
+
+async def records_in(settings: Any, topic: str) -> int:
+    """Records on ``topic``: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+def status_cli(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "newsflow_cli", "status", "--json", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.slow
+async def test_thousand_articles_show_in_every_stage_s_metrics_and_in_status(kafka_bootstrap: str, tmp_path) -> None:
+    count = 1000
+    env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/news.db") | {"CLASSIFY_COMPILE": "off"}
+    pipeline = Pipeline(env)
+    await pipeline.start()
+    try:
+        # Distinct stories, so cleanup finds no near-duplicates and every article is "passed" by every stage.
+        words = ["harbour", "senate", "vaccine", "striker", "drought", "tariff", "orbit", "museum", "ferry", "quarry"]
+        inputs = [
+            article(
+                id=f"ops-{i}",
+                title=f"Report {i}",
+                text=f"Item {i}: the {words[i % 10]} story number {i * 7919 % 100003} of {words[(i // 10) % 10]} "
+                f"and {words[(i // 100) % 10]}, with detail {i * 104729 % 1000003}.",
+            )
+            for i in range(count)
+        ]
+        results = await pipeline.run(inputs, timeout=900)
+        assert {kind for kind, _ in results.values()} == {"stored"}
+
+        found: dict[str, Any] = {}
+        async with httpx.AsyncClient(timeout=30) as client:
+            for stage in STAGES:
+                deadline = time.monotonic() + 60
+                while True:  # the last commit lands a moment after the last output
+                    found[stage] = samples((await client.get(pipeline.metrics_url(stage))).text)
+                    lag = [v for (n, _), v in found[stage].items() if n == "newsflow_consumer_lag_records"]
+                    if len(lag) == 3 and sum(lag) == 0:
+                        break
+                    assert time.monotonic() < deadline, f"{stage}'s lag stayed {lag}"
+                    await asyncio.sleep(0.5)
+
+        # What really happened is on the topics: every output a stage wrote (a batch redelivered after a lost
+        # group membership is written, and counted, twice: at least once).
+        t = pipeline.settings.topics
+        written = {topic: await records_in(pipeline.settings, topic) for topic in t.all()}
+        outputs = {"ingest": t.ingested, "cleanup": t.clean, "classify": t.enriched, "storage": t.stored}
+        assert written[t.dlq] == written[t.skipped] == written[t.unsupported] == 0
+        for stage in STAGES:
+            m = found[stage]
+            emitted = total(m, "newsflow_records_total", stage=stage)
+            assert emitted == written[outputs[stage]], f"{stage} counted {emitted}, wrote {written[outputs[stage]]}"
+            assert emitted >= count
+            assert total(m, "newsflow_records_total", stage=stage, outcome="dead_lettered") == 0
+            # Cleanup marks near-duplicates among these look-alike texts and passes them on; later stages pass all.
+            kinds = ("passed", "duplicate") if stage == "cleanup" else ("passed",)
+            assert sum(total(m, "newsflow_records_total", stage=stage, outcome=k) for k in kinds) == emitted
+            assert total(m, "newsflow_batch_size_records_sum", stage=stage) >= count
+            assert total(m, "newsflow_batch_size_records_count", stage=stage) == total(
+                m, "newsflow_batch_duration_seconds_count", stage=stage
+            )
+            assert total(m, "faststream_received_messages_total") >= count
+        stored = total(found["storage"], "newsflow_ingest_to_stored_seconds_count")
+        assert stored == written[t.stored]
+        assert stored >= count
+        assert total(found["classify"], "newsflow_inference_seconds_per_article_count") >= count
+        assert total(found["storage"], "newsflow_db_write_seconds_count", stage="storage") >= 1
+        # Storage's latency: no article took longer than the whole run.
+        assert total(found["storage"], "newsflow_ingest_to_stored_seconds_sum") / stored < 900
+        print(f"written per topic: {written}; ingest-to-stored count {stored}")
+
+        stages = {s.stage: s for s in await gather_status(pipeline.settings)}
+        assert {name: s.lag for name, s in stages.items()} == dict.fromkeys(STAGES, 0)
+        assert {name: s.replicas for name, s in stages.items()} == dict.fromkeys(STAGES, 1)
+        assert not any(s.stuck or s.dead_letters for s in stages.values())
+        code, screen = status_cli(env)
+        assert code == 0
+        assert [s["lag"] for s in screen["stages"]] == [0, 0, 0, 0]
+    finally:
+        await pipeline.stop()
+
+
+@pytest.mark.slow
+async def test_a_blocked_stage_turns_status_red_and_fails_liveness_in_time(kafka_bootstrap: str, monkeypatch) -> None:
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db") | {
+        "INGEST_DEDUPE": "false",
+        "HEALTH_STALL_SECONDS": "3",
+    }
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    release = asyncio.Event()
+    handle = ingest_app.Ingest.handle
+
+    async def blocked(self: ingest_app.Ingest, deliveries: list[Any]) -> list[Any]:
+        await release.wait()
+        return await handle(self, deliveries)
+
+    monkeypatch.setattr(ingest_app.Ingest, "handle", blocked)
+    app = ingest_app.create_app(settings)
+    watch = watch_of(app.broker)
+    assert watch is not None
+    await app.broker.start()
+    try:
+        assert (await watch.liveness()).ok
+        async with producer(settings) as client:
+            summary = await push(client, settings, [article(id=f"stall-{i}", text="Body") for i in range(5)])
+        assert summary.sent == 5
+
+        pushed = time.monotonic()
+        while (await watch.liveness()).ok:
+            assert time.monotonic() - pushed < 3 + 10, "liveness did not fail in time"
+            await asyncio.sleep(0.25)
+        failed_after = time.monotonic() - pushed
+        verdict = await watch.liveness()
+        assert failed_after >= 3  # not before HEALTH_STALL_SECONDS
+        assert "5 records wait" in verdict.problems[0]
+        assert sum(verdict.lag.values()) == 5
+        assert total(samples(_exposition(watch)), "newsflow_consumer_lag_records", stage="ingest") == 5
+        assert (await watch.readiness()).ok, "a blocked consumer is still in its group; restarting is liveness' job"
+
+        [ingest] = [s for s in await gather_status(settings, stuck_after=3) if s.stage == "ingest"]
+        assert ingest.stuck
+        assert ingest.lag == 5
+        assert ingest.replicas == 1
+        assert ingest.oldest_unanswered_seconds is not None
+        assert ingest.oldest_unanswered_seconds >= 3
+        code, screen = await asyncio.to_thread(status_cli, env, "--stuck-after", "3")
+        assert code == 1
+        assert screen["stuck"] == ["ingest"]
+
+        release.set()  # the stage moves again: lag drains, the probe and the screen recover
+        deadline = time.monotonic() + 30
+        while not (verdict := await watch.liveness()).ok or sum(verdict.lag.values()):
+            assert time.monotonic() < deadline, verdict
+            await asyncio.sleep(0.25)
+        [ingest] = [s for s in await gather_status(settings, stuck_after=3) if s.stage == "ingest"]
+        assert (ingest.lag, ingest.stuck) == (0, False)
+        assert total(samples(_exposition(watch)), "newsflow_records_total", stage="ingest", outcome="passed") == 5
+
+        # A consume loop that ended fails liveness at once.
+        for subscriber in watch.subscribers:
+            for task in subscriber.tasks:
+                task.cancel()
+        await asyncio.sleep(0.1)
+        assert any("consume loop" in p for p in (await watch.liveness()).problems)
+    finally:
+        release.set()
+        await app.broker.stop()
+
+
+def _exposition(watch: Any) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(watch.metrics.registry).decode()

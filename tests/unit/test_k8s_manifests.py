@@ -1,0 +1,183 @@
+"""deploy/k8s is valid for a current Kubernetes and for KEDA and the Prometheus Operator, and production grade:
+restricted Pod Security, autoscaling on lag, disruption budgets, images set in one place, alerts on real metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from newsflow_cli.supervisor import SERVICES
+from newsflow_shared import ServiceSettings
+from newsflow_shared.metrics import StageMetrics
+
+ROOT = Path(__file__).parents[2]
+K8S = ROOT / "deploy/k8s"
+KUBERNETES_VERSION = "1.35.0"
+CRD_SCHEMAS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject-v1alpha1.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "prometheus-operator-servicemonitor-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator-prometheusrule-v1.json",
+}
+INPUT_TOPIC_ENV = {
+    "ingest": "TOPIC_RAW",
+    "cleanup": "TOPIC_INGESTED",
+    "classify": "TOPIC_CLEAN",
+    "storage": "TOPIC_ENRICHED",
+}
+
+
+def manifests() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted([*K8S.glob("*.yaml"), *K8S.glob("monitoring/*.yaml")]):
+        if path.name != "kustomization.yaml":
+            found += [(str(path.relative_to(ROOT)), doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return found
+
+
+def of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for _, doc in manifests() if doc["kind"] == kind}
+
+
+def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
+    return json.loads((ROOT / "deploy/schemas" / CRD_SCHEMAS[(api_version, kind)]).read_text())["openAPIV3Schema"]
+
+
+def validate_custom(doc: dict[str, Any]) -> None:
+    """A custom resource against its CRD's schema. OpenAPI v3 schemas are JSON Schema draft 4/5 with extensions
+    (draft 7 reads them the same); the schema itself is not checked: its Go regular expressions are not Python's."""
+    jsonschema.Draft7Validator(crd_schema(doc["apiVersion"], doc["kind"])).validate(doc)
+
+
+@pytest.mark.parametrize(("path", "doc"), manifests(), ids=lambda v: v if isinstance(v, str) else v["kind"])
+def test_every_manifest_is_valid(path: str, doc: dict[str, Any]) -> None:
+    key = (doc["apiVersion"], doc["kind"])
+    if key in CRD_SCHEMAS:
+        validate_custom(doc)
+    else:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_validation_catches_mistakes() -> None:
+    """The validators reject what a typo makes: the test above would catch it."""
+    scaled = next(iter(of_kind("ScaledObject").values()))
+    broken = {**scaled, "spec": {**scaled["spec"], "maxReplicaCount": "six"}}
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom(broken)
+    deployment = of_kind("Deployment")["newsflow-ingest"]
+    typo = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_file_and_sets_every_image() -> None:
+    for folder in (K8S, K8S / "monitoring"):
+        listed = set(yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"])
+        assert listed == {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+    images = {i["name"]: i for i in yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]}
+    used = {c["image"] for pod in pod_specs().values() for c in pod["containers"]}
+    assert used == {f"newsflow-{name}" for name in SERVICES}
+    for name in used:  # registry and tag come from the kustomization alone
+        assert ":" not in name
+        assert {"newName", "newTag"} <= set(images[name])
+
+
+def pod_specs() -> dict[str, dict[str, Any]]:
+    pods = {name: d["spec"]["template"]["spec"] for name, d in of_kind("Deployment").items()}
+    pods |= {name: d["spec"]["template"]["spec"] for name, d in of_kind("Job").items()}
+    return pods
+
+
+def test_every_pod_meets_the_restricted_pod_security_standard() -> None:
+    [namespace] = of_kind("Namespace").values()
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert set(pod_specs()) == {f"newsflow-{name}" for name in SERVICES} | {"newsflow-topic-init"}
+    for name, pod in pod_specs().items():
+        security = pod["securityContext"]
+        assert security["runAsNonRoot"] is True, name
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in pod["containers"]:
+            c = container["securityContext"]
+            assert c["allowPrivilegeEscalation"] is False, name
+            assert c["capabilities"]["drop"] == ["ALL"], name
+            assert c.get("seccompProfile", security["seccompProfile"]) == {"type": "RuntimeDefault"}
+            assert c["readOnlyRootFilesystem"] is True, name
+            assert "limits" in container["resources"], name
+
+
+def test_each_stage_scales_on_its_own_lag_up_to_the_partitions() -> None:
+    partitions = int(of_kind("ConfigMap")["newsflow-config"]["data"]["TOPIC_PARTITIONS"])
+    scaled = of_kind("ScaledObject")
+    defaults = ServiceSettings()
+    assert set(scaled) == {f"newsflow-{name}" for name in SERVICES}
+    for name in SERVICES:
+        spec = scaled[f"newsflow-{name}"]["spec"]
+        assert spec["scaleTargetRef"]["name"] in of_kind("Deployment")
+        assert spec["maxReplicaCount"] == partitions
+        [trigger] = spec["triggers"]
+        assert trigger["type"] == "kafka"
+        assert trigger["metadata"]["consumerGroup"] == defaults.group_id(name)
+        assert trigger["metadata"]["topicFromEnv"] == INPUT_TOPIC_ENV[name]
+        assert trigger["metadata"]["bootstrapServersFromEnv"] == "KAFKA_BOOTSTRAP_SERVERS"
+        # The ScaledObject owns the replica count: applying the Deployment again must not reset it.
+        assert "replicas" not in of_kind("Deployment")[f"newsflow-{name}"]["spec"]
+
+
+def test_budgets_probes_threads_and_scraping() -> None:
+    budgets = of_kind("PodDisruptionBudget")
+    for name, deployment in of_kind("Deployment").items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert budgets[name]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+        startup = container["startupProbe"]
+        # Start-up waits up to two minutes for the database (and classify loads and compiles its model).
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= (300 if name.endswith("classify") else 150)
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        port = container["ports"][0]["containerPort"]
+        assert annotations["prometheus.io/port"] == str(port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+    [classify] = of_kind("Deployment")["newsflow-classify"]["spec"]["template"]["spec"]["containers"]
+    [threads] = [e for e in classify["env"] if e["name"] == "CLASSIFY_THREADS"]
+    assert threads["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
+    scraped = {
+        s["metadata"]["name"] for s in of_kind("Service").values() if s["metadata"]["labels"].get("newsflow.io/metrics")
+    }
+    assert len(scraped) == len(SERVICES)
+    [monitor] = of_kind("ServiceMonitor").values()
+    assert monitor["spec"]["selector"]["matchLabels"] == {"newsflow.io/metrics": "true"}
+
+
+def test_alerts_use_metrics_the_stages_serve() -> None:
+    served = {m.name for m in StageMetrics("ingest").registry.collect()}
+    [rules] = of_kind("PrometheusRule").values()
+    alerts = {r["alert"]: r["expr"] for group in rules["spec"]["groups"] for r in group["rules"]}
+    assert {"NewsflowStageStuck", "NewsflowDeadLetterRate", "NewsflowLagGrowing"} <= set(alerts)
+    for alert, expr in alerts.items():
+        used = {re.sub(r"_total$", "", name) for name in re.findall(r"newsflow_[a-z_]+", expr)}
+        assert used, alert
+        assert used <= served, f"{alert} uses {used - served}"
+
+
+def test_grafana_dashboard_charts_metrics_the_stages_serve() -> None:
+    served = {m.name for m in StageMetrics("ingest").registry.collect()}
+    dashboard = json.loads((ROOT / "deploy/grafana/newsflow-dashboard.json").read_text())
+    assert dashboard["__inputs"][0]["name"] == "DS_PROMETHEUS"  # Grafana asks for the data source on import
+    charted = set()
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${DS_PROMETHEUS}"
+        for target in panel["targets"]:
+            names = {
+                re.sub(r"_(total|bucket|sum|count)$", "", n) for n in re.findall(r"newsflow_[a-z_]+", target["expr"])
+            }
+            assert names, panel["title"]
+            assert names <= served, f"{panel['title']}: {names - served}"
+            charted |= names
+    assert charted == served, f"metrics on no panel: {served - charted}"

@@ -1,0 +1,40 @@
+"""`newsflow status`'s screen: a stuck stage is red and says so, a stage behind is yellow, the rest green."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from newsflow_cli.status import StageStatus, render
+
+
+def test_screen_shows_each_stage_and_marks_the_stuck_one() -> None:
+    stages = [
+        StageStatus("ingest", "newsflow-ingest", "articles.raw", replicas=2, records_per_second=16.7),
+        StageStatus(
+            "cleanup", "newsflow-cleanup", "articles.ingested", lag=40, replicas=1, oldest_unanswered_seconds=3
+        ),
+        StageStatus(
+            "classify",
+            "newsflow-classify",
+            "articles.clean",
+            lag=900,
+            replicas=0,
+            dead_letters={"EmptyArticle": 2, "ModelError": 1},
+            oldest_unanswered_seconds=612,
+            stuck=True,
+        ),
+    ]
+    console = Console(record=True, width=160, color_system="truecolor")
+    console.print(render(stages))
+    text = console.export_text(clear=False)
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 2}
+    assert "STUCK, no replicas" in rows["classify"]
+    assert "EmptyArticle 2, ModelError 1" in rows["classify"]
+    assert "612s" in rows["classify"]
+    assert "behind" in rows["cleanup"]
+    assert "ok" in rows["ingest"]
+    assert "16.7" in rows["ingest"]
+    styled = console.export_text(styles=True)
+    assert "\x1b[1;31mSTUCK, no replicas" in styled  # bold red
+    assert "\x1b[33mbehind" in styled  # yellow
+    assert stages[2].as_json()["stuck"] is True
