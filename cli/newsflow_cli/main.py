@@ -23,7 +23,7 @@ from .inputs import Input, UnreadablePath, read_inputs
 from .kafka_io import OutcomeWatcher, producer, push
 from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars, free_port
 from .processing import process_inputs
-from .stack import LocalStack, say
+from .stack import LocalStack, say, use_local_stack
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 kafka_app = typer.Typer(help="A local Apache Kafka broker (no Docker): jars from Maven Central.")
@@ -218,6 +218,8 @@ def status(
 ) -> None:
     """Every stage on one screen: lag, records/s, replicas, dead letters, oldest waiting record; exit 1 if stuck."""
     from .status import run_status
+
+    use_local_stack(STATE)
 
     every_or_once = every if watch else None
     raise typer.Exit(run_status(as_json=as_json, watch=every_or_once, stuck_after=stuck_after, dlq_window=dlq_window))

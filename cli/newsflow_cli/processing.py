@@ -20,8 +20,8 @@ from newsflow_shared import ServiceSettings
 
 from .inputs import Input
 from .kafka_io import OutcomeWatcher, producer, push
-from .lag import stage_lag
 from .output import show
+from .status import stage_lag
 from .supervisor import Supervisor
 
 EXIT_MISSING = 1

@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 from rich.table import Table
 
-from newsflow_shared import ServiceSettings
+from newsflow_shared import ServiceSettings, kafka_clients
 
 from .kafka_io import topic_partitions
 
@@ -64,17 +64,17 @@ async def gather_status(
     settings: ServiceSettings, *, stuck_after: float = 300.0, dlq_window: float = 3600.0
 ) -> list[StageStatus]:
     """Read every stage's numbers from Kafka now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="newsflow-status")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+    admin = kafka_clients.admin(settings, client_id="newsflow-status")
+    consumer = kafka_clients.consumer(
+        settings,
         client_id="newsflow-status",
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # a record removed by retention: the oldest one left
         max_partition_fetch_bytes=settings.kafka_max_message_bytes,
         fetch_max_bytes=settings.kafka_max_message_bytes * 2,
     )
-    await admin.start()
-    await consumer.start()
+    await kafka_clients.connect(admin, settings)
+    await kafka_clients.connect(consumer, settings)
     try:
         now = time.time()
         letters = await _dead_letters(consumer, settings.topic_dlq, since=now - max(dlq_window, stuck_after, 60.0))
@@ -99,6 +99,24 @@ async def gather_status(
             )
             result.append(status)
         return result
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def stage_lag(settings: ServiceSettings) -> dict[str, int]:
+    """Just the lag of each stage's consumer group: records on its input topic not committed yet."""
+    admin = kafka_clients.admin(settings, client_id="newsflow-lag", request_timeout_ms=5000)
+    consumer = kafka_clients.consumer(settings, client_id="newsflow-lag", enable_auto_commit=False)
+    await kafka_clients.connect(admin, settings)
+    await kafka_clients.connect(consumer, settings)
+    try:
+        lag = {}
+        for stage, (source, _) in stage_topics(settings).items():
+            status = StageStatus(stage=stage, group=settings.group_id(stage), topic=source)
+            await _fill_lag(admin, consumer, status, time.time())
+            lag[stage] = status.lag
+        return lag
     finally:
         await consumer.stop()
         await admin.close()
