@@ -9,12 +9,13 @@ is appended to ``article_revisions``. Rows are never duplicated: the id is the k
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, column, func, or_, select, table, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,6 +27,11 @@ from newsflow_shared.taxonomy import load_taxonomy
 from .records import enrichment_hash, enrichment_snapshot, from_row, to_row
 
 Duplicates = Literal["include", "exclude", "only"]
+Sort = Literal["date", "relevance"]
+
+_FTS = table("articles_fts", column("rowid"))
+# Control characters (NUL above all) are never part of a word: FTS5 and PostgreSQL refuse them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Query:
     duplicates: Duplicates = "include"
     limit: int = 50
     cursor: str | None = None
+    sort: Sort = "date"
 
 
 class ArticleRepository:
@@ -171,10 +178,34 @@ class ArticleRepository:
             return [dict(r._mapping) for r in rows]
 
     async def search(self, query: Query) -> Page:
-        statement = select(articles)
+        """A page of matches, newest first or (with words to search) best match first."""
+        words = search_words(query.q)
+        if query.sort == "relevance" and words:
+            return await self._search_by_relevance(query, words)
+        conditions = self.conditions(query)
+        if query.cursor:
+            stored_at, last_id = decode_cursor(query.cursor)
+            conditions.append(
+                or_(articles.c.stored_at < stored_at, and_(articles.c.stored_at == stored_at, articles.c.id < last_id))
+            )
+        statement = (
+            select(articles)
+            .where(*conditions)
+            .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
+            .limit(query.limit + 1)
+        )
+        async with self.engine.connect() as connection:
+            rows = list(await connection.execute(statement))
+        items = [from_row(r) for r in rows[: query.limit]]
+        next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if len(rows) > query.limit else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def conditions(self, query: Query, *, full_text: bool = True) -> list[Any]:
+        """The WHERE clauses of ``query``'s filters (not its cursor): shared by search and the web page's facets."""
         conditions = []
-        if query.q:
-            conditions.append(self._matches(query.q))
+        words = search_words(query.q)
+        if words and full_text:
+            conditions.append(self._matches(words))
         if query.topic:
             conditions.append(self._has_topic(query.topic))
         if query.language:
@@ -189,20 +220,30 @@ class ArticleRepository:
             conditions.append(articles.c.duplicate_of.is_(None))
         elif query.duplicates == "only":
             conditions.append(articles.c.duplicate_of.is_not(None))
-        if query.cursor:
-            stored_at, last_id = decode_cursor(query.cursor)
-            conditions.append(
-                or_(articles.c.stored_at < stored_at, and_(articles.c.stored_at == stored_at, articles.c.id < last_id))
+        return conditions
+
+    async def _search_by_relevance(self, query: Query, words: str) -> Page:
+        """Best match first (FTS5's bm25, PostgreSQL's ts_rank); the cursor is the position in that order.
+
+        Ranks are not unique and move when articles are added, so keyset paging on them would skip or
+        repeat; an offset is honest about what it is, and pages past the first few are rarely read.
+        """
+        offset = decode_offset(query.cursor) if query.cursor else 0
+        conditions = self.conditions(query, full_text=False)
+        if self._sqlite:
+            statement = (
+                select(articles)
+                .select_from(articles.join(_FTS, _FTS.c.rowid == text("articles.rowid")))
+                .where(text("articles_fts MATCH :fts").bindparams(fts=fts5_phrase(words)), *conditions)
+                .order_by(text("bm25(articles_fts)"), articles.c.id)
             )
-        statement = (
-            statement.where(*conditions)
-            .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
-            .limit(query.limit + 1)
-        )
+        else:
+            rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q))").bindparams(rank_q=words)
+            statement = select(articles).where(self._matches(words), *conditions).order_by(rank.desc(), articles.c.id)
         async with self.engine.connect() as connection:
-            rows = list(await connection.execute(statement))
+            rows = list(await connection.execute(statement.offset(offset).limit(query.limit + 1)))
         items = [from_row(r) for r in rows[: query.limit]]
-        next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if len(rows) > query.limit else None
+        next_cursor = encode_offset(offset + query.limit) if len(rows) > query.limit else None
         return Page(items=items, next_cursor=next_cursor)
 
     # On SQLite the unary "+" keeps the planner from driving the query by the matches (tens of
@@ -223,10 +264,8 @@ class ArticleRepository:
 
     def _matches(self, q: str) -> Any:
         if self._sqlite:
-            # Each word quoted: user text never becomes FTS5 syntax.
-            phrase = " ".join('"' + word.replace('"', '""') + '"' for word in q.split())
             return text("+articles.rowid IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH :fts)").bindparams(
-                fts=phrase
+                fts=fts5_phrase(q)
             )
         return text("articles.search @@ websearch_to_tsquery('simple', :fts)").bindparams(fts=q)
 
@@ -268,6 +307,33 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(stamp), article_id
     except ValueError as error:
         raise ValueError("the cursor is not one this API returned") from error
+
+
+def encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset|{offset}".encode()).decode().rstrip("=")
+
+
+def decode_offset(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, offset = raw.split("|", 1)
+        if kind != "offset" or not offset.isdigit() or int(offset) > 1_000_000:
+            raise ValueError(raw)
+        return int(offset)
+    except ValueError as error:
+        raise ValueError("the cursor is not one this API returned for this sort") from error
+
+
+def search_words(q: str | None) -> str | None:
+    """The words of a search, or None when there are none: only spaces (or control characters) is no search."""
+    if q is None:
+        return None
+    return " ".join(_CONTROL.sub(" ", q).split()) or None
+
+
+def fts5_phrase(words: str) -> str:
+    """Each word quoted: user text never becomes FTS5 syntax (AND, NEAR, *, column filters)."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
 
 
 def day_start(value: date) -> datetime:
