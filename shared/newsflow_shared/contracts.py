@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictStr, model_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Bumped in its minor part for additive changes, in its major part for breaking ones."""
 
 
@@ -147,6 +147,11 @@ class CleanArticle(ArticleBase):
     duplicate_of: str | None = None
     duplicate_score: float | None = Field(default=None, ge=0.0, le=1.0)
     removed: list[Removal] = Field(default_factory=list)
+    arrived_text: str | None = Field(
+        default=None,
+        description="The body as cleanup received it (or extracted it from the page), before repairs and removals: "
+        "what storage's web page shows the clean text's changes against. Added in 1.1.",
+    )
 
 
 class TopicScore(BaseModel):
