@@ -13,8 +13,10 @@ from newsflow_shared.stage import Output
 
 from . import __version__
 from .api import add_routes
+from .dead_letters import DeadLetterKeeper, DeadLetterStore
 from .repository import ArticleRepository
 from .settings import StorageSettings
+from .web import add_web
 
 SERVICE = "storage"
 
@@ -47,12 +49,16 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
     broker = stage.broker
     service = Store(settings, stage)
     stage.consume(settings.topic_enriched, service.handle)
+    # The web page's copy of the dead letters: a second subscriber in a consumer group of its own.
+    keeper = DeadLetterKeeper()
+    stage.consume(settings.topic_dlq, keeper.handle, group_id=settings.group_id(f"{SERVICE}-dlq"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade(settings.database_url, wait=120)
         engine = make_engine(settings.database_url)
         service.repository = app.state.repository = ArticleRepository(engine)
+        keeper.store = app.state.dead_letters = DeadLetterStore(engine)
         await broker.start()
         try:
             yield
@@ -68,4 +74,5 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
     )
     app.state.broker = broker
     add_routes(app, settings)
+    add_web(app, settings)
     return app
