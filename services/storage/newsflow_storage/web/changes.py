@@ -30,6 +30,44 @@ class Change:
     why: str | None = None
 
 
+@dataclass(frozen=True)
+class Folded:
+    """A run of unchanged paragraphs, folded away so the changes stand out."""
+
+    paragraphs: list[Markup]  # already escaped
+    kind: str = "folded"
+
+    @property
+    def count(self) -> int:
+        return len(self.paragraphs)
+
+
+def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded]:
+    """Runs of more than ``2 * keep + 1`` unchanged paragraphs keep ``keep`` on each side as context."""
+    out: list[Change | Folded] = []
+    run: list[Change] = []
+
+    def flush(at_start: bool, at_end: bool) -> None:
+        head = 0 if at_start else keep
+        tail = 0 if at_end else keep
+        if len(run) > head + tail + 1:
+            out.extend(run[:head])
+            out.append(Folded([c.html for c in run[head : len(run) - tail]]))
+            out.extend(run[len(run) - tail :])
+        else:
+            out.extend(run)
+        run.clear()
+
+    for block in blocks:
+        if block.kind == "kept":
+            run.append(block)
+            continue
+        flush(at_start=not out, at_end=False)
+        out.append(block)
+    flush(at_start=not out, at_end=True)
+    return out
+
+
 def paragraphs_of(text: str) -> list[str]:
     """Paragraphs as cleanup sees them: blank lines separate them, or each line is one when there are none."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -113,8 +113,9 @@ async def _rates(repo: ArticleRepository, since: datetime) -> dict[str, dict[dat
 class LagProbe:
     """Consumer lag per stage from Kafka, probed at most every ``interval`` seconds, never waited on long.
 
-    A page asks for the latest value; if it is stale a probe starts in the background and the page
-    waits for it only ``wait`` seconds, so an unreachable Kafka costs a page nothing but an "unknown".
+    A page asks for the latest value; if it is stale a probe starts in the background. Only the very
+    first page waits for it, and ``wait`` seconds at most; later pages show the last value at once, so
+    an unreachable Kafka costs a page nothing but an "unknown".
     The samples of the last hour are kept in memory for the lag charts.
     """
 
@@ -131,7 +132,7 @@ class LagProbe:
         if time.monotonic() - self._probed_at > self.interval and (self._task is None or self._task.done()):
             self._probed_at = time.monotonic()
             self._task = asyncio.create_task(self._probe())
-        if self._task is not None and not self._task.done():
+        if self._task is not None and not self._task.done() and not self._samples:
             with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._task), self.wait)
         return self._last

@@ -23,7 +23,7 @@ from ..repository import Query, search_words
 from . import charts
 from .auth import COOKIE, safe_next, same_origin
 from .browse import facets
-from .changes import changes
+from .changes import changes, folded
 from .highlight import marked, snippet, word_pattern
 from .languages import language_name
 from .pipeline import MINUTES, stage_views
@@ -135,7 +135,9 @@ async def article_page(request: Request, article_id: str) -> Response:
             "title": article.title or article.id,
             "article": article,
             "paragraphs": [p for p in article.text.split("\n\n") if p.strip()],
-            "changes": changes(article.arrived_text, article.text, article.removed) if article.arrived_text else None,
+            "changes": folded(changes(article.arrived_text, article.text, article.removed))
+            if article.arrived_text
+            else None,
             "language": language_name(article.language),
             "score_bar": charts.score_bar,
             "copies": copies,
