@@ -7,13 +7,15 @@ then synthetic ~2 KB articles with two IPTC topics each, one in ten with its arr
 1,000 dead letters, then times each page in process through the ASGI app: the time from request to
 the last byte of the response, which is the server's time without any network. Kafka is not
 reachable (the lag shows "unknown"), so the pipeline page costs what it costs when Kafka is down.
-The target of issue #14 is under 200 ms for every page.
+The target of issue #14 is under 200 ms for every page. Beside the wall times it prints the process's
+CPU time per page (all threads): on a shared machine the wall time also holds the wait for a core.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import sys
@@ -103,12 +105,17 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--database", help="A SQLite file to fill (kept), or filled by an earlier run: then reused.")
     args = parser.parse_args()
-    url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='newsflow-bench-web-')}/web.db"
+    path = args.database or f"{tempfile.mkdtemp(prefix='newsflow-bench-web-')}/web.db"
+    url = f"sqlite+aiosqlite:///{path}"
     app = create_app(StorageSettings(database_url=url, kafka_bootstrap_servers="127.0.0.1:9", log_level="WARNING"))
     async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
-        rate = await fill(app, args.corpus)
-        print(f"filled {args.corpus:,} articles at {rate:,.0f}/s")
+        if (await app.state.repository.stats())["total"] >= args.corpus:
+            print(f"reusing the {args.corpus:,} articles in {path}")
+        else:
+            rate = await fill(app, args.corpus)
+            print(f"filled {args.corpus:,} articles at {rate:,.0f}/s")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             first = (await client.get("/")).text
@@ -116,24 +123,27 @@ async def main() -> None:
             rng = random.Random(5)
             rows = []
             for name, make in pages(rng, cursor).items():
-                times = []
+                times, cpu = [], []
                 for run in range(args.runs + 3):
-                    path = make()  # type: ignore[operator]
-                    begin = time.perf_counter()
-                    response = await client.get(path)
+                    page = make()  # type: ignore[operator]
+                    begin, begin_cpu = time.perf_counter(), time.process_time()
+                    response = await client.get(page)
                     elapsed = (time.perf_counter() - begin) * 1000
+                    used = (time.process_time() - begin_cpu) * 1000
                     if response.status_code != 200:
-                        raise SystemExit(f"{path}: {response.status_code} {response.text[:200]}")
+                        raise SystemExit(f"{page}: {response.status_code} {response.text[:200]}")
                     if run >= 3:  # the first calls warm caches
                         times.append(elapsed)
+                        cpu.append(used)
                 p95 = statistics.quantiles(times, n=20)[-1]
                 rows.append(
                     [name, f"{statistics.median(times):.1f}", f"{p95:.1f}", f"{max(times):.1f}",
-                     "yes" if p95 < TARGET_MS else "NO"]
+                     f"{statistics.median(cpu):.1f}", "yes" if p95 < TARGET_MS else "NO"]
                 )  # fmt: skip
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     table(
         f"Web pages at {args.corpus:,} articles on SQLite: server time in ms ({args.runs} runs each)",
-        ["page", "median", "p95", "max", f"p95 < {TARGET_MS} ms"],
+        ["page", "median", "p95", "max", "CPU median", f"p95 < {TARGET_MS} ms"],
         rows,
     )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, column, func, or_, select, table, text
+from sqlalchemy import and_, column, func, literal_column, or_, select, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,7 +29,8 @@ from .records import enrichment_hash, enrichment_snapshot, from_row, to_row
 Duplicates = Literal["include", "exclude", "only"]
 Sort = Literal["date", "relevance"]
 
-_FTS = table("articles_fts", column("rowid"))
+RELEVANCE_WINDOW = 5_000
+"""On SQLite, sort=relevance ranks the newest this many articles that have the words."""
 # Control characters (NUL above all) are never part of a word: FTS5 and PostgreSQL refuse them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -200,8 +201,12 @@ class ArticleRepository:
         next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if len(rows) > query.limit else None
         return Page(items=items, next_cursor=next_cursor)
 
-    def conditions(self, query: Query, *, full_text: bool = True) -> list[Any]:
-        """The WHERE clauses of ``query``'s filters (not its cursor): shared by search and the web page's facets."""
+    def conditions(self, query: Query, *, full_text: bool = True, indexed: bool = False) -> list[Any]:
+        """The WHERE clauses of ``query``'s filters (not its cursor): shared by search and the web page's facets.
+
+        ``indexed``: let SQLite drive by the language and source indexes (counting), instead of walking
+        the newest articles first (a page of results).
+        """
         conditions = []
         words = search_words(query.q)
         if words and full_text:
@@ -209,9 +214,11 @@ class ArticleRepository:
         if query.topic:
             conditions.append(self._has_topic(query.topic))
         if query.language:
-            conditions.append(self._equals("language", query.language))
+            conditions.append(
+                articles.c.language == query.language if indexed else self._equals("language", query.language)
+            )
         if query.source:
-            conditions.append(self._equals("source", query.source))
+            conditions.append(articles.c.source == query.source if indexed else self._equals("source", query.source))
         if query.published_from:
             conditions.append(articles.c.published_at >= query.published_from)
         if query.published_to:
@@ -225,26 +232,62 @@ class ArticleRepository:
     async def _search_by_relevance(self, query: Query, words: str) -> Page:
         """Best match first (FTS5's bm25, PostgreSQL's ts_rank); the cursor is the position in that order.
 
-        Ranks are not unique and move when articles are added, so keyset paging on them would skip or
-        repeat; an offset is honest about what it is, and pages past the first few are rarely read.
+        On SQLite only the newest ``RELEVANCE_WINDOW`` articles with the words are ranked: ranking
+        every match of a common word (100,000 at 100,000 articles) costs ~200 ms of CPU, the window
+        ~20 ms. Ranks are not unique and move when articles are added, so keyset paging on them would
+        skip or repeat; an offset is honest about what it is.
         """
         offset = decode_offset(query.cursor) if query.cursor else 0
         conditions = self.conditions(query, full_text=False)
-        if self._sqlite:
-            statement = (
-                select(articles)
-                .select_from(articles.join(_FTS, _FTS.c.rowid == text("articles.rowid")))
-                .where(text("articles_fts MATCH :fts").bindparams(fts=fts5_phrase(words)), *conditions)
-                .order_by(text("bm25(articles_fts)"), articles.c.id)
-            )
-        else:
-            rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q))").bindparams(rank_q=words)
-            statement = select(articles).where(self._matches(words), *conditions).order_by(rank.desc(), articles.c.id)
         async with self.engine.connect() as connection:
-            rows = list(await connection.execute(statement.offset(offset).limit(query.limit + 1)))
+            if self._sqlite:
+                ids = await self._ranked_ids_sqlite(connection, words, conditions, offset, query.limit + 1)
+                found = await connection.execute(select(articles).where(articles.c.id.in_(ids))) if ids else []
+                by_id = {row.id: row for row in found}
+                rows = [by_id[i] for i in ids if i in by_id]
+            else:
+                rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q))").bindparams(
+                    rank_q=words
+                )
+                statement = (
+                    select(articles).where(self._matches(words), *conditions).order_by(rank.desc(), articles.c.id)
+                )
+                rows = list(await connection.execute(statement.offset(offset).limit(query.limit + 1)))
         items = [from_row(r) for r in rows[: query.limit]]
         next_cursor = encode_offset(offset + query.limit) if len(rows) > query.limit else None
         return Page(items=items, next_cursor=next_cursor)
+
+    @staticmethod
+    async def _ranked_ids_sqlite(
+        connection: AsyncConnection, words: str, conditions: list[Any], offset: int, limit: int
+    ) -> list[str]:
+        phrase = fts5_phrase(words)
+        # FTS5 walks a doclist by rowid, newest last: the rowid where the window starts is one cheap step.
+        floor = (
+            await connection.execute(
+                text(
+                    "SELECT rowid FROM articles_fts WHERE articles_fts MATCH :fts ORDER BY rowid DESC LIMIT 1 OFFSET :n"
+                ).bindparams(fts=phrase, n=RELEVANCE_WINDOW - 1)
+            )
+        ).scalar() or 0
+        ranked = (
+            text(
+                "SELECT rowid AS rid, bm25(articles_fts) AS score FROM articles_fts "
+                "WHERE articles_fts MATCH :fts AND rowid >= :floor"
+            )
+            .bindparams(fts=phrase, floor=floor)
+            .columns(column("rid"), column("score"))
+            .subquery("ranked")
+        )
+        statement = (
+            select(articles.c.id)
+            .select_from(ranked.join(articles, literal_column("articles.rowid") == ranked.c.rid))
+            .where(*conditions)
+            .order_by(ranked.c.score, articles.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return list((await connection.execute(statement)).scalars())
 
     # On SQLite the unary "+" keeps the planner from driving the query by the matches (tens of
     # thousands for a common word, then sorted): it walks the stored_at index newest first and stops

@@ -56,6 +56,7 @@ articles = Table(
     Index("ix_articles_published_at", "published_at"),
     Index("ix_articles_duplicate_of", "duplicate_of"),
     Index("ix_articles_stored_at_id", "stored_at", "id"),
+    Index("ix_articles_facets", "language", "source", "published_at", "duplicate_of", "id"),
 )
 
 article_topics = Table(

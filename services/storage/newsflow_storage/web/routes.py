@@ -19,7 +19,7 @@ from newsflow_shared.db.tables import articles
 from newsflow_shared.taxonomy import load_taxonomy
 
 from ..api import _bound
-from ..repository import Query, search_words
+from ..repository import RELEVANCE_WINDOW, Query, search_words
 from . import charts
 from .auth import COOKIE, safe_next, same_origin
 from .browse import facets
@@ -97,6 +97,7 @@ async def search_page(request: Request) -> Response:
             "language_name": language_name,
             "url": lambda **changes: _url("/", kept, changes),
             "month_range": _month_range,
+            "relevance_window": RELEVANCE_WINDOW,
             "server_ms": (time.perf_counter() - started) * 1000,
         },
     )

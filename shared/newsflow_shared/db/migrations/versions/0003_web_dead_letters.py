@@ -23,6 +23,9 @@ Stamp = sa.DateTime(timezone=True)
 def upgrade() -> None:
     # Nullable: articles stored before cleanup carried it have none, and the page says so.
     op.add_column("articles", sa.Column("arrived_text", sa.Text))
+    # The web page's facet counts read only these columns: from this index, SQLite counts 100,000 articles
+    # without touching their rows (~2 KB each with text), which took seconds under a full-text filter.
+    op.create_index("ix_articles_facets", "articles", ["language", "source", "published_at", "duplicate_of", "id"])
     op.create_table(
         "dead_letters",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -49,5 +52,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("dead_letters")
+    op.drop_index("ix_articles_facets", "articles")
     with op.batch_alter_table("articles") as batch:
         batch.drop_column("arrived_text")
