@@ -126,6 +126,9 @@ async def test_the_pipeline_lists_dead_letters_and_lag_is_unknown_without_kafka(
     assert "the message is not valid JSON" in page.text
     assert "Re-drive all 3" in page.text
     assert page.text.count('class="lag">unknown') == 4
+    # Stored just now: the current minute counts (storage 2 articles, ingest 3 dead letters).
+    assert re.search(r"records/s, 2 in the hour", page.text)
+    assert "<dd>3 in the hour</dd>" in page.text
     assert page.text.count("<svg") >= 12
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -154,11 +154,6 @@ class DeadLetterKeeper:
         assert self.store is not None, "the lifespan opens the database before consuming"
         await self.store.keep(letters)
         return []
-
-
-def window(hours: float = 1.0) -> datetime:
-    """The start of the last ``hours``, on a whole minute."""
-    return (datetime.now(UTC) - timedelta(hours=hours)).replace(second=0, microsecond=0)
 
 
 def _to_row(letter: DeadLetter) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from newsflow_shared import ServiceSettings
 from newsflow_shared.db.engine import as_utc
 from newsflow_shared.db.tables import articles
 
-from ..dead_letters import DeadLetterStore, window
+from ..dead_letters import DeadLetterStore
 from ..repository import ArticleRepository
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class StageView:
 async def stage_views(
     repo: ArticleRepository, letters: DeadLetterStore, lag: LagProbe, settings: ServiceSettings
 ) -> list[StageView]:
-    since = window()
+    # The last MINUTES minutes, the current one last (it is still filling).
+    since = now().replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
     minutes = [since + timedelta(minutes=i) for i in range(MINUTES)]
     rates = await _rates(repo, since)
     dead = await letters.per_minute(since)
