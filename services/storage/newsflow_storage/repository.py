@@ -246,12 +246,10 @@ class ArticleRepository:
                 by_id = {row.id: row for row in found}
                 rows = [by_id[i] for i in ids if i in by_id]
             else:
-                rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q))").bindparams(
+                rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q)) DESC").bindparams(
                     rank_q=words
                 )
-                statement = (
-                    select(articles).where(self._matches(words), *conditions).order_by(rank.desc(), articles.c.id)
-                )
+                statement = select(articles).where(self._matches(words), *conditions).order_by(rank, articles.c.id)
                 rows = list(await connection.execute(statement.offset(offset).limit(query.limit + 1)))
         items = [from_row(r) for r in rows[: query.limit]]
         next_cursor = encode_offset(offset + query.limit) if len(rows) > query.limit else None
