@@ -31,7 +31,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest -m "not kafka and not postgres and not slow"
+	$(BIN)/python -m pytest -m "not kafka and not postgres and not slow and not browser"
 
 # The four images with podman (or docker), on a stand-in base where no registry answers; prints their sizes.
 images:

@@ -112,7 +112,7 @@ def run(
         async with LocalStack(workdir=STATE, replicas=replicas) as stack:
             say(
                 f"Newsflow is running: push to {os.environ['KAFKA_BOOTSTRAP_SERVERS']}, "
-                f"query http://127.0.0.1:{stack.api_port}/articles — Ctrl-C stops everything"
+                f"browse http://127.0.0.1:{stack.api_port}/ or query /articles there — Ctrl-C stops everything"
             )
             assert stack.supervisor is not None
             crashed = asyncio.create_task(stack.supervisor.wait_any())

@@ -200,6 +200,11 @@ class CleanArticle(ArticleBase):
     duplicate_of: ArticleId | None = None
     duplicate_score: float | None = Field(default=None, ge=0.0, le=1.0)
     removed: list[Removal] = Field(default_factory=list)
+    arrived_text: SafeText | None = Field(
+        default=None,
+        description="The body as cleanup received it (or extracted it from the page), before repairs and removals: "
+        "what storage's web page shows the clean text's changes against. Added in 1.1.",
+    )
 
 
 class TopicScore(BaseModel):

@@ -217,6 +217,17 @@ class Stage:
                 f"answered, so it is this record's own: {type(error).__name__}: {_short(error)}"
             )
         letter = self.reject(delivery, error, attempts=attempts)
+        if delivery.topic == self.settings.topic_dlq:
+            # A side reader of the DLQ (ingest forgetting, storage keeping copies) failed on a dead letter:
+            # it stays on the DLQ as it is, and dead-lettering it again would feed the reader its own failure.
+            log.error(
+                "could not process dead letter %s[%d]@%d: %s",
+                delivery.topic,
+                delivery.partition,
+                delivery.offset,
+                letter.reason,
+            )
+            return letter
         await self.publish([letter])
         return letter
 

@@ -112,3 +112,12 @@ async def test_an_output_too_big_for_kafka_is_dead_lettered_not_retried_for_ever
     assert result == {"a-0": "ok", "a-1": "dead", "a-2": "ok"}
     [letter] = [o for o in stage.sent if isinstance(o, DeadLetter)]
     assert "more than Kafka accepts" in letter.reason
+
+
+async def test_a_dead_letter_a_side_reader_fails_on_is_not_dead_lettered_again() -> None:
+    stage = RecordingStage(max_attempts=1)
+    letter_on_the_dlq = [Delivery(value=b"0", key=b"a-0", topic=stage.settings.topic_dlq, offset=0)]
+    calls: list[int] = []
+    outputs = await stage.settle(letter_on_the_dlq, handler_failing_on({0}, ValueError("cannot store it"), calls))
+    assert stage.sent == []  # nothing fed back into the DLQ its reader consumes
+    assert [type(o).__name__ for o in outputs] == ["DeadLetter"]

@@ -38,6 +38,7 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
         language=language.code,
         language_confidence=language.confidence,
         removed=removed,
+        arrived_text=body,
         lineage=[
             *article.lineage,
             Lineage(stage="cleanup", version=__version__, model="py3langid+lingua", details={"removed": len(removed)}),

@@ -18,7 +18,7 @@ from newsflow_shared.db.engine import as_utc
 from newsflow_shared.health import StageWatch, Verdict, watch_of
 from newsflow_shared.service import exposition
 
-from .repository import ArticleRepository, Duplicates, Query, day_start
+from .repository import ArticleRepository, Duplicates, Query, Sort, day_start
 from .settings import StorageSettings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -81,9 +81,11 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         ] = None,
         duplicates: Annotated[Duplicates, Param(description="Near-duplicates: include, exclude or only.")] = "include",
         limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = 50,
-        cursor: Annotated[str | None, Param(description="next_cursor of the previous page.")] = None,
+        cursor: Annotated[str | None, Param(max_length=1000, description="next_cursor of the previous page.")] = None,
+        sort: Annotated[Sort, Param(description="date: newest first; relevance: best match of q first.")] = "date",
     ) -> ArticlePage:
         """Stored articles, newest first, filtered; follow ``next_cursor`` for the next page."""
+        _refuse_nul(q=q, language=language, source=source, cursor=cursor)
         try:
             page = await repo.search(
                 Query(
@@ -96,6 +98,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
                     duplicates=duplicates,
                     limit=limit,
                     cursor=cursor,
+                    sort=sort,
                 )
             )
         except ValueError as error:
@@ -147,6 +150,13 @@ def _verdict(verdict: Verdict) -> JSONResponse:
     return JSONResponse(verdict.as_json(), status_code=200 if verdict.ok else 503)
 
 
+def _refuse_nul(**values: str | None) -> None:
+    """A NUL character is never in stored text, and PostgreSQL refuses it outright: a clear 422, not a 500."""
+    for name, value in values.items():
+        if value is not None and "\x00" in value:
+            raise HTTPException(422, f"{name!r} contains a NUL character")
+
+
 def _bound(value: str | None, *, end: bool) -> datetime | None:
     """A date means its whole day (UTC); a time without an offset is UTC."""
     if value is None:
@@ -156,5 +166,5 @@ def _bound(value: str | None, *, end: bool) -> datetime | None:
             day = day_start(date.fromisoformat(value))
             return day + timedelta(days=1) if end else day
         return as_utc(datetime.fromisoformat(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
         raise HTTPException(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None

@@ -14,8 +14,10 @@ from newsflow_shared.stage import Output
 
 from . import __version__
 from .api import add_routes
+from .dead_letters import DeadLetterKeeper, DeadLetterStore
 from .repository import ArticleRepository
 from .settings import StorageSettings
+from .web import add_web
 
 SERVICE = "storage"
 
@@ -49,6 +51,9 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
     service = Store(settings, stage)
     stage.consume(settings.topic_enriched, service.handle)
     declare_outputs(stage, settings.topic_stored)
+    # The web page's copy of the dead letters: a second subscriber in a consumer group of its own.
+    keeper = DeadLetterKeeper()
+    stage.consume(settings.topic_dlq, keeper.handle, watched=False, group_id=settings.group_id(f"{SERVICE}-dlq"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +61,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         service.repository = app.state.repository = ArticleRepository(engine)
         stage.depends_on("database", lambda: ping_database(engine))
+        keeper.store = app.state.dead_letters = DeadLetterStore(engine)
         await broker.start()
         try:
             yield
@@ -71,4 +77,5 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
     )
     app.state.broker = broker
     add_routes(app, settings)
+    add_web(app, settings)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -42,6 +45,7 @@ articles = Table(
     Column("removed", Json, nullable=False),
     Column("lineage", Json, nullable=False),
     Column("content_hash", String(64), nullable=False),
+    Column("arrived_text", Text, doc="the body as cleanup received it, before repairs and removals (0003)"),
     Column("enrichment_hash", String(64), nullable=False),
     Column("revision", Integer, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
@@ -52,6 +56,7 @@ articles = Table(
     Index("ix_articles_published_at", "published_at"),
     Index("ix_articles_duplicate_of", "duplicate_of"),
     Index("ix_articles_stored_at_id", "stored_at", "id"),
+    Index("ix_articles_facets", "language", "source", "published_at", "duplicate_of", "id"),
 )
 
 article_topics = Table(
@@ -113,4 +118,30 @@ cleanup_source_lines = Table(
     Column("line", Text, nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("source", "line_hash", "article_id"),
+)
+
+# Storage's copy of articles.dlq, for the web page's pipeline view and its re-drive button. One row per
+# record a stage refused: a redelivered dead letter (same source topic, partition and offset) adds none.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_topic", String(255), nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("stage", String(64), nullable=False),
+    Column("error", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("article_id", String(200)),
+    Column("original", LargeBinary, nullable=False),
+    Column("original_size", BigInteger, nullable=False),
+    Column("original_truncated", Boolean, nullable=False),
+    Column("original_key", Text),
+    Column("headers", Json, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("redriven_at", DateTime(timezone=True)),
+    UniqueConstraint("source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"),
+    Index("ix_dead_letters_failed_at", "failed_at"),
+    Index("ix_dead_letters_kind", "stage", "error"),
 )

@@ -1,0 +1,195 @@
+"""Storage's copy of ``articles.dlq``: what the web page's pipeline view lists, counts and re-drives.
+
+Contract: :meth:`DeadLetterStore.keep` is idempotent by the refused record's place (source topic,
+partition, offset), so a redelivered batch of dead letters adds no row. A re-driven letter keeps its
+row, marked with ``redriven_at``; if its stage refuses it again, that is a new record at a new offset.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from newsflow_shared import DeadLetter, Delivery, RejectedInput, TemporaryFailure
+from newsflow_shared.db.engine import as_utc, dialect_insert
+from newsflow_shared.db.tables import dead_letters
+from newsflow_shared.stage import Output
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """Dead letters that failed the same way: one stage, one error class."""
+
+    stage: str
+    error: str
+    waiting: int
+    redriven: int
+    last_reason: str
+
+
+class DeadLetterStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = dialect_insert(engine)
+
+    async def keep(self, letters: list[DeadLetter]) -> None:
+        """Insert what is new; a letter already kept is left as it is (with its ``redriven_at``)."""
+        if not letters:
+            return
+        rows = [_to_row(letter) for letter in letters]
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    self._insert(dead_letters).on_conflict_do_nothing(
+                        index_elements=["source_topic", "source_partition", "source_offset"]
+                    ),
+                    rows,
+                )
+        except (OperationalError, InterfaceError, DBAPIError, OSError) as error:
+            raise TemporaryFailure(f"the database is not reachable or refused the dead letters: {error}") from error
+
+    async def recent(self, limit: int = 50, *, stage: str | None = None, error: str | None = None) -> list[Any]:
+        """Newest first, without the original bytes."""
+        columns = [c for c in dead_letters.c if c.name != "original"]
+        statement = select(*columns).order_by(dead_letters.c.failed_at.desc(), dead_letters.c.id.desc()).limit(limit)
+        if stage is not None:
+            statement = statement.where(dead_letters.c.stage == stage)
+        if error is not None:
+            statement = statement.where(dead_letters.c.error == error)
+        async with self.engine.connect() as connection:
+            return list(await connection.execute(statement))
+
+    async def kinds(self) -> list[Kind]:
+        """Each (stage, error) with how many wait for a re-drive and how many were re-driven."""
+        statement = (
+            select(
+                dead_letters.c.stage,
+                dead_letters.c.error,
+                func.count(),
+                func.count(dead_letters.c.redriven_at),
+                func.max(dead_letters.c.id),
+            )
+            .group_by(dead_letters.c.stage, dead_letters.c.error)
+            .order_by(dead_letters.c.stage, dead_letters.c.error)
+        )
+        async with self.engine.connect() as connection:
+            rows = list(await connection.execute(statement))
+            reasons = dict(
+                (
+                    await connection.execute(
+                        select(dead_letters.c.id, dead_letters.c.reason).where(
+                            dead_letters.c.id.in_([r[4] for r in rows])
+                        )
+                    )
+                ).all()
+            )
+        return [
+            Kind(stage, error, total - done, done, reasons.get(last, "")) for stage, error, total, done, last in rows
+        ]
+
+    async def per_minute(self, since: datetime) -> dict[str, dict[datetime, int]]:
+        """Dead letters per stage and minute since ``since`` (minutes without any are left out)."""
+        statement = select(dead_letters.c.stage, dead_letters.c.failed_at).where(dead_letters.c.failed_at >= since)
+        counts: dict[str, dict[datetime, int]] = {}
+        async with self.engine.connect() as connection:
+            for stage, failed_at in await connection.execute(statement):
+                minute = as_utc(failed_at).replace(second=0, microsecond=0)
+                counts.setdefault(stage, {}).setdefault(minute, 0)
+                counts[stage][minute] += 1
+        return counts
+
+    async def letter(self, letter_id: int) -> DeadLetter | None:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(dead_letters).where(dead_letters.c.id == letter_id))).first()
+        return _from_row(row) if row is not None else None
+
+    async def waiting_ids(self, stage: str, error: str, limit: int = 10_000) -> list[int]:
+        """The letters of one kind not re-driven yet, oldest first."""
+        statement = (
+            select(dead_letters.c.id)
+            .where(dead_letters.c.stage == stage, dead_letters.c.error == error, dead_letters.c.redriven_at.is_(None))
+            .order_by(dead_letters.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(statement)).scalars())
+
+    async def mark_redriven(self, letter_ids: list[int], at: datetime | None = None) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id.in_(letter_ids))
+                .values(redriven_at=at or datetime.now(UTC))
+            )
+
+
+class DeadLetterKeeper:
+    """The batch handler of storage's second subscriber (its own consumer group) on ``articles.dlq``."""
+
+    def __init__(self) -> None:
+        self.store: DeadLetterStore | None = None
+
+    async def handle(self, deliveries: list[Delivery]) -> list[Output]:
+        letters = []
+        for delivery in deliveries:
+            try:
+                letters.append(delivery.decode(DeadLetter))
+            except RejectedInput as error:
+                # Never dead-letter a dead letter: that would loop. Say so and go on.
+                log.warning(
+                    "skipped an unreadable record on %s[%d]@%d: %s",
+                    delivery.topic,
+                    delivery.partition,
+                    delivery.offset,
+                    error,
+                )
+        assert self.store is not None, "the lifespan opens the database before consuming"
+        await self.store.keep(letters)
+        return []
+
+
+def _to_row(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "source_topic": letter.source_topic,
+        "source_partition": letter.source_partition,
+        "source_offset": letter.source_offset,
+        "stage": letter.stage,
+        "error": letter.error,
+        "reason": letter.reason,
+        "article_id": letter.article_id,
+        "original": letter.original,
+        "original_size": letter.original_size,
+        "original_truncated": letter.original_truncated,
+        "original_key": letter.original_key,
+        "headers": letter.headers,
+        "attempts": letter.attempts,
+        "failed_at": as_utc(letter.failed_at),
+    }
+
+
+def _from_row(row: Any) -> DeadLetter:
+    m = row._mapping
+    return DeadLetter(
+        stage=m["stage"],
+        error=m["error"],
+        reason=m["reason"],
+        article_id=m["article_id"],
+        original=m["original"],
+        original_size=m["original_size"],
+        original_truncated=m["original_truncated"],
+        original_key=m["original_key"],
+        headers=m["headers"],
+        source_topic=m["source_topic"],
+        source_partition=m["source_partition"],
+        source_offset=m["source_offset"],
+        attempts=m["attempts"],
+        failed_at=as_utc(m["failed_at"]),
+    )

@@ -1,0 +1,150 @@
+"""What cleanup changed, as a readable diff of the text that arrived against the clean text.
+
+Paragraphs are aligned first (difflib on whole paragraphs); a removed paragraph is paired with the
+``removed`` entry that says why, and a changed paragraph is diffed word by word, which shows the
+repairs (mojibake, spacing, hyphens, quotes). Everything is escaped; only our tags are markup.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+from newsflow_shared import Removal
+
+_BLANK_LINE = re.compile(r"\n\s*\n")
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
+# Word-level diffs of huge paragraphs cost more than anyone reads: beyond this they are shown whole.
+_WORD_DIFF_MAX_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Change:
+    """One block of the diff: ``kept``, ``removed`` (with why), ``repaired`` (a word diff) or ``added``."""
+
+    kind: str
+    html: Markup
+    why: str | None = None
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A run of unchanged paragraphs, folded away so the changes stand out."""
+
+    paragraphs: list[Markup]  # already escaped
+    kind: str = "folded"
+
+    @property
+    def count(self) -> int:
+        return len(self.paragraphs)
+
+
+def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded]:
+    """Runs of more than ``2 * keep + 1`` unchanged paragraphs keep ``keep`` on each side as context."""
+    out: list[Change | Folded] = []
+    run: list[Change] = []
+
+    def flush(at_start: bool, at_end: bool) -> None:
+        head = 0 if at_start else keep
+        tail = 0 if at_end else keep
+        if len(run) > head + tail + 1:
+            out.extend(run[:head])
+            out.append(Folded([c.html for c in run[head : len(run) - tail]]))
+            out.extend(run[len(run) - tail :])
+        else:
+            out.extend(run)
+        run.clear()
+
+    for block in blocks:
+        if block.kind == "kept":
+            run.append(block)
+            continue
+        flush(at_start=not out, at_end=False)
+        out.append(block)
+    flush(at_start=not out, at_end=True)
+    return out
+
+
+def paragraphs_of(text: str) -> list[str]:
+    """Paragraphs as cleanup sees them: blank lines separate them, or each line is one when there are none."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = _BLANK_LINE.split(text) if _BLANK_LINE.search(text) else text.split("\n")
+    return [" ".join(line.strip() for line in block.split("\n") if line.strip()) for block in blocks if block.strip()]
+
+
+def changes(arrived: str, clean: str, removed: list[Removal]) -> list[Change]:
+    before, after = paragraphs_of(arrived), paragraphs_of(clean)
+    reasons = _Reasons(removed)
+    out: list[Change] = []
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            out += [Change("kept", Markup(escape(p))) for p in after[j1:j2]]
+        elif op == "delete":
+            out += [reasons.removal(p) for p in before[i1:i2]]
+        elif op == "insert":
+            out += [Change("added", Markup(escape(p))) for p in after[j1:j2]]
+        else:
+            out += _replaced(before[i1:i2], after[j1:j2], reasons)
+    return out
+
+
+def _replaced(before: list[str], after: list[str], reasons: _Reasons) -> list[Change]:
+    """Pair each clean paragraph with the arrived one most like it; the unpaired ones were removed."""
+    out: list[Change] = []
+    start = 0
+    for new in after:
+        scores = [difflib.SequenceMatcher(None, old, new, autojunk=False).quick_ratio() for old in before[start:]]
+        best = max(range(len(scores)), key=scores.__getitem__, default=None)
+        if best is None or scores[best] < 0.5:
+            out.append(Change("added", Markup(escape(new))))
+            continue
+        out += [reasons.removal(p) for p in before[start : start + best]]
+        out.append(Change("repaired", word_diff(before[start + best], new)))
+        start += best + 1
+    out += [reasons.removal(p) for p in before[start:]]
+    return out
+
+
+def word_diff(old: str, new: str) -> Markup:
+    if len(old) + len(new) > _WORD_DIFF_MAX_CHARS:
+        return Markup("<del>") + escape(old) + Markup("</del> <ins>") + escape(new) + Markup("</ins>")
+    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    parts: list[Markup] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            parts.append(escape("".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            parts.append(Markup("<del>") + escape("".join(a[i1:i2])) + Markup("</del>"))
+        if j2 > j1:
+            parts.append(Markup("<ins>") + escape("".join(b[j1:j2])) + Markup("</ins>"))
+    return Markup("").join(parts)
+
+
+class _Reasons:
+    """Finds why a paragraph was removed: cleanup records the line after repairs, the diff sees it before."""
+
+    def __init__(self, removed: list[Removal]) -> None:
+        self.removed = list(removed)
+
+    def removal(self, paragraph: str) -> Change:
+        why = self._why(paragraph)
+        return Change("removed", Markup(escape(paragraph)), why or "removed with its surroundings by cleanup")
+
+    def _why(self, paragraph: str) -> str | None:
+        key = _normal(paragraph)
+        for index, item in enumerate(self.removed):
+            if _normal(item.what) == key:
+                return self.removed.pop(index).why
+        scored = [(difflib.SequenceMatcher(None, _normal(r.what), key).ratio(), i) for i, r in enumerate(self.removed)]
+        if scored and max(scored)[0] >= 0.8:
+            return self.removed.pop(max(scored)[1]).why
+        return None
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())

@@ -1,0 +1,204 @@
+"""The pipeline view's numbers: per stage, records per minute, dead letters per minute and consumer lag.
+
+Rates come from storage's own tables, so the view works without any metrics system: ingest's from
+``received_at``, cleanup's and classify's from the ``at`` of their lineage entries, storage's from
+``stored_at`` (articles first stored in the last hour), dead letters from ``dead_letters``. Lag comes
+from Kafka: each stage group's committed offsets against the end of its input topic, probed with a
+short timeout and shown as unknown when Kafka does not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from newsflow_shared import ServiceSettings
+from newsflow_shared.db.engine import as_utc
+from newsflow_shared.db.tables import articles
+
+from ..dead_letters import DeadLetterStore
+from ..repository import ArticleRepository
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "cleanup", "classify", "storage")
+MINUTES = 60
+# The rates read at most this many of the last hour's newest articles (a busy hour shows its latest part).
+RATE_ROWS_MAX = 2_000
+
+
+@dataclass(frozen=True)
+class StageView:
+    name: str
+    topic: str
+    lag: int | None
+    lag_series: list[tuple[float, int]]
+    per_minute: list[int]
+    dead_per_minute: list[int]
+
+    @property
+    def rate_now(self) -> float:
+        """Records per second over the last five whole minutes."""
+        return sum(self.per_minute[-6:-1]) / 300
+
+    @property
+    def hour_total(self) -> int:
+        return sum(self.per_minute)
+
+    @property
+    def dead_total(self) -> int:
+        return sum(self.dead_per_minute)
+
+
+async def stage_views(
+    repo: ArticleRepository, letters: DeadLetterStore, lag: LagProbe, settings: ServiceSettings
+) -> list[StageView]:
+    # The last MINUTES minutes, the current one last (it is still filling).
+    since = now().replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
+    minutes = [since + timedelta(minutes=i) for i in range(MINUTES)]
+    rates = await _rates(repo, since)
+    dead = await letters.per_minute(since)
+    lags = await lag.latest()
+    inputs = {
+        "ingest": settings.topic_raw,
+        "cleanup": settings.topic_ingested,
+        "classify": settings.topic_clean,
+        "storage": settings.topic_enriched,
+    }
+    return [
+        StageView(
+            name=stage,
+            topic=inputs[stage],
+            lag=lags.get(stage) if lags is not None else None,
+            lag_series=lag.series(stage),
+            per_minute=[rates.get(stage, {}).get(m, 0) for m in minutes],
+            dead_per_minute=[dead.get(stage, {}).get(m, 0) for m in minutes],
+        )
+        for stage in STAGES
+    ]
+
+
+async def _rates(repo: ArticleRepository, since: datetime) -> dict[str, dict[datetime, int]]:
+    statement = (
+        select(articles.c.received_at, articles.c.stored_at, articles.c.lineage)
+        .where(articles.c.stored_at >= since)
+        .order_by(articles.c.stored_at.desc())
+        .limit(RATE_ROWS_MAX)
+    )
+    counts: dict[str, dict[datetime, int]] = {stage: {} for stage in STAGES}
+
+    def add(stage: str, at: datetime) -> None:
+        minute = as_utc(at).replace(second=0, microsecond=0)
+        counts[stage][minute] = counts[stage].get(minute, 0) + 1
+
+    minute = (
+        func.substr(articles.c.stored_at, 1, 16)
+        if repo._sqlite
+        else func.to_char(articles.c.stored_at, 'YYYY-MM-DD"T"HH24:MI')
+    )
+    exact = select(minute, func.count()).where(articles.c.stored_at >= since).group_by(minute)
+    async with repo.engine.connect() as connection:
+        # Storage's own rate is exact (an index answers it); the others come from the newest rows' lineage.
+        for stamp, count in await connection.execute(exact):
+            at = as_utc(datetime.fromisoformat(stamp.replace(" ", "T")))
+            counts["storage"][at] = count
+        for received_at, _stored_at, lineage in await connection.execute(statement):
+            add("ingest", received_at)
+            for step in json.loads(lineage) if isinstance(lineage, str) else lineage:
+                if step.get("stage") in {"cleanup", "classify"} and step.get("at"):
+                    with contextlib.suppress(ValueError):
+                        add(step["stage"], datetime.fromisoformat(step["at"]))
+    return counts
+
+
+class LagProbe:
+    """Consumer lag per stage from Kafka, probed at most every ``interval`` seconds, never waited on long.
+
+    A page asks for the latest value; if it is stale a probe starts in the background. Only the very
+    first page waits for it, and ``wait`` seconds at most; later pages show the last value at once, so
+    an unreachable Kafka costs a page nothing but an "unknown".
+    The samples of the last hour are kept in memory for the lag charts.
+    """
+
+    def __init__(self, settings: ServiceSettings, *, interval: float = 10.0, wait: float = 0.15) -> None:
+        self.settings = settings
+        self.interval = interval
+        self.wait = wait
+        self._samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=MINUTES * 6)
+        self._last: dict[str, int] | None = None
+        self._probed_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def latest(self) -> dict[str, int] | None:
+        if time.monotonic() - self._probed_at > self.interval and (self._task is None or self._task.done()):
+            self._probed_at = time.monotonic()
+            self._task = asyncio.create_task(self._probe())
+        if self._task is not None and not self._task.done() and not self._samples:
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), self.wait)
+        return self._last
+
+    def series(self, stage: str) -> list[tuple[float, int]]:
+        cutoff = time.time() - MINUTES * 60
+        return [(at, lags[stage]) for at, lags in self._samples if at >= cutoff and stage in lags]
+
+    async def _probe(self) -> None:
+        try:
+            lags = await asyncio.wait_for(consumer_lag(self.settings), 3.0)
+        except Exception as error:  # any failure means "unknown", never a broken page
+            log.info("consumer lag unknown: %s: %s", type(error).__name__, error)
+            self._last = None
+            return
+        self._last = lags
+        self._samples.append((time.time(), lags))
+
+
+async def consumer_lag(settings: ServiceSettings) -> dict[str, int]:
+    """Records each stage's group has yet to commit on its input topic, summed over partitions."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    inputs = {
+        "ingest": settings.topic_raw,
+        "cleanup": settings.topic_ingested,
+        "classify": settings.topic_clean,
+        "storage": settings.topic_enriched,
+    }
+    common: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers, "request_timeout_ms": 2500}
+    admin = AIOKafkaAdminClient(**common)
+    consumer = AIOKafkaConsumer(**common, enable_auto_commit=False)
+    await admin.start()
+    try:
+        await consumer.start()
+        try:
+            lags = {}
+            for stage, topic in inputs.items():
+                partitions = consumer.partitions_for_topic(topic) or set()
+                if not partitions:
+                    await consumer._client.force_metadata_update()
+                    partitions = consumer.partitions_for_topic(topic) or set()
+                tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+                ends = await consumer.end_offsets(tps) if tps else {}
+                committed = await admin.list_consumer_group_offsets(settings.group_id(stage), partitions=tps)
+                lags[stage] = sum(
+                    max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
+                    for tp, end in ends.items()
+                )
+            return lags
+        finally:
+            await consumer.stop()
+    finally:
+        await admin.close()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

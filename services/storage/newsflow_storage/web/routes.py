@@ -1,0 +1,307 @@
+"""The pages: ``/`` (search), ``/article/{id}``, ``/pipeline``; ``POST`` for login and re-drive only.
+
+No ``from __future__ import annotations``: FastAPI reads the annotations.
+"""
+
+import asyncio
+import time
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from newsflow_shared import RejectedInput, redrive_record
+from newsflow_shared.db.tables import articles
+from newsflow_shared.taxonomy import load_taxonomy
+
+from ..api import _bound
+from ..repository import RELEVANCE_WINDOW, Query, search_words
+from . import charts
+from .auth import COOKIE, safe_next, same_origin
+from .browse import facets
+from .changes import changes, folded
+from .highlight import marked, snippet, word_pattern
+from .languages import language_name
+from .pipeline import MINUTES, stage_views
+from .templating import render
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 20
+
+
+class _LoginNeeded(Exception):
+    pass
+
+
+def _guard(request: Request) -> None:
+    if not request.app.state.web_auth.allowed(request):
+        raise _LoginNeeded
+
+
+def _login_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+
+
+def _problem(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "problem.html", {"title": "Not possible", "message": message}, status=status)
+
+
+@router.get("/")
+async def search_page(request: Request) -> Response:
+    try:
+        _guard(request)
+    except _LoginNeeded:
+        return _login_redirect(request)
+    params = request.query_params
+    try:
+        query = _query(params)
+    except (HTTPException, ValueError) as error:
+        return _problem(request, 422, getattr(error, "detail", None) or str(error))
+    repo = request.app.state.repository
+    started = time.perf_counter()
+    try:
+        page, counts = await asyncio.gather(repo.search(query), facets(repo, query))
+    except ValueError as error:  # a cursor this page did not make
+        return _problem(request, 422, str(error))
+    pattern = word_pattern(search_words(query.q))
+    results = [
+        {
+            "article": a,
+            "title": marked(a.title or "(no title)", pattern),
+            "snippet": snippet(a.text, pattern),
+            "language": language_name(a.language),
+            "top_topic": a.topics[0].label if a.topics else None,
+        }
+        for a in page.items
+    ]
+    kept = {k: v for k, v in params.items() if k != "cursor" and v}
+    taxonomy = load_taxonomy()
+    chosen_topic = taxonomy.topics.get(query.topic) if query.topic else None
+    return render(
+        request,
+        "search.html",
+        {
+            "title": f"Search: {query.q}" if query.q else "Articles",
+            "query": query,
+            "params": kept,
+            "results": results,
+            "facets": counts,
+            "next_cursor": page.next_cursor,
+            "first_page": bool(params.get("cursor")),
+            "chosen_topic": chosen_topic,
+            "language_name": language_name,
+            "url": lambda **changes: _url("/", kept, changes),
+            "month_range": _month_range,
+            "relevance_window": RELEVANCE_WINDOW,
+            "server_ms": (time.perf_counter() - started) * 1000,
+        },
+    )
+
+
+@router.get("/article/{article_id:path}")
+async def article_page(request: Request, article_id: str) -> Response:
+    try:
+        _guard(request)
+    except _LoginNeeded:
+        return _login_redirect(request)
+    repo = request.app.state.repository
+    article = await repo.get(article_id)
+    if article is None:
+        return _problem(request, 404, f"There is no stored article with the id {article_id!r}.")
+    async with repo.engine.connect() as connection:
+        copies = list(
+            await connection.execute(
+                select(articles.c.id, articles.c.title, articles.c.duplicate_score)
+                .where(articles.c.duplicate_of == article.id)
+                .order_by(articles.c.stored_at)
+                .limit(50)
+            )
+        )
+        original = None
+        if article.duplicate_of:
+            original = (
+                await connection.execute(
+                    select(articles.c.id, articles.c.title).where(articles.c.id == article.duplicate_of)
+                )
+            ).first()
+    return render(
+        request,
+        "article.html",
+        {
+            "title": article.title or article.id,
+            "article": article,
+            "paragraphs": [p for p in article.text.split("\n\n") if p.strip()],
+            "changes": folded(changes(article.arrived_text, article.text, article.removed))
+            if article.arrived_text
+            else None,
+            "language": language_name(article.language),
+            "score_bar": charts.score_bar,
+            "copies": copies,
+            "original": original,
+            "original_id": article.duplicate_of,
+            "revisions": await repo.revisions(article.id),
+            "taxonomy": load_taxonomy(),
+        },
+    )
+
+
+@router.get("/pipeline")
+async def pipeline_page(request: Request) -> Response:
+    try:
+        _guard(request)
+    except _LoginNeeded:
+        return _login_redirect(request)
+    state = request.app.state
+    views = await stage_views(state.repository, state.dead_letters, state.lag_probe, state.web_settings)
+    return render(
+        request,
+        "pipeline.html",
+        {
+            "title": "Pipeline",
+            "stages": views,
+            "kinds": await state.dead_letters.kinds(),
+            "letters": await state.dead_letters.recent(50),
+            "charts": charts,
+            "hour_start": time.time() - MINUTES * 60,
+            "hour_seconds": MINUTES * 60,
+            "form_token": state.web_auth.form_token(),
+            "done": request.query_params.get("redriven"),
+            "refused": request.query_params.get("refused"),
+        },
+    )
+
+
+@router.post("/pipeline/redrive")
+async def redrive(
+    request: Request,
+    csrf: Annotated[str, Form()] = "",
+    letter: Annotated[int | None, Form()] = None,
+    stage: Annotated[str | None, Form(max_length=64)] = None,
+    error: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Send dead letters back to the topic their stage consumed them from; mark their rows re-driven."""
+    state = request.app.state
+    if not state.web_auth.allowed(request):
+        return _problem(request, 401, "Re-driving needs the API token: sign in first.")
+    if not same_origin(request) or not state.web_auth.form_token_matches(csrf):
+        return _problem(request, 403, "This form did not come from this page: reload the pipeline page and try again.")
+    if letter is not None:
+        ids = [letter]
+    elif stage and error:
+        ids = await state.dead_letters.waiting_ids(stage, error)
+    else:
+        return _problem(request, 422, "Say which dead letter to re-drive, or which stage and error.")
+    done, refused = await _send_back(state, ids)
+    return RedirectResponse(f"/pipeline?{urlencode({'redriven': len(done), 'refused': refused})}", status_code=303)
+
+
+async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int]:
+    done, refused, pending = [], 0, []
+    for letter_id in ids:
+        letter = await state.dead_letters.letter(letter_id)
+        if letter is None:
+            refused += 1
+            continue
+        try:
+            record = redrive_record(letter)
+        except RejectedInput:  # the original was cut short: only its source can send it again
+            refused += 1
+            continue
+        pending.append(
+            await state.broker.publish(
+                record.value, record.topic, key=record.key, headers=record.headers, no_confirm=True
+            )
+        )
+        done.append(letter_id)
+    confirmations = [p for p in pending if p is not None]
+    if confirmations:
+        await asyncio.gather(*confirmations)
+    if done:
+        await state.dead_letters.mark_redriven(done)
+    return done, refused
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    return render(
+        request,
+        "login.html",
+        {"title": "Sign in", "next": safe_next(request.query_params.get("next")), "failed": False},
+    )
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/") -> Response:
+    auth = request.app.state.web_auth
+    if not auth.required:
+        return RedirectResponse(safe_next(next), status_code=303)
+    if not same_origin(request) or not auth.token_matches(token):
+        context = {"title": "Sign in", "next": safe_next(next), "failed": True}
+        return render(request, "login.html", context, status=401)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        auth.session_value(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=12 * 3600,
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def _query(params: Any) -> Query:
+    """The page's parameters, checked like the API checks its own."""
+    for name, value in params.items():
+        if "\x00" in value:
+            raise ValueError(f"The parameter {name!r} contains a NUL character.")
+        if len(value) > 1000:
+            raise ValueError(f"The parameter {name!r} is longer than 1,000 characters.")
+    topic = params.get("topic") or None
+    if topic is not None and topic not in load_taxonomy().topics:
+        raise ValueError(f"{topic!r} is not an IPTC Media Topic code such as medtop:16000000.")
+    sort = params.get("sort") or "date"
+    if sort not in {"date", "relevance"}:
+        raise ValueError("sort is 'date' or 'relevance'.")
+    duplicates = params.get("duplicates") or "include"
+    if duplicates not in {"include", "exclude", "only"}:
+        raise ValueError("duplicates is 'include', 'exclude' or 'only'.")
+    query = Query(
+        q=params.get("q") or None,
+        topic=topic,
+        language=params.get("language") or None,
+        source=params.get("source") or None,
+        published_from=_bound(params.get("from") or None, end=False),
+        published_to=_bound(params.get("to") or None, end=True),
+        duplicates=duplicates,  # type: ignore[arg-type]
+        limit=PAGE_SIZE,
+        cursor=params.get("cursor") or None,
+        sort=sort,  # type: ignore[arg-type]
+    )
+    return replace(query, sort="date") if query.sort == "relevance" and not search_words(query.q) else query
+
+
+def _url(path: str, kept: dict[str, str], changes: dict[str, Any]) -> str:
+    """This page's URL with some parameters changed (None removes one); a new filter starts at page one."""
+    merged = {**kept, **{k.rstrip("_"): v for k, v in changes.items()}}
+    merged = {k: str(v) for k, v in merged.items() if v not in (None, "")}
+    return path + ("?" + urlencode(merged) if merged else "")
+
+
+def _month_range(month: str) -> tuple[str, str]:
+    """'2026-03' → ('2026-03-01', '2026-03-31'): the from and to of a month facet."""
+    first = date.fromisoformat(month + "-01")
+    last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return first.isoformat(), last.isoformat()

@@ -1,0 +1,202 @@
+"""Storage's web page in process: what each page shows, escaping, the token, the re-drive and the dead-letter copy."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from faststream.kafka import TestKafkaBroker
+from sqlalchemy import func, select
+
+from newsflow_shared import Removal
+from newsflow_shared.db.tables import dead_letters
+from newsflow_storage.app import create_app
+from newsflow_storage.settings import StorageSettings
+from newsflow_storage.web.changes import changes
+
+from .. import webdata
+
+TOKEN = "web-s3cret"
+
+
+@dataclass
+class Site:
+    client: httpx.AsyncClient
+    app: Any
+    raw: list[bytes]
+
+
+async def _site(tmp_path: Any, token: str | None) -> AsyncIterator[Site]:
+    settings = StorageSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/web.db",
+        storage_api_token=token,
+        kafka_bootstrap_servers="127.0.0.1:9",
+    )
+    app = create_app(settings)
+    raw: list[bytes] = []
+
+    @app.state.broker.subscriber("articles.raw", group_id="test-raw")
+    async def _raw(body: bytes) -> None:
+        raw.append(body)
+
+    async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
+        await app.state.repository.store([webdata.seed_article(), webdata.hostile_article()])
+        await app.state.dead_letters.keep([webdata.dead_letter(i) for i in range(3)])
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://newsflow.test") as client:
+            yield Site(client, app, raw)
+
+
+@pytest.fixture
+async def site(tmp_path: Any) -> AsyncIterator[Site]:
+    async for s in _site(tmp_path, None):
+        yield s
+
+
+@pytest.fixture
+async def guarded(tmp_path: Any) -> AsyncIterator[Site]:
+    async for s in _site(tmp_path, TOKEN):
+        yield s
+
+
+async def test_search_finds_the_seed_with_the_match_marked_and_facets_counted(site: Site) -> None:
+    page = await site.client.get("/", params={"q": "Douma"})
+    assert page.status_code == 200
+    assert "seed-douma" in page.text
+    assert "<mark>Douma</mark>" in page.text
+    assert "hostile-script" not in page.text
+    facets = page.text.split('id="refine"', 1)[1]
+    assert re.search(r"conflict, war and peace</a> <span class=\"count\">1</span>", facets)
+    assert "act of terror" in facets  # the second level under its top-level topic
+    assert 'href="/?q=Douma&amp;language=en"' in facets  # a facet keeps the search: a shareable URL
+
+
+async def test_a_facet_link_filters_and_the_filter_can_be_removed(site: Site) -> None:
+    page = await site.client.get("/", params={"topic": "medtop:17000000"})
+    assert "hostile-script" in page.text
+    assert "seed-douma" not in page.text
+    assert "Remove the filter Topic: weather" in page.text
+
+
+async def test_the_seed_page_shows_what_cleanup_removed_and_why_and_its_topics_best_first(site: Site) -> None:
+    page = await site.client.get("/article/seed-douma")
+    assert page.status_code == 200
+    diff = page.text.split('id="h-changes"', 1)[1]
+    removed = re.search(r'<li class="removed">.*?<s>Latest News</s> <span class="why">([^<]+)</span>', diff, re.S)
+    assert removed is not None
+    assert removed.group(1) == "rule: navigation menu item"
+    assert "Forget the politics, this is a humanitarian catastrophe" in diff
+    assert "<del>" in diff
+    assert "<ins>" in diff
+    topics = re.findall(r'<a href="/\?topic=[^"]+">([^<]+)</a>', page.text.split('id="h-topics"', 1)[1])
+    assert topics[0] == "conflict, war and peace"
+    assert "English" in page.text
+    assert "IPTC Media Topics 2025-03-31" in page.text  # lineage
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/?q=storm", "/article/hostile-script", "/?source=%3Cb%3EHostile%3C%2Fb%3E+Wire"]
+)
+async def test_stored_markup_is_always_escaped(site: Site, path: str) -> None:
+    page = await site.client.get(path)
+    assert page.status_code == 200
+    assert "<script>document" not in page.text
+    assert "<img src=x" not in page.text
+    assert "<b>Hostile" not in page.text
+    assert 'href="javascript:' not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+async def test_bad_parameters_get_a_clear_4xx_page(site: Site) -> None:
+    for params in ({"topic": "medtop:nope"}, {"from": "yesterday"}, {"cursor": "garbage"}, {"q": "a\x00b"}):
+        page = await site.client.get("/", params=params)
+        assert page.status_code == 422, params
+        assert 'role="alert"' in page.text
+    assert (await site.client.get("/article/missing")).status_code == 404
+    assert (await site.client.get("/", params={"q": "   "})).status_code == 200
+
+
+async def test_the_pipeline_lists_dead_letters_and_lag_is_unknown_without_kafka(site: Site) -> None:
+    page = await site.client.get("/pipeline")
+    assert page.status_code == 200
+    assert "the message is not valid JSON" in page.text
+    assert "Re-drive all 3" in page.text
+    assert page.text.count('class="lag">unknown') == 4
+    # Stored just now: the current minute counts (storage 2 articles, ingest 3 dead letters).
+    assert re.search(r"records/s, 2 in the hour", page.text)
+    assert "<dd>3 in the hour</dd>" in page.text
+    assert page.text.count("<svg") >= 12
+
+
+async def test_redrive_is_post_only_needs_the_form_token_and_sends_the_original_back(site: Site) -> None:
+    assert (await site.client.get("/pipeline/redrive", params={"letter": 1})).status_code == 405
+    assert (await site.client.post("/pipeline/redrive", data={"letter": 1})).status_code == 403
+    token = site.app.state.web_auth.form_token()
+    forged = await site.client.post(
+        "/pipeline/redrive", data={"letter": 1, "csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403
+    assert site.raw == []
+
+    one = await site.client.post("/pipeline/redrive", data={"letter": 1, "csrf": token})
+    assert one.status_code == 303
+    assert one.headers["location"] == "/pipeline?redriven=1&refused=0"
+    assert site.raw == [webdata.dead_letter(0).original]
+
+    rest = await site.client.post(
+        "/pipeline/redrive", data={"stage": "ingest", "error": "MalformedMessage", "csrf": token}
+    )
+    assert rest.headers["location"] == "/pipeline?redriven=2&refused=0"
+    assert len(site.raw) == 3
+    page = await site.client.get("/pipeline?redriven=2&refused=0")
+    assert "Re-drove 2 dead letters" in page.text
+    assert "Re-drive all" not in page.text
+
+
+async def test_a_token_guards_every_page_and_the_login_sets_a_session_cookie(guarded: Site) -> None:
+    client = guarded.client
+    for path in ("/", "/article/seed-douma", "/pipeline"):
+        response = await client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login?next=")
+    assert (await client.post("/pipeline/redrive", data={"letter": 1})).status_code == 401
+    assert (await client.get("/", headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 200
+
+    assert (await client.post("/login", data={"token": "wrong", "next": "/pipeline"})).status_code == 401
+    signed_in = await client.post("/login", data={"token": TOKEN, "next": "https://evil.example/"})
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/"  # never an open redirect
+    cookie = signed_in.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert TOKEN not in cookie
+    assert (await client.get("/pipeline")).status_code == 200
+    assert (await client.get("/articles/seed-douma")).status_code == 401  # the API still wants the header
+
+
+async def test_dead_letters_are_kept_once_however_often_they_arrive(site: Site) -> None:
+    letters = [webdata.dead_letter(i) for i in range(3, 6)]
+    await site.app.state.dead_letters.keep(letters)
+    await site.app.state.broker.publish(letters[0].model_dump_json().encode(), "articles.dlq")
+    await site.app.state.broker.publish(b"not a dead letter", "articles.dlq")
+    async with site.app.state.repository.engine.connect() as connection:
+        count = (await connection.execute(select(func.count()).select_from(dead_letters))).scalar_one()
+    assert count == 6
+
+
+def test_the_diff_pairs_removed_lines_with_their_reason_and_shows_repairs_word_by_word() -> None:
+    arrived = "Advertisement\n\nThe United Kingdom -based group said.\n\nShares fell."
+    clean = "The United Kingdom-based group said.\n\nShares fell."
+    blocks = changes(arrived, clean, [Removal(what="Advertisement", why="rule: advertisement")])
+    assert [(b.kind, b.why) for b in blocks] == [
+        ("removed", "rule: advertisement"),
+        ("repaired", None),
+        ("kept", None),
+    ]
+    assert str(blocks[1].html) == "The United Kingdom<del> </del>-based group said."
+    hostile = changes("<script>x</script>", "<script>y</script>", [])
+    assert "<script>" not in str(hostile[0].html)
