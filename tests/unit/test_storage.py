@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -106,3 +107,20 @@ async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> No
             assert stats["by_language"] == {"en": 1}
             assert (await client.get("/health")).json()["status"] == "ok"
             assert "/articles" in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_api_serves_ids_with_slashes_and_other_scripts(tmp_path) -> None:
+    settings = StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ids.db")
+    app = create_app(settings)
+    odd = ["../../etc/passwd", "статья-記事-مقال", "https://example.com/a?b=c&d=e#f"]
+    async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
+        await app.state.repository.store([article(i) for i in odd])
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for article_id in odd:
+                quoted = "/articles/" + quote(article_id, safe="")  # as clients encode a path segment
+                found = await client.get(quoted)
+                assert found.status_code == 200, (article_id, found.text)
+                assert found.json()["id"] == article_id
+                revisions = await client.get(quoted + "/revisions")
+                assert [r["revision"] for r in revisions.json()] == [1]

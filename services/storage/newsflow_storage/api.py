@@ -58,14 +58,6 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
 
     guarded = [Depends(authorised)]
 
-    @app.get("/articles/{article_id}", response_model=StoredArticle, dependencies=guarded, tags=["articles"])
-    async def get_article(article_id: str, repo: Repo) -> StoredArticle:
-        """One stored article by id."""
-        article = await repo.get(article_id)
-        if article is None:
-            raise HTTPException(404, f"no article with id {article_id!r}")
-        return article
-
     @app.get("/articles", response_model=ArticlePage, dependencies=guarded, tags=["articles"])
     async def list_articles(
         repo: Repo,
@@ -105,13 +97,22 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
             raise HTTPException(422, str(error)) from error
         return ArticlePage(items=page.items, next_cursor=page.next_cursor)
 
-    @app.get("/articles/{article_id}/revisions", dependencies=guarded, tags=["articles"])
+    # Path-typed: an id may contain '/'. The revisions route comes first so that it is not read as an id.
+    @app.get("/articles/{article_id:path}/revisions", dependencies=guarded, tags=["articles"])
     async def get_revisions(article_id: str, repo: Repo) -> list[dict[str, Any]]:
         """Every enrichment an article has had, oldest first."""
         revisions = await repo.revisions(article_id)
         if not revisions:
             raise HTTPException(404, f"no article with id {article_id!r}")
         return revisions
+
+    @app.get("/articles/{article_id:path}", response_model=StoredArticle, dependencies=guarded, tags=["articles"])
+    async def get_article(article_id: str, repo: Repo) -> StoredArticle:
+        """One stored article by id (ids may hold slashes: ``/articles/a/b`` is the article ``a/b``)."""
+        article = await repo.get(article_id)
+        if article is None:
+            raise HTTPException(404, f"no article with id {article_id!r}")
+        return article
 
     @app.get("/stats", response_model=Stats, dependencies=guarded, tags=["articles"])
     async def stats(repo: Repo) -> Stats:
