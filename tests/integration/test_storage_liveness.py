@@ -18,7 +18,7 @@ from tests.unit.test_storage import article
 
 from .harness import isolated_env
 from .test_operations import records_in, samples, total
-from .test_storage_resilience import ROOT, own_postgres, row_count  # noqa: F401  (own_postgres is a fixture)
+from .test_storage_resilience import ROOT, row_count
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 STALL = 2.0
