@@ -33,7 +33,7 @@ async def send(settings: StorageSettings, ids: list[str]) -> None:
 
 async def test_database_outage_fails_readiness_not_liveness(
     kafka_bootstrap: str,
-    own_postgres: tuple[dict[str, str], str],  # noqa: F811  (the fixture imported above)
+    own_postgres: tuple[dict[str, str], str],
 ) -> None:
     env, url = own_postgres
     script = str(ROOT / "deploy/local/postgres.sh")
