@@ -57,6 +57,8 @@ def test_document_names_who_sends_and_receives_each_contract(document: dict[str,
         **{f"{s}:articles.dlq": ("send", "DeadLetter") for s in ("ingest", "cleanup", "classify", "storage")},
         # Ingest reads the dead letters of later stages, to forget articles they refused.
         "ingest-forget:articles.dlq": ("receive", "DeadLetter"),
+        # Storage keeps a copy of each for its web page.
+        "storage-dlq:articles.dlq": ("receive", "DeadLetter"),
     }
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == set(ServiceSettings().topics.all())

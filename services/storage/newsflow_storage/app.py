@@ -53,7 +53,13 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
     declare_outputs(stage, settings.topic_stored)
     # The web page's copy of the dead letters: a second subscriber in a consumer group of its own.
     keeper = DeadLetterKeeper()
-    stage.consume(settings.topic_dlq, keeper.handle, watched=False, group_id=settings.group_id(f"{SERVICE}-dlq"))
+    stage.consume(
+        settings.topic_dlq,
+        keeper.handle,
+        watched=False,
+        group_id=settings.group_id(f"{SERVICE}-dlq"),
+        title=f"{SERVICE}-dlq:{settings.topic_dlq}",
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
