@@ -84,6 +84,9 @@ async def test_nothing_lost_and_nothing_doubled_under_chaos(
         deadline = loop.time() + timeout
         while (await counts(url))[0] < n:
             assert loop.time() < deadline, f"fewer than {n} stored after {timeout:.0f}s: {await counts(url)}"
+            for name, code in supervisor.exited().items():
+                lines = "".join(supervisor.last_lines(name)[-20:])
+                raise AssertionError(f"{name} exited with {code} while {n} were awaited; its last lines:\n{lines}")
             await asyncio.sleep(0.5)
 
     async def kill_and_restart(service: str) -> None:
