@@ -94,7 +94,18 @@ def scores(gold: list[str], predicted: list[str]) -> tuple[float, float]:
     return accuracy, float(np.mean(f1s))
 
 
-def variants(embedder: Embedder) -> dict[str, object]:
+def article_vectors(embedder: Embedder, rows: list[dict], keep: Path | None = None) -> np.ndarray:
+    """The articles' vectors as the service reads them: title, then the text."""
+    if keep and keep.exists():
+        return np.load(keep)
+    x = embedder.embed([f"{row['title']}.\n{row['text']}" for row in rows])
+    if keep:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        np.save(keep, x)
+    return x
+
+
+def variants(embedder: Embedder, only: str = "") -> dict[str, object]:
     """Ways of classifying with this encoder: each maps vectors to top-level codes, best first."""
     taxonomy = load_taxonomy()
     top = taxonomy.top_level()
@@ -118,13 +129,15 @@ def variants(embedder: Embedder) -> dict[str, object]:
     else:
         found["label names (zero-shot)"] = nearest([[t.name] for t in top])
         found["names + definitions"] = nearest([[describe(t)] for t in top])
-    prototypes = PrototypeClassifier(embedder, taxonomy, policy)
+    if only in "prototypes (definitions, narrower topics, examples)":
+        prototypes = PrototypeClassifier(embedder, taxonomy, policy)
 
-    def by_prototypes(x: np.ndarray) -> list[list[str]]:
-        return [[t.code for t in prototypes.score_vector(v) if t.level == 1] for v in x]
+        def by_prototypes(x: np.ndarray) -> list[list[str]]:
+            return [[t.code for t in prototypes.score_vector(v) if t.level == 1] for v in x]
 
-    found["prototypes (definitions, narrower topics, examples)"] = by_prototypes
-    if not HeadClassifier.fits(embedder.path):
+        found["prototypes (definitions, narrower topics, examples)"] = by_prototypes
+    found = {name: predict for name, predict in found.items() if only in name}
+    if not HeadClassifier.fits(embedder.path) and only in "trained head (IPTC texts + examples)":
         texts, labels = training_texts(taxonomy)
         weights, bias = train_head(embedder.embed(texts), labels, codes)
         found["trained head (IPTC texts + examples)"] = lambda x: ordered(x @ weights.T + bias)
@@ -146,6 +159,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="`newsflow process --json` output to score instead of a model.")
     parser.add_argument("--model", default=SHIPPED_MODEL, help="as CLASSIFY_MODEL")
     parser.add_argument("--detail", action="store_true", help="F1 per topic and scores per language")
+    parser.add_argument("--vectors", type=Path, help="keep the articles' vectors in this .npy (reused when there)")
+    parser.add_argument("--only", default="", help="only the variants whose name contains this")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--compile", default="off", choices=["auto", "on", "off"], help="as CLASSIFY_COMPILE")
     parser.add_argument(
@@ -168,16 +183,24 @@ def main() -> None:
         return
 
     embedder = Embedder(args.model, precision=args.precision, compile_mode=args.compile, window_tokens=args.window)
-    x = embedder.embed([f"{row['title']}.\n{row['text']}" for row in rows])
+    x = article_vectors(embedder, rows, args.vectors)
     print(
         f"{args.data.name}: {len(rows)} labelled articles, {len(set(gold))} topics; model {args.model}, {embedder.runtime.dtype}"
     )
     print(f"{'variant':55} top-1 [95% CI]         top-2 [95% CI]         macro-F1")
-    for name, predict in variants(embedder).items():
+    for name, predict in variants(embedder, args.only).items():
         ranked = predict(x)  # type: ignore[operator]
         predicted = [r[0] for r in ranked]
         result = report(gold, ranked)
         print_report(name, result, taxonomy)
+        if args.detail and any(row.get("desk") for row in rows):
+            for group, keep in {
+                "five desks": [i for i, row in enumerate(rows) if row.get("desk") in DESKS],
+                "other topics": [i for i, row in enumerate(rows) if row.get("desk") not in DESKS],
+            }.items():
+                if keep:
+                    part = report([gold[i] for i in keep], [ranked[i] for i in keep])
+                    print_report(f"    {group} ({part['n']})", part, taxonomy, width=51)
         if args.detail:
             print(
                 "    F1: "

