@@ -9,10 +9,13 @@ distribution, and narrower topics are offered under a confident top-level one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from safetensors.numpy import load_file
 
 from newsflow_shared import TopicScore
 from newsflow_shared.metrics import timed_inference
@@ -87,18 +90,74 @@ class PrototypeClassifier:
         ]
         best = self.top[ranked[0]]
         if probabilities[ranked[0]] >= policy.second_level_min:
-            scores += self._second_level(vector, best, float(probabilities[ranked[0]]))
+            scores += second_level(self, vector, best, float(probabilities[ranked[0]]))
         return sorted(scores, key=lambda topic: -topic.score)
 
-    def _second_level(self, vector: np.ndarray, parent: MediaTopic, parent_score: float) -> list[TopicScore]:
-        """The closest narrower topic under the best top-level one, scored no higher than its parent."""
-        candidates = [i for i, t in enumerate(self.second) if t.parent == parent.code]
-        if not candidates:
-            return []
-        similarity = self.second_vectors[candidates] @ vector
-        best = int(np.argmax(similarity))
-        topic = self.second[candidates[best]]
-        score = round(parent_score * float(max(0.0, similarity[best])), 4)
-        if score < self.policy.threshold:
-            return []
-        return [TopicScore(code=topic.code, label=topic.name, score=score, level=2)]
+
+def second_level(
+    classifier: PrototypeClassifier | HeadClassifier, vector: np.ndarray, parent: MediaTopic, parent_score: float
+) -> list[TopicScore]:
+    """The closest narrower topic under the best top-level one, scored no higher than its parent."""
+    candidates = [i for i, t in enumerate(classifier.second) if t.parent == parent.code]
+    if not candidates:
+        return []
+    similarity = classifier.second_vectors[candidates] @ vector
+    best = int(np.argmax(similarity))
+    topic = classifier.second[candidates[best]]
+    score = round(parent_score * float(max(0.0, similarity[best])), 4)
+    if score < classifier.policy.threshold:
+        return []
+    return [TopicScore(code=topic.code, label=topic.name, score=score, level=2)]
+
+
+HEAD_FILE = "topic-head.safetensors"
+INFO_FILE = "newsflow-topics.json"
+
+
+class HeadClassifier:
+    """A topic model trained here (``train/train.py``): a fine-tuned encoder and a linear head over its vectors.
+
+    The head gives a softmax over the 17 top-level topics, trained so that the first is what the story
+    is mainly about and the others share what is left. The encoder is read by the same :class:`Embedder`
+    as the prototypes (windows, precision, compilation), so it is as fast; narrower topics are offered
+    under a confident top-level one as before, by the closest IPTC definition.
+    """
+
+    def __init__(self, embedder: Embedder, taxonomy: Taxonomy, policy: ScoringPolicy | None = None) -> None:
+        folder = Path(embedder.path)
+        info = json.loads((folder / INFO_FILE).read_text())
+        head = load_file(folder / HEAD_FILE)
+        self.embedder = embedder
+        self.taxonomy = taxonomy
+        self.policy = policy or ScoringPolicy()
+        self.name = f"{info['name']}-v{info['version']}"
+        self.top = [taxonomy.topics[code] for code in info["classes"]]
+        self.weight = head["weight"].astype(np.float32)
+        self.bias = head["bias"].astype(np.float32)
+        self.second = [t for t in taxonomy.topics.values() if t.level == 2]
+        self.second_vectors = embedder.embed([describe(t) for t in self.second])
+
+    @classmethod
+    def fits(cls, path: str) -> bool:
+        return (Path(path) / HEAD_FILE).is_file() and (Path(path) / INFO_FILE).is_file()
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        logits = vectors @ self.weight.T + self.bias
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def classify(self, texts: list[str]) -> list[list[TopicScore]]:
+        vectors = self.embedder.embed(texts)
+        return [self.score_row(v, p) for v, p in zip(vectors, self.probabilities(vectors), strict=True)]
+
+    def score_row(self, vector: np.ndarray, probabilities: np.ndarray) -> list[TopicScore]:
+        policy = self.policy
+        ranked = np.argsort(-probabilities)[: policy.top_k]
+        scores = [
+            TopicScore(code=self.top[i].code, label=self.top[i].name, score=round(float(probabilities[i]), 4), level=1)
+            for i in ranked
+            if probabilities[i] >= policy.threshold or i == ranked[0]
+        ]
+        if probabilities[ranked[0]] >= policy.second_level_min:
+            scores += second_level(self, vector, self.top[ranked[0]], float(probabilities[ranked[0]]))
+        return sorted(scores, key=lambda topic: -topic.score)

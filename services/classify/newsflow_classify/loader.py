@@ -7,7 +7,7 @@ from transformers import AutoConfig
 
 from newsflow_shared.taxonomy import load_taxonomy
 
-from .classifier import PrototypeClassifier, ScoringPolicy, TopicClassifier
+from .classifier import HeadClassifier, PrototypeClassifier, ScoringPolicy, TopicClassifier
 from .hf_models import LabelClassifier, ZeroShotClassifier, entailment_index, iptc_labels
 from .model import Embedder, resolve_model_path
 from .settings import ClassifySettings
@@ -39,4 +39,6 @@ def load_classifier(settings: ClassifySettings) -> TopicClassifier:
         window_tokens=settings.classify_window_tokens,
         **options,  # type: ignore[arg-type]
     )
+    if HeadClassifier.fits(embedder.path):
+        return HeadClassifier(embedder, taxonomy, policy)
     return PrototypeClassifier(embedder, taxonomy, policy)

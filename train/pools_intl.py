@@ -1,0 +1,288 @@
+"""German, French and Spanish sentences for the five desks, written for Newsflow (no copied articles).
+
+The encoder is English, but news in other languages shares many of its cues (club and party names,
+"Bundesliga", "ministre", "millones"): a few hundred paragraphs teach the head and the top layers
+to use them. Same shape as :data:`pools.POOLS`; slots from :data:`pools.SLOTS` (numbers, cities, teams).
+"""
+
+INTL_POOLS: dict[str, dict[str, dict[str, list[str]]]] = {
+    "de": {
+        "medtop:04000000": {
+            "leads": [
+                "Der Autokonzern will {n} Tausend Stellen streichen und mehrere Werke schließen.",
+                "Die Europäische Zentralbank hat den Leitzins auf {rate} Prozent angehoben.",
+                "Der Umsatz des Einzelhändlers stieg im Weihnachtsgeschäft um {pct} Prozent.",
+                "Die Aktie des Chemiekonzerns fiel nach einer Gewinnwarnung um {pct} Prozent.",
+                "Die Immobilienpreise in den Großstädten sind erneut gestiegen.",
+                "Der DAX schloss am {day} mit einem Plus von {pct} Prozent.",
+                "Die Inflation ist im {month} auf {rate} Prozent gesunken.",
+                "Der Energieversorger übernimmt seinen Konkurrenten für {money}.",
+            ],
+            "details": [
+                "Analysten hatten mit einem höheren Gewinn gerechnet.",
+                "Der Vorstandschef sprach von einem schwierigen Geschäftsjahr.",
+                "Die Aktionäre sollen eine höhere Dividende erhalten.",
+                "Die Übernahme muss noch von den Kartellbehörden genehmigt werden.",
+                "Ökonomen erwarten für das kommende Jahr ein schwaches Wachstum.",
+                "Der Konzern hat seine Prognose für das Gesamtjahr gesenkt.",
+            ],
+        },
+        "medtop:01000000": {
+            "leads": [
+                "Der Film hat bei der Berlinale den Goldenen Bären gewonnen.",
+                "Die Sängerin geht im Herbst auf große Deutschland-Tournee.",
+                "Die Quoten der Samstagabendshow sind auf ein Rekordtief gefallen.",
+                "Der bekannte Schauspieler ist im Alter von {age} Jahren gestorben.",
+                "Das Musikfestival hat in diesem Jahr mehr als {n} Tausend Besucher angezogen.",
+                "Die neue Staffel der Krimiserie startet im {month} im Fernsehen.",
+            ],
+            "details": [
+                "Die Kritiker lobten vor allem die Hauptdarstellerin.",
+                "Das Album stieg auf Platz eins der Charts ein.",
+                "Die Konzerte waren innerhalb weniger Minuten ausverkauft.",
+                "Der Sender zeigte sich mit den Einschaltquoten zufrieden.",
+                "Fans und Kollegen würdigten ihn als großen Künstler.",
+                "Die Premiere findet in {city} statt.",
+            ],
+        },
+        "medtop:11000000": {
+            "leads": [
+                "Der Bundestag hat das umstrittene Gesetz mit knapper Mehrheit beschlossen.",
+                "Die Kanzlerin hat ihr Kabinett umgebildet und {n} neue Minister ernannt.",
+                "Die Opposition wirft der Regierung vor, die Rentenreform zu verschleppen.",
+                "Der Gesundheitsminister verteidigte seine Pläne für die Krankenkassen im Parlament.",
+                "Die Koalition streitet über die Reform des Familienrechts.",
+                "Die Partei hat auf ihrem Parteitag einen neuen Vorsitzenden gewählt.",
+                "Bei der Landtagswahl verlor die Regierungspartei deutlich.",
+            ],
+            "details": [
+                "Die Abstimmung gilt als Test für die Koalition.",
+                "Der Fraktionschef kritisierte die Pläne scharf.",
+                "Das Gesetz muss noch durch den Bundesrat.",
+                "Umfragen sehen die Opposition knapp vorn.",
+                "Der Minister kündigte einen Gesetzentwurf bis zum Sommer an.",
+                "Die Regierung will die Reform noch vor der Wahl umsetzen.",
+            ],
+        },
+        "medtop:15000000": {
+            "leads": [
+                "{team} hat in der Bundesliga mit {score} gegen Borussia Dortmund gewonnen.",
+                "Der Stürmer erzielte zwei Tore und schoss seine Mannschaft an die Tabellenspitze.",
+                "Der Trainer wurde nach der fünften Niederlage in Folge entlassen.",
+                "Die Tennisspielerin steht im Halbfinale der French Open.",
+                "Der Skispringer gewann das Weltcupspringen in Garmisch.",
+                "Die Nationalmannschaft trifft im Viertelfinale auf Frankreich.",
+            ],
+            "details": [
+                "Das entscheidende Tor fiel in der {minute}. Minute.",
+                "Der Verein hat den Vertrag des Torwarts bis {year} verlängert.",
+                "Vor {n} Tausend Zuschauern dominierten die Gastgeber die erste Halbzeit.",
+                "Der Kapitän fällt mit einer Knieverletzung mehrere Wochen aus.",
+                "Mit dem Sieg rückt die Mannschaft bis auf {n} Punkte an den Spitzenreiter heran.",
+                "Nach dem Abpfiff feierten die Fans ihre Mannschaft.",
+            ],
+        },
+        "medtop:13000000": {
+            "leads": [
+                "Der Softwarekonzern hat eine Sicherheitslücke in seinem Betriebssystem geschlossen.",
+                "Die neue Spielkonsole kommt im {month} in die Läden.",
+                "Immer mehr Haushalte nutzen einen schnellen Breitbandanschluss.",
+                "Hacker haben die Kundendaten des Onlinehändlers gestohlen.",
+                "Das Smartphone mit besserer Kamera soll ab Herbst verkauft werden.",
+                "Forscher haben einen Chip entwickelt, der deutlich weniger Strom verbraucht.",
+            ],
+            "details": [
+                "Nutzer sollten das Update sofort installieren.",
+                "Experten warnen vor gefälschten E-Mails.",
+                "Das Gerät kostet rund {n}0 Euro.",
+                "Die Software kann kostenlos heruntergeladen werden.",
+                "Die Technik soll in zwei Jahren marktreif sein.",
+                "Die Spielehersteller setzen auf Online-Spiele.",
+            ],
+        },
+    },
+    "fr": {
+        "medtop:04000000": {
+            "leads": [
+                "Le groupe automobile va supprimer {n} mille emplois en Europe.",
+                "La Banque centrale européenne a relevé ses taux à {rate} %.",
+                "Les prix de l'immobilier ont encore augmenté à Paris.",
+                "Le CAC 40 a terminé la séance en hausse de {pct} %.",
+                "Le géant du luxe a publié un bénéfice record de {money}.",
+                "Le chômage a reculé à son plus bas niveau depuis {n} ans.",
+            ],
+            "details": [
+                "Les analystes s'attendaient à des résultats plus faibles.",
+                "Le PDG a annoncé un plan d'économies.",
+                "L'action a bondi à la Bourse de Paris.",
+                "L'opération doit encore être approuvée par les autorités de la concurrence.",
+                "La croissance devrait ralentir l'an prochain selon les économistes.",
+                "Les actionnaires recevront un dividende plus élevé.",
+            ],
+        },
+        "medtop:01000000": {
+            "leads": [
+                "Le film a remporté la Palme d'or au Festival de Cannes.",
+                "La chanteuse entame une tournée de {n} dates en France.",
+                "L'audience de l'émission de télévision a chuté samedi soir.",
+                "Le célèbre acteur est mort à l'âge de {age} ans.",
+                "Le festival de musique a attiré plus de {n} mille spectateurs.",
+                "La série policière reviendra pour une nouvelle saison à l'automne.",
+            ],
+            "details": [
+                "Les critiques ont salué la mise en scène.",
+                "Son nouvel album est entré directement en tête des ventes.",
+                "Les billets se sont vendus en quelques minutes.",
+                "La chaîne s'est dite satisfaite de l'audience.",
+                "De nombreux artistes lui ont rendu hommage.",
+                "La cérémonie sera retransmise en direct à la télévision.",
+            ],
+        },
+        "medtop:11000000": {
+            "leads": [
+                "L'Assemblée nationale a adopté la réforme des retraites.",
+                "Le Premier ministre a remanié son gouvernement.",
+                "L'opposition accuse le gouvernement de vouloir privatiser l'hôpital public.",
+                "Le ministre de la Santé a défendu son projet de loi devant les députés.",
+                "Le président a annoncé un référendum sur la réforme des institutions.",
+                "Le parti a désigné son candidat pour l'élection présidentielle.",
+            ],
+            "details": [
+                "Le texte doit maintenant être examiné par le Sénat.",
+                "Les sondages donnent l'opposition en tête.",
+                "Le porte-parole du gouvernement a rejeté les critiques.",
+                "Les députés de la majorité sont divisés.",
+                "Le ministre a promis une loi avant l'été.",
+                "Le vote est considéré comme un test pour le gouvernement.",
+            ],
+        },
+        "medtop:15000000": {
+            "leads": [
+                "Le Paris Saint-Germain s'est imposé {score} face à l'Olympique de Marseille.",
+                "L'attaquant a marqué un doublé et offert la victoire à son équipe.",
+                "L'entraîneur a été limogé après une série de défaites.",
+                "La joueuse de tennis s'est qualifiée pour la finale de Roland-Garros.",
+                "Le cycliste a remporté l'étape du Tour de France.",
+                "Le XV de France a battu l'Angleterre dans le Tournoi des Six Nations.",
+            ],
+            "details": [
+                "Le but décisif a été inscrit à la {minute}e minute.",
+                "Le club a prolongé le contrat de son gardien.",
+                "Le capitaine sera absent plusieurs semaines en raison d'une blessure.",
+                "Cette victoire permet au club de revenir à {n} points du leader.",
+                "Les supporters ont célébré le titre dans les rues.",
+                "Le match retour aura lieu la semaine prochaine.",
+            ],
+        },
+        "medtop:13000000": {
+            "leads": [
+                "Le géant du logiciel a corrigé une faille de sécurité dans son système d'exploitation.",
+                "La nouvelle console de jeux sera en vente en {month}.",
+                "Le nombre d'abonnés au haut débit a dépassé {n} millions.",
+                "Des pirates informatiques ont volé les données de milliers de clients.",
+                "Le fabricant a présenté un téléphone mobile capable de lire des vidéos.",
+                "Des chercheurs ont mis au point une puce plus rapide et moins gourmande.",
+            ],
+            "details": [
+                "Les utilisateurs doivent installer la mise à jour.",
+                "Les experts mettent en garde contre les courriels frauduleux.",
+                "Le logiciel peut être téléchargé gratuitement.",
+                "L'appareil coûtera environ {n}0 euros.",
+                "La technologie pourrait arriver dans les téléphones d'ici deux ans.",
+                "Les éditeurs de jeux misent sur le jeu en ligne.",
+            ],
+        },
+    },
+    "es": {
+        "medtop:04000000": {
+            "leads": [
+                "La empresa automovilística recortará {n} mil empleos en Europa.",
+                "El Banco Central Europeo ha subido los tipos de interés al {rate} %.",
+                "El precio de la vivienda subió un {pct} % en el último año.",
+                "El Ibex 35 cerró la sesión con una subida del {pct} %.",
+                "El banco obtuvo un beneficio récord de {money}.",
+                "El paro bajó a su nivel más bajo en {n} años.",
+            ],
+            "details": [
+                "Los analistas esperaban unos resultados peores.",
+                "El consejero delegado anunció un plan de ahorro.",
+                "Las acciones subieron con fuerza en la Bolsa.",
+                "La operación debe ser aprobada por las autoridades de competencia.",
+                "Los economistas prevén que la economía crezca menos el próximo año.",
+                "Los accionistas recibirán un dividendo mayor.",
+            ],
+        },
+        "medtop:01000000": {
+            "leads": [
+                "La película ganó el premio a la mejor película en los Goya.",
+                "La cantante comenzará una gira de {n} conciertos por España.",
+                "La audiencia del programa de televisión cayó el sábado por la noche.",
+                "El famoso actor ha muerto a los {age} años.",
+                "El festival de música reunió a más de {n} mil personas.",
+                "La serie volverá con una nueva temporada en otoño.",
+            ],
+            "details": [
+                "La crítica elogió la interpretación de la protagonista.",
+                "Su nuevo disco entró directamente en el número uno.",
+                "Las entradas se agotaron en pocos minutos.",
+                "La cadena se mostró satisfecha con la audiencia.",
+                "Numerosos artistas le rindieron homenaje.",
+                "La gala se retransmitirá en directo por televisión.",
+            ],
+        },
+        "medtop:11000000": {
+            "leads": [
+                "El Congreso aprobó la reforma de las pensiones con los votos del Gobierno.",
+                "El presidente del Gobierno remodeló su gabinete.",
+                "La oposición acusa al Gobierno de recortar la sanidad pública.",
+                "La ministra de Sanidad defendió su proyecto de ley en el Parlamento.",
+                "El partido eligió a su candidato para las elecciones generales.",
+                "Los partidos negocian la formación de un gobierno de coalición.",
+            ],
+            "details": [
+                "El texto pasará ahora al Senado.",
+                "Las encuestas dan ventaja a la oposición.",
+                "El portavoz del Gobierno rechazó las críticas.",
+                "Los diputados de la mayoría están divididos.",
+                "La ministra prometió una ley antes del verano.",
+                "La votación se considera una prueba para el Gobierno.",
+            ],
+        },
+        "medtop:15000000": {
+            "leads": [
+                "El Real Madrid ganó {score} al Barcelona en el clásico.",
+                "El delantero marcó dos goles y dio la victoria a su equipo.",
+                "El club destituyó al entrenador tras una racha de derrotas.",
+                "El tenista se clasificó para la final de Roland Garros.",
+                "El ciclista ganó la etapa de la Vuelta a España.",
+                "La selección española se enfrentará a Italia en cuartos de final.",
+            ],
+            "details": [
+                "El gol decisivo llegó en el minuto {minute}.",
+                "El club renovó el contrato de su portero.",
+                "El capitán estará varias semanas de baja por una lesión.",
+                "Con la victoria el equipo se sitúa a {n} puntos del líder.",
+                "Los aficionados celebraron el título en las calles.",
+                "El partido de vuelta se jugará la próxima semana.",
+            ],
+        },
+        "medtop:13000000": {
+            "leads": [
+                "El gigante del software corrigió un fallo de seguridad en su sistema operativo.",
+                "La nueva videoconsola saldrá a la venta en {month}.",
+                "El número de conexiones de banda ancha superó los {n} millones.",
+                "Unos piratas informáticos robaron los datos de miles de clientes.",
+                "El fabricante presentó un teléfono móvil con mejor cámara.",
+                "Unos investigadores desarrollaron un chip más rápido y eficiente.",
+            ],
+            "details": [
+                "Los usuarios deben instalar la actualización.",
+                "Los expertos advierten contra los correos electrónicos fraudulentos.",
+                "El programa se puede descargar gratis.",
+                "El aparato costará unos {n}0 euros.",
+                "La tecnología podría llegar a los teléfonos en dos años.",
+                "Los fabricantes de videojuegos apuestan por el juego en línea.",
+            ],
+        },
+    },
+}
