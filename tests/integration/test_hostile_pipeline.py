@@ -38,6 +38,7 @@ async def postgres_pipeline(kafka_bootstrap: str, fresh_postgres: str) -> AsyncI
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(1800)
 async def test_a_thousand_generated_hostile_messages_are_answered_on_postgres(postgres_pipeline: Pipeline) -> None:
     hostile = [Input(label=name, value=value) for name, value in generated(1_000)]
     goods = [Input(label=f"good-{i}", value=json.dumps(good(f"good-{i}")).encode()) for i in range(60)]

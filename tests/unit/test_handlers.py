@@ -167,3 +167,25 @@ async def test_cleanup_sends_languages_outside_the_allowlist_to_unsupported() ->
         (settings.topic_clean, "short-1"),  # a weak guess does not divert an article
     ]
     assert json.loads(spy[0][1])["language"] == "de"
+
+
+async def test_storage_answers_both_copies_of_one_article_in_a_batch(tmp_path) -> None:
+    from newsflow_shared import Delivery, Stage
+    from newsflow_shared.db import make_engine, upgrade
+    from newsflow_storage.app import Store
+    from newsflow_storage.repository import ArticleRepository
+    from newsflow_storage.settings import StorageSettings
+
+    settings = StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/copies.db")
+    await upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    store = Store(settings, Stage(None, settings, name="storage"))  # type: ignore[arg-type]
+    store.repository = ArticleRepository(engine)
+    copies = [
+        EnrichedArticle(id="same", title=title, text="Body", language="en", language_confidence=1.0, content_hash=title)
+        for title in ("first", "second")
+    ]
+    outputs = await store.handle([Delivery(value=c.model_dump_json().encode(), key=b"same") for c in copies])
+    await engine.dispose()
+    assert len(outputs) == 2  # every record is answered
+    assert [o.message.title for o in outputs] == ["second", "second"]  # type: ignore[union-attr]  # the later copy won

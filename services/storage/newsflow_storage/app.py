@@ -37,10 +37,12 @@ class Store:
         assert self.repository is not None, "the lifespan opens the database before consuming"
         # A database failure raises: the stage retries the batch, or isolates the article the database refuses.
         stored = {article.id: article for article in await self.repository.store([a for _, a in valid])}
-        for delivery, article in valid:
-            record = stored.pop(article.id, None)
-            if record is not None:
-                outputs.append(Emit.following(delivery, self.settings.topic_stored, record, record.id))
+        # Every record is answered: two copies of one article in a batch are both announced, with the
+        # stored record (the later copy wins), so that whoever sent the earlier one hears back too.
+        outputs += [
+            Emit.following(delivery, self.settings.topic_stored, stored[article.id], article.id)
+            for delivery, article in valid
+        ]
         return outputs
 
 
