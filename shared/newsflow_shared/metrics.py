@@ -12,11 +12,10 @@ share a counter.
 from __future__ import annotations
 
 import contextvars
-import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import event
@@ -24,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from .contracts import CleanArticle, DeadLetter, StoredArticle
 
-__all__ = ["OUTCOMES", "StageMetrics", "current", "outcome_of", "timed_inference"]
+__all__ = ["OUTCOMES", "StageMetrics", "current", "outcome_of"]
 
 R = TypeVar("R")
 
@@ -151,21 +150,6 @@ def outcome_of(output: object, topics: _TopicsLike) -> tuple[str, str]:
     if type(message) is CleanArticle and message.duplicate_of:
         return "duplicate", ""
     return "passed", ""
-
-
-def timed_inference(classify: Callable[[Any, list[str]], R]) -> Callable[[Any, list[str]], R]:
-    """Decorate a classifier's ``classify(texts)``: its time per article goes to the running stage's histogram."""
-
-    @functools.wraps(classify)
-    def timed(self: Any, texts: list[str]) -> R:
-        started = time.perf_counter()
-        result = classify(self, texts)
-        metrics = current()
-        if metrics is not None and texts:
-            metrics.inference_time(len(texts), time.perf_counter() - started)
-        return result
-
-    return timed
 
 
 def current() -> StageMetrics | None:

@@ -21,6 +21,7 @@ from newsflow_shared import (
     StoredArticle,
     TopicScore,
 )
+from newsflow_shared.health import watch_of
 from newsflow_storage.repository import Query
 
 Sent = list[tuple[str, bytes, dict[str, str]]]
@@ -112,6 +113,10 @@ async def test_classify_tags_a_batch_and_isolates_a_bad_record() -> None:
     assert "IPTC" in enriched.lineage[-1].details["taxonomy"]
     assert spy[1][0] == settings.topic_dlq
     assert "CleanArticle contract" in json.loads(spy[1][1])["reason"]
+    # The model's time is measured by the service, whatever the model: one observation per article classified.
+    watch = watch_of(app.broker)
+    assert watch is not None
+    assert watch.metrics.registry.get_sample_value("newsflow_inference_seconds_per_article_count") == 1
 
 
 async def test_storage_writes_once_and_announces(tmp_path) -> None:

@@ -18,7 +18,6 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from newsflow_shared import TopicScore
-from newsflow_shared.metrics import timed_inference
 from newsflow_shared.taxonomy import MediaTopic, Taxonomy
 
 from .examples import EXAMPLES
@@ -67,7 +66,6 @@ class PrototypeClassifier:
         self.second = [t for t in taxonomy.topics.values() if t.level == 2]
         self.second_vectors = embedder.embed([describe(t) for t in self.second])
 
-    @timed_inference
     def classify(self, texts: list[str]) -> list[list[TopicScore]]:
         vectors = self.embedder.embed(texts)
         return [self.score_vector(v) for v in vectors]

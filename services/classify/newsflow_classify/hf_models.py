@@ -19,7 +19,6 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
 from newsflow_shared import TopicScore
-from newsflow_shared.metrics import timed_inference
 from newsflow_shared.taxonomy import Taxonomy
 
 from .classifier import ScoringPolicy
@@ -88,7 +87,6 @@ class LabelClassifier(_SequenceModel):
         self.policy = policy
         self.multi_label = self.model.config.problem_type == "multi_label_classification"
 
-    @timed_inference
     def classify(self, texts: list[str]) -> list[list[TopicScore]]:
         logits = self.logits(texts)
         if self.multi_label:
@@ -115,7 +113,6 @@ class ZeroShotClassifier(_SequenceModel):
         self.policy = policy
         self.top = taxonomy.top_level()
 
-    @timed_inference
     def classify(self, texts: list[str]) -> list[list[TopicScore]]:
         hypotheses = [self.template.format(topic.name) for topic in self.top]
         first = [text for text in texts for _ in hypotheses]
