@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from newsflow_shared import ServiceSettings
+from newsflow_shared.lag import stage_lag
 
 from .inputs import Input
 from .kafka_io import OutcomeWatcher, producer, push
 from .output import show
-from .status import stage_lag
 from .supervisor import Supervisor
 
 EXIT_MISSING = 1

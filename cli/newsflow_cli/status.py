@@ -104,24 +104,6 @@ async def gather_status(
         await admin.close()
 
 
-async def stage_lag(settings: ServiceSettings) -> dict[str, int]:
-    """Just the lag of each stage's consumer group: records on its input topic not committed yet."""
-    admin = kafka_clients.admin(settings, client_id="newsflow-lag", request_timeout_ms=5000)
-    consumer = kafka_clients.consumer(settings, client_id="newsflow-lag", enable_auto_commit=False)
-    await kafka_clients.connect(admin, settings)
-    await kafka_clients.connect(consumer, settings)
-    try:
-        lag = {}
-        for stage, (source, _) in stage_topics(settings).items():
-            status = StageStatus(stage=stage, group=settings.group_id(stage), topic=source)
-            await _fill_lag(admin, consumer, status, time.time())
-            lag[stage] = status.lag
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 class _DescribeGroupsV2(DescribeGroupsRequest):
     """aiokafka 0.14 reads a v3 DescribeGroups answer with the v2 layout and fails ("Buffer underrun"), and
     Kafka 4 answers v3 when asked: ask for v2, which has the members and nothing we lack."""

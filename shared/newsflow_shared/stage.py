@@ -161,6 +161,19 @@ class Stage:
         if watched:
             self.watch.attach(subscriber)
 
+    def read_dead_letters(self, reader: str, handler: BatchHandler) -> None:
+        """A side reader of the DLQ (``reader`` names it): a consumer group of its own, same isolation, not watched.
+
+        Ingest reads it to forget what later stages refused; storage keeps a copy for its web page.
+        """
+        self.consume(
+            self.settings.topic_dlq,
+            handler,
+            watched=False,
+            group_id=self.settings.group_id(f"{self.name}-{reader}"),
+            title=f"{self.name}-{reader}:{self.settings.topic_dlq}",
+        )
+
     async def settle(
         self,
         deliveries: list[Delivery],

@@ -122,3 +122,17 @@ def test_commands_find_the_broker_newsflow_run_started(tmp_path: Path) -> None:
         assert "created" in topics.stderr or "all topics exist" in topics.stderr
     finally:
         subprocess.run([sys.executable, "-m", "newsflow_cli", "kafka", "stop"], cwd=tmp_path, env=env, check=False)
+
+
+async def test_stage_lag_counts_what_a_stage_has_not_committed(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from newsflow_cli.kafka_io import producer, push
+    from newsflow_shared import ServiceSettings, ensure_topics
+    from newsflow_shared.lag import stage_lag
+
+    env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/lag.db")
+    settings = ServiceSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    async with producer(settings) as client:
+        await push(client, settings, [Input(str(i), json.dumps(SHORT).encode()) for i in range(7)])
+    # No service runs: ingest's group never committed, so all seven wait there.
+    assert await stage_lag(settings) == {"ingest": 7, "cleanup": 0, "classify": 0, "storage": 0}

@@ -92,13 +92,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
 
     stage.consume(settings.topic_raw, service.handle, on_published=service.remember)
     if settings.ingest_dedupe:
-        stage.consume(
-            settings.topic_dlq,
-            service.forget_dead_lettered,
-            watched=False,
-            group_id=settings.group_id(f"{SERVICE}-forget"),
-            title=f"{SERVICE}-forget:{settings.topic_dlq}",
-        )
+        stage.read_dead_letters("forget", service.forget_dead_lettered)
     declare_outputs(stage, settings.topic_ingested, settings.topic_skipped)
 
     @asynccontextmanager

@@ -53,15 +53,9 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
     service = Store(settings, stage)
     stage.consume(settings.topic_enriched, service.handle)
     declare_outputs(stage, settings.topic_stored)
-    # The web page's copy of the dead letters: a second subscriber in a consumer group of its own.
+    # The web page's copy of the dead letters.
     keeper = DeadLetterKeeper()
-    stage.consume(
-        settings.topic_dlq,
-        keeper.handle,
-        watched=False,
-        group_id=settings.group_id(f"{SERVICE}-dlq"),
-        title=f"{SERVICE}-dlq:{settings.topic_dlq}",
-    )
+    stage.read_dead_letters("dlq", keeper.handle)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

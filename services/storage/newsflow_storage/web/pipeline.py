@@ -17,13 +17,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 
 from newsflow_shared import ServiceSettings
 from newsflow_shared.db.engine import as_utc
 from newsflow_shared.db.tables import articles
+from newsflow_shared.lag import stage_lag
 
 from ..dead_letters import DeadLetterStore
 from ..repository import ArticleRepository
@@ -153,51 +153,13 @@ class LagProbe:
 
     async def _probe(self) -> None:
         try:
-            lags = await asyncio.wait_for(consumer_lag(self.settings), 3.0)
+            lags = await asyncio.wait_for(stage_lag(self.settings, request_timeout_ms=2500), 3.0)
         except Exception as error:  # any failure means "unknown", never a broken page
             log.info("consumer lag unknown: %s: %s", type(error).__name__, error)
             self._last = None
             return
         self._last = lags
         self._samples.append((time.time(), lags))
-
-
-async def consumer_lag(settings: ServiceSettings) -> dict[str, int]:
-    """Records each stage's group has yet to commit on its input topic, summed over partitions."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    inputs = {
-        "ingest": settings.topic_raw,
-        "cleanup": settings.topic_ingested,
-        "classify": settings.topic_clean,
-        "storage": settings.topic_enriched,
-    }
-    common: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers, "request_timeout_ms": 2500}
-    admin = AIOKafkaAdminClient(**common)
-    consumer = AIOKafkaConsumer(**common, enable_auto_commit=False)
-    await admin.start()
-    try:
-        await consumer.start()
-        try:
-            lags = {}
-            for stage, topic in inputs.items():
-                partitions = consumer.partitions_for_topic(topic) or set()
-                if not partitions:
-                    await consumer._client.force_metadata_update()
-                    partitions = consumer.partitions_for_topic(topic) or set()
-                tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-                ends = await consumer.end_offsets(tps) if tps else {}
-                committed = await admin.list_consumer_group_offsets(settings.group_id(stage), partitions=tps)
-                lags[stage] = sum(
-                    max(0, end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0))
-                    for tp, end in ends.items()
-                )
-            return lags
-        finally:
-            await consumer.stop()
-    finally:
-        await admin.close()
 
 
 def now() -> datetime:
