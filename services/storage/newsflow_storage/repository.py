@@ -202,15 +202,15 @@ class ArticleRepository:
     def conditions(self, query: Query, *, full_text: bool = True, indexed: bool = False) -> list[Any]:
         """The WHERE clauses of ``query``'s filters (not its cursor): shared by search and the web page's facets.
 
-        ``indexed``: let SQLite drive by the language and source indexes (counting), instead of walking
-        the newest articles first (a page of results).
+        ``indexed``: let SQLite drive by the topic, language and source indexes (counting), instead of walking
+        the newest articles first (a page of results, a facet sample).
         """
         conditions = []
         words = search_words(query.q)
         if words and full_text:
             conditions.append(self._matches(words))
         if query.topic:
-            conditions.append(self._has_topic(query.topic))
+            conditions.append(self._has_topic(query.topic, indexed=indexed))
         if query.language:
             conditions.append(
                 articles.c.language == query.language if indexed else self._equals("language", query.language)
@@ -294,8 +294,8 @@ class ArticleRepository:
             return text(f"+articles.{column} = :{column}").bindparams(**{column: value})
         return articles.c[column] == value
 
-    def _has_topic(self, code: str) -> Any:
-        if self._sqlite:
+    def _has_topic(self, code: str, *, indexed: bool = False) -> Any:
+        if self._sqlite and not indexed:
             return text("+articles.id IN (SELECT article_id FROM article_topics WHERE code = :topic)").bindparams(
                 topic=code
             )
@@ -307,6 +307,33 @@ class ArticleRepository:
                 fts=fts5_phrase(q)
             )
         return text("articles.search @@ websearch_to_tsquery('simple', :fts)").bindparams(fts=q)
+
+    async def match_count(self, connection: AsyncConnection, words: str) -> int | None:
+        """How many articles have all the words, exactly, where that is cheap; None where it is not.
+
+        On SQLite FTS5 counts the words' doclists without reading an article or building a set of
+        rowids: ~2-7 ms for a word in all 100,000 articles, where counting through ``articles`` took
+        ~90 ms. PostgreSQL would visit every match in the GIN index and the heap: None there.
+        """
+        if not self._sqlite:
+            return None
+        statement = text("SELECT count(*) FROM articles_fts WHERE articles_fts MATCH :fts").bindparams(
+            fts=fts5_phrase(words)
+        )
+        return int((await connection.execute(statement)).scalar_one())
+
+    async def newest_of(self, connection: AsyncConnection, ids: list[str], limit: int) -> Page:
+        """The page of ``limit`` articles out of ``ids`` (the first ``limit`` + 1 a search found), newest first."""
+        statement = (
+            select(articles)
+            .where(articles.c.id.in_(ids))
+            .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
+            .limit(limit + 1)
+        )
+        rows = list(await connection.execute(statement)) if ids else []
+        items = [from_row(r) for r in rows[:limit]]
+        next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if len(rows) > limit else None
+        return Page(items=items, next_cursor=next_cursor)
 
     async def stats(self) -> dict[str, Any]:
         async with self.engine.connect() as connection:
