@@ -267,12 +267,14 @@ class ArticleRepository:
                 ).bindparams(fts=phrase, n=RELEVANCE_WINDOW - 1)
             )
         ).scalar() or 0
+        # Without other filters FTS5 ranks, sorts and cuts the page alone, and only the page's rows are joined
+        # (~7 ms for 5,000 matches of two words, where joining all 5,000 to articles took ~13 ms). Equal scores
+        # (near-duplicates score alike) go in rowid order, which never changes, so an offset neither skips nor repeats.
+        inner = "SELECT rowid AS rid, bm25(articles_fts) AS score FROM articles_fts WHERE articles_fts MATCH :fts "
+        inner += "AND rowid >= :floor" + ("" if conditions else " ORDER BY score, rid LIMIT :limit OFFSET :offset")
         ranked = (
-            text(
-                "SELECT rowid AS rid, bm25(articles_fts) AS score FROM articles_fts "
-                "WHERE articles_fts MATCH :fts AND rowid >= :floor"
-            )
-            .bindparams(fts=phrase, floor=floor)
+            text(inner)
+            .bindparams(fts=phrase, floor=floor, **({} if conditions else {"limit": limit, "offset": offset}))
             .columns(column("rid"), column("score"))
             .subquery("ranked")
         )
@@ -280,8 +282,8 @@ class ArticleRepository:
             select(articles.c.id)
             .select_from(ranked.join(articles, literal_column("articles.rowid") == ranked.c.rid))
             .where(*conditions)
-            .order_by(ranked.c.score, articles.c.id)
-            .offset(offset)
+            .order_by(ranked.c.score, ranked.c.rid)
+            .offset(offset if conditions else 0)
             .limit(limit)
         )
         return list((await connection.execute(statement)).scalars())
