@@ -146,7 +146,7 @@ def facet_corpus(n: int = 60) -> list[EnrichedArticle]:
             EnrichedArticle(
                 id=f"facet-{i:03d}",
                 title=f"Report {i}",
-                text=" ".join(words) + " and more words.",
+                text=" ".join(words) + (" archive" if i < 2 * n // 3 else "") + " and more words.",
                 language=FACET_LANGUAGES[i % len(FACET_LANGUAGES)],
                 language_confidence=0.99,
                 source=FACET_SOURCES[i % len(FACET_SOURCES)],
@@ -177,6 +177,8 @@ def facet_queries() -> list[dict[str, object]]:
         {"published_from": datetime(2026, 3, 1, tzinfo=UTC), "published_to": datetime(2026, 4, 1, tzinfo=UTC)},
         {"duplicates": "only"},
         {"q": "nowhere"},
+        {"q": "archive"},  # in the older two thirds only
+        {"q": "harbour", "language": "en"},
     ]
 
 
@@ -229,7 +231,7 @@ def expected_facets(corpus: list[EnrichedArticle], filters: dict[str, object], s
     }
 
 
-async def check_facets(repo: object, corpus: list[EnrichedArticle], *, exact_words: bool) -> None:
+async def check_facets(repo: object, corpus: list[EnrichedArticle], *, exact_words: bool, limit: int = 7) -> None:
     """Every :func:`facet_queries` filter: the page, its next page, each facet and the total as counted by hand.
 
     Run with small ``FACET_SAMPLE`` and ``COUNT_CAP`` (monkeypatched) so that a sample and a cap are met.
@@ -241,15 +243,15 @@ async def check_facets(repo: object, corpus: list[EnrichedArticle], *, exact_wor
     from newsflow_storage.web import browse
 
     for filters in facet_queries():
-        query = Query(**filters, limit=7)  # type: ignore[arg-type]
+        query = Query(**filters, limit=limit)  # type: ignore[arg-type]
         expected = expected_facets(corpus, filters, browse.FACET_SAMPLE)
         page, facets = await browse.browse(repo, query)  # type: ignore[arg-type]
-        assert [a.id for a in page.items] == expected["ids"][:7], filters
-        assert [a.id for a in (await repo.search(query)).items] == expected["ids"][:7], filters  # type: ignore[attr-defined]
-        assert (page.next_cursor is not None) == (len(expected["ids"]) > 7), filters
+        assert [a.id for a in page.items] == expected["ids"][:limit], filters
+        assert [a.id for a in (await repo.search(query)).items] == expected["ids"][:limit], filters  # type: ignore[attr-defined]
+        assert (page.next_cursor is not None) == (len(expected["ids"]) > limit), filters
         if page.next_cursor:
             second, again = await browse.browse(repo, replace(query, cursor=page.next_cursor))  # type: ignore[arg-type]
-            assert [a.id for a in second.items] == expected["ids"][7:14], filters
+            assert [a.id for a in second.items] == expected["ids"][limit : 2 * limit], filters
             assert again == facets, filters
         assert facets.languages == expected["languages"], filters
         assert facets.sources == expected["sources"][: browse.SOURCE_FACET_SIZE], filters

@@ -54,5 +54,7 @@ async def test_facets_page_and_total_are_what_a_count_by_hand_finds_on_postgresq
     monkeypatch.setattr(browse, "COUNT_CAP", 28)
     try:
         await webdata.check_facets(repo, corpus, exact_words=False)
+        monkeypatch.setattr(browse, "FACET_SAMPLE", 3)
+        await webdata.check_facets(repo, corpus, exact_words=False, limit=2)
     finally:
         await repo.engine.dispose()

@@ -21,13 +21,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, literal_column, select, union_all
+from sqlalchemy import column, func, literal_column, select, table, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from newsflow_shared.db.tables import article_topics, articles
 from newsflow_shared.taxonomy import load_taxonomy
 
-from ..repository import ArticleRepository, Page, Query, search_words
+from ..repository import ArticleRepository, Page, Query, fts5_phrase, search_words
 
 FACET_SAMPLE = 1_000
 COUNT_CAP = 10_000
@@ -83,25 +83,29 @@ async def _facets(
     repo: ArticleRepository, connection: AsyncConnection, query: Query, *, page_ids: int
 ) -> tuple[Facets, list[str]]:
     """The facets of ``query``'s newest ``FACET_SAMPLE`` matches and the ids of the newest ``page_ids``."""
-    counted: dict[str, dict[str, int]] = {"language": {}, "source": {}, "month": {}, "topic": {}, "sampled": {}}
-    first: list[str] = []
-    for facet, value, n in await connection.execute(_facet_statement(repo, query, page_ids)):
-        if facet == "page":
-            first.append(value)
-        elif value is not None or facet == "sampled":
-            counted[facet][value] = n
+    words = search_words(query.q)
+    # Counted where it serves: as the exact total of words alone, and to size the window. Not with a topic:
+    # walking to a window's candidates through a topic's set costs more than the set of matches it spares.
+    share = await repo.match_count(connection, words) if words and not query.topic else None
+    window = _window(*share) if share else None
+    counted, first, candidates = await _sample_counts(repo, connection, query, page_ids, window)
     sampled = sum(counted["sampled"].values())
+    if window is not None and sampled < FACET_SAMPLE and candidates >= window:
+        # Too few of the window's candidates had the words (the rest of the matches are older): all matches.
+        counted, first, _ = await _sample_counts(repo, connection, query, page_ids, None)
+        sampled = sum(counted["sampled"].values())
     if sampled < FACET_SAMPLE:
         total, capped = sampled, False
+    elif share and not repo.conditions(query, full_text=False):
+        total, capped = share[0], False  # words alone: FTS5's exact count
     else:
         total, capped = await _total(repo, connection, query)
-    months = sorted(counted["month"].items(), reverse=True)[:MONTH_FACET_SIZE]
     return (
         Facets(
             topics=topic_tree(counted["topic"]),
             languages=sorted(counted["language"].items(), key=lambda kv: (-kv[1], kv[0])),
             sources=sorted(counted["source"].items(), key=lambda kv: (-kv[1], kv[0]))[:SOURCE_FACET_SIZE],
-            months=months,
+            months=sorted(counted["month"].items(), reverse=True)[:MONTH_FACET_SIZE],
             total=total,
             total_capped=capped,
             sampled=sampled,
@@ -110,18 +114,83 @@ async def _facets(
     )
 
 
-def _facet_statement(repo: ArticleRepository, query: Query, page_ids: int) -> Any:
+def _window(matched: int, rows: int) -> int | None:
+    """How many of the newest articles that pass the other filters to test for the words; None: every match.
+
+    Enough to hold half as many again as ``FACET_SAMPLE`` at the words' share of all articles, and used
+    only where that is a quarter of the matches or fewer (a common word): it spares building the set of
+    every match's rowid (~15 ms for 80,000 of 100,000 articles, against ~3 ms for the window).
+    """
+    if not matched:
+        return None
+    window = -(-FACET_SAMPLE * 3 * rows // (2 * matched))
+    return window if 4 * window <= matched else None
+
+
+async def _sample_counts(
+    repo: ArticleRepository, connection: AsyncConnection, query: Query, page_ids: int, window: int | None
+) -> tuple[dict[str, dict[str, int]], list[str], int]:
+    """Each facet's counts over the sample, the newest ``page_ids`` ids, and how many candidates a window held."""
+    counted: dict[str, dict[str, int]] = {"language": {}, "source": {}, "month": {}, "topic": {}, "sampled": {}}
+    first: list[str] = []
+    candidates = 0
+    for facet, value, n in await connection.execute(_facet_statement(repo, query, page_ids, window)):
+        if facet == "page":
+            first.append(value)
+        elif facet == "candidates":
+            candidates = n
+        elif value is not None or facet == "sampled":
+            counted[facet][value] = n
+    return counted, first, candidates
+
+
+def _facet_statement(repo: ArticleRepository, query: Query, page_ids: int, window: int | None) -> Any:
     """One statement: the sample (newest first through ``ix_articles_newest``, materialised once), each facet's
     counts over it as rows (facet, value, count), and the ids of its newest ``page_ids`` as rows ('page', id, 0).
+
+    With a ``window`` (SQLite, words): the sample is the newest matches among the ``window`` newest articles
+    that pass the other filters, FTS5 asked only for the rowids between theirs. That is exact when it holds
+    ``FACET_SAMPLE`` (every other match is older than every candidate) or the candidates ran out before the
+    window did (they were every article that passes the filters); the caller asks again without a window
+    otherwise, from the row ('candidates', NULL, how many).
     """
-    sample = (
-        select(articles.c.id, articles.c.language, articles.c.source, articles.c.published_at, articles.c.stored_at)
-        .where(*repo.conditions(query))
-        .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
-        .limit(FACET_SAMPLE)
-        .cte("sample")
-        .prefix_with("MATERIALIZED")
-    )
+    columns = [articles.c.id, articles.c.language, articles.c.source, articles.c.published_at, articles.c.stored_at]
+    extra = []
+    if window is None:
+        sample = (
+            select(*columns)
+            .where(*repo.conditions(query))
+            .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
+            .limit(FACET_SAMPLE)
+        )
+    else:
+        found = (
+            select(literal_column("articles.rowid").label("r"), *columns)
+            .where(*repo.conditions(query, full_text=False))
+            .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
+            .limit(window)
+            .cte("candidates")
+            .prefix_with("MATERIALIZED")
+        )
+        fts = table("articles_fts", column("rowid"))
+        hits = select(fts.c.rowid).where(
+            text("articles_fts MATCH :fts").bindparams(fts=fts5_phrase(search_words(query.q) or "")),
+            fts.c.rowid.between(
+                select(func.min(found.c.r)).scalar_subquery(), select(func.max(found.c.r)).scalar_subquery()
+            ),
+        )
+        sample = (
+            select(*(found.c[c.name] for c in columns))
+            .where(found.c.r.in_(hits))
+            .order_by(found.c.stored_at.desc(), found.c.id.desc())
+            .limit(FACET_SAMPLE)
+        )
+        extra.append(
+            select(_label("candidates"), literal_column("NULL").label("value"), func.count().label("n")).select_from(
+                found
+            )
+        )
+    sample = sample.cte("sample").prefix_with("MATERIALIZED")
     if repo._sqlite:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
         month = func.substr(sample.c.published_at, 1, 7)
     else:
@@ -136,6 +205,7 @@ def _facet_statement(repo: ArticleRepository, query: Query, page_ids: int) -> An
         counts("month", month),
         counts("topic", article_topics.c.code).where(article_topics.c.article_id.in_(select(sample.c.id))),
         select(_label("sampled"), literal_column("NULL").label("value"), func.count().label("n")).select_from(sample),
+        *extra,
     ]
     if page_ids:
         newest = (
@@ -154,11 +224,6 @@ def _label(name: str) -> Any:
 
 async def _total(repo: ArticleRepository, connection: AsyncConnection, query: Query) -> tuple[int, bool]:
     """How many articles match, and whether that is only a lower bound (``COUNT_CAP`` and more)."""
-    words = search_words(query.q)
-    if words and not repo.conditions(query, full_text=False):
-        exact = await repo.match_count(connection, words)
-        if exact is not None:
-            return exact, False
     # The filters as the planner likes them (it may drive by a topic's or a source's index), stopping at the cap.
     capped = select(func.count()).select_from(
         # No column of articles selected: an index that holds the filtered columns answers alone (a month's
