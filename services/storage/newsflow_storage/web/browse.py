@@ -3,16 +3,17 @@
 Counting facets over every match costs seconds on SQLite when a common word matches most of
 100,000 articles (each count visits every match). So the facets count the newest
 ``FACET_SAMPLE`` matches, exactly when fewer match, and the page says so when more do. The total
-is exact when only words are searched (FTS5 counts its doclists) or fewer than ``FACET_SAMPLE``
-match, else counted up to ``COUNT_CAP`` (the page shows "10,000+"). Topics are counted from
+is exact when only words are searched on SQLite (FTS5 counts its doclists) or fewer than
+``FACET_SAMPLE`` match, else counted up to ``COUNT_CAP`` (the page shows "10,000+"). Topics are counted from
 ``article_topics`` (every assigned topic and its broader ones) and shown as the IPTC tree.
 
 Where the time went at 100,000 articles: the first page, the sample and the total each built the
 set of a common word's ~100,000 rowids again (~10-15 ms each), the sample's 1,000 rows crossed into
 Python to be counted there, and filters on language, source or a month read each walked article
 (~2-4 KB) from the table. Now the first page is the sample's first rows (one walk for both), the
-sample is counted in SQL in one statement, the walk reads only ``ix_articles_newest``, and a search
-of words alone is counted by FTS5.
+sample is counted in SQL in one statement, the walk reads only ``ix_articles_newest``, a search of
+words alone is counted by FTS5, and a common word's sample is found in a window of the newest
+candidates instead of the set of every match (:func:`_window`).
 """
 
 from __future__ import annotations
