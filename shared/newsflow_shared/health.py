@@ -81,8 +81,10 @@ class StageWatch:
         self.last_activity = time.time()
         return time.perf_counter()
 
-    def batch_failed(self, error: BaseException) -> None:
-        self.last_activity = time.time()
+    def batch_failed(self, error: BaseException, retry_in: float = 0.0) -> None:
+        # Waiting out a back-off is the stage at work, not stuck: the stall clock starts when the retry is due. An
+        # outage of the database or Kafka fails readiness, never liveness (a restart would not bring them back).
+        self.last_activity = time.time() + retry_in
         self.failing = f"{type(error).__name__}: {error}"[:300]
 
     def batch_succeeded(self, deliveries: list[Delivery], outputs: Iterable[object], started: float) -> None:

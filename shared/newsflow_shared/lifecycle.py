@@ -36,6 +36,9 @@ def stay_with_parent() -> None:
     expected = os.environ.get(PARENT_PID_VARIABLE)
     if not expected:
         return
-    die_with_parent()
+    # SIGKILL, not SIGTERM: a parent that died abruptly took the local broker with it, so a graceful stop could
+    # commit nothing, and a process between states (a model loading in a thread, the interpreter finalising) could
+    # not act on SIGTERM at all: classify once hung for good in a progress bar's destructor after `process` was killed.
+    die_with_parent(signal.SIGKILL)
     if str(os.getppid()) != expected:
         sys.exit(f"the process that started this service ({expected}) is gone; exiting")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import signal
 import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -87,6 +89,10 @@ class _Server(uvicorn.Server):
             timer = threading.Timer(self.deadline, _exit_now, args=(self.deadline,))
             timer.daemon = True
             timer.start()
+            # The timer is Python: it cannot run while the interpreter finalises or a C call holds the GIL. A second
+            # later the kernel ends the process whatever state it is in (SIGALRM's default action).
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(math.ceil(self.deadline) + 1)
         super().handle_exit(sig, frame)
 
 
@@ -113,4 +119,11 @@ def serve(app_factory: str, settings: ServiceSettings, *, host: str | None = Non
         lifespan="on",
         timeout_graceful_shutdown=2,
     )
-    _Server(config, settings.shutdown_timeout_s).run()
+    server = _Server(config, settings.shutdown_timeout_s)
+    server.run()
+    # Leave without the interpreter's finalisation. By now the server has stopped and the last batch is committed or
+    # left for redelivery; what finalisation would add is joining worker threads (a model still loading, an
+    # inference) and running destructors, and that hung for good once: a progress bar's __del__ waiting for a lock
+    # that a thread torn down mid-write still held, after `newsflow process` was killed while classify loaded.
+    logging.shutdown()
+    os._exit(0 if server.started else 3)

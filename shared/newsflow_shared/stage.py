@@ -134,9 +134,10 @@ class Stage:
             try:
                 outputs = await self.settle(deliveries, handler, on_published)
             except Exception as error:
+                delay = self._next_delay()
                 if watched:
-                    self.watch.batch_failed(error)
-                await self._back_off(error, len(deliveries))
+                    self.watch.batch_failed(error, retry_in=delay)
+                await self._back_off(error, len(deliveries), delay)
                 raise  # NACK: the batch is rewound and redelivered
             self._failures_in_a_row = 0
             if watched:
@@ -340,9 +341,11 @@ class Stage:
                 rejected.append(self.reject(delivery, error))
         return valid, rejected
 
-    async def _back_off(self, error: BaseException, size: int) -> None:
+    def _next_delay(self) -> float:
         self._failures_in_a_row += 1
-        delay = min(30.0, 0.5 * 2 ** min(self._failures_in_a_row - 1, 6))
+        return min(30.0, 0.5 * 2 ** min(self._failures_in_a_row - 1, 6))
+
+    async def _back_off(self, error: BaseException, size: int, delay: float) -> None:
         log.warning(
             "batch of %d failed (%s: %s) and Kafka or the database does not answer; retrying it in %.1fs, "
             "nothing is committed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from transformers import AutoConfig
+from transformers.utils import logging as transformers_logging
 
 from newsflow_shared.taxonomy import load_taxonomy
 
@@ -15,6 +16,9 @@ from .settings import ClassifySettings
 
 def load_classifier(settings: ClassifySettings) -> TopicClassifier:
     """Build the classifier once, at start-up: it loads weights (and, for prototypes, embeds them)."""
+    # A service's log is read by machines: transformers' "Loading weights" bar is noise there, and its lock
+    # can deadlock a process that exits while a thread is drawing it.
+    transformers_logging.disable_progress_bar()
     if settings.classify_threads:
         # Every kind of model: on Kubernetes CLASSIFY_THREADS comes from the container's CPU limit, and torch
         # would otherwise start one thread per core of the node and be throttled.
