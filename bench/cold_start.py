@@ -53,6 +53,13 @@ async def _lines(stream: asyncio.StreamReader, seen: dict[str, float], started: 
         for needle, name in marks.items():
             if needle in line and name not in seen:
                 seen[name] = time.perf_counter() - started
+        for service in ("ingest", "cleanup", "storage"):  # each consumes once its main topic is assigned
+            if (
+                f"{service} |" in line
+                and "assigned to partitions" in line
+                and "dlq" not in line.split("assigned")[1][:60]
+            ):
+                seen.setdefault(f"{service} up", time.perf_counter() - started)
         if "Kafka is serving on" in line:
             seen["bootstrap"] = line.split("Kafka is serving on", 1)[1].split()[0]  # type: ignore[assignment]
 
@@ -102,6 +109,8 @@ async def one_run(replica: bool, env: dict[str, str], log_to: Path | None = None
         await _push(str(seen["bootstrap"]), ARTICLE)
         seen["article pushed"] = time.perf_counter() - started
         if replica:
+            while not all(f"{name} up" in seen for name in ("ingest", "cleanup", "storage")):
+                await asyncio.sleep(0.1)
             await asyncio.sleep(3)  # the article waits on the clean topic; the other services are idle
             classify_started = time.perf_counter()
             classify = await asyncio.create_subprocess_exec(
@@ -123,7 +132,7 @@ async def one_run(replica: bool, env: dict[str, str], log_to: Path | None = None
             return {"classify replica start to stored": time.perf_counter() - classify_started}
         await _stored(port, ARTICLE["id"])
         seen["first article stored"] = time.perf_counter() - started
-        return {k: v for k, v in seen.items() if isinstance(v, float)}
+        return {k: v for k, v in seen.items() if isinstance(v, float) and not k.endswith(" up")}
     finally:
         for process in (classify, run):
             if process is not None and process.returncode is None:
