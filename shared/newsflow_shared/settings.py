@@ -78,7 +78,10 @@ class ServiceSettings(KafkaSecuritySettings):
         description="The broker answers a consumer's fetch once this many bytes wait (or the wait ends).",
     )
     kafka_fetch_max_wait_ms: int = Field(
-        default=500, ge=0, description="Longest the broker holds a consumer's fetch to gather KAFKA_FETCH_MIN_BYTES."
+        default=2000,
+        ge=0,
+        description="Longest the broker holds a consumer's fetch to gather KAFKA_FETCH_MIN_BYTES: an idle consumer"
+        " asks this often, and records that arrive are answered at once.",
     )
 
     topic_raw: str = "articles.raw"
