@@ -179,6 +179,17 @@ async def through_kafka(
             await client.send(settings.topic_clean, article.model_dump_json().encode(), key=f"{prefix}{i}".encode())
         await client.stop()
 
+    async def settled(timeout: float = 300, quiet_ms_per_s: float = 150) -> None:
+        """Wait until every process uses less than ``quiet_ms_per_s`` of CPU per second (compilation done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before, began = cpu_seconds(), time.perf_counter()
+            await asyncio.sleep(2)
+            spent = cpu_per_item(before, cpu_seconds(), 1)
+            if max(spent.values(), default=0) / (time.perf_counter() - began) < quiet_ms_per_s:
+                return
+        print("  (the services did not go quiet before the clock started)")
+
     async def results(count: int) -> None:
         seen = 0
         async for kind, _, _ in watcher.outcomes():
@@ -189,9 +200,9 @@ async def through_kafka(
 
     try:
         await wait_healthy(ports["classify"]["HEALTH_PORT"])  # the model loads before the clock starts
-        await send("w", texts[:warm_up])  # and compiles on its first batches
+        await send("w", texts[:warm_up])  # and starts compiling after its first batch
         await results(warm_up)
-        await asyncio.sleep(1)
+        await settled()  # the compiled model has taken over: classify's CPU is quiet again
         idle_before, idle_started = cpu_seconds(), time.perf_counter()
         await asyncio.sleep(5)
         idle = cpu_per_item(idle_before, cpu_seconds(), 1)
