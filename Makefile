@@ -81,12 +81,12 @@ bench: setup
 	$(BIN)/python bench/cleanup.py
 	$(BIN)/python bench/model_speed.py
 
-# The topic model: the corpus from its generator, the encoder's top layer and the head, the desk prior on the dev set.
-# ~15 min on 2 idle cores; 40 min on this busy machine.
+# The topic model: the corpus (pool paragraphs, IPTC texts, written articles), the encoder's top two layers and the
+# head, the desk prior on the dev set. ~15 min on 2 idle cores; under 30 on a busy machine.
 train: $(VENV)/.installed
 	$(BIN)/python train/make_corpus.py
-	$(BIN)/python train/train.py --cache build/train-cache --out models/newsflow-topics-v1
-	$(BIN)/python train/calibrate.py --model models/newsflow-topics-v1
+	$(BIN)/python train/train.py --cache build/train-cache --version 2 --out models/newsflow-topics-v2
+	$(BIN)/python train/calibrate.py --model models/newsflow-topics-v2
 
 eval: $(VENV)/.installed
 	$(BIN)/python eval/overlap.py

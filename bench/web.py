@@ -9,15 +9,26 @@ the last byte of the response, which is the server's time without any network. K
 reachable (the lag shows "unknown"), so the pipeline page costs what it costs when Kafka is down.
 The target of issue #14 is under 200 ms for every page. Beside the wall times it prints the process's
 CPU time per page (all threads): on a shared machine the wall time also holds the wait for a core.
+
+Before and after in one run, on a shared machine:
+
+    .venv/bin/python bench/web.py --database after.db --before REF --before-database before.db [--rounds 3]
+
+runs this benchmark in turns, ``--rounds`` times each: with the storage service and shared package of the
+git revision REF (exported with ``git archive``) on ``before.db``, then with this checkout's on ``after.db``,
+so that both meet the same load, and prints one table of both. The two databases hold the same articles,
+each at its code's schema: copy a filled database before the newer code first opens (and migrates) it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,30 +112,29 @@ def pages(rng: random.Random, cursor: str) -> dict[str, object]:
     }
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--database", help="A SQLite file to fill (kept), or filled by an earlier run: then reused.")
-    args = parser.parse_args()
-    path = args.database or f"{tempfile.mkdtemp(prefix='newsflow-bench-web-')}/web.db"
+def p95(times: list[float]) -> float:
+    return statistics.quantiles(times, n=20, method="inclusive")[-1]
+
+
+async def measure(path: str, corpus: int, runs: int) -> dict[str, dict[str, list[float]]]:
+    """Each page's wall and CPU times in ms, ``runs`` of each after three warm-up calls."""
     url = f"sqlite+aiosqlite:///{path}"
     app = create_app(StorageSettings(database_url=url, kafka_bootstrap_servers="127.0.0.1:9", log_level="WARNING"))
+    samples: dict[str, dict[str, list[float]]] = {}
     async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
-        if (await app.state.repository.stats())["total"] >= args.corpus:
-            print(f"reusing the {args.corpus:,} articles in {path}")
+        if (await app.state.repository.stats())["total"] >= corpus:
+            print(f"reusing the {corpus:,} articles in {path}", file=sys.stderr)
         else:
-            rate = await fill(app, args.corpus)
-            print(f"filled {args.corpus:,} articles at {rate:,.0f}/s")
+            rate = await fill(app, corpus)
+            print(f"filled {corpus:,} articles at {rate:,.0f}/s", file=sys.stderr)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             first = (await client.get("/")).text
             cursor = first.split("cursor=", 1)[1].split('"', 1)[0]
             rng = random.Random(5)
-            rows = []
             for name, make in pages(rng, cursor).items():
                 times, cpu = [], []
-                for run in range(args.runs + 3):
+                for run in range(runs + 3):
                     page = make()  # type: ignore[operator]
                     begin, begin_cpu = time.perf_counter(), time.process_time()
                     response = await client.get(page)
@@ -135,11 +145,75 @@ async def main() -> None:
                     if run >= 3:  # the first calls warm caches
                         times.append(elapsed)
                         cpu.append(used)
-                p95 = statistics.quantiles(times, n=20)[-1]
-                rows.append(
-                    [name, f"{statistics.median(times):.1f}", f"{p95:.1f}", f"{max(times):.1f}",
-                     f"{statistics.median(cpu):.1f}", "yes" if p95 < TARGET_MS else "NO"]
-                )  # fmt: skip
+                samples[name] = {"wall": times, "cpu": cpu}
+    return samples
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Before (REF on --before-database) and after (this checkout on --database) in turns; one table of both."""
+    folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-web-before-"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", args.before, "services/storage", "shared"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    before_path = os.pathsep.join([str(folder / "services/storage"), str(folder / "shared")])
+    sides = {"before": (args.before_database, {"PYTHONPATH": before_path}), "after": (args.database, {})}
+    merged: dict[str, dict[str, dict[str, list[float]]]] = {"before": {}, "after": {}}
+    loads = []
+    for round_ in range(args.rounds):
+        for side, (database, env) in sides.items():
+            out = folder / f"{side}-{round_}.json"
+            command = [sys.executable, __file__, "--corpus", str(args.corpus), "--runs", str(args.runs)]
+            command += ["--database", database, "--json", str(out)]
+            subprocess.run(command, env={**os.environ, **env}, check=True)
+            loads.append(os.getloadavg()[0])
+            for name, kinds in json.loads(out.read_text()).items():
+                for kind, values in kinds.items():
+                    merged[side].setdefault(name, {}).setdefault(kind, []).extend(values)
+    rows = []
+    for name, after in merged["after"].items():
+        before = merged["before"][name]
+        rows.append(
+            [name, f"{statistics.median(before['wall']):.1f}", f"{statistics.median(after['wall']):.1f}",
+             f"{p95(before['wall']):.1f}", f"{p95(after['wall']):.1f}",
+             f"{statistics.median(before['cpu']):.1f}", f"{statistics.median(after['cpu']):.1f}",
+             "yes" if p95(after["wall"]) < TARGET_MS else "NO"]
+        )  # fmt: skip
+    print(f"load average after each turn: {', '.join(f'{x:.1f}' for x in loads)} on {os.cpu_count()} cores")
+    table(
+        f"Web pages at {args.corpus:,} articles on SQLite: server time in ms, before ({args.before}) and after, "
+        f"{args.rounds} turns of {args.runs} runs each",
+        ["page", "median before", "median after", "p95 before", "p95 after", "CPU before", "CPU after",
+         f"p95 < {TARGET_MS} ms"],
+        rows,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--database", help="A SQLite file to fill (kept), or filled by an earlier run: then reused.")
+    parser.add_argument("--before", metavar="REF", help="Also time the git revision REF, in turns with this checkout.")
+    parser.add_argument("--before-database", help="With --before: REF's database (the same articles, its schema).")
+    parser.add_argument("--rounds", type=int, default=3, help="With --before: turns of each.")
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # a turn of --before: the raw times, for its driver
+    args = parser.parse_args()
+    if args.before:
+        if not (args.database and args.before_database):
+            parser.error("--before needs --database and --before-database")
+        compare(args)
+        return
+    path = args.database or f"{tempfile.mkdtemp(prefix='newsflow-bench-web-')}/web.db"
+    samples = asyncio.run(measure(path, args.corpus, args.runs))
+    if args.json:
+        Path(args.json).write_text(json.dumps(samples))
+        return
+    rows = [
+        [name, f"{statistics.median(s['wall']):.1f}", f"{p95(s['wall']):.1f}", f"{max(s['wall']):.1f}",
+         f"{statistics.median(s['cpu']):.1f}", "yes" if p95(s["wall"]) < TARGET_MS else "NO"]
+        for name, s in samples.items()
+    ]  # fmt: skip
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     table(
         f"Web pages at {args.corpus:,} articles on SQLite: server time in ms ({args.runs} runs each)",
@@ -149,4 +223,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -124,3 +124,147 @@ def dead_letter(offset: int, *, stage: str = "ingest", truncated: bool = False) 
         attempts=1,
         failed_at=datetime.now(UTC) - timedelta(minutes=offset % 50),
     )
+
+
+# The search page's facets against a count by hand: a small corpus whose every filter matches a part.
+FACET_WORDS = ["harbour", "strike", "vote", "flood", "court"]
+FACET_LANGUAGES = ["en", "en", "de", "fr"]
+FACET_SOURCES = ["Wire A", "Wire B", "Wire C"]
+FACET_TOPICS = [("medtop:04000000", "medtop:20000209"), ("medtop:16000000", "medtop:20000053")]
+
+
+def facet_corpus(n: int = 60) -> list[EnrichedArticle]:
+    """``n`` articles, each a combination of a few words, a language, a source, a month and two IPTC topics."""
+    from newsflow_shared.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    corpus = []
+    for i in range(n):
+        words = [w for j, w in enumerate(FACET_WORDS) if (i >> j) & 1 or j == i % 5]
+        top, second = FACET_TOPICS[i % len(FACET_TOPICS)]
+        corpus.append(
+            EnrichedArticle(
+                id=f"facet-{i:03d}",
+                title=f"Report {i}",
+                text=" ".join(words) + (" archive" if i < 2 * n // 3 else "") + " and more words.",
+                language=FACET_LANGUAGES[i % len(FACET_LANGUAGES)],
+                language_confidence=0.99,
+                source=FACET_SOURCES[i % len(FACET_SOURCES)],
+                published_at=datetime(2026, 1 + i % 7, 1 + i % 27, tzinfo=UTC) if i % 11 else None,
+                content_hash=f"{i:064x}",
+                duplicate_of=f"facet-{i - 1:03d}" if i % 6 == 5 else None,
+                duplicate_score=0.9 if i % 6 == 5 else None,
+                topics=[
+                    TopicScore(code=top, label=taxonomy.topics[top].name, score=0.7, level=1),
+                    TopicScore(code=second, label=taxonomy.topics[second].name, score=0.4, level=2),
+                ],
+                lineage=[Lineage(stage="classify", version="test")],
+            )
+        )
+    return corpus
+
+
+def facet_queries() -> list[dict[str, object]]:
+    """The filters the page's facets combine, alone and together, for :func:`expected_facets`."""
+    return [
+        {},
+        {"q": "harbour"},
+        {"q": "strike vote"},
+        {"q": "court", "topic": "medtop:04000000"},
+        {"q": "flood", "language": "en", "duplicates": "exclude"},
+        {"topic": "medtop:20000053"},
+        {"language": "de", "source": "Wire B"},
+        {"published_from": datetime(2026, 3, 1, tzinfo=UTC), "published_to": datetime(2026, 4, 1, tzinfo=UTC)},
+        {"duplicates": "only"},
+        {"q": "nowhere"},
+        {"q": "archive"},  # in the older two thirds only
+        {"q": "harbour", "language": "en"},
+    ]
+
+
+def expected_facets(corpus: list[EnrichedArticle], filters: dict[str, object], sample: int) -> dict[str, object]:
+    """By hand: the matches newest first (stored one by one, in corpus order) and the counts of the newest ``sample``."""
+    from newsflow_shared.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+
+    def codes(article: EnrichedArticle) -> set[str]:
+        return {c for t in article.topics for c in (t.code, *taxonomy.ancestors(t.code))}
+
+    def matches(article: EnrichedArticle) -> bool:
+        words = str(filters.get("q", "")).split()
+        text = f"{article.title} {article.text}".lower().replace(".", " ").split()
+        published = article.published_at
+        return (
+            all(w in text for w in words)
+            and ("topic" not in filters or filters["topic"] in codes(article))
+            and filters.get("language", article.language) == article.language
+            and filters.get("source", article.source) == article.source
+            and ("published_from" not in filters or (published is not None and published >= filters["published_from"]))
+            and ("published_to" not in filters or (published is not None and published < filters["published_to"]))
+            and (filters.get("duplicates") != "exclude" or article.duplicate_of is None)
+            and (filters.get("duplicates") != "only" or article.duplicate_of is not None)
+        )
+
+    found = [a for a in reversed(corpus) if matches(a)]
+    counted = found[:sample]
+    months: dict[str, int] = {}
+    languages: dict[str, int] = {}
+    sources: dict[str, int] = {}
+    topics: dict[str, int] = {}
+    for a in counted:
+        languages[a.language] = languages.get(a.language, 0) + 1
+        if a.source:
+            sources[a.source] = sources.get(a.source, 0) + 1
+        if a.published_at:
+            months[a.published_at.strftime("%Y-%m")] = months.get(a.published_at.strftime("%Y-%m"), 0) + 1
+        for code in codes(a):
+            topics[code] = topics.get(code, 0) + 1
+    return {
+        "ids": [a.id for a in found],
+        "languages": sorted(languages.items(), key=lambda kv: (-kv[1], kv[0])),
+        "sources": sorted(sources.items(), key=lambda kv: (-kv[1], kv[0])),
+        "months": sorted(months.items(), reverse=True),
+        "topics": topics,
+        "sampled": len(counted),
+        "matches": len(found),
+    }
+
+
+async def check_facets(repo: object, corpus: list[EnrichedArticle], *, exact_words: bool, limit: int = 7) -> None:
+    """Every :func:`facet_queries` filter: the page, its next page, each facet and the total as counted by hand.
+
+    Run with small ``FACET_SAMPLE`` and ``COUNT_CAP`` (monkeypatched) so that a sample and a cap are met.
+    ``exact_words``: the database counts a search of words alone exactly (SQLite's FTS5).
+    """
+    from dataclasses import replace
+
+    from newsflow_storage.repository import Query
+    from newsflow_storage.web import browse
+
+    for filters in facet_queries():
+        query = Query(**filters, limit=limit)  # type: ignore[arg-type]
+        expected = expected_facets(corpus, filters, browse.FACET_SAMPLE)
+        page, facets = await browse.browse(repo, query)  # type: ignore[arg-type]
+        assert [a.id for a in page.items] == expected["ids"][:limit], filters
+        assert [a.id for a in (await repo.search(query)).items] == expected["ids"][:limit], filters  # type: ignore[attr-defined]
+        assert (page.next_cursor is not None) == (len(expected["ids"]) > limit), filters
+        if page.next_cursor:
+            second, again = await browse.browse(repo, replace(query, cursor=page.next_cursor))  # type: ignore[arg-type]
+            assert [a.id for a in second.items] == expected["ids"][limit : 2 * limit], filters
+            assert again == facets, filters
+        assert facets.languages == expected["languages"], filters
+        assert facets.sources == expected["sources"][: browse.SOURCE_FACET_SIZE], filters
+        assert facets.months == expected["months"][: browse.MONTH_FACET_SIZE], filters
+        assert facets.topics == browse.topic_tree(expected["topics"]), filters  # type: ignore[arg-type]
+        assert facets.sampled == expected["sampled"], filters
+        matches = expected["matches"]
+        words_alone = set(filters) == {"q"}
+        if expected["sampled"] < browse.FACET_SAMPLE or (words_alone and exact_words):
+            assert (facets.total, facets.total_capped) == (matches, False), filters
+        else:
+            assert (facets.total, facets.total_capped) == (
+                min(matches, browse.COUNT_CAP),
+                matches > browse.COUNT_CAP,
+            ), filters
+        assert facets.is_sample == (expected["sampled"] < matches), filters

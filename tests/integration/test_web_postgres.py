@@ -6,8 +6,11 @@ import httpx
 import pytest
 from faststream.kafka import TestKafkaBroker
 
+from newsflow_shared.db import make_engine, upgrade
 from newsflow_storage.app import create_app
+from newsflow_storage.repository import ArticleRepository
 from newsflow_storage.settings import StorageSettings
+from newsflow_storage.web import browse
 
 from .. import webdata
 
@@ -37,3 +40,21 @@ async def test_every_page_answers_on_postgresql(fresh_postgres: str) -> None:
             assert (await client.get("/articles", params={"source": "a\x00b"})).status_code == 422
             ranked = await client.get("/articles", params={"q": "Douma", "sort": "relevance"})
             assert [a["id"] for a in ranked.json()["items"]] == [webdata.SEED_ID]
+
+
+async def test_facets_page_and_total_are_what_a_count_by_hand_finds_on_postgresql(
+    fresh_postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await upgrade(fresh_postgres)
+    repo = ArticleRepository(make_engine(fresh_postgres))
+    corpus = webdata.facet_corpus()
+    for article in corpus:  # one batch each: every article its own stored_at, newest last
+        await repo.store([article])
+    monkeypatch.setattr(browse, "FACET_SAMPLE", 25)
+    monkeypatch.setattr(browse, "COUNT_CAP", 28)
+    try:
+        await webdata.check_facets(repo, corpus, exact_words=False)
+        monkeypatch.setattr(browse, "FACET_SAMPLE", 3)
+        await webdata.check_facets(repo, corpus, exact_words=False, limit=2)
+    finally:
+        await repo.engine.dispose()

