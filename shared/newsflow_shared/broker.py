@@ -55,9 +55,8 @@ def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegi
         enable_idempotence=True,
         acks="all",
         max_request_size=settings.kafka_max_message_bytes,
-        # A little lingering lets a batch's outputs share produce requests.
-        linger_ms=5,
-        compression_type=None,
+        # A little lingering lets a batch's outputs share produce requests; KAFKA_COMPRESSION shrinks them.
+        **settings.producer_options(),
         # Time for an in-flight batch to finish and commit on SIGTERM, inside the process's own deadline.
         graceful_timeout=max(1.0, settings.shutdown_timeout_s - 3.0),
         logger=logging.getLogger(f"newsflow.{service}.broker"),

@@ -59,6 +59,31 @@ class ServiceSettings(KafkaSecuritySettings):
         description="Largest message producers send and topics accept; big enough to dead-letter huge input whole.",
     )
 
+    # How each service's producer and consumers talk to the broker: fewer, larger requests cost the broker less CPU.
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="lz4",
+        description="Compression of produced batches; lz4 and zstd need cramjam (installed with Newsflow).",
+    )
+    kafka_linger_ms: int = Field(
+        default=5, ge=0, description="How long a producer waits for more records to send them in one request."
+    )
+    kafka_producer_batch_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest batch a producer sends to one partition at once (aiokafka's max_batch_size).",
+    )
+    kafka_fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        description="The broker answers a consumer's fetch once this many bytes wait (or the wait ends).",
+    )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=2000,
+        ge=0,
+        description="Longest the broker holds a consumer's fetch to gather KAFKA_FETCH_MIN_BYTES: an idle consumer"
+        " asks this often, and records that arrive are answered at once.",
+    )
+
     topic_raw: str = "articles.raw"
     topic_ingested: str = "articles.ingested"
     topic_clean: str = "articles.clean"
@@ -104,6 +129,23 @@ class ServiceSettings(KafkaSecuritySettings):
             unsupported=self.topic_unsupported,
             dlq=self.topic_dlq,
         )
+
+    @property
+    def compression_type(self) -> str | None:
+        """``KAFKA_COMPRESSION`` as aiokafka names it."""
+        return None if self.kafka_compression == "none" else self.kafka_compression
+
+    def producer_options(self) -> dict[str, object]:
+        """Batching and compression options of every producer (the services' and the CLI's)."""
+        return {
+            "linger_ms": self.kafka_linger_ms,
+            "compression_type": self.compression_type,
+            "max_batch_size": self.kafka_producer_batch_bytes,
+        }
+
+    def consumer_options(self) -> dict[str, object]:
+        """How long and for how much a consumer's fetch waits at the broker."""
+        return {"fetch_min_bytes": self.kafka_fetch_min_bytes, "fetch_max_wait_ms": self.kafka_fetch_max_wait_ms}
 
     def group_id(self, service: str) -> str:
         return f"{self.kafka_group_prefix}-{service}"

@@ -152,6 +152,7 @@ class Stage:
             "ack_policy": AckPolicy.NACK_ON_ERROR,
             "max_partition_fetch_bytes": self.settings.kafka_max_message_bytes,
             "fetch_max_bytes": self.settings.kafka_max_message_bytes * 2,
+            **self.settings.consumer_options(),
             "decoder": _no_decoding,
             "parser": _tolerant_headers,
             "title": f"{self.name}:{topic}",
