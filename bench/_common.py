@@ -80,18 +80,24 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
-async def wait_healthy(port: int | str, timeout: float = 180) -> None:
-    """A service answers /health once its lifespan is done: for classify, once the model is loaded (and compiled)."""
+async def wait_for_ok(url: str, timeout: float, interval: float) -> bool:
+    """Poll ``url`` until it answers 200 (True) or ``timeout`` seconds pass (False); refused connections are waited out."""
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
             try:
-                if (await client.get(f"http://127.0.0.1:{port}/health", timeout=2)).status_code == 200:
-                    return
+                if (await client.get(url, timeout=2)).status_code == 200:
+                    return True
             except httpx.HTTPError:
                 pass
-            await asyncio.sleep(0.5)
-    raise TimeoutError(f"no answer on :{port}/health after {timeout:.0f} s")
+            await asyncio.sleep(interval)
+    return False
+
+
+async def wait_healthy(port: int | str, timeout: float = 180) -> None:
+    """A service answers /health once its lifespan is done: for classify, once the model is loaded (and compiled)."""
+    if not await wait_for_ok(f"http://127.0.0.1:{port}/health", timeout, interval=0.5):
+        raise TimeoutError(f"no answer on :{port}/health after {timeout:.0f} s")
 
 
 # What each process's command line contains: the services run as ``python -m newsflow_<name>``.

@@ -23,10 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table
+from _common import table, wait_for_ok
 
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import producer, push
@@ -72,16 +70,8 @@ async def _push(bootstrap: str, article: dict[str, str]) -> None:
 
 
 async def _stored(port: int, article_id: str, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/articles/{article_id}", timeout=2)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"{article_id} was not stored within {timeout:.0f} s")
+    if not await wait_for_ok(f"http://127.0.0.1:{port}/articles/{article_id}", timeout, interval=0.1):
+        raise TimeoutError(f"{article_id} was not stored within {timeout:.0f} s")
 
 
 async def one_run(replica: bool, env: dict[str, str], log_to: Path | None = None) -> dict[str, float]:
