@@ -7,7 +7,8 @@ off and tries again, and restarting would only add a loop of restarts to the out
 instead: ready means Kafka answers, the consumer joined its group, and the last batch did not fail.
 
 Lag is read on demand (a probe or a scrape), at most once a second: the end offset of each partition this
-replica was assigned minus its group's committed offset, the records a restart would have to handle again.
+replica was assigned (its high watermark, as the consumer's last fetch saw it) minus its group's committed offset,
+the records a restart would have to handle again.
 """
 
 from __future__ import annotations
@@ -170,11 +171,18 @@ class StageWatch:
 
 
 async def _consumer_lag(consumer: Any) -> dict[tuple[str, int], int]:
-    """Records behind the end per assigned partition: end offset minus the group's committed offset."""
+    """Records behind the end per assigned partition: end offset minus the group's committed offset.
+
+    The end is the high watermark the consumer's last fetch response carried: asking the broker for it would
+    queue behind the consumer's held fetch on the same connection, up to ``KAFKA_FETCH_MAX_WAIT_MS``, and a probe
+    would wait that long. Only a partition not fetched yet is asked for.
+    """
     assigned = sorted(consumer.assignment())
     if not assigned:
         return {}
-    ends = await consumer.end_offsets(assigned)
+    ends = {tp: end for tp in assigned if (end := consumer.highwater(tp)) is not None}
+    if unknown := [tp for tp in assigned if tp not in ends]:
+        ends |= await consumer.end_offsets(unknown)
     committed = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
     uncommitted = [tp for tp, offset in zip(assigned, committed, strict=True) if offset is None]
     starts = await consumer.beginning_offsets(uncommitted) if uncommitted else {}

@@ -211,3 +211,35 @@ def _exposition(watch: Any) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(watch.metrics.registry).decode()
+
+
+async def test_probes_do_not_wait_behind_an_idle_consumers_held_fetch(kafka_bootstrap: str) -> None:
+    """An idle consumer's fetch is held by the broker for KAFKA_FETCH_MAX_WAIT_MS; a probe that asked the broker for
+    end offsets on that connection would wait as long (a 3 s container healthcheck failed so)."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db") | {
+        "KAFKA_FETCH_MAX_WAIT_MS": "8000",
+        "INGEST_DEDUPE": "false",
+    }
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    app = ingest_app.create_app(settings)
+    watch = watch_of(app.broker)
+    assert watch is not None
+    await app.broker.start()
+    try:
+        async with producer(settings) as client:
+            await push(client, settings, [article(id="held-1", text="Body")])
+        deadline = time.monotonic() + 30
+        while not (lag := (await watch.liveness()).lag) or sum(lag.values()):  # handled and committed: now it waits
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(1)  # its next fetch is held by the broker now
+        for _ in range(3):
+            await asyncio.sleep(1.1)  # past the lag's one-second cache
+            started = time.monotonic()
+            verdict = await watch.readiness()
+            assert verdict.ok, verdict.problems
+            assert time.monotonic() - started < 2, "the probe waited for the held fetch"
+            assert verdict.lag and sum(verdict.lag.values()) == 0
+    finally:
+        await app.broker.stop()
