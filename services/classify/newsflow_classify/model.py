@@ -54,7 +54,17 @@ def cut_for_tokens(text: str, max_tokens: int) -> str:
 
 @cache
 def cpu_has_bf16() -> bool:
-    """bf16 matrix instructions (AVX512-BF16 or AMX) make bf16 several times faster than fp32."""
+    """bf16 matrix instructions (AVX512-BF16 or AMX) make bf16 several times faster than fp32; without them torch
+    emulates bf16 about a hundred times slower.
+
+    Instruction sets capped by ``ONEDNN_MAX_CPU_ISA`` or ``ATEN_CPU_CAPABILITY`` (to run as on an older CPU, or to
+    measure one) count: the kernels would not use the instructions the flags list."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap and cap != "ALL" and "BF16" not in cap and "AMX" not in cap:
+        return False
+    capability = torch.backends.cpu.get_cpu_capability()  # "AVX2", "AVX512", ...
+    if "AVX512" not in capability and "AMX" not in capability:
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -65,6 +75,11 @@ def cpu_has_bf16() -> bool:
 def can_compile(device: torch.device) -> bool:
     """torch.compile on a CPU writes C++ and needs a compiler; without one the eager model runs."""
     return device.type == "cpu" and any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+
+
+def compile_by_default(runtime: Runtime) -> bool:
+    """What ``CLASSIFY_COMPILE=auto`` does on this runtime."""
+    return can_compile(runtime.device)
 
 
 def compiled(model: PreTrainedModel) -> PreTrainedModel:
@@ -127,7 +142,7 @@ class Embedder:
             self.path, local_files_only=True, dtype=self.runtime.dtype, attn_implementation="sdpa"
         )
         self.model.eval().to(self.runtime.device)
-        self.compiled = compile_mode == "on" or (compile_mode == "auto" and can_compile(self.runtime.device))
+        self.compiled = compile_mode == "on" or (compile_mode == "auto" and compile_by_default(self.runtime))
         if compile_mode == "auto" and not self.compiled and self.runtime.device.type == "cpu":
             logging.getLogger(__name__).info("no C++ compiler found: the model runs uncompiled (slower)")
         limit = getattr(self.tokenizer, "model_max_length", max_tokens) or max_tokens
