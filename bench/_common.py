@@ -113,10 +113,12 @@ PROCESSES = {
 def cpu_seconds() -> dict[int, tuple[str, float]]:
     """CPU time (user + system) used so far by each service process and the broker, by pid (Linux /proc).
 
-    Two snapshots around a run say where a machine's cores went, which a rate alone cannot.
+    A service's descendants count as the service (cleanup's worker process, torch.compile's compile workers), and
+    so do children it already reaped. Two snapshots around a run say where a machine's cores went, which a rate
+    alone cannot.
     """
     tick = os.sysconf("SC_CLK_TCK")
-    found: dict[int, tuple[str, float]] = {}
+    table: dict[int, tuple[int, str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -125,8 +127,17 @@ def cpu_seconds() -> dict[int, tuple[str, float]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended between listing and reading
             continue
-        if name := next((n for n, marker in PROCESSES.items() if marker in command), None):
-            found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+        # utime, stime, and cutime, cstime: the children it waited for
+        table[int(entry.name)] = (int(fields[1]), command, sum(int(f) for f in fields[11:15]) / tick)
+    found: dict[int, tuple[str, float]] = {}
+    for pid, (_, _, seconds) in table.items():
+        ancestor = pid
+        while ancestor in table:
+            parent, command, _ = table[ancestor]
+            if name := next((n for n, marker in PROCESSES.items() if marker in command), None):
+                found[pid] = (name, seconds)
+                break
+            ancestor = parent
     return found
 
 

