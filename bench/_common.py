@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,6 +47,18 @@ def text_of(rng: random.Random, chars: int) -> str:
         paragraphs.append(paragraph)
         size += len(paragraph) + 2
     return "\n\n".join(paragraphs)[:chars]
+
+
+def articles_of(count: int, tokens: int, tokenizer: Any) -> list[str]:
+    """Articles a little longer than ``tokens``: the model reads exactly ``tokens`` of each, as it reads
+    the lead of a real article (a text cut to exactly that many and decoded can re-encode a few short)."""
+    rng = random.Random(5)
+    texts = []
+    for _ in range(count):
+        text = text_of(rng, tokens * 10)
+        ids = tokenizer(text, truncation=True, max_length=tokens + 24)["input_ids"]
+        texts.append(tokenizer.decode(ids[1:-1]))
+    return texts
 
 
 def unique_topics() -> dict[str, str]:

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import cpu_per_item, cpu_seconds, kafka, table, text_of, unique_topics, wait_healthy
+from _common import articles_of, cpu_per_item, cpu_seconds, kafka, table, unique_topics, wait_healthy
 from model_speed import flops_per_article, gemm_rate
 
 from newsflow_classify.loader import load_classifier
@@ -37,18 +36,6 @@ from newsflow_shared.db import upgrade
 
 # What users run: the shipped default (CLASSIFY_MODEL), for the bare loop, the service and the whole pipeline alike.
 MODEL = ClassifySettings.model_fields["classify_model"].default
-
-
-def articles(count: int, tokens: int, embedder: Embedder) -> list[str]:
-    """Articles a little longer than ``tokens``: the model reads exactly ``tokens`` of each, as it reads
-    the lead of a real article (a text cut to exactly that many and decoded can re-encode a few short)."""
-    rng = random.Random(5)
-    texts = []
-    for _ in range(count):
-        text = text_of(rng, tokens * 10)
-        ids = embedder.tokenizer(text, truncation=True, max_length=tokens + 24)["input_ids"]
-        texts.append(embedder.tokenizer.decode(ids[1:-1]))
-    return texts
 
 
 def naive(texts: list[str]) -> float:
@@ -258,7 +245,7 @@ def main() -> None:
         variants.append((name, dict(item.split("=", 1) for item in assignments.split(",") if item)))
     torch.manual_seed(0)
     embedder = Embedder(MODEL, precision="fp32")
-    texts = articles(args.articles, args.tokens, embedder)
+    texts = articles_of(args.articles, args.tokens, embedder.tokenizer)
     service = ClassifySettings(classify_model=MODEL)
     window = service.classify_window_tokens
     rows: list[list[str]] = []

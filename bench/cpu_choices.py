@@ -19,13 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import articles_of, table
 
 KINDS = {
     "native": {},
@@ -39,21 +41,14 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _common import text_of
-
     from newsflow_classify.loader import load_classifier
-    from newsflow_classify.model import Runtime, can_compile, cpu_has_bf16, resolve_model_path
+    from newsflow_classify.model import Runtime, can_compile, compiles, cpu_has_bf16, resolve_model_path
     from newsflow_classify.settings import ClassifySettings
 
     service = ClassifySettings()
     path = resolve_model_path(service.classify_model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    rng = random.Random(5)
-    texts = [
-        tokenizer.decode(tokenizer(text_of(rng, 2560), truncation=True, max_length=280)["input_ids"][1:-1])
-        for _ in range(count)
-    ]
+    texts = articles_of(count, 256, tokenizer)
     batch = service.batch_max_records
 
     plain_model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
@@ -104,19 +99,12 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
         {
             "label": "auto picks",
             "pick": f"{picked_precision}, compile {picked_compile} -> "
-            + ("compiled" if _compiles(picked_compile) else "eager"),
+            + ("compiled" if compiles(picked_compile, auto) else "eager"),
             "capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),
         }
     )
     return rows
-
-
-def _compiles(mode: str) -> bool:
-    from newsflow_classify.model import Runtime, compile_by_default
-
-    runtime = Runtime.choose("cpu", "auto")
-    return mode == "on" or (mode == "auto" and compile_by_default(runtime))
 
 
 def main() -> None:
@@ -149,25 +137,23 @@ def main() -> None:
             continue
         found[kind] = json.loads(done.stdout.strip().splitlines()[-1])
     labels = list(dict.fromkeys(row["label"] for rows in found.values() for row in rows if "rate" in row))
-    print(f"\nArticles/s and CPU ms per article (median of {args.rounds} rounds of {args.articles}; range of rates)")
-    header = ["configuration", *(f"{kind}: /s, CPU ms" for kind in found)]
-    table = [header]
+    rows = []
     for label in labels:
         cells = [str(label)]
-        for rows in found.values():
-            row = next((r for r in rows if r["label"] == label), None)
+        for found_rows in found.values():
+            row = next((r for r in found_rows if r["label"] == label), None)
             cells.append(f"{row['rate']:.1f} ({row['spread']}), {row['cpu_ms']:.0f}" if row else "-")
-        table.append(cells)
+        rows.append(cells)
     picks = ["auto picks"]
-    for rows in found.values():
-        pick = next(r for r in rows if r["label"] == "auto picks")
+    for found_rows in found.values():
+        pick = next(r for r in found_rows if r["label"] == "auto picks")
         picks.append(f"{pick['pick']} ({pick['capability']}, {pick['threads']} threads)")
-    table.append(picks)
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for index, row in enumerate(table):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
+    rows.append(picks)
+    table(
+        f"Articles/s and CPU ms per article (median of {args.rounds} rounds of {args.articles}; range of rates)",
+        ["configuration", *(f"{kind}: /s, CPU ms" for kind in found)],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ def fresh_detection() -> Iterator[None]:
 
 
 def test_an_isa_capped_below_bf16_gets_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(model.Path, "read_text", lambda self: "flags : avx2 avx512f avx512_bf16 amx_bf16")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert cpu_has_bf16()

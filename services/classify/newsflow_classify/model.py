@@ -77,9 +77,9 @@ def can_compile(device: torch.device) -> bool:
     return device.type == "cpu" and any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
 
 
-def compile_by_default(runtime: Runtime) -> bool:
-    """What ``CLASSIFY_COMPILE=auto`` does on this runtime."""
-    return can_compile(runtime.device)
+def compiles(compile_mode: str, runtime: Runtime) -> bool:
+    """Whether ``CLASSIFY_COMPILE=<compile_mode>`` compiles the encoder on this runtime."""
+    return compile_mode == "on" or (compile_mode == "auto" and can_compile(runtime.device))
 
 
 def compiled(model: PreTrainedModel) -> PreTrainedModel:
@@ -142,7 +142,7 @@ class Embedder:
             self.path, local_files_only=True, dtype=self.runtime.dtype, attn_implementation="sdpa"
         )
         self.model.eval().to(self.runtime.device)
-        self.compiled = compile_mode == "on" or (compile_mode == "auto" and compile_by_default(self.runtime))
+        self.compiled = compiles(compile_mode, self.runtime)
         if compile_mode == "auto" and not self.compiled and self.runtime.device.type == "cpu":
             logging.getLogger(__name__).info("no C++ compiler found: the model runs uncompiled (slower)")
         limit = getattr(self.tokenizer, "model_max_length", max_tokens) or max_tokens
