@@ -35,9 +35,14 @@ class WorkerDied(RuntimeError):
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc/<pid>/stat."""
+    """User plus system CPU time of a process's main thread, from /proc/<pid>/task/<pid>/stat.
+
+    The main thread is the one that works on records. A model that the work loads once, on first
+    use, loads in a thread of its own (see ``newsflow_cleanup.language``), so that the one-time
+    load is not charged to the record that happened to need it first.
+    """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
+        with open(f"/proc/{pid}/task/{pid}/stat", "rb") as stat:
             fields = stat.read().rsplit(b")", 1)[1].split()
     except OSError:
         return 0.0

@@ -5,7 +5,7 @@ but on headline-length text a single detector guesses wrong too often (97 % on o
 about 88 % on harder sets). Below ``short_text_chars`` a second opinion from lingua's n-gram
 models is averaged in: 98.8 % of our headlines get the right best guess, 97.6 % the right answer
 (three weak guesses become ``und``), none wrong at confidence >= 0.8 (``eval/language_eval.py``).
-Lingua's models (~650 MB of memory for the default candidates) load on the first short text, so a
+Lingua's models (~1 GB of memory for the default candidates) load on the first short text, so a
 feed of full articles never pays for them.
 """
 
@@ -97,8 +97,34 @@ class LanguageDetector:
     def _lingua_detector(self) -> lingua.LanguageDetector:
         with self._lingua_lock:  # cleanup calls in from worker threads
             if self._lingua is None:
-                self._lingua = lingua_detector(self.candidates)
+                self._lingua = _loaded_aside(self.candidates)
             return self._lingua
+
+
+def _loaded_aside(candidates: list[str]) -> lingua.LanguageDetector:
+    """lingua's detector with every candidate's models loaded, in a thread of its own while this one waits.
+
+    Loading costs 10-14 s of CPU once (on 2 cores, about half that in wall time). Cleanup's per-record
+    CPU budget counts the working thread only (:mod:`newsflow_shared.budget`), so loading aside keeps
+    that one-time cost off the short text that happened to come first: charged to it, a slower CPU
+    dead-lettered a headline as over budget. All candidates load at once because lingua otherwise
+    loads each script's models on its first text in that script, back on the working thread.
+    """
+    loaded: list[lingua.LanguageDetector] = []
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            loaded.append(lingua_detector(candidates, preload=True))
+        except BaseException as error:  # re-raised in the thread that asked
+            failed.append(error)
+
+    loader = threading.Thread(target=load, name="lingua-models")
+    loader.start()
+    loader.join()
+    if failed:
+        raise failed[0]
+    return loaded[0]
 
 
 def py3langid_identifier(candidates: list[str]) -> langid.LanguageIdentifier:
@@ -109,8 +135,10 @@ def py3langid_identifier(candidates: list[str]) -> langid.LanguageIdentifier:
     return identifier
 
 
-def lingua_detector(candidates: list[str], *, low_accuracy: bool = False) -> lingua.LanguageDetector:
-    """lingua's bundled models for ``candidates``; its models load lazily, on first use."""
+def lingua_detector(
+    candidates: list[str], *, low_accuracy: bool = False, preload: bool = False
+) -> lingua.LanguageDetector:
+    """lingua's bundled models for ``candidates``: loaded now with ``preload``, else lazily on first use."""
     from lingua import IsoCode639_1, LanguageDetectorBuilder
 
     codes = []
@@ -120,4 +148,8 @@ def lingua_detector(candidates: list[str], *, low_accuracy: bool = False) -> lin
         except ValueError:
             continue  # a language only py3langid knows: it still gets py3langid's score
     builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
-    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
+    if low_accuracy:
+        builder = builder.with_low_accuracy_mode()
+    if preload:
+        builder = builder.with_preloaded_language_models()
+    return builder.build()

@@ -25,7 +25,7 @@ class CleanupSettings(ServiceSettings):
     language_short_text_chars: int = Field(
         default=200,
         ge=0,
-        description="Text shorter than this also asks lingua (a second detector, ~650 MB once loaded). 0: never.",
+        description="Text shorter than this also asks lingua (a second detector, ~1 GB once loaded). 0: never.",
     )
     language_allowlist: str = Field(
         default="",

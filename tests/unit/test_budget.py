@@ -1,0 +1,68 @@
+"""The per-record CPU budget charges the record's own work, not a model loaded once in another thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from newsflow_shared.budget import BudgetedWorker
+from newsflow_shared.errors import OverBudget
+
+
+def no_state() -> None:
+    return None
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds  # this process's CPU: the spin below runs alone in it
+    while time.process_time() < end:
+        pass
+
+
+def burn_here(_state: None, seconds: float) -> str:
+    _burn(seconds)
+    return "done"
+
+
+def burn_aside(_state: None, seconds: float) -> str:
+    """What a lazily loaded model does: the CPU is spent in a thread of its own while the record waits."""
+    loader = threading.Thread(target=_burn, args=(seconds,))
+    loader.start()
+    loader.join()
+    return "done"
+
+
+def test_work_over_budget_is_stopped_with_a_reason() -> None:
+    worker = BudgetedWorker(no_state, burn_here, cpu_seconds=0.5, name="cleanup")
+    try:
+        [outcome] = worker.map([3.0])
+        assert isinstance(outcome, OverBudget)
+        assert "CLEANUP_RECORD_CPU_SECONDS" in str(outcome)
+        assert worker.map([0.0]) == ["done"]  # a fresh child serves the next record
+    finally:
+        worker.close()
+
+
+def test_a_load_done_aside_is_not_charged_to_the_record() -> None:
+    worker = BudgetedWorker(no_state, burn_aside, cpu_seconds=0.5, name="cleanup")
+    try:
+        assert worker.map([1.5]) == ["done"]
+    finally:
+        worker.close()
+
+
+def test_short_headline_first_is_not_over_budget_while_lingua_loads() -> None:
+    """A slower CPU spent ~10 s loading lingua's models on the first headline, charged to it: dead-lettered."""
+    from newsflow_cleanup.settings import CleanupSettings
+    from newsflow_cleanup.worker import cleanup_worker
+    from newsflow_shared import CleanArticle, IngestedArticle
+
+    settings = CleanupSettings(cleanup_record_cpu_seconds=2.0)  # the default candidates: ~10 s to load
+    worker = cleanup_worker(settings)
+    headline = IngestedArticle(id="a-1", text="The home side won the derby 2-1 on Sunday.", content_hash="0" * 64)
+    try:
+        [outcome] = worker.map([headline.model_dump_json().encode()])
+        assert isinstance(outcome, CleanArticle), outcome
+        assert outcome.language == "en"
+    finally:
+        worker.close()
