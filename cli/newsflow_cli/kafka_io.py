@@ -104,6 +104,19 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     return [TopicPartition(topic, number) for number in sorted(numbers or ())]
 
 
+async def seek_to_first(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    """Move ``partitions`` to their first offsets, surely.
+
+    Not aiokafka's ``seek_to_beginning``: right after ``assign()`` the consumer is already asking
+    for its default start (the end), and when that answer lands after the seek it settles the
+    seek's reset instead, at the end. ``seek`` to offsets asked for here leaves no reset to settle.
+    Replay once re-sent nothing that way (2 in 40 tries on a local broker).
+    """
+    starts = await consumer.beginning_offsets(partitions)
+    for partition in partitions:
+        consumer.seek(partition, starts[partition])
+
+
 class OutcomeWatcher:
     """Follows the stored, skipped and dead-letter topics from their current ends.
 
@@ -140,7 +153,7 @@ class OutcomeWatcher:
             partitions += await topic_partitions(self.consumer, topic)
         self.consumer.assign(partitions)
         if from_beginning:
-            await self.consumer.seek_to_beginning(*partitions)
+            await seek_to_first(self.consumer, partitions)
         else:
             await self.consumer.seek_to_end(*partitions)
             # Partitions a moment old refuse ListOffsets until their leader settles; aiokafka

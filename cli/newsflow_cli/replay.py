@@ -24,7 +24,7 @@ from newsflow_shared import (
 from newsflow_shared.db import make_engine
 from newsflow_storage.repository import ArticleRepository
 
-from .kafka_io import producer, topic_partitions
+from .kafka_io import producer, seek_to_first, topic_partitions
 
 Stage = Literal["cleanup", "classify"]
 
@@ -89,7 +89,7 @@ async def replay_raw(
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         if since is None:
-            await consumer.seek_to_beginning(*partitions)
+            await seek_to_first(consumer, partitions)
         else:
             starts = await consumer.offsets_for_times({p: int(since.timestamp() * 1000) for p in partitions})
             for partition in partitions:
