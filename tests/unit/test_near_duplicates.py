@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from newsflow_cleanup.near_duplicates import DuplicateIndex, Fingerprint
@@ -115,3 +117,18 @@ async def test_a_redelivered_batch_finds_the_same_originals(index: tuple[Duplica
         again = await replica_b.check_and_add_many(connection, list(reversed(batch)))
     assert [m.duplicate_of if m else None for m in first] == [None, "one", "one"]
     assert [m.duplicate_of if m else None for m in reversed(again)] == [None, "one", "one"]
+
+
+def test_fingerprints_are_datasketch_s_own_signatures() -> None:
+    """The fingerprint hashes shingles in one pass, not through datasketch's per-item call; the signatures already
+    stored in an index must stay what datasketch computes."""
+    from itertools import pairwise
+
+    from datasketch import MinHash
+
+    for text in ("The minister said the budget would pass on Tuesday.", "Ein Wort", "one", "Ünïcödé wörds here too"):
+        words = re.findall(r"\w+", text.lower())
+        pairs = {f"{a} {b}".encode() for a, b in pairwise(words)} or {w.encode() for w in words}
+        expected = MinHash(num_perm=128, seed=7, scheme="affine32")
+        expected.update_batch(list(pairs))
+        assert (Fingerprint.of(text).signature == expected.hashvalues.astype(np.uint64)).all()

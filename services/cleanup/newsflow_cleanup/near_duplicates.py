@@ -36,6 +36,16 @@ from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
 NUM_PERM = 128
 BANDS, ROWS = 64, 2
 _WORD = re.compile(r"\w+", re.UNICODE)
+# The scheme is named so that a datasketch release with another default cannot change the signatures already
+# stored; its permutations are drawn once here, not for every article (a third of the fingerprint's time).
+_SCHEME = "affine32"
+_PERMUTATIONS = MinHash(num_perm=NUM_PERM, seed=7, scheme=_SCHEME).permutations
+
+
+def _sha1_hash32(shingles: set[bytes]) -> list[int]:
+    """datasketch's default hash of each shingle (the first 4 bytes of its SHA-1, little-endian), in one pass:
+    a Python call per shingle was the other third."""
+    return np.frombuffer(b"".join(hashlib.sha1(s).digest()[:4] for s in shingles), dtype="<u4").tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +57,8 @@ class Fingerprint:
     def of(cls, text: str) -> Fingerprint:
         words = _WORD.findall(text.lower())
         pairs = {f"{a} {b}".encode() for a, b in pairwise(words)} or {w.encode() for w in words}
-        minhash = MinHash(num_perm=NUM_PERM, seed=7)
-        minhash.update_batch(list(pairs))
+        minhash = MinHash(num_perm=NUM_PERM, seed=7, scheme=_SCHEME, permutations=_PERMUTATIONS, hashfunc=int)
+        minhash.update_batch(_sha1_hash32(pairs))
         return cls(signature=minhash.hashvalues.astype(np.uint64), shingles=len(pairs))
 
     def buckets(self) -> list[str]:
@@ -118,22 +128,27 @@ class DuplicateIndex:
                 )
             )
         }
-        candidate_rows = await connection.execute(
-            select(cleanup_lsh.c.bucket, cleanup_fingerprints)
-            .join(cleanup_fingerprints, cleanup_fingerprints.c.article_id == cleanup_lsh.c.article_id)
-            .where(cleanup_lsh.c.bucket.in_(set().union(*buckets)))
-        )
-        known: dict[str, _Known] = {}
+        # The buckets the batch shares with known articles first, then each such article's fingerprint once: joined
+        # in one query, a copy sharing all 64 buckets came back 64 times, signature and all.
         shared_buckets: dict[str, set[str]] = {}
-        for row in candidate_rows:
+        for row in await connection.execute(
+            select(cleanup_lsh.c.bucket, cleanup_lsh.c.article_id).where(
+                cleanup_lsh.c.bucket.in_(set().union(*buckets))
+            )
+        ):
             shared_buckets.setdefault(row.article_id, set()).add(row.bucket)
-            if row.article_id not in known:
-                fingerprint = Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), row.shingles)
+        known: dict[str, _Known] = {}
+        if shared_buckets:
+            for row in await connection.execute(
+                select(cleanup_fingerprints).where(cleanup_fingerprints.c.article_id.in_(shared_buckets))
+            ):
                 known[row.article_id] = _Known(
-                    row.article_id, fingerprint, row.duplicate_of, as_utc(row.first_seen_at), frozenset()
+                    row.article_id,
+                    Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), row.shingles),
+                    row.duplicate_of,
+                    as_utc(row.first_seen_at),
+                    frozenset(shared_buckets[row.article_id]),
                 )
-        for article_id, seen in shared_buckets.items():
-            known[article_id].buckets = frozenset(seen)
 
         matches: list[Match | None] = []
         new_rows: list[dict[str, object]] = []
