@@ -170,12 +170,29 @@ class StageWatch:
         return {f"{topic}[{partition}]": behind for (topic, partition), behind in sorted(self.lag.items())}
 
 
+# A partition's first offset moves only when retention deletes a segment: asked for once a minute at most.
+_STARTS_FOR_SECONDS = 60.0
+_starts: weakref.WeakKeyDictionary[Any, dict[TopicPartition, tuple[int, float]]] = weakref.WeakKeyDictionary()
+
+
+async def _beginnings(consumer: Any, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """First offsets of ``partitions``, remembered per consumer: asked for on the fetch's connection, each
+    question can wait behind a held fetch, so a fresh service's probes would wait on every call."""
+    known = _starts.setdefault(consumer, {})
+    now = time.monotonic()
+    if stale := [tp for tp in partitions if tp not in known or now - known[tp][1] > _STARTS_FOR_SECONDS]:
+        for tp, offset in (await consumer.beginning_offsets(stale)).items():
+            known[tp] = (offset, now)
+    return {tp: known[tp][0] for tp in partitions}
+
+
 async def _consumer_lag(consumer: Any) -> dict[tuple[str, int], int]:
     """Records behind the end per assigned partition: end offset minus the group's committed offset.
 
     The end is the high watermark the consumer's last fetch response carried: asking the broker for it would
     queue behind the consumer's held fetch on the same connection, up to ``KAFKA_FETCH_MAX_WAIT_MS``, and a probe
-    would wait that long. Only a partition not fetched yet is asked for.
+    would wait that long. Only a partition not fetched yet is asked for; where the group has committed nothing,
+    the start is the partition's first offset, remembered (:func:`_beginnings`).
     """
     assigned = sorted(consumer.assignment())
     if not assigned:
@@ -185,7 +202,7 @@ async def _consumer_lag(consumer: Any) -> dict[tuple[str, int], int]:
         ends |= await consumer.end_offsets(unknown)
     committed = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
     uncommitted = [tp for tp, offset in zip(assigned, committed, strict=True) if offset is None]
-    starts = await consumer.beginning_offsets(uncommitted) if uncommitted else {}
+    starts = await _beginnings(consumer, uncommitted) if uncommitted else {}
     lag: dict[tuple[str, int], int] = {}
     for tp, offset in zip(assigned, committed, strict=True):
         position = offset if offset is not None else starts.get(tp, 0)
