@@ -104,15 +104,17 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     return [TopicPartition(topic, number) for number in sorted(numbers or ())]
 
 
-async def seek_to_first(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
-    """Move ``partitions`` to their first offsets, surely.
+async def assign_at_first(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    """Assign ``partitions`` to ``consumer``, each at its first offset, surely.
 
-    Not aiokafka's ``seek_to_beginning``: right after ``assign()`` the consumer is already asking
-    for its default start (the end), and when that answer lands after the seek it settles the
-    seek's reset instead, at the end. ``seek`` to offsets asked for here leaves no reset to settle.
-    Replay once re-sent nothing that way (2 in 40 tries on a local broker).
+    Not ``assign()`` then aiokafka's ``seek_to_beginning``: once assigned, the consumer starts finding its
+    default start (the end) and fetching from there. That answer, landing after the seek, settled it at the
+    end (a replay re-sent nothing, about once in 100 tries), and a fetch held at the end delayed the first
+    records by ``KAFKA_FETCH_MAX_WAIT_MS``. Offsets asked for before the assignment, and set in the same step
+    as it, leave neither.
     """
     starts = await consumer.beginning_offsets(partitions)
+    consumer.assign(partitions)
     for partition in partitions:
         consumer.seek(partition, starts[partition])
 
@@ -151,10 +153,10 @@ class OutcomeWatcher:
         partitions = []
         for topic in self.topics:
             partitions += await topic_partitions(self.consumer, topic)
-        self.consumer.assign(partitions)
         if from_beginning:
-            await seek_to_first(self.consumer, partitions)
+            await assign_at_first(self.consumer, partitions)
         else:
+            self.consumer.assign(partitions)
             await self.consumer.seek_to_end(*partitions)
             # Partitions a moment old refuse ListOffsets until their leader settles; aiokafka
             # retries on its own, so its error lines here would only alarm.

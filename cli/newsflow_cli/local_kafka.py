@@ -112,6 +112,8 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+JVM_PERFORMANCE_OPTS = "-XX:+UseG1GC -XX:TieredStopAtLevel=1"  # quicker start; a test broker never warms up anyway
+
 _LOG4J = """\
 status = warn
 appender.file.type = File
@@ -213,12 +215,13 @@ class LocalKafka:
         return self.workdir / "kafka.log"
 
     def _java(self, main: str, *args: str) -> list[str]:
+        # Kafka's own variable, as its start scripts read it: to try other collectors or compilers.
+        performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", JVM_PERFORMANCE_OPTS).split()
         return [
             "java",
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
-            "-XX:+UseG1GC",
-            "-XX:TieredStopAtLevel=1",  # quicker start; a test broker never warms up anyway
+            *performance,
             f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
             "-cp",
             f"{jars_dir()}/*",

@@ -24,7 +24,7 @@ from newsflow_shared import (
 from newsflow_shared.db import make_engine
 from newsflow_storage.repository import ArticleRepository
 
-from .kafka_io import producer, seek_to_first, topic_partitions
+from .kafka_io import assign_at_first, producer, topic_partitions
 
 Stage = Literal["cleanup", "classify"]
 
@@ -86,12 +86,13 @@ async def replay_raw(
         partitions = await topic_partitions(consumer, settings.topic_raw)
         if not partitions:
             raise LookupError(f"the topic {settings.topic_raw} does not exist on {settings.kafka_bootstrap_servers}")
-        consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         if since is None:
-            await seek_to_first(consumer, partitions)
+            await assign_at_first(consumer, partitions)
         else:
+            # Asked for before the assignment and set in the same step: see assign_at_first.
             starts = await consumer.offsets_for_times({p: int(since.timestamp() * 1000) for p in partitions})
+            consumer.assign(partitions)
             for partition in partitions:
                 found = starts.get(partition)
                 consumer.seek(partition, found.offset if found else ends[partition])

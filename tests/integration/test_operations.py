@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-from newsflow_cli.kafka_io import producer, push, seek_to_first, topic_partitions
+from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partitions
 from newsflow_cli.status import gather_status
 from newsflow_ingest import app as ingest_app
 from newsflow_ingest.settings import IngestSettings
@@ -246,10 +246,10 @@ async def test_probes_do_not_wait_behind_an_idle_consumers_held_fetch(kafka_boot
         await app.broker.stop()
 
 
-async def test_seek_to_first_starts_at_the_first_record_every_time(kafka_bootstrap: str) -> None:
+async def test_assign_at_first_starts_at_the_first_record_every_time(kafka_bootstrap: str) -> None:
     """aiokafka's seek_to_beginning right after assign() ended at the end about once in 50-100 tries here (a replay
     re-sent nothing in CI): the consumer's default reset, still in flight, settled it. Too rare to catch every time;
-    this holds seek_to_first to the position it promises."""
+    this holds assign_at_first to the position it promises, and to records in the first poll."""
     env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
     settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
     await ensure_topics(settings)
@@ -260,9 +260,10 @@ async def test_seek_to_first_starts_at_the_first_record_every_time(kafka_bootstr
         await consumer.start()
         try:
             partitions = await topic_partitions(consumer, settings.topic_raw)
-            consumer.assign(partitions)
-            await consumer.end_offsets(partitions)  # as replay does: the default reset is under way meanwhile
-            await seek_to_first(consumer, partitions)
+            await assign_at_first(consumer, partitions)
             assert [await consumer.position(p) for p in partitions] == [0] * len(partitions)
+            # Not behind a fetch held at the end: the first records come well within a held fetch's 2 s.
+            first = await consumer.getmany(timeout_ms=1000)
+            assert sum(map(len, first.values())) > 0
         finally:
             await consumer.stop()
