@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from .settings import CleanupSettings
 
 UNDETERMINED = "und"
-_SAMPLE_CHARS = 2000  # a few paragraphs decide; more text only costs time (py3langid is linear)
+# py3langid is right on every 150-260-character paragraph of our evaluation, so four or five paragraphs' worth
+# decide. More only costs time: it reads byte by byte in Python, ~1.5 us a character (at 2,000 characters it was
+# half of cleanup's CPU per article).
+_SAMPLE_CHARS = 1000
 # lingua names Norwegian by its written standard; news in Norway is overwhelmingly Bokmål.
 _TO_LINGUA = {"no": "nb"}
 _FROM_LINGUA = {value: key for key, value in _TO_LINGUA.items()}
