@@ -11,7 +11,7 @@ feed of full articles never pays for them.
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,10 @@ class LanguageDetector:
         self.min_confidence = min_confidence
         self.short_text_chars = short_text_chars
         self._lingua: lingua.LanguageDetector | None = None
-        self._lingua_lock = threading.Lock()
+        # lingua loads each script's models on its first text in that script: 5-10 s of CPU once. It runs in a
+        # thread of its own because cleanup's per-record CPU budget counts the working thread only
+        # (newsflow_shared.budget): charged to the headline that came first, a slower CPU dead-lettered it.
+        self._lingua_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lingua")
 
     @classmethod
     def for_settings(cls, settings: CleanupSettings) -> LanguageDetector:
@@ -78,7 +81,12 @@ class LanguageDetector:
         return Language(UNDETERMINED, confidence)
 
     def _lingua_scores(self, text: str) -> dict[str, float]:
-        values = self._lingua_detector().compute_language_confidence_values(text)
+        return self._lingua_thread.submit(self._lingua_scores_here, text).result()
+
+    def _lingua_scores_here(self, text: str) -> dict[str, float]:
+        if self._lingua is None:  # only ever in the one lingua thread
+            self._lingua = lingua_detector(self.candidates)
+        values = self._lingua.compute_language_confidence_values(text)
         return {_FROM_LINGUA.get(code := v.language.iso_code_639_1.name.lower(), code): v.value for v in values}
 
     def _main_language_share(self, text: str) -> float:
@@ -97,38 +105,6 @@ class LanguageDetector:
             return 1.0
         return max(map(len, halves)) / sum(map(len, halves))
 
-    def _lingua_detector(self) -> lingua.LanguageDetector:
-        with self._lingua_lock:  # cleanup calls in from worker threads
-            if self._lingua is None:
-                self._lingua = _loaded_aside(self.candidates)
-            return self._lingua
-
-
-def _loaded_aside(candidates: list[str]) -> lingua.LanguageDetector:
-    """lingua's detector with every candidate's models loaded, in a thread of its own while this one waits.
-
-    Loading costs 10-14 s of CPU once (on 2 cores, about half that in wall time). Cleanup's per-record
-    CPU budget counts the working thread only (:mod:`newsflow_shared.budget`), so loading aside keeps
-    that one-time cost off the short text that happened to come first: charged to it, a slower CPU
-    dead-lettered a headline as over budget. All candidates load at once because lingua otherwise
-    loads each script's models on its first text in that script, back on the working thread.
-    """
-    loaded: list[lingua.LanguageDetector] = []
-    failed: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            loaded.append(lingua_detector(candidates, preload=True))
-        except BaseException as error:  # re-raised in the thread that asked
-            failed.append(error)
-
-    loader = threading.Thread(target=load, name="lingua-models")
-    loader.start()
-    loader.join()
-    if failed:
-        raise failed[0]
-    return loaded[0]
-
 
 def py3langid_identifier(candidates: list[str]) -> langid.LanguageIdentifier:
     """py3langid's bundled model, choosing among those ``candidates`` it knows (all it knows if none)."""
@@ -138,10 +114,8 @@ def py3langid_identifier(candidates: list[str]) -> langid.LanguageIdentifier:
     return identifier
 
 
-def lingua_detector(
-    candidates: list[str], *, low_accuracy: bool = False, preload: bool = False
-) -> lingua.LanguageDetector:
-    """lingua's bundled models for ``candidates``: loaded now with ``preload``, else lazily on first use."""
+def lingua_detector(candidates: list[str], *, low_accuracy: bool = False) -> lingua.LanguageDetector:
+    """lingua's bundled models for ``candidates``; its models load lazily, on first use."""
     from lingua import IsoCode639_1, LanguageDetectorBuilder
 
     codes = []
@@ -151,8 +125,4 @@ def lingua_detector(
         except ValueError:
             continue  # a language only py3langid knows: it still gets py3langid's score
     builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
-    if low_accuracy:
-        builder = builder.with_low_accuracy_mode()
-    if preload:
-        builder = builder.with_preloaded_language_models()
-    return builder.build()
+    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
