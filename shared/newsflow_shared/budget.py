@@ -37,9 +37,10 @@ class WorkerDied(RuntimeError):
 def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process's main thread, from /proc/<pid>/task/<pid>/stat.
 
-    The main thread is the one that works on records. A model that the work loads once, on first
-    use, loads in a thread of its own (see ``newsflow_cleanup.language``), so that the one-time
-    load is not charged to the record that happened to need it first.
+    The main thread is the one that works on records. Work the record waits for in another thread is
+    not counted: cleanup runs lingua there (``newsflow_cleanup.language``), so that loading its models
+    once is not charged to the headline that happened to need them first. Only bounded work belongs
+    there (lingua reads text under ``LANGUAGE_SHORT_TEXT_CHARS``).
     """
     try:
         with open(f"/proc/{pid}/task/{pid}/stat", "rb") as stat:
