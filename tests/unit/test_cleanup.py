@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import ftfy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsflow_cleanup.boilerplate import strip_boilerplate, strip_lead_in_teasers
 from newsflow_cleanup.html_article import extract_article
 from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.logic import clean
-from newsflow_cleanup.repair import fix_encoding, mend_spacing, normalise_quotes, remove_invisible, repair
+from newsflow_cleanup.repair import _ftfy_fix, fix_encoding, mend_spacing, normalise_quotes, remove_invisible, repair
 from newsflow_cleanup.settings import CleanupSettings
 from newsflow_shared import EmptyArticle, IngestedArticle
 
@@ -27,6 +30,32 @@ def test_mojibake_and_entities_are_fixed() -> None:
         fix_encoding("The minister\u00e2\u20ac\u2122s plan &amp; the caf\u00c3\u00a9")
         == "The minister\u2019s plan & the café"
     )
+
+
+# Plain lines beside every kind of line ftfy mends: mojibake, entities, markup, C1 and C0 controls, \r, full width.
+_LINE_PARTS = st.sampled_from(
+    [
+        "plain words, 3 % & no more",
+        "The minister\u00e2\u20ac\u2122s plan",
+        "caf\u00c3\u00a9 &amp; bar",
+        "a <b>tag</b> &lt;kept&gt;",
+        "x &lt; y",
+        "1 < 2",
+        "\u0093quoted\u0094",
+        "bell\x07 and escape \x1b[31mred",
+        "line\r",
+        "\uff2c\uff2f\uff35\uff24",
+        "\ufb02ubber",
+        "\tindented",
+        "",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_LINE_PARTS, max_size=3).map(" ".join), max_size=8).map("\n".join))
+def test_plain_lines_skip_ftfy_with_the_same_result(text: str) -> None:
+    assert _ftfy_fix(text) == ftfy.fix_text(text, uncurl_quotes=False, normalization="NFC")
 
 
 def test_invisible_characters_go() -> None:
