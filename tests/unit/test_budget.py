@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
-from newsflow_shared.budget import BudgetedWorker
+from newsflow_shared.budget import BudgetedWorker, WorkerDied
 from newsflow_shared.errors import OverBudget
 
 
@@ -39,6 +40,28 @@ def test_work_over_budget_is_stopped_with_a_reason() -> None:
         assert isinstance(outcome, OverBudget)
         assert "CLEANUP_RECORD_CPU_SECONDS" in str(outcome)
         assert worker.map([0.0]) == ["done"]  # a fresh child serves the next record
+    finally:
+        worker.close()
+
+
+def burn_or_die(_state: None, seconds: float) -> str:
+    if seconds < 0:
+        os._exit(3)  # what a crash in native code looks like from outside
+    _burn(seconds)
+    return f"burnt {seconds}"
+
+
+def test_one_record_stopped_mid_batch_fails_alone_and_the_rest_are_done_in_order() -> None:
+    """The whole batch goes to the child at once; each record still gets the budget to itself."""
+    worker = BudgetedWorker(no_state, burn_or_die, cpu_seconds=0.5, name="cleanup")
+    try:
+        outcomes = worker.map([0.3, 0.3, 3.0, 0.3, -1.0, 0.0])
+        assert outcomes[:2] == ["burnt 0.3", "burnt 0.3"]  # 0.6 s together: only each record's own share counts
+        assert isinstance(outcomes[2], OverBudget)
+        assert outcomes[3] == "burnt 0.3"
+        assert isinstance(outcomes[4], WorkerDied)
+        assert "exit code 3" in str(outcomes[4]) or "EOFError" in str(outcomes[4])
+        assert outcomes[5] == "burnt 0.0"
     finally:
         worker.close()
 
