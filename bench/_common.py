@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import subprocess
 import tempfile
 import time
 import uuid
@@ -142,6 +143,18 @@ PROCESSES = {
     "storage": "newsflow_storage",
     "broker": "kafka.Kafka",
 }
+
+
+def export_revision(ref: str, folders: list[str]) -> str:
+    """``folders`` of the git revision ``ref``, exported to a temporary folder: the PYTHONPATH that imports them.
+
+    How a benchmark times old code beside new in one run, each in its own process, against the same load.
+    """
+    root = Path(__file__).parents[1]
+    folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-before-"))
+    archive = subprocess.run(["git", "-C", str(root), "archive", ref, *folders], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return os.pathsep.join(str(folder / name) for name in folders)
 
 
 def cpu_seconds() -> dict[int, tuple[str, float]]:

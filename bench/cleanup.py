@@ -1,23 +1,29 @@
-"""Cleanup speed, per process: 5 KB text articles and 50 KB HTML pages, with and without the database steps.
+"""Cleanup's CPU per article, per process: articles of the pipeline benchmark's size, 5 KB articles, 50 KB pages.
 
-    .venv/bin/python bench/cleanup.py [--articles 400]
+    .venv/bin/python bench/cleanup.py [--articles 400] [--before REF [--rounds 3]]
 
-The repairs and extraction are measured alone (one core, no Kafka), then with the shared
-near-duplicate index and learned boilerplate on SQLite, as the service runs them.
+Each input is cleaned in this process alone (repairs, extraction, language), then through the service's worker
+process under its CPU budget (this process's CPU and the worker's), then with the shared near-duplicate index and
+learned boilerplate on SQLite as well, as the service runs them (no Kafka). ``--before REF`` times the git revision
+REF's cleanup in turns with this checkout's, each in its own process, and prints both side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, text_of, written_articles
+from _common import export_revision, table, text_of, written_articles
 
 from newsflow_cleanup.app import Cleanup
 from newsflow_cleanup.language import LanguageDetector
@@ -44,6 +50,14 @@ def text_article(rng: random.Random, index: int) -> IngestedArticle:
     )
 
 
+def lead_article(index: int) -> IngestedArticle:
+    """One of our written articles cut to 1,300 characters: what the pipeline benchmark sends (256 tokens' worth)."""
+    text = WRITTEN_TEXTS[index % len(WRITTEN_TEXTS)][:1300]
+    return IngestedArticle(
+        id=f"l{index}", title=f"Story {index}", text=text, source=f"Wire {index % 5}", content_hash=str(index)
+    )
+
+
 def html_page(rng: random.Random, index: int, size: int = 50_000) -> IngestedArticle:
     """A page of about ``size`` bytes: menus, a cookie banner, the article, a long teaser sidebar, a footer."""
     paragraphs = "".join(f"<p>{text_of(rng, 700)}</p>" for _ in range(14))
@@ -58,69 +72,114 @@ def html_page(rng: random.Random, index: int, size: int = 50_000) -> IngestedArt
     return IngestedArticle(id=f"h{index}", html=head + "".join(teasers) + tail, source="Daily", content_hash=str(index))
 
 
+def _process_cpu(pid: int) -> float:
+    """A process's CPU seconds so far, all its threads (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def logic_only(items: list[IngestedArticle], detector: LanguageDetector, settings: CleanupSettings) -> float:
-    started = time.perf_counter()
+    """CPU ms per article of the repairs, extraction and language, in this process."""
+    started = time.process_time()
     for item in items:
         clean(item, detector, settings)
-    return len(items) / (time.perf_counter() - started)
+    return (time.process_time() - started) * 1000 / len(items)
 
 
-async def in_worker(items: list[IngestedArticle], service: Cleanup) -> float:
-    """The service's handler without the database: each article through the worker process and its CPU budget."""
+async def through_service(items: list[IngestedArticle], service: Cleanup, database: bool) -> float:
+    """CPU ms per article of the service's handler, this process and its worker's, in the service's batches."""
     service.engine = None
+    if database:
+        url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='newsflow-bench-')}/cleanup.db"
+        await upgrade(url)
+        service.engine = make_engine(url)
+        service.duplicates = DuplicateIndex(service.engine)
+        service.boilerplate = LearnedBoilerplate(service.engine)
     deliveries = [Delivery(value=item.model_dump_json().encode()) for item in items]
     batch = service.settings.batch_max_records
-    started = time.perf_counter()
-    for start in range(0, len(deliveries), batch):
-        await service.handle(deliveries[start : start + batch])
-    return len(items) / (time.perf_counter() - started)
-
-
-async def with_database(items: list[IngestedArticle], service: Cleanup) -> float:
-    url = f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='newsflow-bench-')}/cleanup.db"
-    await upgrade(url)
-    engine = service.engine = make_engine(url)
-    service.duplicates = DuplicateIndex(engine)
-    service.boilerplate = LearnedBoilerplate(engine)
-    deliveries = [Delivery(value=item.model_dump_json().encode()) for item in items]
-    batch = service.settings.batch_max_records
-    started = time.perf_counter()
+    pid = service.worker._process.pid if service.worker._process else None
+    assert pid is not None, "the worker was started"
+    started = time.process_time() + _process_cpu(pid)
     for start in range(0, len(deliveries), batch):  # batches, as the service consumes them
         await service.handle(deliveries[start : start + batch])
-    rate = len(items) / (time.perf_counter() - started)
-    await engine.dispose()
-    return rate
+    spent = time.process_time() + _process_cpu(pid) - started
+    if service.engine is not None:
+        await service.engine.dispose()
+    return spent * 1000 / len(items)
+
+
+MEASURES = ["in this process", "through the worker", "+ near-duplicates + learned (SQLite)"]
+
+
+def measure(count: int) -> dict[str, dict[str, float]]:
+    """CPU ms per article for each input and measure."""
+    rng = random.Random(1)
+    inputs = {
+        "1.3 KB articles (the pipeline benchmark's)": [lead_article(i) for i in range(count)],
+        "5 KB text articles": [text_article(rng, i) for i in range(count)],
+        "50 KB HTML pages": [html_page(rng, i) for i in range(count // 4)],
+    }
+    settings = CleanupSettings()
+    service = Cleanup(settings, Stage(None, settings, name="cleanup"))  # type: ignore[arg-type]  # no broker: nothing is published
+    detector = LanguageDetector.for_settings(settings)
+    logic_only(inputs["5 KB text articles"][:20], detector, settings)  # warm up
+    service.worker.start()
+    asyncio.run(through_service(inputs["5 KB text articles"][:20], service, database=False))
+    results = {}
+    for name, items in inputs.items():
+        results[name] = {
+            MEASURES[0]: logic_only(items, detector, settings),
+            MEASURES[1]: asyncio.run(through_service(items, service, database=False)),
+            MEASURES[2]: asyncio.run(through_service(items, service, database=True)),
+        }
+    service.worker.close()
+    return results
+
+
+def compare(args: argparse.Namespace) -> None:
+    """REF's cleanup and this checkout's in turns, each in a fresh process; the median of the turns side by side."""
+    sides = {"before": {"PYTHONPATH": export_revision(args.before, ["services/cleanup", "shared"])}, "after": {}}
+    folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-cleanup-turns-"))
+    turns: dict[str, list[dict[str, dict[str, float]]]] = {"before": [], "after": []}
+    for round_ in range(args.rounds):
+        for side, env in sides.items():
+            out = folder / f"{side}-{round_}.json"
+            command = [sys.executable, __file__, "--articles", str(args.articles), "--json", str(out)]
+            subprocess.run(command, env={**os.environ, **env}, check=True)
+            turns[side].append(json.loads(out.read_text()))
+    rows = []
+    for name in turns["after"][0]:
+        for what in MEASURES:
+            before, after = (
+                statistics.median(turn[name][what] for turn in turns[side]) for side in ("before", "after")
+            )
+            rows.append([name, what, f"{before:.2f}", f"{after:.2f}", f"{after / before:.2f}"])
+    table(
+        f"Cleanup, CPU ms per article: {args.before} and this checkout, median of {args.rounds} turns each",
+        ["input", "measured", "before", "after", "after / before"],
+        rows,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=400)
+    parser.add_argument("--before", metavar="REF", help="Also time the git revision REF, in turns with this checkout.")
+    parser.add_argument("--rounds", type=int, default=3, help="With --before: turns of each.")
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # a turn of --before: the figures, for its driver
     args = parser.parse_args()
-    rng = random.Random(1)
-    texts = [text_article(rng, i) for i in range(args.articles)]
-    pages = [html_page(rng, i) for i in range(args.articles // 4)]
-    settings = CleanupSettings()
-    service = Cleanup(settings, Stage(None, settings, name="cleanup"))  # type: ignore[arg-type]  # no broker: nothing is published
-    detector = LanguageDetector.for_settings(settings)
-    logic_only(texts[:20], detector, settings)  # warm up
-    service.worker.start()
-    rows = []
-    for name, items in (("5 KB text articles", texts), ("50 KB HTML pages", pages)):
-        size = sum(len((i.text or i.html or "").encode()) for i in items) / len(items) / 1024
-        rows.append(
-            [
-                f"{name} (avg {size:.0f} KB)",
-                f"{logic_only(items, detector, settings):.0f}",
-                f"{asyncio.run(in_worker(items, service)):.0f}",
-                f"{asyncio.run(with_database(items, service)):.0f}",
-            ]
-        )
+    if args.before:
+        compare(args)
+        return
+    results = measure(args.articles)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results))
+        return
     table(
-        "Cleanup, one process (articles/s)",
-        ["input", "repairs + extraction", "in the worker process (CPU budget)", "+ near-duplicates + learned (SQLite)"],
-        rows,
+        "Cleanup, CPU ms per article",
+        ["input", *MEASURES],
+        [[name, *(f"{row[what]:.2f}" for what in MEASURES)] for name, row in results.items()],
     )
-    service.worker.close()
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from faststream.kafka import TestKafkaBroker
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(ROOT))
-from _common import LANGUAGES, SOURCES, WORDS, table, text_of
+from _common import LANGUAGES, SOURCES, WORDS, export_revision, table, text_of
 
 from newsflow_shared import EnrichedArticle, Lineage, TopicScore
 from newsflow_shared.taxonomy import load_taxonomy
@@ -151,12 +151,8 @@ async def measure(path: str, corpus: int, runs: int) -> dict[str, dict[str, list
 
 def compare(args: argparse.Namespace) -> None:
     """Before (REF on --before-database) and after (this checkout on --database) in turns; one table of both."""
-    folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-web-before-"))
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", args.before, "services/storage", "shared"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    before_path = os.pathsep.join([str(folder / "services/storage"), str(folder / "shared")])
+    folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-web-turns-"))
+    before_path = export_revision(args.before, ["services/storage", "shared"])
     sides = {"before": (args.before_database, {"PYTHONPATH": before_path}), "after": (args.database, {})}
     merged: dict[str, dict[str, dict[str, list[float]]]] = {"before": {}, "after": {}}
     loads = []
