@@ -69,12 +69,11 @@ def _serve(connection: Connection, make_state: Callable[[], Any], work: Callable
                 outcome = work(state, item)
             except Exception as error:  # the result, or the exception: the parent decides what it means
                 outcome = error
-            # With the CPU spent so far, from which the parent counts the next record's share.
+            spent = _cpu_seconds(os.getpid())  # sent along: the parent counts the next record's share from it
             try:
-                message = pickle.dumps((outcome, _cpu_seconds(os.getpid())))
+                message = pickle.dumps((outcome, spent))
             except Exception as error:  # an exception that does not pickle (pydantic's, say) travels as text
-                failure = RuntimeError(f"{type(outcome).__name__}: {outcome} ({error})")
-                message = pickle.dumps((failure, _cpu_seconds(os.getpid())))
+                message = pickle.dumps((RuntimeError(f"{type(outcome).__name__}: {outcome} ({error})"), spent))
             connection.send_bytes(message)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -12,12 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from py3langid import langid
 
+sys.path.insert(0, str(Path(__file__).parents[2] / "eval"))
+
+import language_eval
+
 from newsflow_cleanup.language import _AUTOMATON_MEMORY, VectorisedIdentifier, py3langid_identifier
 from newsflow_cleanup.settings import DEFAULT_CANDIDATES
 
 ROOT = Path(__file__).parents[2]
 WRITTEN = ROOT / "train" / "corpus" / "written"
-LANGUAGE_SETS = ROOT / "eval" / "language"
 MODEL = langid.MODEL_DIR / langid.MODEL_FILE
 
 
@@ -42,7 +46,7 @@ def _texts_in_many_languages() -> list[str]:
     by_language: dict[str, list[str]] = {}
     for record in records:
         by_language.setdefault(record.get("language", "en"), []).append(record["text"][:1000])
-    labelled = [line.split("\t", 1)[1] for path in sorted(LANGUAGE_SETS.glob("*.tsv")) for line in path.open()]
+    labelled = [text for name in ("headlines.tsv", "paragraphs.tsv") for _, text in language_eval.load(name)]
     return [text for texts in by_language.values() for text in texts[:40]] + labelled
 
 
