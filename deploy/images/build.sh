@@ -55,8 +55,15 @@ for service in "${services[@]}"; do
   fi
   echo "images: building newsflow-$service:$tag on $base" >&2
   start=$SECONDS
+  previous=$("$engine" image inspect --format '{{.Id}}' "newsflow-$service:$tag" 2>/dev/null || true)
   "$engine" build "${args[@]}" "${extra[@]}" -f "services/$service/Dockerfile" -t "newsflow-$service:$tag" . >&2
   echo "images: newsflow-$service built in $((SECONDS - start)) s" >&2
+  # The image this tag named before is left untagged by the rebuild: remove it, so rebuilds do not pile up. The
+  # engine refuses while a container uses it or another tag names it, and then it stays.
+  current=$("$engine" image inspect --format '{{.Id}}' "newsflow-$service:$tag")
+  if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    "$engine" rmi "$previous" >/dev/null 2>&1 || true
+  fi
 done
 for service in "${services[@]}"; do
   "$engine" image inspect --format "newsflow-$service:$tag {{.Size}}" "newsflow-$service:$tag" |
