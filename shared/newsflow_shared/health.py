@@ -8,7 +8,8 @@ instead: ready means Kafka answers, the consumer joined its group, and the last 
 
 Lag is read on demand (a probe or a scrape), at most once a second: the end offset of each partition this
 replica was assigned (its high watermark, as the consumer's last fetch saw it) minus its group's committed offset,
-the records a restart would have to handle again.
+the records a restart would have to handle again. A probe waits at most ``PROBE_WAITS_FOR_LAG`` for that read and
+then answers with the last lag it knows, so Kafka's pace never times a probe out.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from .settings import ServiceSettings
 __all__ = ["StageWatch", "Verdict", "watch_of"]
 
 _watches: weakref.WeakKeyDictionary[KafkaBroker, StageWatch] = weakref.WeakKeyDictionary()
+
+# How long a probe waits for Kafka's answer about the lag before it answers with the last one it knows: well inside
+# the 3 s an image's HEALTHCHECK gives the whole probe, Python's start included.
+PROBE_WAITS_FOR_LAG = 0.5
 
 
 def watch_of(broker: KafkaBroker) -> StageWatch | None:
@@ -67,7 +72,7 @@ class StageWatch:
         self.lag_known = False
         self._refreshed_at = 0.0
         self._consuming = False
-        self._refresh_lock = asyncio.Lock()
+        self._reading: asyncio.Task[None] | None = None
         if broker is not None:  # tests and benchmarks run stages without a broker
             _watches[broker] = self
 
@@ -98,36 +103,46 @@ class StageWatch:
 
     # What probes and scrapes read.
 
-    async def refresh_lag(self, *, max_age: float = 1.0) -> bool:
-        """Read end and committed offsets of the assigned partitions; False when Kafka did not answer."""
-        async with self._refresh_lock:
-            if time.monotonic() - self._refreshed_at < max_age:
-                return self.lag_known
-            consumers = self._consumers()
-            if consumers and not self._consuming:
-                # The stall clock starts when the consumer does, not while the lifespan loaded a model.
-                self._consuming = True
-                self.last_activity = max(self.last_activity, time.time())
-            try:
-                lag: dict[tuple[str, int], int] = {}
-                for consumer in consumers:
-                    lag.update(await asyncio.wait_for(_consumer_lag(consumer), timeout=5.0))
-            except Exception:
-                self.lag_known = False
-                return False
-            finally:
-                self._refreshed_at = time.monotonic()
-            for topic, partition in set(self.lag) - set(lag):
-                with contextlib.suppress(KeyError):
-                    self.metrics.lag.remove(self.metrics.stage, topic, str(partition))
-            for (topic, partition), behind in lag.items():
-                self.metrics.lag.labels(self.metrics.stage, topic, str(partition)).set(behind)
-            self.lag, self.lag_known = lag, True
-            if not any(lag.values()):
-                # Caught up is progress too: an idle stage is not a stuck one.
-                self.last_activity = time.time()
-                self.metrics.progressed()
-            return True
+    async def refresh_lag(self, *, max_age: float = 1.0, wait: float = PROBE_WAITS_FOR_LAG) -> bool:
+        """Read the lag anew when it is older than ``max_age``; False while Kafka has not answered.
+
+        A probe waits ``wait`` seconds for the read and then answers with the lag it last knew: the read goes on for
+        the next probe. Until a fresh consumer's first fetch comes back, a partition's end offset is asked on that
+        fetch's connection and waits behind it (``KAFKA_FETCH_MAX_WAIT_MS``), longer than a probe's timeout.
+        """
+        consumers = self._consumers()
+        if consumers and not self._consuming:
+            # The stall clock starts when the consumer does, not while the lifespan loaded a model.
+            self._consuming = True
+            self.last_activity = max(self.last_activity, time.time())
+        reading = self._reading
+        if (reading is None or reading.done()) and time.monotonic() - self._refreshed_at >= max_age:
+            reading = self._reading = asyncio.create_task(self._read_lag(consumers))
+        if reading is not None and not reading.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reading), wait)
+        return self.lag_known
+
+    async def _read_lag(self, consumers: list[Any]) -> None:
+        try:
+            lag: dict[tuple[str, int], int] = {}
+            for consumer in consumers:
+                lag.update(await asyncio.wait_for(_consumer_lag(consumer), timeout=5.0))
+        except Exception:
+            self.lag_known = False
+            return
+        finally:
+            self._refreshed_at = time.monotonic()
+        for topic, partition in set(self.lag) - set(lag):
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(self.metrics.stage, topic, str(partition))
+        for (topic, partition), behind in lag.items():
+            self.metrics.lag.labels(self.metrics.stage, topic, str(partition)).set(behind)
+        self.lag, self.lag_known = lag, True
+        if not any(lag.values()):
+            # Caught up is progress too: an idle stage is not a stuck one.
+            self.last_activity = time.time()
+            self.metrics.progressed()
 
     async def liveness(self) -> Verdict:
         verdict = Verdict()

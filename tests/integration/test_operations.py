@@ -246,6 +246,41 @@ async def test_probes_do_not_wait_behind_an_idle_consumers_held_fetch(kafka_boot
         await app.broker.stop()
 
 
+async def test_a_fresh_consumers_probes_answer_before_its_first_fetch_does(kafka_bootstrap: str) -> None:
+    """Until a fresh consumer's first fetch comes back, the end offsets are asked behind that held fetch: the probes
+    answer at once with what they know, and the lag follows once Kafka has answered (a 3 s image healthcheck that
+    came right after start timed out so)."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db") | {
+        "KAFKA_FETCH_MAX_WAIT_MS": "8000",
+        "INGEST_DEDUPE": "false",
+    }
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    app = ingest_app.create_app(settings)
+    watch = watch_of(app.broker)
+    assert watch is not None
+    await app.broker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(consumer.assignment() for consumer in watch._consumers()):
+            assert time.monotonic() < deadline, "no partitions assigned"
+            await asyncio.sleep(0.05)
+        slowest, lag = 0.0, {}
+        while not lag:  # the held fetch answers after 8 s at most; the read behind it then completes
+            assert time.monotonic() < deadline, "the lag never came"
+            started = time.monotonic()
+            verdict = await watch.liveness()
+            slowest = max(slowest, time.monotonic() - started)
+            assert verdict.ok, verdict.problems
+            lag = verdict.lag
+            await asyncio.sleep(0.2)
+        assert slowest < 1.0, f"a probe waited {slowest:.1f} s"
+        assert sum(lag.values()) == 0
+        assert {key.split("[")[0] for key in lag} == {settings.topic_raw}
+    finally:
+        await app.broker.stop()
+
+
 async def test_assign_at_first_starts_at_the_first_record_every_time(kafka_bootstrap: str) -> None:
     """aiokafka's seek_to_beginning right after assign() ended at the end about once in 50-100 tries here (a replay
     re-sent nothing in CI): the consumer's default reset, still in flight, settled it. Too rare to catch every time;
