@@ -7,6 +7,8 @@ registry: FastStream's Kafka middleware metrics and Newsflow's own (:mod:`.metri
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -70,6 +72,10 @@ def _verdict_response(verdict: Verdict) -> AsgiResponse:
     )
 
 
+_TICKS_PER_SECOND = 10  # uvicorn's on_tick counts tenths of a second
+_TICK_SECONDS = 1.0
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server with a deadline: after SIGTERM the process exits within ``SHUTDOWN_TIMEOUT_S``, busy or not.
 
@@ -82,6 +88,24 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.deadline = deadline
         self._armed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_asked = asyncio.Event()
+
+    async def main_loop(self) -> None:
+        """uvicorn's loop, woken by the stop signal itself rather than by looking for it ten times a second.
+
+        uvicorn's own loop sleeps 0.1 s between looks at ``should_exit``: ~2.5 ms of CPU a second in every idle
+        replica. Here the signal handler wakes this loop at once, and the tick that refreshes the Date header (and
+        notices a ``should_exit`` set any other way) comes once a second, as uvicorn's header refresh does.
+        """
+        self._loop = asyncio.get_running_loop()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + _TICKS_PER_SECOND) % 864000  # uvicorn refreshes the header when counter % 10 == 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_asked.wait(), _TICK_SECONDS)
+            should_exit = await self.on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self._armed:
@@ -94,6 +118,10 @@ class _Server(uvicorn.Server):
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.alarm(math.ceil(self.deadline) + 1)
         super().handle_exit(sig, frame)
+        if self._loop is not None:
+            # A Python signal handler does not wake a loop waiting in epoll (PEP 475 retries the call); the loop's
+            # own wake-up pipe does.
+            self._loop.call_soon_threadsafe(self._stop_asked.set)
 
 
 def _exit_now(deadline: float) -> None:

@@ -50,3 +50,4 @@ def test_every_stage_consumer_fetches_with_the_settings() -> None:
     stage.consume(settings.topic_enriched, handler)
     assert seen["fetch_min_bytes"] == 4096
     assert seen["fetch_max_wait_ms"] == 1500
+    assert seen["consumer_timeout_ms"] == 1000  # an idle fetcher wakes once a second, not five times
