@@ -314,12 +314,27 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise KafkaUnavailable(f"the Kafka broker exited with {self.process.returncode}; see {self.log_file}")
+                raise KafkaUnavailable(
+                    f"the Kafka broker exited with {self.process.returncode}{self._exit_reason()}; see {self.log_file}"
+                )
             if self._started() and port_open(self.port):
                 return self
             time.sleep(0.2)
         self.stop()
         raise KafkaUnavailable(f"the Kafka broker did not start within {timeout:.0f}s; see {self.log_file}")
+
+    def _exit_reason(self) -> str:
+        """The cause a user can act on, where the log names one: most often a port another process holds."""
+        try:
+            log = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        if taken := re.search(r"failed to bind to (\S+?): Address already in use", log):
+            return (
+                f": {taken.group(1)} is already in use (a broker left running? `newsflow kafka stop` stops the one"
+                " `newsflow kafka start` started)"
+            )
+        return ""
 
     def _started(self) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher
+from newsflow_cli.local_kafka import free_port
 
 from .harness import Pipeline, first_with_id, isolated_env
 
@@ -105,7 +107,8 @@ def test_a_broker_that_does_not_answer_is_one_clear_line(tmp_path: Path) -> None
 def test_commands_find_the_broker_newsflow_run_started(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     started = subprocess.run(
-        [sys.executable, "-m", "newsflow_cli", "kafka", "start"],
+        # A free port, not the default 9092: a broker the developer runs there would fail this test.
+        [sys.executable, "-m", "newsflow_cli", "kafka", "start", "--port", str(free_port())],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -122,6 +125,25 @@ def test_commands_find_the_broker_newsflow_run_started(tmp_path: Path) -> None:
         assert "created" in topics.stderr or "all topics exist" in topics.stderr
     finally:
         subprocess.run([sys.executable, "-m", "newsflow_cli", "kafka", "stop"], cwd=tmp_path, env=env, check=False)
+
+
+def test_kafka_start_says_which_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = subprocess.run(
+            [sys.executable, "-m", "newsflow_cli", "kafka", "start", "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    assert started.returncode == 3
+    message = " ".join(started.stderr.split())  # rich wraps the line
+    assert f"127.0.0.1:{port} is already in use" in message, started.stderr
+    assert "newsflow kafka stop" in message
 
 
 async def test_stage_lag_counts_what_a_stage_has_not_committed(kafka_bootstrap: str, tmp_path: Path) -> None:
