@@ -213,9 +213,8 @@ def _exposition(watch: Any) -> str:
     return generate_latest(watch.metrics.registry).decode()
 
 
-async def test_probes_do_not_wait_behind_an_idle_consumers_held_fetch(kafka_bootstrap: str) -> None:
-    """An idle consumer's fetch is held by the broker for KAFKA_FETCH_MAX_WAIT_MS; a probe that asked the broker for
-    end offsets on that connection would wait as long (a 3 s container healthcheck failed so)."""
+async def _ingest_with_a_held_fetch(kafka_bootstrap: str) -> tuple[IngestSettings, Any, Any]:
+    """An ingest app, started, whose idle fetches the broker holds for 8 s; its settings, app and watch."""
     env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db") | {
         "KAFKA_FETCH_MAX_WAIT_MS": "8000",
         "INGEST_DEDUPE": "false",
@@ -226,6 +225,13 @@ async def test_probes_do_not_wait_behind_an_idle_consumers_held_fetch(kafka_boot
     watch = watch_of(app.broker)
     assert watch is not None
     await app.broker.start()
+    return settings, app, watch
+
+
+async def test_probes_do_not_wait_behind_an_idle_consumers_held_fetch(kafka_bootstrap: str) -> None:
+    """An idle consumer's fetch is held by the broker for KAFKA_FETCH_MAX_WAIT_MS; a probe that asked the broker for
+    end offsets on that connection would wait as long (a 3 s container healthcheck failed so)."""
+    settings, app, watch = await _ingest_with_a_held_fetch(kafka_bootstrap)
     try:
         async with producer(settings) as client:
             await push(client, settings, [article(id="held-1", text="Body")])
@@ -250,16 +256,7 @@ async def test_a_fresh_consumers_probes_answer_before_its_first_fetch_does(kafka
     """Until a fresh consumer's first fetch comes back, the end offsets are asked behind that held fetch: the probes
     answer at once with what they know, and the lag follows once Kafka has answered (a 3 s image healthcheck that
     came right after start timed out so)."""
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db") | {
-        "KAFKA_FETCH_MAX_WAIT_MS": "8000",
-        "INGEST_DEDUPE": "false",
-    }
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
-    app = ingest_app.create_app(settings)
-    watch = watch_of(app.broker)
-    assert watch is not None
-    await app.broker.start()
+    settings, app, watch = await _ingest_with_a_held_fetch(kafka_bootstrap)
     try:
         deadline = time.monotonic() + 30
         while not any(consumer.assignment() for consumer in watch._consumers()):
