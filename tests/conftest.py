@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -66,7 +67,17 @@ async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # FORCE ends the test's own connections, but a role that is not a superuser may not end an autovacuum
+        # worker (PostgreSQL 15 refuses with InsufficientPrivilegeError): one that is vacuuming the new tables is
+        # waited out, as it finishes within moments.
+        for attempt in range(20):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except asyncpg.exceptions.InsufficientPrivilegeError:
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)
         await admin.close()
 
 
