@@ -325,11 +325,7 @@ class LocalKafka:
 
     def _exit_reason(self) -> str:
         """The cause a user can act on, where the log names one: most often a port another process holds."""
-        try:
-            log = self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        if taken := re.search(r"failed to bind to (\S+?): Address already in use", log):
+        if taken := re.search(r"failed to bind to (\S+?): Address already in use", self._log_text()):
             return (
                 f": {taken.group(1)} is already in use (a broker left running? `newsflow kafka stop` stops the one"
                 " `newsflow kafka start` started)"
@@ -337,10 +333,13 @@ class LocalKafka:
         return ""
 
     def _started(self) -> bool:
+        return "Kafka Server started" in self._log_text()
+
+    def _log_text(self) -> str:
         try:
-            return "Kafka Server started" in self.log_file.read_text(errors="replace")
+            return self.log_file.read_text(errors="replace")
         except FileNotFoundError:
-            return False
+            return ""
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then wait for a clean shutdown; SIGKILL only if it hangs."""

@@ -72,7 +72,6 @@ def _verdict_response(verdict: Verdict) -> AsgiResponse:
     )
 
 
-_TICKS_PER_SECOND = 10  # uvicorn's on_tick counts tenths of a second
 _TICK_SECONDS = 1.0
 
 
@@ -99,13 +98,12 @@ class _Server(uvicorn.Server):
         notices a ``should_exit`` set any other way) comes once a second, as uvicorn's header refresh does.
         """
         self._loop = asyncio.get_running_loop()
-        counter = 0
-        should_exit = await self.on_tick(counter)
+        # on_tick refreshes the Date header when its counter of tenths is a whole second: every tick here is one.
+        should_exit = await self.on_tick(0)
         while not should_exit:
-            counter = (counter + _TICKS_PER_SECOND) % 864000  # uvicorn refreshes the header when counter % 10 == 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_asked.wait(), _TICK_SECONDS)
-            should_exit = await self.on_tick(counter)
+            should_exit = await self.on_tick(0)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self._armed:
