@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text as sql
 
 from newsflow_cleanup.near_duplicates import DuplicateIndex, Fingerprint
 from newsflow_shared.db import make_engine, upgrade
@@ -45,9 +46,19 @@ OTHER_STORY_SAME_SUBJECT = (
 )
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    # Each database has its own bulk statements for the LSH buckets (a JSON array in SQLite, arrays in PostgreSQL).
+    return (
+        f"sqlite+aiosqlite:///{tmp_path}/dups.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("fresh_postgres")
+    )
+
+
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[tuple[DuplicateIndex, DuplicateIndex]]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/dups.db"
+async def index(database_url: str) -> AsyncIterator[tuple[DuplicateIndex, DuplicateIndex]]:
+    url = database_url
     await upgrade(url)
     first, second = make_engine(url), make_engine(url)
     yield DuplicateIndex(first, 0.45), DuplicateIndex(second, 0.45)  # two replicas, one database
@@ -117,6 +128,19 @@ async def test_a_redelivered_batch_finds_the_same_originals(index: tuple[Duplica
         again = await replica_b.check_and_add_many(connection, list(reversed(batch)))
     assert [m.duplicate_of if m else None for m in first] == [None, "one", "one"]
     assert [m.duplicate_of if m else None for m in reversed(again)] == [None, "one", "one"]
+
+
+async def test_an_article_twice_in_one_batch_is_indexed_once_and_not_its_own_copy(
+    index: tuple[DuplicateIndex, DuplicateIndex],
+) -> None:
+    # A redelivery can put the same record in one poll twice; each LSH row is written once, not refused as a conflict.
+    replica_a, replica_b = index
+    async with replica_a.engine.begin() as connection:
+        matches = await replica_a.check_and_add_many(connection, [("one", SEED), ("one", SEED), ("two", SEED)])
+    assert [m.duplicate_of if m else None for m in matches] == [None, None, "one"]
+    async with replica_b.engine.connect() as connection:
+        rows = (await connection.execute(sql("SELECT article_id, count(*) FROM cleanup_lsh GROUP BY article_id"))).all()
+    assert sorted(tuple(row) for row in rows) == [("one", 64), ("two", 64)]
 
 
 def test_fingerprints_are_datasketch_s_own_signatures() -> None:
