@@ -83,7 +83,8 @@ def fix_encoding(text: str) -> str:
 
 def remove_invisible(text: str) -> str:
     """Zero-width characters and soft hyphens carry nothing a reader sees."""
-    return text.translate(_INVISIBLE)
+    # translate() looks every character up in the table, even in ASCII text where none can be.
+    return text if text.isascii() else text.translate(_INVISIBLE)
 
 
 def mend_spacing(line: str) -> str:
@@ -100,7 +101,8 @@ def mend_spacing(line: str) -> str:
 
 def normalise_quotes(text: str, style: Literal["ascii", "typographic"]) -> str:
     """One quote style throughout: straight ASCII, or curly quotes paired by position."""
-    text = text.translate(_DOUBLE_QUOTES).translate(_SINGLE_QUOTES)
+    if not text.isascii():  # ASCII text has no curly quotes to straighten
+        text = text.translate(_DOUBLE_QUOTES).translate(_SINGLE_QUOTES)
     if style == "ascii":
         return text
     text = re.sub(r'(^|[\s(\[{—–-])"', "\\1\u201c", text)
