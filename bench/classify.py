@@ -101,13 +101,14 @@ def onnx_int8(texts: list[str], tokenizer: PreTrainedTokenizerBase, batch: int =
     return len(texts) / (time.perf_counter() - started)
 
 
-async def classify_metrics(port: str) -> dict[str, float]:
-    """Classify's batches (count, records) and model time from its /metrics: what batches actually formed."""
+async def stage_metrics(port: str, stage: str) -> dict[str, float]:
+    """A service's batches (count, records), and for classify its model time, from its /metrics: what batches
+    actually formed."""
     import httpx
 
     wanted = {
-        'newsflow_batch_size_records_count{stage="classify"}': "batches",
-        'newsflow_batch_size_records_sum{stage="classify"}': "records",
+        f'newsflow_batch_size_records_count{{stage="{stage}"}}': "batches",
+        f'newsflow_batch_size_records_sum{{stage="{stage}"}}': "records",
         "newsflow_inference_seconds_per_article_count": "articles",
         "newsflow_inference_seconds_per_article_sum": "inference_s",
     }
@@ -119,6 +120,12 @@ async def classify_metrics(port: str) -> dict[str, float]:
         if name in wanted:
             found[wanted[name]] = float(value)
     return found
+
+
+async def all_stage_metrics(ports: dict[str, dict[str, str]], replicas: dict[str, int]) -> dict[str, dict[str, float]]:
+    # Storage serves /metrics beside its query API, the others on their health port.
+    port = {name: ports[name]["STORAGE_API_PORT" if name == "storage" else "HEALTH_PORT"] for name in ports}
+    return {name: await stage_metrics(port[name], name) for name, count in replicas.items() if count}
 
 
 async def through_kafka(
@@ -195,7 +202,7 @@ async def through_kafka(
         await asyncio.sleep(5)
         idle = cpu_per_item(idle_before, cpu_seconds(), 1)
         idle = {name: ms / (time.perf_counter() - idle_started) for name, ms in idle.items()}
-        metrics_before = await classify_metrics(ports["classify"]["HEALTH_PORT"])
+        metrics_before = await all_stage_metrics(ports, replicas)
         cpu_before, own_before = cpu_seconds(), time.process_time()
         started = time.perf_counter()
         await send("b", texts)
@@ -203,17 +210,20 @@ async def through_kafka(
         rate = len(texts) / (time.perf_counter() - started)
         cpu = cpu_per_item(cpu_before, cpu_seconds(), len(texts))
         cpu["bench (producer, watcher)"] = (time.process_time() - own_before) * 1000 / len(texts)
-        metrics = {
-            k: v - metrics_before.get(k, 0)
-            for k, v in (await classify_metrics(ports["classify"]["HEALTH_PORT"])).items()
-        }
-        if metrics.get("batches"):
-            print(
-                f"  classify{' (alone)' if not whole else ''}: {metrics['batches']:.0f} batches of"
-                f" {metrics['records'] / metrics['batches']:.1f} articles on average;"
-                f" model wall time {metrics['inference_s'] * 1000 / max(metrics['articles'], 1):.1f} ms per article"
-                f" against {1000 / rate:.1f} ms per article end to end"
-            )
+        metrics_after = await all_stage_metrics(ports, replicas)
+        sizes = []
+        for name, after in metrics_after.items():
+            metrics = {k: v - metrics_before[name].get(k, 0) for k, v in after.items()}
+            if metrics.get("batches"):
+                sizes.append(f"{name} {metrics['records'] / metrics['batches']:.1f}")
+            if name == "classify" and metrics.get("articles"):
+                print(
+                    f"  classify{' (alone)' if not whole else ''}: model wall time"
+                    f" {metrics['inference_s'] * 1000 / metrics['articles']:.1f} ms per article against"
+                    f" {1000 / rate:.1f} ms per article end to end"
+                )
+        # Per-batch costs (a transaction, a produce request, an offset commit) are shared by the batch's articles.
+        print(f"  articles per batch on average: {', '.join(sizes)}")
         return rate, cpu, idle
     finally:
         await watcher.stop()
