@@ -7,6 +7,7 @@ the same on the services as processes, on Kafka and on PostgreSQL, as users run 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import subprocess
@@ -17,8 +18,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from newsflow_cli.inputs import Input
+from newsflow_cli.output import show
 
 from ..hostile.generate import generated
 from ..hostile.records import good, write_jsonl
@@ -88,5 +91,12 @@ async def test_process_answers_the_hostile_file_on_sqlite_within_two_minutes(
     assert {r["status"] for r in records} <= {"stored", "dead-letter", "skipped", "unsupported"}
     assert records[0]["status"] == records[-1]["status"] == "stored"
     assert all(r["reason"].strip() for r in records if r["status"] == "dead-letter")
+    # And as a person sees them, without --json: rich's highlighter once hung the command on the 1.5 MB word.
+    screen = Console(file=io.StringIO(), width=100)
+    rendering = time.monotonic()
+    for record in records:
+        show(screen, record["input"], record["status"], record)
+    assert time.monotonic() - rendering < 30
+    assert "more characters not shown" in screen.file.getvalue()  # type: ignore[attr-defined]
     # Two minutes on an idle machine with a warm broker; CI shares two cores with the broker and the model.
     assert elapsed < 240, f"process took {elapsed:.0f}s"
