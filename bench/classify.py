@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import articles_of, cpu_per_item, cpu_seconds, kafka, table, unique_topics, wait_healthy
 from model_speed import flops_per_article, gemm_rate
 
+from newsflow_classify.classifier import TopicClassifier
 from newsflow_classify.loader import load_classifier
 from newsflow_classify.model import Embedder, cpu_has_bf16, resolve_model_path
 from newsflow_classify.settings import ClassifySettings
@@ -62,10 +63,20 @@ def bare(texts: list[str], precision: str, batch: int, compile_mode: str, window
         classify_compile=compile_mode,
         classify_window_tokens=window,
     )
+    return plain_loop(warm_classifier(settings, texts), texts, batch)
+
+
+def warm_classifier(settings: ClassifySettings, texts: list[str]) -> TopicClassifier:
+    """The classifier ``settings`` describe, compiled when they say so, after one warm-up batch of ``texts``."""
     classifier = load_classifier(settings)
     if (embedder := getattr(classifier, "embedder", None)) is not None:
         embedder.wait_compiled()  # the service serves eager meanwhile; the bare loop measures the compiled model
-    classifier.classify(texts[:batch])  # warm up
+    classifier.classify(texts[: settings.batch_max_records])
+    return classifier
+
+
+def plain_loop(classifier: TopicClassifier, texts: list[str], batch: int) -> tuple[float, float]:
+    """Articles/s and CPU milliseconds per article of ``texts`` classified ``batch`` at a time."""
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(texts), batch):
         classifier.classify(texts[start : start + batch])
@@ -95,11 +106,7 @@ def bare_beside_load(texts: list[str], cores_busy: float, rounds: int = 5) -> di
     import statistics
 
     settings = ClassifySettings(classify_model=MODEL)
-    classifier = load_classifier(settings)
-    if (embedder := getattr(classifier, "embedder", None)) is not None:
-        embedder.wait_compiled()
-    batch = settings.batch_max_records
-    classifier.classify(texts[:batch])  # warm up
+    classifier = warm_classifier(settings, texts)
     workers = max(1, (os.cpu_count() or 1))
     load = [
         multiprocessing.get_context("spawn").Process(target=_busy, args=(min(cores_busy / workers, 1.0),), daemon=True)
@@ -114,12 +121,7 @@ def bare_beside_load(texts: list[str], cores_busy: float, rounds: int = 5) -> di
             for kind in turns:
                 for process in load:
                     os.kill(process.pid, signal.SIGCONT if kind == "loaded" else signal.SIGSTOP)  # type: ignore[arg-type]
-                started, cpu = time.perf_counter(), time.process_time()
-                for start in range(0, len(texts), batch):
-                    classifier.classify(texts[start : start + batch])
-                turns[kind].append(
-                    (len(texts) / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / len(texts))
-                )
+                turns[kind].append(plain_loop(classifier, texts, settings.batch_max_records))
     finally:
         for process in load:
             process.kill()
@@ -394,7 +396,8 @@ def main() -> None:
         # The default settings' (d): its other stages' CPU a second, played beside the bare loop.
         d_rate, d_cpu = d_rates[0], kafka_runs[0][2]
         others = sum(ms for name, ms in d_cpu.items() if name != "classify") * d_rate / 1000
-        beside = bare_beside_load(texts[:256], others)
+        rounds = 5
+        beside = bare_beside_load(texts[:256], others, rounds)
         bare_cpu["quiet, in turns"], bare_cpu["beside the load"] = beside["quiet"][1], beside["loaded"][1]
         for kind, how in (
             ("quiet", "quiet"),
@@ -403,7 +406,7 @@ def main() -> None:
             rate, cpu_ms = beside[kind]
             rows.append(
                 [
-                    f"(b) the service's settings, {how} (median of 5 turns, in turns)",
+                    f"(b) the service's settings, {how} (median of {rounds} turns, in turns)",
                     f"{rate:.1f}",
                     f"{cpu_ms:.1f} CPU ms",
                 ]

@@ -58,9 +58,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def index(database_url: str) -> AsyncIterator[tuple[DuplicateIndex, DuplicateIndex]]:
-    url = database_url
-    await upgrade(url)
-    first, second = make_engine(url), make_engine(url)
+    await upgrade(database_url)
+    first, second = make_engine(database_url), make_engine(database_url)
     yield DuplicateIndex(first, 0.45), DuplicateIndex(second, 0.45)  # two replicas, one database
     await first.dispose()
     await second.dispose()
