@@ -9,13 +9,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from newsflow_ingest import app as ingest_app
-from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ServiceSettings, ensure_topics
 from newsflow_shared.broker import LingeringConsumer
-from newsflow_shared.health import watch_of
 
-from .harness import isolated_env
+from .harness import isolated_env, started_ingest
 
 pytestmark = pytest.mark.kafka
 
@@ -74,16 +71,7 @@ async def test_a_lingering_batch_takes_the_whole_request_and_keeps_each_partitio
 
 
 async def test_every_service_consumer_lingers_by_the_setting(kafka_bootstrap: str) -> None:
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db") | {
-        "BATCH_LINGER_MS": "7",
-        "INGEST_DEDUPE": "false",
-    }
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
-    app = ingest_app.create_app(settings)
-    watch = watch_of(app.broker)
-    assert watch is not None
-    await app.broker.start()
+    _, app, watch = await started_ingest(kafka_bootstrap, BATCH_LINGER_MS="7")
     try:
         consumers = [subscriber.consumer for subscriber in watch.subscribers]
         assert consumers
