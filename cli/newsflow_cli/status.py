@@ -85,17 +85,17 @@ async def gather_status(
             status = StageStatus(stage=stage, group=groups[stage], topic=source, replicas=members.get(groups[stage], 0))
             own_letters = [(at, error) for name, at, error in letters if name == stage]
             status.dead_letters = dict(Counter(error for at, error in own_letters if at >= now - dlq_window))
-            await _fill_lag(admin, consumer, status, now)
+            oldest = await _fill_lag(admin, consumer, status, now)
             written_last_minute, last_output = await _written_since(consumer, outputs, now)
             written_last_minute += sum(1 for at, _ in own_letters if at >= now - 60)
             if own_letters:
                 last_output = max(last_output or 0.0, max(at for at, _ in own_letters))
             status.records_per_second = round(written_last_minute / 60.0, 2)
-            status.last_output_seconds_ago = None if last_output is None else round(max(0.0, now - last_output), 1)
+            quiet_for = None if last_output is None else max(0.0, now - last_output)
+            status.last_output_seconds_ago = None if quiet_for is None else round(quiet_for, 1)
+            # The exact ages, not the rounded ones shown: 3.04 s rounds to 3.0, which is not over a limit of 3.
             status.stuck = (
-                status.lag > 0
-                and (status.oldest_unanswered_seconds or 0.0) > stuck_after
-                and (status.last_output_seconds_ago is None or status.last_output_seconds_ago > stuck_after)
+                status.lag > 0 and (oldest or 0.0) > stuck_after and (quiet_for is None or quiet_for > stuck_after)
             )
             result.append(status)
         return result
@@ -123,10 +123,13 @@ async def _members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, i
     return described
 
 
-async def _fill_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, status: StageStatus, now: float) -> None:
+async def _fill_lag(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, status: StageStatus, now: float
+) -> float | None:
+    """Fill in the stage's lag and its oldest unanswered record's age (shown rounded); return that age exactly."""
     partitions = await topic_partitions(consumer, status.topic)
     if not partitions:
-        return
+        return None
     committed = await admin.list_consumer_group_offsets(status.group, partitions=partitions)
     ends = await consumer.end_offsets(partitions)
     starts = await consumer.beginning_offsets(partitions)
@@ -140,7 +143,9 @@ async def _fill_lag(admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, stat
             at = await _timestamp_at(consumer, tp, position)
             if at is not None:
                 oldest = max(oldest or 0.0, now - at)
-    status.oldest_unanswered_seconds = None if oldest is None else round(max(0.0, oldest), 1)
+    oldest = None if oldest is None else max(0.0, oldest)
+    status.oldest_unanswered_seconds = None if oldest is None else round(oldest, 1)
+    return oldest
 
 
 async def _timestamp_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:

@@ -100,9 +100,6 @@ class ServiceSettings(KafkaSecuritySettings):
 
     batch_max_records: int = Field(default=100, ge=1, description="Most records handled in one batch.")
     batch_timeout_ms: int = Field(default=200, ge=0, description="Longest wait to fill a batch.")
-    batch_linger_ms: int = Field(
-        default=10, ge=0, description="Once a batch has records, how long it waits for more (the rest of a request)."
-    )
     max_attempts: int = Field(default=3, ge=1, description="Tries of an unexpected error before dead-lettering.")
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL.")
