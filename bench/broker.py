@@ -30,14 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, written_articles
 
 from newsflow_cli.local_kafka import LocalKafka
 from newsflow_shared import CleanArticle, EnrichedArticle, IngestedArticle, ServiceSettings, StoredArticle
-from newsflow_shared.broker import LingeringConsumer
 from newsflow_shared.contracts import Lineage, TopicScore
 from newsflow_shared.topics import ensure_topics
 
@@ -85,9 +84,8 @@ async def hop(
 ) -> None:
     """One stage: batches of ``source`` in, the next hop's message for each record out, then a commit."""
     bootstrap = settings.kafka_bootstrap_servers
-    consumer = LingeringConsumer(  # the services' consumer class
+    consumer = AIOKafkaConsumer(
         source,
-        linger_ms=settings.batch_linger_ms,
         bootstrap_servers=bootstrap,
         group_id=f"{source}.group",
         enable_auto_commit=False,
