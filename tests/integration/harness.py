@@ -12,11 +12,8 @@ from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
 from newsflow_cli.local_kafka import free_port
 from newsflow_cli.supervisor import Supervisor
-from newsflow_ingest import app as ingest_app
-from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ServiceSettings, ensure_topics
 from newsflow_shared.db import upgrade
-from newsflow_shared.health import watch_of
 
 
 def isolated_env(bootstrap: str, database_url: str) -> dict[str, str]:
@@ -33,18 +30,6 @@ def isolated_env(bootstrap: str, database_url: str) -> dict[str, str]:
     for name in ("raw", "ingested", "clean", "enriched", "stored", "skipped", "unsupported", "dlq"):
         env[f"TOPIC_{name.upper()}"] = f"{run}.articles.{name}"
     return env
-
-
-async def started_ingest(bootstrap: str, **env: str) -> tuple[IngestSettings, Any, Any]:
-    """An ingest app in this process, started on topics of its own (no dedupe, no database): settings, app, watch."""
-    env = isolated_env(bootstrap, "sqlite+aiosqlite:///unused.db") | {"INGEST_DEDUPE": "false"} | env
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
-    app = ingest_app.create_app(settings)
-    watch = watch_of(app.broker)
-    assert watch is not None
-    await app.broker.start()
-    return settings, app, watch
 
 
 @dataclass

@@ -23,7 +23,7 @@ from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ensure_topics
 from newsflow_shared.health import watch_of
 
-from .harness import Pipeline, article, isolated_env, started_ingest
+from .harness import Pipeline, article, isolated_env
 
 pytestmark = pytest.mark.kafka
 STAGES = ("ingest", "cleanup", "classify", "storage")
@@ -215,7 +215,17 @@ def _exposition(watch: Any) -> str:
 
 async def _ingest_with_a_held_fetch(kafka_bootstrap: str) -> tuple[IngestSettings, Any, Any]:
     """An ingest app, started, whose idle fetches the broker holds for 8 s; its settings, app and watch."""
-    return await started_ingest(kafka_bootstrap, KAFKA_FETCH_MAX_WAIT_MS="8000")
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db") | {
+        "KAFKA_FETCH_MAX_WAIT_MS": "8000",
+        "INGEST_DEDUPE": "false",
+    }
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    app = ingest_app.create_app(settings)
+    watch = watch_of(app.broker)
+    assert watch is not None
+    await app.broker.start()
+    return settings, app, watch
 
 
 async def test_probes_do_not_wait_behind_an_idle_consumers_held_fetch(kafka_bootstrap: str) -> None:
