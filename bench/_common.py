@@ -157,6 +157,12 @@ def export_revision(ref: str, folders: list[str]) -> str:
     return os.pathsep.join(str(folder / name) for name in folders)
 
 
+def process_cpu(pid: int) -> float:
+    """A process's CPU seconds so far, all its threads (user + system), its children not included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds() -> dict[int, tuple[str, float]]:
     """CPU time (user + system) used so far by each service process and the broker, by pid (Linux /proc).
 

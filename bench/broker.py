@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, written_articles
+from _common import process_cpu, table, written_articles
 
 from newsflow_cli.local_kafka import LocalKafka
 from newsflow_shared import CleanArticle, EnrichedArticle, IngestedArticle, ServiceSettings, StoredArticle
@@ -72,11 +73,6 @@ def messages(count: int) -> list[list[bytes]]:
 class Variant:
     name: str
     settings: dict[str, Any] = field(default_factory=dict)  # ServiceSettings fields (their env names, lower case)
-
-
-def broker_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def hop(
@@ -134,11 +130,11 @@ async def turn(bootstrap: str, pid: int, variant: Variant, hops: list[list[bytes
     await source.start()
     try:
         await asyncio.sleep(8)  # groups joined, the fetches waiting
-        idle_from, idle_began = broker_cpu(pid), time.perf_counter()
+        idle_from, idle_began = process_cpu(pid), time.perf_counter()
         await asyncio.sleep(10)
-        idle = (broker_cpu(pid) - idle_from) * 1000 / (time.perf_counter() - idle_began)
+        idle = (process_cpu(pid) - idle_from) * 1000 / (time.perf_counter() - idle_began)
         count = len(hops[0])
-        cpu_from, began = broker_cpu(pid), time.perf_counter()
+        cpu_from, began = process_cpu(pid), time.perf_counter()
         for start in range(0, count, BURST):
             sent = [
                 await source.send(names[0], hops[0][i], key=str(i).encode(), headers=HEADERS)
@@ -150,7 +146,7 @@ async def turn(bootstrap: str, pid: int, variant: Variant, hops: list[list[bytes
         while stored < count:
             stored += await asyncio.wait_for(done.get(), timeout=120)
         seconds = time.perf_counter() - began
-        spent = (broker_cpu(pid) - cpu_from) * 1000
+        spent = (process_cpu(pid) - cpu_from) * 1000
         sizes = [queue.qsize() for queue in batches]
         return {
             "per article": spent / count,
@@ -167,17 +163,10 @@ async def turn(bootstrap: str, pid: int, variant: Variant, hops: list[list[bytes
 
 
 def start_broker(full_jit: bool) -> LocalKafka:
-    saved = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS")
-    if full_jit:
-        os.environ["KAFKA_JVM_PERFORMANCE_OPTS"] = KAFKA_DEFAULT_JVM
-    try:
+    """The local broker as ``newsflow run`` starts it, or with Kafka's own JVM flags (read from the environment)."""
+    flags = {"KAFKA_JVM_PERFORMANCE_OPTS": KAFKA_DEFAULT_JVM} if full_jit else {}
+    with mock.patch.dict(os.environ, flags):
         return LocalKafka(Path(tempfile.mkdtemp(prefix="newsflow-bench-broker-"))).start()
-    finally:
-        if full_jit:
-            if saved is None:
-                del os.environ["KAFKA_JVM_PERFORMANCE_OPTS"]
-            else:
-                os.environ["KAFKA_JVM_PERFORMANCE_OPTS"] = saved
 
 
 async def run(args: argparse.Namespace, variants: list[Variant]) -> None:

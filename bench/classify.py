@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
+import signal
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -101,13 +104,9 @@ def bare_beside_load(texts: list[str], cores_busy: float, rounds: int = 5) -> di
     stopped and continued between them), so that the machine's drift falls on both alike: this machine's speed
     swung by a third between runs minutes apart. What the bare model loses beside the loops is the cost of sharing
     the cores, which no change to the classify service can take back."""
-    import multiprocessing
-    import signal
-    import statistics
-
     settings = ClassifySettings(classify_model=MODEL)
     classifier = warm_classifier(settings, texts)
-    workers = max(1, (os.cpu_count() or 1))
+    workers = os.cpu_count() or 1
     load = [
         multiprocessing.get_context("spawn").Process(target=_busy, args=(min(cores_busy / workers, 1.0),), daemon=True)
         for _ in range(workers)

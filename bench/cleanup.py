@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import export_revision, table, text_of, written_articles
+from _common import export_revision, process_cpu, table, text_of, written_articles
 
 from newsflow_cleanup.app import Cleanup
 from newsflow_cleanup.language import LanguageDetector
@@ -72,12 +72,6 @@ def html_page(rng: random.Random, index: int, size: int = 50_000) -> IngestedArt
     return IngestedArticle(id=f"h{index}", html=head + "".join(teasers) + tail, source="Daily", content_hash=str(index))
 
 
-def _process_cpu(pid: int) -> float:
-    """A process's CPU seconds so far, all its threads (user + system)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def logic_only(items: list[IngestedArticle], detector: LanguageDetector, settings: CleanupSettings) -> float:
     """CPU ms per article of the repairs, extraction and language, in this process."""
     started = time.process_time()
@@ -99,10 +93,10 @@ async def through_service(items: list[IngestedArticle], service: Cleanup, databa
     batch = service.settings.batch_max_records
     pid = service.worker._process.pid if service.worker._process else None
     assert pid is not None, "the worker was started"
-    started = time.process_time() + _process_cpu(pid)
+    started = time.process_time() + process_cpu(pid)
     for start in range(0, len(deliveries), batch):  # batches, as the service consumes them
         await service.handle(deliveries[start : start + batch])
-    spent = time.process_time() + _process_cpu(pid) - started
+    spent = time.process_time() + process_cpu(pid) - started
     if service.engine is not None:
         await service.engine.dispose()
     return spent * 1000 / len(items)
