@@ -1,7 +1,8 @@
 """Newsflow's own Prometheus metrics: what a stage did with its records, how fast, and how far behind it is.
 
-FastStream's ``KafkaPrometheusMiddleware`` already counts messages and publishes per topic; these add what only
-Newsflow knows: the outcome of each record (passed, dead-lettered by error class, skipped, unsupported,
+FastStream's ``KafkaPrometheusMiddleware`` already counts the messages received per topic and times their handling
+(stages publish past it, straight to aiokafka: :mod:`.sending`, so they count what they publish here);
+these add what only Newsflow knows: the outcome of each record (passed, dead-lettered by error class, skipped, unsupported,
 duplicate), batch sizes and times, inference and database time, the consumer's lag and the age of what storage
 stores. Every label value is bounded (stage names, topic names, partition numbers, exception class names).
 
@@ -11,6 +12,7 @@ share a counter.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import time
 from collections.abc import Iterable
@@ -57,6 +59,12 @@ class StageMetrics:
             "newsflow_records",
             "Records a stage finished, by outcome; error_class is the dead letter's exception class.",
             ["stage", "outcome", "error_class"],
+            registry=r,
+        )
+        self.published = Counter(
+            "newsflow_published_records",
+            "Records a stage published (outputs and dead letters) by topic, counted once Kafka acknowledged them.",
+            ["stage", "topic"],
             registry=r,
         )
         self.batch_size = Histogram(
@@ -107,6 +115,10 @@ class StageMetrics:
     def activate(self) -> None:
         """Make this stage the one database writes are counted for, in this task and what it starts."""
         _current.set(self)
+
+    def count_published(self, topics: Iterable[str]) -> None:
+        for topic, records in collections.Counter(topics).items():
+            self.published.labels(self.stage, topic).inc(records)
 
     def count(self, outputs: Iterable[object], topics: _TopicsLike, *, replayed: set[str] | None = None) -> None:
         """Count each output's outcome; stored articles' ingest-to-stored latency too."""

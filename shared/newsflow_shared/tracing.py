@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TRACE_CONTEXT_HEADERS", "configure", "continuing", "enabled", "tracer_provider"]
+__all__ = ["TRACE_CONTEXT_HEADERS", "configure", "continuing", "enabled", "recording", "tracer_provider"]
 
 # The W3C trace-context headers an output inherits from its input record.
 TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")
@@ -40,6 +40,14 @@ def enabled(environ: Mapping[str, str] = os.environ) -> bool:
     if exporter:
         return exporter != "none"
     return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def recording() -> bool:
+    """Whether this process records spans: a tracer provider was set (by :func:`configure`, or by a test).
+
+    Until one is, the global provider is OpenTelemetry's proxy, whose spans only pass on the context they were given.
+    """
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def tracer_provider(service: str, environ: Mapping[str, str] = os.environ) -> TracerProvider | None:
