@@ -1,6 +1,6 @@
 """What each topic carries, for the AsyncAPI document FastStream writes from the services' brokers.
 
-Stages send with ``broker.publish`` (the topic is chosen per record), and they read
+Stages send their records themselves (``Stage.publish``: the topic is chosen per record), and they read
 raw records (decoding is theirs, so one bad record cannot fail a batch): FastStream
 sees neither a publisher object nor a payload type. So each service names the topics
 it sends to with :func:`declare_outputs` (publisher objects that exist to be
