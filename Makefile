@@ -80,6 +80,7 @@ bench: setup
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/cleanup.py
 	$(BIN)/python bench/broker.py --jit
+	$(BIN)/python bench/kafka_client.py
 	$(BIN)/python bench/model_speed.py
 
 # The topic model: the corpus (pool paragraphs, IPTC texts, written articles), the encoder's top two layers and the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
@@ -13,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from .kafka_security import security_for
 from .settings import ServiceSettings
-from .tracing import configure
+from .tracing import configure, recording
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,13 @@ class PatientKafkaBroker(KafkaBroker):
 def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegistry | None = None) -> KafkaBroker:
     """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry.
 
-    FastStream's Prometheus middleware counts into ``registry`` (the stage's, served at ``/metrics``); its
-    telemetry middleware carries trace context in Kafka headers (spans recorded only when ``OTEL_*`` asks).
+    FastStream's Prometheus middleware counts into ``registry`` (the stage's, served at ``/metrics``). Its
+    telemetry middleware records a span per batch and per publish, so it is there only when spans are recorded
+    (``OTEL_*``): without a tracer it only read every record's trace context and baggage to start spans that record
+    nothing (about 15 µs a record), and a stage passes each record's trace context on itself (:meth:`.Emit.following`).
     """
     configure(service)
-    middlewares = [KafkaTelemetryMiddleware()]
+    middlewares: list[Any] = [KafkaTelemetryMiddleware()] if recording() else []
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))
     return PatientKafkaBroker(

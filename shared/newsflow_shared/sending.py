@@ -2,7 +2,7 @@
 
 A stage publishes a batch's outputs together and waits for all of them. FastStream's ``broker.publish`` takes each
 record through its telemetry and Prometheus middlewares and a publish command before aiokafka's ``send``: 0.16-0.27 ms
-of CPU a record on our machines, against 0.07 for ``send`` alone (``bench/publish.py``). An article is published four
+of CPU a record on our machines, against 0.07 for ``send`` alone (``bench/kafka_client.py``). An article is published four
 times on its way to storage, so that was 0.4-0.8 ms of the pipeline's CPU per article. aiokafka's batch interface
 (a ``BatchBuilder`` per partition) measured only 10 % below ``send`` and would partition by hand, so ``send`` it is.
 """

@@ -110,6 +110,19 @@ def test_tracing_is_off_unless_otel_variables_ask() -> None:
     provider.shutdown()
 
 
+def test_the_telemetry_middleware_is_on_a_broker_only_while_spans_are_recorded(monkeypatch) -> None:
+    """Without a tracer it only read each record's context and baggage to start spans that record nothing."""
+    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+    from newsflow_shared import ServiceSettings, make_broker
+    from newsflow_shared import broker as broker_module
+
+    for spans_recorded in (False, True):
+        monkeypatch.setattr(broker_module, "recording", lambda recorded=spans_recorded: recorded)
+        middlewares = make_broker(ServiceSettings(), "ingest").middlewares
+        assert any(isinstance(m, KafkaTelemetryMiddleware) for m in middlewares) is spans_recorded
+
+
 async def test_a_record_without_trace_context_starts_its_article_s_own_trace(spans) -> None:
     """What a client pushed without tracing: each article's first hop is a trace of its own, linked to the batch."""
     from newsflow_shared import Emit, IngestedArticle, ServiceSettings, Stage, make_broker
