@@ -34,7 +34,7 @@ from newsflow_shared import CleanArticle, Delivery, Emit, ServiceSettings, Stage
 from newsflow_shared.contracts import Lineage
 from newsflow_shared.delivery import TRACE_HEADER
 from newsflow_shared.sending import producer_of
-from newsflow_shared.stage import JSON_HEADERS, Output
+from newsflow_shared.stage import Output
 
 PARTITIONER = DefaultPartitioner()
 
@@ -81,11 +81,11 @@ async def publishing(args: argparse.Namespace, settings: ServiceSettings) -> dic
         every = sorted(await producer.partitions_for(settings.topic_clean))
         builders: dict[int, BatchBuilder] = {}
         for output in batch:
-            _, key, body, headers = now.encode(output)
-            record_headers = [(k, v.encode()) for k, v in {**JSON_HEADERS, **headers}.items()]
-            partition = PARTITIONER(key.encode(), every, every)
+            record = now.encode(output)
+            record_headers = [(k, v.encode()) for k, v in record.headers.items()]
+            partition = PARTITIONER(record.key, every, every)
             builder = builders.get(partition) or builders.setdefault(partition, producer.create_batch())
-            assert builder.append(key=key.encode(), value=body, timestamp=None, headers=record_headers)
+            assert builder.append(key=record.key, value=record.value, timestamp=None, headers=record_headers)
         sent = [await producer.send_batch(b, settings.topic_clean, partition=p) for p, b in builders.items()]
         await asyncio.gather(*sent)
 

@@ -1,8 +1,8 @@
 """Newsflow's own Prometheus metrics: what a stage did with its records, how fast, and how far behind it is.
 
 FastStream's ``KafkaPrometheusMiddleware`` already counts the messages received per topic and times their handling
-(stages publish past it, straight to aiokafka: :mod:`.sending`, so they count what they publish here);
-these add what only Newsflow knows: the outcome of each record (passed, dead-lettered by error class, skipped, unsupported,
+(stages publish past it, straight to aiokafka: :mod:`.sending`, so they count what they publish here); these add
+what only Newsflow knows: the outcome of each record (passed, dead-lettered by error class, skipped, unsupported,
 duplicate), batch sizes and times, inference and database time, the consumer's lag and the age of what storage
 stores. Every label value is bounded (stage names, topic names, partition numbers, exception class names).
 

@@ -259,8 +259,8 @@ class Stage:
             return False
         return True
 
-    def encode(self, output: Output) -> tuple[str, str | None, bytes, dict[str, str]]:
-        """Topic, key, body and headers of an output, checked against what Kafka accepts."""
+    def encode(self, output: Output) -> OutgoingRecord:
+        """The record an output is sent as (its headers with the content type), checked against what Kafka accepts."""
         if isinstance(output, DeadLetter):
             topic, key, body, headers = (
                 self.settings.topic_dlq,
@@ -283,7 +283,7 @@ class Stage:
                 f"{len(body) / 1_048_576:.1f} MiB, more than Kafka accepts "
                 f"({limit / 1_048_576:.1f} MiB with KAFKA_MAX_MESSAGE_BYTES)"
             )
-        return topic, key, body, headers
+        return OutgoingRecord(topic, key.encode() if key else None, body, {**JSON_HEADERS, **headers})
 
     async def publish(self, outputs: Iterable[Output]) -> None:
         """Send all outputs and wait until Kafka acknowledged every one of them.
@@ -307,34 +307,19 @@ class Stage:
             encoded.append((output, self.encode(output)))  # all checked before any is sent
         producer = None if recording() else producer_of(self.broker)
         if producer is not None:
-            await send_all(
-                producer,
-                (
-                    OutgoingRecord(
-                        topic,
-                        key.encode() if key else None,
-                        body,
-                        [(name, value.encode()) for name, value in {**JSON_HEADERS, **headers}.items()],
-                    )
-                    for _, (topic, key, body, headers) in encoded
-                ),
-            )
+            await send_all(producer, (record for _, record in encoded))
         else:
             await self._publish_each(encoded)
-        self.metrics.count_published(topic for _, (topic, _, _, _) in encoded)
+        self.metrics.count_published(record.topic for _, record in encoded)
 
-    async def _publish_each(self, encoded: list[tuple[Output, tuple[str, str | None, bytes, dict[str, str]]]]) -> None:
+    async def _publish_each(self, encoded: list[tuple[Output, OutgoingRecord]]) -> None:
         """Through FastStream's ``publish``, one record a call, all awaited together."""
         pending = []
-        for output, (topic, key, body, headers) in encoded:
-            with continuing(output.headers, f"{self.name} {topic}"):  # one article's hops stay in one trace
+        for output, record in encoded:
+            with continuing(output.headers, f"{self.name} {record.topic}"):  # one article's hops stay in one trace
                 pending.append(
                     await self.broker.publish(
-                        body,
-                        topic,
-                        key=key.encode() if key else None,
-                        headers={**JSON_HEADERS, **headers},
-                        no_confirm=True,
+                        record.value, record.topic, key=record.key, headers=record.headers, no_confirm=True
                     )
                 )
         # FastStream's in-memory test broker delivers at once and hands back no future.

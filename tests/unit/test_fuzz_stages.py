@@ -48,7 +48,7 @@ class CapturingStage(Stage):
     async def publish(self, outputs: Any) -> None:
         outputs = list(outputs)
         encoded = [self.encode(output) for output in outputs]  # raises as sending would
-        self.sent += [(topic, output) for (topic, *_), output in zip(encoded, outputs, strict=True)]
+        self.sent += [(record.topic, output) for record, output in zip(encoded, outputs, strict=True)]
 
     async def environment_answers(self) -> bool:
         return True
