@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, kafka_clients, redrive_record
+from newsflow_shared.sending import send_all
 
 from .common import err, with_kafka
 from .kafka_io import producer, topic_partitions
@@ -196,12 +197,7 @@ def redrive_command(
                     refused.append(f"{found.where}: {problem.reason}")
                     continue
                 if not dry_run:
-                    await client.send_and_wait(
-                        record.topic,
-                        record.value,
-                        key=record.key,
-                        headers=[(name, value.encode()) for name, value in record.headers.items()],
-                    )
+                    await send_all(client, [record])
                 sent += 1
         return sent, refused
 

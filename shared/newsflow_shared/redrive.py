@@ -6,24 +6,16 @@ Used by ``newsflow dlq redrive`` and by storage's web page. The record carries t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .contracts import DeadLetter
 from .delivery import REDRIVE_HEADER, TRACE_HEADER
 from .errors import RejectedInput
+from .sending import OutgoingRecord
+
+RedriveRecord = OutgoingRecord
+"""What to send to Kafka to give a dead letter another go: a record like any stage's output."""
 
 
-@dataclass(frozen=True, slots=True)
-class RedriveRecord:
-    """What to send to Kafka to give a dead letter another go."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: dict[str, str]
-
-
-def redrive_record(letter: DeadLetter) -> RedriveRecord:
+def redrive_record(letter: DeadLetter) -> OutgoingRecord:
     """The original record, addressed to the topic it was consumed from, marked as re-driven."""
     if letter.original_truncated:
         raise RejectedInput(
@@ -33,4 +25,4 @@ def redrive_record(letter: DeadLetter) -> RedriveRecord:
     headers = {name: value for name, value in letter.headers.items() if name == TRACE_HEADER}
     headers[REDRIVE_HEADER] = letter.stage
     key = letter.original_key.encode() if letter.original_key is not None else None
-    return RedriveRecord(topic=letter.source_topic, key=key, value=letter.original, headers=headers)
+    return OutgoingRecord(topic=letter.source_topic, key=key, value=letter.original, headers=headers)
