@@ -11,9 +11,15 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast test-images images lint format schemas check-contracts release-schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench train eval eval-compare eval-language eval-cleanup eval-duplicates clean
+.PHONY: setup system-packages demo test test-fast test-images images lint format schemas check-contracts release-schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench train eval eval-compare eval-language eval-cleanup eval-duplicates clean
 
-setup: $(VENV)/.installed kafka-jars
+setup: system-packages $(VENV)/.installed kafka-jars
+
+# The Debian packages besides Python: Java and Maven for the broker, and for `make test` also PostgreSQL, g++,
+# openssl and Chromium. Installed when missing where this may (root or sudo); NEWSFLOW_INSTALL_PACKAGES=0 only checks.
+PACKAGES_FOR ?= demo
+system-packages:
+	@deploy/local/system-packages.sh $(PACKAGES_FOR)
 
 # Bytecode compiled at install, as in the images: where PYTHONDONTWRITEBYTECODE is set (or the folder is read-only)
 # every service start would otherwise compile torch and transformers again (classify's imports: ~20 s -> ~9 s here).
@@ -29,6 +35,7 @@ kafka-jars: $(VENV)/.installed
 demo: setup
 	$(BIN)/newsflow process samples/
 
+test: PACKAGES_FOR = test
 test: setup
 	$(BIN)/python -m pytest
 
