@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -275,24 +275,38 @@ def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only thi
 
 
 @cleanup_app.command("forget-duplicates")
-def forget_duplicates() -> None:
-    """Empty the near-duplicate index: later articles are compared only with what comes after."""
+def forget_duplicates(
+    older_than_days: Annotated[
+        float | None,
+        typer.Option(min=0, help="Only articles first seen longer ago than this (as CLEANUP_DUPLICATE_DAYS does)."),
+    ] = None,
+) -> None:
+    """Empty the near-duplicate index (or forget its older articles): later articles are compared only with what
+    is left."""
     from sqlalchemy import delete
 
+    from newsflow_cleanup.near_duplicates import DuplicateIndex
     from newsflow_shared.db import make_engine
     from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
 
-    async def main() -> None:
+    async def main() -> int | None:
         engine = make_engine(ServiceSettings().database_url)
         try:
+            if older_than_days is not None:
+                before = datetime.now(UTC) - timedelta(days=older_than_days)
+                return await DuplicateIndex(engine).forget_before(before)
             async with engine.begin() as connection:
                 await connection.execute(delete(cleanup_lsh))
                 await connection.execute(delete(cleanup_fingerprints))
+            return None
         finally:
             await engine.dispose()
 
-    asyncio.run(main())
-    say("the near-duplicate index is empty")
+    forgotten = asyncio.run(main())
+    if forgotten is None:
+        say("the near-duplicate index is empty")
+    else:
+        say(f"forgot {forgotten} articles first seen over {older_than_days:g} days ago")
 
 
 @kafka_app.command("fetch")

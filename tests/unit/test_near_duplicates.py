@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import text as sql
 
+from newsflow_cleanup.app import keep_forgetting
 from newsflow_cleanup.near_duplicates import DuplicateIndex, Fingerprint
 from newsflow_shared.db import make_engine, upgrade
 
@@ -142,6 +147,45 @@ async def test_an_article_twice_in_one_batch_is_indexed_once_and_not_its_own_cop
     assert sorted(tuple(row) for row in rows) == [("one", 64), ("two", 64)]
 
 
+async def rows_of(index: DuplicateIndex, article_id: str) -> tuple[int, int]:
+    """How many fingerprints and LSH rows ``article_id`` has in the index."""
+    async with index.engine.connect() as connection:
+        fingerprints = await connection.scalar(
+            sql("SELECT count(*) FROM cleanup_fingerprints WHERE article_id = :id"), {"id": article_id}
+        )
+        buckets = await connection.scalar(
+            sql("SELECT count(*) FROM cleanup_lsh WHERE article_id = :id"), {"id": article_id}
+        )
+    return fingerprints, buckets
+
+
+async def test_articles_seen_long_ago_are_forgotten_and_their_copies_are_originals_again(
+    index: tuple[DuplicateIndex, DuplicateIndex],
+) -> None:
+    replica_a, replica_b = index
+    async with replica_a.engine.begin() as connection:
+        await replica_a.check_and_add_many(connection, [("old", SEED), ("old-2", "\n\n".join(PARAGRAPHS[::-1]))])
+        await connection.execute(sql("UPDATE cleanup_fingerprints SET first_seen_at = :at"), {"at": days_ago(40)})
+    await replica_a.check_and_add("recent", OTHER_STORY_SAME_SUBJECT)
+    assert await rows_of(replica_a, "old") == (1, 64)
+
+    # One article to a transaction: the loop goes on until none is older.
+    assert await replica_b.forget_before(days_ago(30), chunk=1) == 2
+    assert await rows_of(replica_a, "old") == (0, 0)
+    assert await rows_of(replica_a, "old-2") == (0, 0)
+    assert await rows_of(replica_a, "recent") == (1, 64)
+    assert await replica_b.forget_before(days_ago(30)) == 0
+
+    assert await replica_a.check_and_add("copy-of-old", respun(SEED)) is None
+    copy_of_recent = await replica_a.check_and_add("copy-of-recent", OTHER_STORY_SAME_SUBJECT + "\n\nShare this")
+    assert copy_of_recent is not None
+    assert copy_of_recent.duplicate_of == "recent"
+
+
+def days_ago(days: float) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
+
+
 def test_fingerprints_are_datasketch_s_own_signatures() -> None:
     """The fingerprint hashes shingles in one pass, not through datasketch's per-item call; the signatures already
     stored in an index must stay what datasketch computes."""
@@ -155,3 +199,27 @@ def test_fingerprints_are_datasketch_s_own_signatures() -> None:
         expected = MinHash(num_perm=128, seed=7, scheme="affine32")
         expected.update_batch(list(pairs))
         assert (Fingerprint.of(text).signature == expected.hashvalues.astype(np.uint64)).all()
+
+
+async def test_the_service_goes_on_forgetting_after_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    """The service's hourly turn (here every 10 ms): a database away is logged, and the next turn runs."""
+    asked: list[datetime] = []
+
+    class DatabaseAwayOnce:
+        async def forget_before(self, before: datetime) -> int:
+            asked.append(before)
+            if len(asked) == 1:
+                raise OSError("connection refused")
+            return 3
+
+    caplog.set_level(logging.INFO, logger="newsflow_cleanup.app")
+    task = asyncio.create_task(keep_forgetting(DatabaseAwayOnce(), days=30, every=0.01))  # type: ignore[arg-type]
+    while len(asked) < 3:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert "could not forget old near-duplicate fingerprints" in caplog.text
+    assert "forgot 3 near-duplicate fingerprints first seen over 30 days ago" in caplog.text
+    for before in asked:
+        assert abs(days_ago(30) - before) < timedelta(minutes=1)

@@ -14,7 +14,8 @@ was not kept.
 
 The index lives in the database, so every replica shares it and it survives restarts.
 ``duplicate_of`` always names the first article seen of a family. A batch is looked up
-and added in a few statements, its articles compared with each other in memory.
+and added in a few statements, its articles compared with each other in memory. Articles
+first seen longer ago than ``CLEANUP_DUPLICATE_DAYS`` are forgotten (:meth:`DuplicateIndex.forget_before`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from itertools import pairwise
 
 import numpy as np
 from datasketch import MinHash
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite
@@ -141,6 +142,23 @@ class _LshTable:
                 text(query), {"buckets": [bucket for bucket, _ in rows], "ids": [article for _, article in rows]}
             )
 
+    async def remove(self, connection: AsyncConnection, rows: list[tuple[str, str]]) -> None:
+        """Remove ``(bucket, article id)`` rows, each found through the primary key (there is no index on the id)."""
+        if self.sqlite:
+            query = (
+                "DELETE FROM cleanup_lsh WHERE (bucket, article_id) IN (SELECT json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]') FROM json_each(:rows))"
+            )
+            await connection.execute(text(query), {"rows": json.dumps(rows)})
+        else:
+            query = (
+                "DELETE FROM cleanup_lsh WHERE (bucket, article_id) IN (SELECT * FROM "
+                "unnest(CAST(:buckets AS varchar[]), CAST(:ids AS varchar[])))"
+            )
+            await connection.execute(
+                text(query), {"buckets": [bucket for bucket, _ in rows], "ids": [article for _, article in rows]}
+            )
+
 
 class DuplicateIndex:
     """Finds the first-seen article each article near-duplicates, and remembers the articles."""
@@ -232,6 +250,45 @@ class DuplicateIndex:
                 ],
             )
         return matches
+
+    async def forget_before(self, before: datetime, chunk: int = 500) -> int:
+        """Forget the articles first seen before ``before``, oldest first, ``chunk`` to a transaction; returns how
+        many were forgotten.
+
+        Why: kept for ever, the index grows with every article, and so does each batch's cost. Its 64 bucket rows an
+        article land all over the table's B-tree, so the pages a batch writes grow with it (``bench/near_duplicates.py``).
+        Copies of a story come within days. Short transactions let the replicas' batches go on meanwhile. A later
+        copy of a forgotten article is an original again, and names no forgotten one: ``duplicate_of`` stays as stored.
+        """
+        forgotten = 0
+        columns = cleanup_fingerprints.c
+        while True:
+            async with self.engine.begin() as connection:
+                rows = (
+                    await connection.execute(
+                        select(columns.article_id, columns.signature)
+                        .where(columns.first_seen_at < before)
+                        .order_by(columns.first_seen_at)
+                        .limit(chunk)
+                    )
+                ).all()
+                if not rows:
+                    return forgotten
+                # The buckets come from the signature, as when the article was added.
+                await self._lsh.remove(
+                    connection,
+                    [
+                        (bucket, row.article_id)
+                        for row in rows
+                        for bucket in Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), 0).buckets()
+                    ],
+                )
+                await connection.execute(
+                    delete(cleanup_fingerprints).where(columns.article_id.in_([row.article_id for row in rows]))
+                )
+            forgotten += len(rows)
+            if len(rows) < chunk:
+                return forgotten
 
     def _best(self, fingerprint: Fingerprint, pool: list[_Known]) -> Match | None:
         if not pool:

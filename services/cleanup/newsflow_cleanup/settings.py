@@ -44,6 +44,11 @@ class CleanupSettings(ServiceSettings):
         le=1,
         description="Share of the shorter text found in an earlier one that makes it a duplicate.",
     )
+    cleanup_duplicate_days: float = Field(
+        default=30,
+        ge=0,
+        description="Articles first seen longer ago leave the near-duplicate index (checked hourly). 0: kept for ever.",
+    )
     cleanup_learn_boilerplate: bool = Field(
         default=True, description="Learn each source's recurring lines and remove them."
     )

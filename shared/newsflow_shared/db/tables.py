@@ -99,6 +99,8 @@ cleanup_fingerprints = Table(
     Column("shingles", Integer, nullable=False),
     Column("duplicate_of", String(200)),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    # The oldest first, for CLEANUP_DUPLICATE_DAYS (0005).
+    Index("ix_cleanup_fingerprints_first_seen_at", "first_seen_at"),
 )
 
 cleanup_lsh = Table(
