@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/near_duplicates.py [--articles 20000] [--batch 100] [--window 5000]
 
-What the index costs at 1,000 articles is not what it costs after a month of a feed. Two indexes on SQLite are fed
-the same batches in turns, so the machine's drift falls on both alike: one keeps every article, the other forgets
-all but the newest ``--window`` (as ``CLEANUP_DUPLICATE_DAYS`` does by age), and the cost of forgetting is counted.
+What the index costs at 1,000 articles is not what it costs after a month of a feed. Three indexes on SQLite are
+fed the same batches in turns, so the machine's drift falls on all alike: one keeps every article; one keeps every
+article in the rowid table the buckets had before migration 0005; one forgets all but the newest ``--window`` (as
+``CLEANUP_DUPLICATE_DAYS`` does by age), the cost of forgetting counted.
 
 The articles are our written English ones with their content words renamed for each copy: a different story in the
 same language. Function words stay ("of the", "in a"), and they are what fills the LSH buckets that every article
@@ -28,11 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import table, written_articles
+from sqlalchemy import text as sql
 
 from newsflow_cleanup.near_duplicates import DuplicateIndex
 from newsflow_shared.db import make_engine, upgrade
 
 _WORD = re.compile(r"\w+")
+LSH_COLUMNS = "bucket VARCHAR(40) NOT NULL, article_id VARCHAR(200) NOT NULL, PRIMARY KEY (bucket, article_id)"
 
 
 def stories(count: int) -> list[tuple[str, str, str | None]]:
@@ -75,7 +78,9 @@ async def main() -> None:
     checkpoints = sorted(int(value) for value in args.checkpoints.split(",") if int(value) <= args.articles)
     items = stories(args.articles)
     folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-dups-"))
-    variants = ("kept for ever", f"the newest {args.window:,} kept")
+    # Every article kept; every article kept in a rowid table; only the newest --window kept.
+    before_0005, forgetting = "all, rowid", f"newest {args.window:,}"
+    variants = ("all", before_0005, forgetting)
     paths = {name: folder / f"index-{number}.db" for number, name in enumerate(variants)}
     engines, indexes = {}, {}
     for name in variants:
@@ -83,6 +88,10 @@ async def main() -> None:
         await upgrade(url)
         engines[name] = make_engine(url)
         indexes[name] = DuplicateIndex(engines[name])
+        if name == before_0005:  # the buckets in a table and, again, in its primary key's index
+            async with engines[name].begin() as connection:
+                await connection.execute(sql("DROP TABLE cleanup_lsh"))
+                await connection.execute(sql(f"CREATE TABLE cleanup_lsh ({LSH_COLUMNS})"))
     spent: dict[str, list[float]] = {name: [] for name in variants}
     found: dict[str, list[bool]] = {name: [] for name in variants}
     started_at: list[datetime] = []  # when each batch was indexed: its articles' first_seen_at
@@ -95,7 +104,7 @@ async def main() -> None:
             began = time.process_time()
             async with engines[name].begin() as connection:
                 matches = await indexes[name].check_and_add_many(connection, [(i, text) for i, text, _ in batch])
-            if name != variants[0] and done % args.forget_every == 0 and done > args.window:
+            if name == forgetting and done % args.forget_every == 0 and done > args.window:
                 await indexes[name].forget_before(started_at[(done - args.window) // args.batch])
             spent[name].append((time.process_time() - began) * 1000 / len(batch))
             found[name] += [
@@ -114,11 +123,12 @@ async def main() -> None:
             )
             print(f"  {done:,} articles: {', '.join(rows[-1][1:])}", file=sys.stderr)
     table(
-        f"Near-duplicate lookup and insert on SQLite, batches of {args.batch}: CPU ms per article over the last 1,000"
-        " (this process with SQLite; forgetting included), the database's MB, and the share of the last 100"
-        " syndicated copies found",
-        ["articles seen", *(f"ms, {name}" for name in variants), *(f"MB, {name}" for name in variants)]
-        + [f"copies found, {name}" for name in variants],
+        f"Near-duplicate lookup and insert on SQLite, batches of {args.batch}. Indexes: all articles kept ('all'), all"
+        f" kept in the rowid table of before migration 0005 ('all, rowid'), only the newest {args.window:,} kept.\n"
+        "ms: CPU per article over the last 1,000 (this process with SQLite; forgetting included); MB: the database;"
+        " found: the share of the last 100 syndicated copies found",
+        ["articles", *(f"ms {name}" for name in variants), *(f"MB {name}" for name in variants)]
+        + [f"found {name}" for name in variants],
         rows,
     )
     for engine in engines.values():

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from newsflow_cli.inputs import read_inputs
 from newsflow_shared.db import make_engine, upgrade
@@ -26,6 +27,40 @@ async def test_migrations_build_an_empty_postgres_database(fresh_postgres: str) 
 
 async def test_migrations_build_an_empty_sqlite_database(tmp_path: Path) -> None:
     await migrate_and_check(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+
+
+async def test_sqlite_keeps_the_near_duplicate_buckets_through_0005_and_back(tmp_path: Path) -> None:
+    """0005 rebuilds SQLite's bucket table as one B-tree (WITHOUT ROWID); its downgrade rebuilds the old one."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/m.db"
+    rows = [("0:ab", "one"), ("0:ab", "two"), ("1:cd", "one")]
+
+    async def buckets_and_table() -> tuple[list[tuple[str, str]], str]:
+        async with engine.connect() as connection:
+            found = sorted(tuple(row) for row in await connection.execute(text("SELECT * FROM cleanup_lsh")))
+            ddl = await connection.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'cleanup_lsh'"))
+        return found, ddl
+
+    def downgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+
+    await upgrade(url, "0004")
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO cleanup_lsh VALUES ('0:ab', 'two'), ('1:cd', 'one'), ('0:ab', 'one')")
+        )
+    await upgrade(url)
+    found, ddl = await buckets_and_table()
+    assert found == rows
+    assert "WITHOUT ROWID" in ddl
+    async with engine.begin() as connection:
+        await connection.run_sync(downgrade)
+    found, ddl = await buckets_and_table()
+    assert found == rows
+    assert "WITHOUT ROWID" not in ddl
+    await engine.dispose()
 
 
 async def migrate_and_check(url: str) -> None:

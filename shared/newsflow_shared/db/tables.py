@@ -109,6 +109,7 @@ cleanup_lsh = Table(
     Column("bucket", String(40), nullable=False),
     Column("article_id", String(200), nullable=False),
     PrimaryKeyConstraint("bucket", "article_id"),
+    sqlite_with_rowid=False,  # one B-tree, the primary key's (0005)
 )
 
 # Cleanup's learned boilerplate: which short lines each source repeats, per article.
