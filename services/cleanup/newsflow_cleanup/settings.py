@@ -45,7 +45,7 @@ class CleanupSettings(ServiceSettings):
         description="Share of the shorter text found in an earlier one that makes it a duplicate.",
     )
     cleanup_duplicate_days: float = Field(
-        default=30,
+        default=7,
         ge=0,
         description="Articles first seen longer ago leave the near-duplicate index (checked hourly). 0: kept for ever.",
     )
