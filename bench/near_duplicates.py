@@ -4,8 +4,8 @@
 
 What the index costs at 1,000 articles is not what it costs after a month of a feed. Three indexes on SQLite are
 fed the same batches in turns, so the machine's drift falls on all alike: one keeps every article; one keeps every
-article in the rowid table the buckets had before migration 0005; one forgets all but the newest ``--window`` (as
-``CLEANUP_DUPLICATE_DAYS`` does by age), the cost of forgetting counted.
+article in the rowid table the buckets had before migration 0005; one forgets all but the newest ``--window`` in
+each batch's transaction (as ``CLEANUP_DUPLICATE_DAYS`` does by age), the cost of forgetting counted.
 
 The articles are our written English ones with their content words renamed for each copy: a different story in the
 same language. Function words stay ("of the", "in a"), and they are what fills the LSH buckets that every article
@@ -72,7 +72,6 @@ async def main() -> None:
     parser.add_argument(
         "--window", type=int, default=5_000, help="The forgetting index keeps this many of the newest articles"
     )
-    parser.add_argument("--forget-every", type=int, default=1_000, help="It forgets after this many articles")
     parser.add_argument("--checkpoints", default="1000,5000,10000,20000,50000,100000")
     args = parser.parse_args()
     checkpoints = sorted(int(value) for value in args.checkpoints.split(",") if int(value) <= args.articles)
@@ -104,8 +103,9 @@ async def main() -> None:
             began = time.process_time()
             async with engines[name].begin() as connection:
                 matches = await indexes[name].check_and_add_many(connection, [(i, text) for i, text, _ in batch])
-            if name == forgetting and done % args.forget_every == 0 and done > args.window:
-                await indexes[name].forget_before(started_at[(done - args.window) // args.batch])
+                if name == forgetting and done > args.window:  # as CLEANUP_DUPLICATE_DAYS does, by count here
+                    cut = started_at[(done - args.window) // args.batch]
+                    await indexes[name].forget_oldest(connection, cut, 2 * len(batch))
             spent[name].append((time.process_time() - began) * 1000 / len(batch))
             found[name] += [
                 match is not None and match.duplicate_of == original

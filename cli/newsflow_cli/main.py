@@ -278,7 +278,9 @@ def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only thi
 def forget_duplicates(
     older_than_days: Annotated[
         float | None,
-        typer.Option(min=0, help="Only articles first seen longer ago than this (as CLEANUP_DUPLICATE_DAYS does)."),
+        typer.Option(
+            min=0, help="Only articles first seen longer ago than this (CLEANUP_DUPLICATE_DAYS does it as batches go)."
+        ),
     ] = None,
 ) -> None:
     """Empty the near-duplicate index (or forget its older articles): later articles are compared only with what

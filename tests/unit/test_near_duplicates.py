@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import random
 import re
 from collections.abc import AsyncIterator
@@ -15,7 +12,6 @@ import numpy as np
 import pytest
 from sqlalchemy import text as sql
 
-from newsflow_cleanup.app import keep_forgetting
 from newsflow_cleanup.near_duplicates import DuplicateIndex, Fingerprint
 from newsflow_shared.db import make_engine, upgrade
 
@@ -201,25 +197,24 @@ def test_fingerprints_are_datasketch_s_own_signatures() -> None:
         assert (Fingerprint.of(text).signature == expected.hashvalues.astype(np.uint64)).all()
 
 
-async def test_the_service_goes_on_forgetting_after_a_failure(caplog: pytest.LogCaptureFixture) -> None:
-    """The service's hourly turn (here every 10 ms): a database away is logged, and the next turn runs."""
-    asked: list[datetime] = []
+async def test_a_batch_forgets_what_is_older_than_kept_at_most_twice_its_size(database_url: str) -> None:
+    """CLEANUP_DUPLICATE_DAYS: an article older than that is no match, and each batch forgets some of them."""
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    index = DuplicateIndex(engine, 0.45, keep_days=7)
+    olds = [(f"old-{n}", f"{SEED}\n\nUpdate number {n}.") for n in range(5)]
+    async with engine.begin() as connection:
+        await index.check_and_add_many(connection, olds)
+        await connection.execute(sql("UPDATE cleanup_fingerprints SET first_seen_at = :at"), {"at": days_ago(8)})
 
-    class DatabaseAwayOnce:
-        async def forget_before(self, before: datetime) -> int:
-            asked.append(before)
-            if len(asked) == 1:
-                raise OSError("connection refused")
-            return 3
+    async with engine.begin() as connection:
+        [match] = await index.check_and_add_many(connection, [("copy", respun(SEED))])
+    assert match is None  # its originals are older than kept
+    forgotten = [n for n in range(5) if await rows_of(index, f"old-{n}") == (0, 0)]
+    assert forgotten == [0, 1]  # twice the batch of one, the oldest first
+    assert await rows_of(index, "old-2") == (1, 64)
 
-    caplog.set_level(logging.INFO, logger="newsflow_cleanup.app")
-    task = asyncio.create_task(keep_forgetting(DatabaseAwayOnce(), days=30, every=0.01))  # type: ignore[arg-type]
-    while len(asked) < 3:
-        await asyncio.sleep(0.01)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert "could not forget old near-duplicate fingerprints" in caplog.text
-    assert "forgot 3 near-duplicate fingerprints first seen over 30 days ago" in caplog.text
-    for before in asked:
-        assert abs(days_ago(30) - before) < timedelta(minutes=1)
+    await index.check_and_add("another", OTHER_STORY_SAME_SUBJECT)
+    assert [await rows_of(index, f"old-{n}") for n in range(5)] == [(0, 0)] * 4 + [(1, 64)]
+    assert await rows_of(index, "copy") == (1, 64)
+    await engine.dispose()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from contextlib import asynccontextmanager
 
 from faststream.asgi import AsgiFastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,25 +28,6 @@ from .settings import CleanupSettings
 from .worker import cleanup_worker
 
 SERVICE = "cleanup"
-FORGET_EVERY_SECONDS = 3600.0
-
-log = logging.getLogger(__name__)
-
-
-async def keep_forgetting(index: DuplicateIndex, days: float, every: float = FORGET_EVERY_SECONDS) -> None:
-    """Forget what the near-duplicate index saw more than ``days`` ago, now and every ``every`` seconds.
-
-    Every replica does it; they delete the same rows at worst, and each chunk is its own short transaction. A
-    failure (the database away) is logged and tried again at the next turn: it never stops the stage.
-    """
-    while True:
-        try:
-            forgotten = await index.forget_before(datetime.now(UTC) - timedelta(days=days))
-            if forgotten:
-                log.info("forgot %d near-duplicate fingerprints first seen over %g days ago", forgotten, days)
-        except Exception:
-            log.exception("could not forget old near-duplicate fingerprints; trying again in %g s", every)
-        await asyncio.sleep(every)
 
 
 class Cleanup:
@@ -153,20 +132,15 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
         await upgrade(settings.database_url, wait=120)
         engine = service.engine = make_engine(settings.database_url)
         stage.depends_on("database", lambda: ping_database(engine))
-        forgetting: asyncio.Task[None] | None = None
         if settings.cleanup_near_duplicates:
-            service.duplicates = DuplicateIndex(engine, settings.cleanup_duplicate_threshold)
-            if settings.cleanup_duplicate_days:
-                forgetting = asyncio.create_task(keep_forgetting(service.duplicates, settings.cleanup_duplicate_days))
+            service.duplicates = DuplicateIndex(
+                engine, settings.cleanup_duplicate_threshold, keep_days=settings.cleanup_duplicate_days
+            )
         if settings.cleanup_learn_boilerplate:
             service.boilerplate = LearnedBoilerplate(engine, min_articles=settings.cleanup_boilerplate_min_articles)
         try:
             yield
         finally:
-            if forgetting:
-                forgetting.cancel()
-                with suppress(asyncio.CancelledError):
-                    await forgetting
             await engine.dispose()
 
     @asynccontextmanager

@@ -15,7 +15,8 @@ was not kept.
 The index lives in the database, so every replica shares it and it survives restarts.
 ``duplicate_of`` always names the first article seen of a family. A batch is looked up
 and added in a few statements, its articles compared with each other in memory. Articles
-first seen longer ago than ``CLEANUP_DUPLICATE_DAYS`` are forgotten (:meth:`DuplicateIndex.forget_before`).
+first seen longer ago than ``CLEANUP_DUPLICATE_DAYS`` are forgotten as batches go
+(:meth:`DuplicateIndex.forget_oldest`).
 """
 
 from __future__ import annotations
@@ -163,9 +164,10 @@ class _LshTable:
 class DuplicateIndex:
     """Finds the first-seen article each article near-duplicates, and remembers the articles."""
 
-    def __init__(self, engine: AsyncEngine, threshold: float = 0.45) -> None:
+    def __init__(self, engine: AsyncEngine, threshold: float = 0.45, keep_days: float = 0) -> None:
         self.engine = engine
         self.threshold = threshold
+        self.keep_days = keep_days  # 0: for ever
         self._insert = dialect_insert(engine)
         self._lsh = _LshTable(engine)
 
@@ -175,8 +177,12 @@ class DuplicateIndex:
         return match
 
     async def check_and_add_many(self, connection: AsyncConnection, items: list[tuple[str, str]]) -> list[Match | None]:
-        """One match (or None) per ``(article id, clean text)``, in order; later items may match earlier ones."""
+        """One match (or None) per ``(article id, clean text)``, in order; later items may match earlier ones.
+
+        With ``keep_days``, articles first seen longer ago are no match, and up to twice the batch's size of them
+        are forgotten in the same transaction (see :meth:`forget_before`)."""
         now = datetime.now(UTC)
+        forget_before = now - timedelta(days=self.keep_days) if self.keep_days else None
         prints = [Fingerprint.of(text) for _, text in items]
         buckets = [frozenset(p.buckets()) for p in prints]
         ids = [article_id for article_id, _ in items]
@@ -223,6 +229,8 @@ class DuplicateIndex:
             pool = [
                 k for k in pool if k.first_seen_at < seen_at or (article_id not in stored and k.first_seen_at <= now)
             ]
+            if forget_before:  # not yet forgotten, but no longer kept
+                pool = [k for k in pool if k.first_seen_at >= forget_before]
             match = self._best(fingerprint, pool)
             matches.append(match)
             if article_id not in stored and article_id not in known:  # not twice when a batch repeats an article
@@ -249,46 +257,59 @@ class DuplicateIndex:
                     for bucket in known[str(row["article_id"])].buckets
                 ],
             )
+        if forget_before:
+            await self.forget_oldest(connection, forget_before, 2 * len(items))
         return matches
 
     async def forget_before(self, before: datetime, chunk: int = 500) -> int:
-        """Forget the articles first seen before ``before``, oldest first, ``chunk`` to a transaction; returns how
-        many were forgotten.
+        """Forget every article first seen before ``before``, ``chunk`` to a transaction; returns how many.
 
-        Why: kept for ever, the index grows with every article, and so does each batch's cost. Its 64 bucket rows an
-        article land all over the table's B-tree, so the pages a batch writes grow with it (``bench/near_duplicates.py``).
-        Copies of a story come within days. Short transactions let the replicas' batches go on meanwhile. A later
-        copy of a forgotten article is an original again, and names no forgotten one: ``duplicate_of`` stays as stored.
-        """
+        For ``newsflow cleanup forget-duplicates --older-than-days``. The service needs no such sweep: with
+        ``keep_days`` each batch forgets as it goes."""
         forgotten = 0
-        columns = cleanup_fingerprints.c
         while True:
             async with self.engine.begin() as connection:
-                rows = (
-                    await connection.execute(
-                        select(columns.article_id, columns.signature)
-                        .where(columns.first_seen_at < before)
-                        .order_by(columns.first_seen_at)
-                        .limit(chunk)
-                    )
-                ).all()
-                if not rows:
-                    return forgotten
-                # The buckets come from the signature, as when the article was added.
-                await self._lsh.remove(
-                    connection,
-                    [
-                        (bucket, row.article_id)
-                        for row in rows
-                        for bucket in Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), 0).buckets()
-                    ],
-                )
-                await connection.execute(
-                    delete(cleanup_fingerprints).where(columns.article_id.in_([row.article_id for row in rows]))
-                )
-            forgotten += len(rows)
-            if len(rows) < chunk:
+                count = await self.forget_oldest(connection, before, chunk)
+            forgotten += count
+            if count < chunk:
                 return forgotten
+
+    async def forget_oldest(self, connection: AsyncConnection, before: datetime, limit: int) -> int:
+        """Forget up to ``limit`` of the articles first seen before ``before``, oldest first; returns how many.
+
+        Why: kept for ever, the index grows with every article, and so does each batch's cost. An article's 64
+        bucket rows land all over the table's B-tree, so the pages a batch writes grow with it
+        (``bench/near_duplicates.py``), and so does the database. Copies of a story come within days. Forgetting
+        in the batch's own transaction, at most twice what it adds, keeps the cost steady, with no second writer
+        beside the batches (SQLite has one writer; it would have made batches wait or fail). Replicas on
+        PostgreSQL skip the rows another one is forgetting. A later copy of a forgotten article is an original
+        again; the ``duplicate_of`` already stored stays as it is.
+        """
+        columns = cleanup_fingerprints.c
+        rows = (
+            await connection.execute(
+                select(columns.article_id, columns.signature)
+                .where(columns.first_seen_at < before)
+                .order_by(columns.first_seen_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        # The buckets come from the signature, as when the article was added.
+        await self._lsh.remove(
+            connection,
+            [
+                (bucket, row.article_id)
+                for row in rows
+                for bucket in Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), 0).buckets()
+            ],
+        )
+        await connection.execute(
+            delete(cleanup_fingerprints).where(columns.article_id.in_([row.article_id for row in rows]))
+        )
+        return len(rows)
 
     def _best(self, fingerprint: Fingerprint, pool: list[_Known]) -> Match | None:
         if not pool:

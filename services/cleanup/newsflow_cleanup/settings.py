@@ -47,7 +47,7 @@ class CleanupSettings(ServiceSettings):
     cleanup_duplicate_days: float = Field(
         default=7,
         ge=0,
-        description="Articles first seen longer ago leave the near-duplicate index (checked hourly). 0: kept for ever.",
+        description="Articles first seen longer ago leave the near-duplicate index, as batches go. 0: kept for ever.",
     )
     cleanup_learn_boilerplate: bool = Field(
         default=True, description="Learn each source's recurring lines and remove them."
