@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 from collections.abc import AsyncIterator
@@ -218,3 +219,21 @@ async def test_a_batch_forgets_what_is_older_than_kept_at_most_twice_its_size(da
     assert [await rows_of(index, f"old-{n}") for n in range(5)] == [(0, 0)] * 4 + [(1, 64)]
     assert await rows_of(index, "copy") == (1, 64)
     await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_replicas_on_postgres_forget_different_articles_without_waiting(fresh_postgres: str) -> None:
+    await upgrade(fresh_postgres)
+    first, second = make_engine(fresh_postgres), make_engine(fresh_postgres)
+    replica_a, replica_b = DuplicateIndex(first, keep_days=7), DuplicateIndex(second, keep_days=7)
+    async with first.begin() as connection:
+        await replica_a.check_and_add_many(connection, [(f"old-{n}", f"{SEED}\n\nUpdate {n}.") for n in range(4)])
+        await connection.execute(sql("UPDATE cleanup_fingerprints SET first_seen_at = :at"), {"at": days_ago(8)})
+
+    async with first.begin() as batch_a:
+        assert await replica_a.forget_oldest(batch_a, days_ago(7), 2) == 2
+        async with second.begin() as batch_b:  # while the first batch still holds its two
+            assert await asyncio.wait_for(replica_b.forget_oldest(batch_b, days_ago(7), 4), timeout=5) == 2
+    assert [await rows_of(replica_a, f"old-{n}") for n in range(4)] == [(0, 0)] * 4
+    await first.dispose()
+    await second.dispose()
