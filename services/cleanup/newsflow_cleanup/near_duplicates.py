@@ -180,9 +180,9 @@ class DuplicateIndex:
         """One match (or None) per ``(article id, clean text)``, in order; later items may match earlier ones.
 
         With ``keep_days``, articles first seen longer ago are no match, and up to twice the batch's size of them
-        are forgotten in the same transaction (see :meth:`forget_before`)."""
+        are forgotten in the same transaction (see :meth:`forget_oldest`)."""
         now = datetime.now(UTC)
-        forget_before = now - timedelta(days=self.keep_days) if self.keep_days else None
+        kept_since = now - timedelta(days=self.keep_days) if self.keep_days else None
         prints = [Fingerprint.of(text) for _, text in items]
         buckets = [frozenset(p.buckets()) for p in prints]
         ids = [article_id for article_id, _ in items]
@@ -229,8 +229,8 @@ class DuplicateIndex:
             pool = [
                 k for k in pool if k.first_seen_at < seen_at or (article_id not in stored and k.first_seen_at <= now)
             ]
-            if forget_before:  # not yet forgotten, but no longer kept
-                pool = [k for k in pool if k.first_seen_at >= forget_before]
+            if kept_since:  # not yet forgotten, but no longer kept
+                pool = [k for k in pool if k.first_seen_at >= kept_since]
             match = self._best(fingerprint, pool)
             matches.append(match)
             if article_id not in stored and article_id not in known:  # not twice when a batch repeats an article
@@ -257,8 +257,8 @@ class DuplicateIndex:
                     for bucket in known[str(row["article_id"])].buckets
                 ],
             )
-        if forget_before:
-            await self.forget_oldest(connection, forget_before, 2 * len(items))
+        if kept_since:
+            await self.forget_oldest(connection, kept_since, 2 * len(items))
         return matches
 
     async def forget_before(self, before: datetime, chunk: int = 500) -> int:
