@@ -127,37 +127,26 @@ class _LshTable:
 
     async def add(self, connection: AsyncConnection, rows: list[tuple[str, str]]) -> None:
         """Add ``(bucket, article id)`` rows; those already there (a redelivery, another replica) are kept."""
-        if self.sqlite:
-            # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
-            query = (
-                "INSERT INTO cleanup_lsh (bucket, article_id) SELECT json_extract(value, '$[0]'), "
-                "json_extract(value, '$[1]') FROM json_each(:rows) WHERE true ON CONFLICT DO NOTHING"
-            )
-            await connection.execute(text(query), {"rows": json.dumps(rows)})
-        else:
-            query = (
-                "INSERT INTO cleanup_lsh (bucket, article_id) SELECT * FROM "
-                "unnest(CAST(:buckets AS varchar[]), CAST(:ids AS varchar[])) ON CONFLICT DO NOTHING"
-            )
-            await connection.execute(
-                text(query), {"buckets": [bucket for bucket, _ in rows], "ids": [article for _, article in rows]}
-            )
+        # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
+        await self._with_pairs(
+            connection, rows, "INSERT INTO cleanup_lsh (bucket, article_id) {pairs} WHERE true ON CONFLICT DO NOTHING"
+        )
 
     async def remove(self, connection: AsyncConnection, rows: list[tuple[str, str]]) -> None:
         """Remove ``(bucket, article id)`` rows, each found through the primary key (there is no index on the id)."""
+        await self._with_pairs(connection, rows, "DELETE FROM cleanup_lsh WHERE (bucket, article_id) IN ({pairs})")
+
+    async def _with_pairs(self, connection: AsyncConnection, rows: list[tuple[str, str]], statement: str) -> None:
+        """Run ``statement``, its ``{pairs}`` a SELECT of ``rows`` from one parameter: a JSON array in SQLite, two
+        arrays in PostgreSQL."""
         if self.sqlite:
-            query = (
-                "DELETE FROM cleanup_lsh WHERE (bucket, article_id) IN (SELECT json_extract(value, '$[0]'), "
-                "json_extract(value, '$[1]') FROM json_each(:rows))"
-            )
-            await connection.execute(text(query), {"rows": json.dumps(rows)})
+            pairs = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:rows)"
+            await connection.execute(text(statement.format(pairs=pairs)), {"rows": json.dumps(rows)})
         else:
-            query = (
-                "DELETE FROM cleanup_lsh WHERE (bucket, article_id) IN (SELECT * FROM "
-                "unnest(CAST(:buckets AS varchar[]), CAST(:ids AS varchar[])))"
-            )
+            pairs = "SELECT * FROM unnest(CAST(:buckets AS varchar[]), CAST(:ids AS varchar[]))"
             await connection.execute(
-                text(query), {"buckets": [bucket for bucket, _ in rows], "ids": [article for _, article in rows]}
+                text(statement.format(pairs=pairs)),
+                {"buckets": [bucket for bucket, _ in rows], "ids": [article for _, article in rows]},
             )
 
 
