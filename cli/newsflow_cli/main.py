@@ -279,7 +279,9 @@ def forget_duplicates(
     older_than_days: Annotated[
         float | None,
         typer.Option(
-            min=0, help="Only articles first seen longer ago than this (CLEANUP_DUPLICATE_DAYS does it as batches go)."
+            min=0,
+            max=36_500,  # as CLEANUP_DUPLICATE_DAYS: a date before year 1 cannot be subtracted
+            help="Only articles first seen longer ago than this (CLEANUP_DUPLICATE_DAYS does it as batches go).",
         ),
     ] = None,
 ) -> None:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text as sql
 
 from newsflow_cleanup.near_duplicates import DuplicateIndex, Fingerprint
+from newsflow_cleanup.settings import CleanupSettings
 from newsflow_shared.db import make_engine, upgrade
 
 SAMPLES = Path(__file__).parents[2] / "samples"
@@ -237,3 +239,19 @@ async def test_replicas_on_postgres_forget_different_articles_without_waiting(fr
     assert [await rows_of(replica_a, f"old-{n}") for n in range(4)] == [(0, 0)] * 4
     await first.dispose()
     await second.dispose()
+
+
+@pytest.mark.parametrize("days", ["1e6", "inf", "nan", "-1"])
+def test_a_window_no_batch_could_subtract_is_refused_at_start(days: str) -> None:
+    # A date before year 1 would have failed every batch, and each article would have been dead-lettered.
+    with pytest.raises(ValidationError, match="cleanup_duplicate_days"):
+        CleanupSettings(cleanup_duplicate_days=days)
+
+
+async def test_the_longest_window_allowed_still_runs_a_batch(database_url: str) -> None:
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    index = DuplicateIndex(engine, keep_days=CleanupSettings(cleanup_duplicate_days=36_500).cleanup_duplicate_days)
+    assert await index.check_and_add("one", SEED) is None
+    assert (await index.check_and_add("two", respun(SEED))).duplicate_of == "one"  # type: ignore[union-attr]
+    await engine.dispose()

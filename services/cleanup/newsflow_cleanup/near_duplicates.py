@@ -64,6 +64,11 @@ class Fingerprint:
         minhash.update_batch(_sha1_hash32(pairs))
         return cls(signature=minhash.hashvalues.astype(np.uint64), shingles=len(pairs))
 
+    @classmethod
+    def stored(cls, signature: bytes, shingles: int) -> Fingerprint:
+        """A fingerprint as the index stores it: the signature's ``tobytes()``."""
+        return cls(signature=np.frombuffer(signature, dtype=np.uint64), shingles=shingles)
+
     def buckets(self) -> list[str]:
         raw, width = self.signature.tobytes(), ROWS * self.signature.itemsize
         return [
@@ -195,7 +200,7 @@ class DuplicateIndex:
             ):
                 known[row.article_id] = _Known(
                     row.article_id,
-                    Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), row.shingles),
+                    Fingerprint.stored(row.signature, row.shingles),
                     row.duplicate_of,
                     as_utc(row.first_seen_at),
                     frozenset(shared_buckets[row.article_id]),
@@ -289,11 +294,7 @@ class DuplicateIndex:
         # The buckets come from the signature, as when the article was added.
         await self._lsh.remove(
             connection,
-            [
-                (bucket, row.article_id)
-                for row in rows
-                for bucket in Fingerprint(np.frombuffer(row.signature, dtype=np.uint64), 0).buckets()
-            ],
+            [(bucket, row.article_id) for row in rows for bucket in Fingerprint.stored(row.signature, 0).buckets()],
         )
         await connection.execute(
             delete(cleanup_fingerprints).where(columns.article_id.in_([row.article_id for row in rows]))

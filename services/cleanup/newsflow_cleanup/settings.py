@@ -47,6 +47,8 @@ class CleanupSettings(ServiceSettings):
     cleanup_duplicate_days: float = Field(
         default=7,
         ge=0,
+        # A century at most: each batch subtracts it from now, and a date before year 1 would fail every batch.
+        le=36_500,
         description="Articles first seen longer ago leave the near-duplicate index, as batches go. 0: kept for ever.",
     )
     cleanup_learn_boilerplate: bool = Field(
