@@ -44,6 +44,7 @@ from .failures import Fault, fault_of
 from .health import StageWatch
 from .logs import configure_logging
 from .metrics import StageMetrics
+from .prompt_batches import take_records_promptly
 from .sending import OutgoingRecord, producer_of, send_all
 from .settings import ServiceSettings
 from .tracing import TRACE_CONTEXT_HEADERS, continuing, recording
@@ -160,6 +161,7 @@ class Stage:
         }
         options.update(subscriber_options)
         subscriber = self.broker.subscriber(topic, **options)
+        take_records_promptly(subscriber)
         subscriber(on_batch)
         if watched:
             self.watch.attach(subscriber)

@@ -1,0 +1,49 @@
+"""A batch subscriber that takes records as soon as they come, even just after an idle spell.
+
+FastStream's Kafka batch subscriber asks aiokafka for records with ``getmany(timeout_ms=BATCH_TIMEOUT_MS)``, and
+when that comes back empty it sleeps ``BATCH_TIMEOUT_MS`` more before asking again (faststream 0.7,
+``BatchSubscriber.get_msg``): the sleep keeps the loop from spinning when aiokafka returns early, during a
+rebalance. But ``getmany`` already waited the whole timeout when nothing came, so records that arrive during the
+sleep wait up to another 200 ms, at every stage that had gone idle. In the pipeline benchmark that was the start
+and the end of every burst: the cores idle while each stage in turn slept (``bench/classify.py``).
+
+:func:`take_records_promptly` keeps the guard and drops the wait: an empty answer is followed by a sleep only for
+what is left of the timeout, so an idle loop still turns at most once per ``BATCH_TIMEOUT_MS``.
+"""
+
+from __future__ import annotations
+
+from asyncio import sleep
+from itertools import chain
+from time import monotonic
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+
+async def next_batch(
+    consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int | None
+) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The records waiting (at most ``max_records``), waiting up to ``timeout_ms`` for some; never sooner than
+    ``timeout_ms`` when there are none."""
+    started = monotonic()
+    batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+    if not batches:
+        rest = timeout_ms / 1000 - (monotonic() - started)
+        if rest > 0:  # aiokafka answered early (a rebalance): do not ask again at once
+            await sleep(rest)
+        return ()
+    return tuple(chain.from_iterable(batches.values()))
+
+
+def take_records_promptly(subscriber: object) -> None:
+    """Make a FastStream Kafka batch subscriber fetch with :func:`next_batch`; any other subscriber is left as is
+    (FastStream's in-memory test broker never runs the fetch loop)."""
+    if not isinstance(subscriber, BatchSubscriber):
+        return
+
+    async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
+        return await next_batch(consumer, subscriber.batch_timeout_ms, subscriber.max_records)
+
+    subscriber.get_msg = get_msg  # type: ignore[method-assign]
