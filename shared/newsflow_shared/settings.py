@@ -99,7 +99,12 @@ class ServiceSettings(KafkaSecuritySettings):
     topic_replication_factor: int = Field(default=1, ge=1)
 
     batch_max_records: int = Field(default=100, ge=1, description="Most records handled in one batch.")
-    batch_timeout_ms: int = Field(default=200, ge=0, description="Longest wait to fill a batch.")
+    batch_timeout_ms: int = Field(
+        default=200,
+        ge=0,
+        description="How long a stage waits for records before it asks again. Records that come are taken at once: a"
+        " batch is what has arrived, up to BATCH_MAX_RECORDS, never held back to fill.",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Tries of an unexpected error before dead-lettering.")
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL.")
