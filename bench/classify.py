@@ -254,7 +254,7 @@ async def through_kafka(
     opened = contextlib.AsyncExitStack()
     try:
         # One producer for the run, started before the clock: a feed's producer is long-lived, and starting one
-        # (connecting, reading metadata) took ~0.15 s of (d)'s ~4 s, every service idle meanwhile.
+        # (connecting, reading metadata, its producer id) is not the pipeline's work.
         if whole:
             sender = await opened.enter_async_context(producer(settings))
         else:
