@@ -21,17 +21,21 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
+_MOST_TURNS_A_SECOND = 100  # an idle stage with BATCH_TIMEOUT_MS=0 would otherwise spin
+
 
 async def next_batch(
     consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int | None
 ) -> tuple[ConsumerRecord[Any, Any], ...]:
     """The records waiting (at most ``max_records``), waiting up to ``timeout_ms`` for some; never sooner than
-    ``timeout_ms`` when there are none."""
+    ``timeout_ms`` (and 10 ms) when there are none."""
     started = monotonic()
     batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
     if not batches:
-        rest = timeout_ms / 1000 - (monotonic() - started)
-        if rest > 0:  # aiokafka answered early (a rebalance): do not ask again at once
+        # aiokafka answered early (a rebalance, or BATCH_TIMEOUT_MS=0): do not ask again at once, nor more than
+        # _MOST_TURNS_A_SECOND times a second.
+        rest = max(timeout_ms / 1000, 1 / _MOST_TURNS_A_SECOND) - (monotonic() - started)
+        if rest > 0:
             await sleep(rest)
         return ()
     return tuple(chain.from_iterable(batches.values()))

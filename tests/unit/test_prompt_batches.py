@@ -63,6 +63,11 @@ async def test_an_early_empty_answer_waits_out_the_rest_so_the_loop_never_spins(
     assert clock.slept == [pytest.approx(0.15)]
 
 
+async def test_a_zero_timeout_does_not_make_an_idle_stage_spin(clock: Clock) -> None:
+    assert await next_batch(Consumer(clock, waits=0.0, answer={}), 0, 100) == ()  # type: ignore[arg-type]
+    assert clock.slept == [pytest.approx(0.01)]
+
+
 async def test_records_of_every_partition_come_back_at_once_in_one_batch(clock: Clock) -> None:
     first, second = TopicPartition("in", 0), TopicPartition("in", 3)
     answer = {first: [record("in", 0, 7), record("in", 0, 8)], second: [record("in", 3, 1)]}
