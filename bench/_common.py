@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import time
@@ -99,11 +100,13 @@ def kafka() -> Iterator[str]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         return
-    broker = LocalKafka(Path(tempfile.mkdtemp(prefix="newsflow-bench-kafka-"))).start()
+    folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-kafka-"))
+    broker = LocalKafka(folder).start()
     try:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # its logs and data: each run's broker is new
 
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> None:

@@ -39,6 +39,7 @@ from newsflow_cli.local_kafka import free_port
 from newsflow_cli.supervisor import Supervisor
 from newsflow_shared import CleanArticle, ServiceSettings, ensure_topics
 from newsflow_shared.db import upgrade
+from newsflow_shared.kafka_clients import admin
 
 # What users run: the shipped default (CLASSIFY_MODEL), for the bare loop, the service and the whole pipeline alike.
 MODEL = ClassifySettings.model_fields["classify_model"].default
@@ -296,6 +297,19 @@ async def through_kafka(
         await opened.aclose()
         await watcher.stop()
         await supervisor.stop()
+        await forget_run(settings)
+
+
+async def forget_run(settings: ServiceSettings) -> None:
+    """Delete a finished run's topics and database, so that later runs on the same broker do not carry them."""
+    client = admin(settings)
+    await client.start()
+    try:
+        await client.delete_topics(settings.topics.all())
+    finally:
+        await client.close()
+    database = Path(settings.database_url.split("///", 1)[1])
+    await asyncio.to_thread(database.unlink, missing_ok=True)
 
 
 def main() -> None:
