@@ -44,3 +44,20 @@ def test_a_cpu_without_bf16_instructions_gets_fp32(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert not cpu_has_bf16()
     assert Runtime.choose("cpu", "auto").dtype == torch.float32
+
+
+def test_a_gpu_present_gets_cuda_in_fp16_and_no_cpu_compilation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU branch of the automatic choices, taken on a machine without one (no GPU is lent to our CI)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    runtime = Runtime.choose("auto", "auto")
+    assert runtime.device == torch.device("cuda")
+    assert runtime.dtype == torch.float16
+    # torch.compile's CPU path (C++ and OpenMP) is for CPUs: on the GPU the eager model serves.
+    assert not model.compiles("auto", runtime)
+    assert model.compiles("on", runtime)  # a user who asks for it gets it
+    assert Runtime.choose("cuda:1", "bf16") == Runtime(torch.device("cuda:1"), torch.bfloat16)
+
+
+def test_no_gpu_gets_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Runtime.choose("auto", "fp32") == Runtime(torch.device("cpu"), torch.float32)
