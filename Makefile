@@ -90,6 +90,10 @@ bench: setup
 	$(BIN)/python bench/broker.py --jit
 	$(BIN)/python bench/kafka_client.py
 	$(BIN)/python bench/model_speed.py
+	$(BIN)/python bench/cpu_choices.py
+	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/topic_model_speed.py
+	$(BIN)/python bench/web.py
 
 # The topic model: the corpus (pool paragraphs, IPTC texts, written articles), the encoder's top two layers and the
 # head, the desk prior on the dev set. ~15 min on 2 idle cores; under 30 on a busy machine.

@@ -264,7 +264,7 @@ class LocalKafka:
             "replica.fetch.max.bytes": str(33 * 1024 * 1024),
             "log.cleaner.dedupe.buffer.size": "2097152",
             # A single-node broker on a developer's machine idles at 15-17 ms of CPU a second with these, 25-28 with
-            # Kafka's defaults (README, Benchmarks): at 20 articles/s that is a millisecond of CPU per article.
+            # Kafka's defaults (bench/HISTORY.md, session 6): at 20 articles/s that is a millisecond of CPU per article.
             "num.network.threads": "1",
             "num.io.threads": "2",
             "background.threads": "1",
