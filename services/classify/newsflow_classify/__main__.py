@@ -1,7 +1,9 @@
 from newsflow_shared.service import serve
 
-from .settings import ClassifySettings
+from .settings import ClassifySettings, apply_openmp_settings
 
 # Guarded: a spawned worker process imports this module again and must not start a second server.
 if __name__ == "__main__":
-    serve("newsflow_classify.app:create_app", ClassifySettings())
+    settings = ClassifySettings()
+    apply_openmp_settings(settings)  # before the app imports torch
+    serve("newsflow_classify.app:create_app", settings)
