@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.engine import make_url
 from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -37,9 +38,8 @@ from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
 from newsflow_cli.local_kafka import free_port
 from newsflow_cli.supervisor import Supervisor
-from newsflow_shared import CleanArticle, ServiceSettings, ensure_topics
+from newsflow_shared import CleanArticle, ServiceSettings, ensure_topics, kafka_clients
 from newsflow_shared.db import upgrade
-from newsflow_shared.kafka_clients import admin
 
 # What users run: the shipped default (CLASSIFY_MODEL), for the bare loop, the service and the whole pipeline alike.
 MODEL = ClassifySettings.model_fields["classify_model"].default
@@ -302,14 +302,14 @@ async def through_kafka(
 
 async def forget_run(settings: ServiceSettings) -> None:
     """Delete a finished run's topics and database, so that later runs on the same broker do not carry them."""
-    client = admin(settings)
-    await client.start()
+    client = kafka_clients.admin(settings)
+    await kafka_clients.connect(client, settings)
     try:
         await client.delete_topics(settings.topics.all())
     finally:
         await client.close()
-    database = Path(settings.database_url.split("///", 1)[1])
-    await asyncio.to_thread(database.unlink, missing_ok=True)
+    if database := make_url(settings.database_url).database:
+        await asyncio.to_thread(Path(database).unlink, missing_ok=True)
 
 
 def main() -> None:
