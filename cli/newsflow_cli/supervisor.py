@@ -12,6 +12,18 @@ from dataclasses import dataclass, field
 from newsflow_shared.lifecycle import PARENT_PID_VARIABLE
 
 SERVICES = ("ingest", "cleanup", "classify", "storage")
+
+
+def threads_per_replica(replicas: int, cores: int | None = None) -> int:
+    """Torch threads for each of ``replicas`` classify processes on this machine's cores (those this process may use).
+
+    Left to itself, each replica starts a thread per core, so N replicas run N threads per core. A replica's threads
+    meet after every kernel, and one of them pushed off its core by another replica's stalls all the others.
+    """
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // replicas)
+
+
 _COLOURS = {"ingest": "36", "cleanup": "35", "classify": "33", "storage": "32", "kafka": "34"}
 
 
@@ -35,9 +47,8 @@ class Supervisor:
             for replica in range(self.replicas.get(service, 1)):
                 await self.start_one(service if replica == 0 else f"{service}-{replica + 1}")
 
-    async def start_one(self, name: str) -> None:
-        """Start (or start again) one process; ``name`` is a service, or ``service-N`` for a replica."""
-        service = name.split("-")[0]
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment ``name`` (a service, or ``service-N`` for a replica) starts with."""
         env = {
             **os.environ,
             **self.env,
@@ -45,6 +56,15 @@ class Supervisor:
             "PYTHONUNBUFFERED": "1",
             PARENT_PID_VARIABLE: str(os.getpid()),  # the service dies with us, however we end
         }
+        replicas = self.replicas.get("classify", 1)
+        if name.split("-")[0] == "classify" and replicas > 1 and not env.get("CLASSIFY_THREADS"):
+            env["CLASSIFY_THREADS"] = str(threads_per_replica(replicas))
+        return env
+
+    async def start_one(self, name: str) -> None:
+        """Start (or start again) one process; ``name`` is a service, or ``service-N`` for a replica."""
+        service = name.split("-")[0]
+        env = self.service_env(name)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
