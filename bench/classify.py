@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from aiokafka import AIOKafkaProducer
@@ -43,6 +44,8 @@ from newsflow_shared.db import upgrade
 
 # What users run: the shipped default (CLASSIFY_MODEL), for the bare loop, the service and the whole pipeline alike.
 MODEL = ClassifySettings.model_fields["classify_model"].default
+# A variant's own setting, not a service's: how many classify processes (c) and (d) start, as `newsflow run --classify N`.
+CLASSIFY_REPLICAS = "CLASSIFY_REPLICAS"
 
 
 def naive(texts: list[str]) -> float:
@@ -96,6 +99,35 @@ def _busy(duty: float, period: float = 0.01) -> None:
         while time.perf_counter() < until:
             pass
         time.sleep((1 - duty) * period)
+
+
+def _one_thread_loop(texts: list[str], barrier: Any, results: Any) -> None:
+    settings = ClassifySettings(classify_model=MODEL, classify_threads=1)
+    classifier = warm_classifier(settings, texts)
+    barrier.wait()  # all start together, so that they share the cores as replicas do
+    results.put(plain_loop(classifier, texts, settings.batch_max_records))
+
+
+def bare_processes(texts: list[str], processes: int) -> tuple[float, float]:
+    """The service's settings with one thread, in ``processes`` processes at once: what as many single-threaded
+    classify replicas could do on these cores, with nothing else running. Articles/s of them all, CPU ms per article.
+
+    One process with a thread per core meets its threads at a barrier after each kernel; processes of one thread
+    never wait for each other, which is what the whole pipeline's replicas are compared with."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(target=_one_thread_loop, args=(texts, barrier, results), daemon=True) for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        outcomes = [results.get(timeout=1800) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(30)
+    slowest = max(len(texts) / rate for rate, _ in outcomes)
+    return processes * len(texts) / slowest, statistics.mean(ms for _, ms in outcomes)
 
 
 def bare_beside_load(texts: list[str], cores_busy: float, rounds: int = 5) -> dict[str, tuple[float, float]]:
@@ -184,15 +216,27 @@ async def stage_metrics(port: str, stage: str) -> dict[str, float]:
     return found
 
 
-async def all_stage_metrics(ports: dict[str, dict[str, str]], replicas: dict[str, int]) -> dict[str, dict[str, float]]:
-    # Storage serves /metrics beside its query API, the others on their health port.
-    port = {name: ports[name]["STORAGE_API_PORT" if name == "storage" else "HEALTH_PORT"] for name in ports}
-    return {name: await stage_metrics(port[name], name) for name, count in replicas.items() if count}
+async def all_stage_metrics(ports: dict[str, dict[str, str]]) -> dict[str, dict[str, float]]:
+    """Each service's metrics, its replicas' summed (``ports`` is by process: ``classify``, ``classify-2``...)."""
+    summed: dict[str, dict[str, float]] = {}
+    for name, port in ports.items():
+        service = name.split("-")[0]
+        # Storage serves /metrics beside its query API, the others on their health port.
+        found = await stage_metrics(port["STORAGE_API_PORT" if service == "storage" else "HEALTH_PORT"], service)
+        for key, value in found.items():
+            summed.setdefault(service, {})[key] = summed.get(service, {}).get(key, 0.0) + value
+    return summed
+
+
+class KafkaRun(NamedTuple):
+    rate: float
+    cpu: dict[str, float]
+    idle: dict[str, float]
 
 
 async def through_kafka(
     bootstrap: str, texts: list[str], whole: bool, warm_up: int = 64, extra_env: dict[str, str] | None = None
-) -> tuple[float, dict[str, float], dict[str, float]]:
+) -> KafkaRun:
     """Classify alone (fed clean articles), or all four services (pushed raw articles): articles/s to the last
     result, each process's CPU milliseconds per article meanwhile (this process's own included), and each process's
     CPU milliseconds per second while idle.
@@ -201,6 +245,7 @@ async def through_kafka(
     the figures are of the steady state."""
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "WARNING", "CLASSIFY_MODEL": MODEL, **unique_topics()}
     env |= extra_env or {}
+    classify_replicas = int(env.pop(CLASSIFY_REPLICAS, "1"))
     env["DATABASE_URL"] = f"sqlite+aiosqlite:////tmp/newsflow-bench-{env['KAFKA_GROUP_PREFIX']}.db"
     settings = ServiceSettings(**{k.lower(): v for k, v in env.items()})
     await ensure_topics(settings)
@@ -210,12 +255,19 @@ async def through_kafka(
         watcher.topics = {settings.topic_enriched: "enriched"}
     await watcher.start()
     replicas = (
-        {"ingest": 1, "cleanup": 1, "classify": 1, "storage": 1}
+        {"ingest": 1, "cleanup": 1, "classify": classify_replicas, "storage": 1}
         if whole
-        else {"ingest": 0, "cleanup": 0, "classify": 1, "storage": 0}
+        else {"ingest": 0, "cleanup": 0, "classify": classify_replicas, "storage": 0}
     )
     supervisor = Supervisor(env=env, replicas=replicas, quiet=True)
-    ports = {name: {"HEALTH_PORT": str(free_port()), "STORAGE_API_PORT": str(free_port())} for name in replicas}
+    ports = {
+        service if replica == 0 else f"{service}-{replica + 1}": {
+            "HEALTH_PORT": str(free_port()),
+            "STORAGE_API_PORT": str(free_port()),
+        }
+        for service, count in replicas.items()
+        for replica in range(count)
+    }
     await supervisor.start(ports)
 
     async def send(prefix: str, batch: list[str]) -> None:
@@ -262,7 +314,9 @@ async def through_kafka(
             sender = AIOKafkaProducer(bootstrap_servers=bootstrap, **settings.producer_options())
             await sender.start()
             opened.push_async_callback(sender.stop)
-        await wait_healthy(ports["classify"]["HEALTH_PORT"])  # the model loads before the clock starts
+        for name, port in ports.items():  # the model loads before the clock starts
+            if name.startswith("classify"):
+                await wait_healthy(port["HEALTH_PORT"])
         await send("w", texts[:warm_up])  # and starts compiling after its first batch
         await results(warm_up)
         await settled()  # the compiled model has taken over: classify's CPU is quiet again
@@ -270,7 +324,7 @@ async def through_kafka(
         await asyncio.sleep(5)
         idle = cpu_per_item(idle_before, cpu_seconds(), 1)
         idle = {name: ms / (time.perf_counter() - idle_started) for name, ms in idle.items()}
-        metrics_before = await all_stage_metrics(ports, replicas)
+        metrics_before = await all_stage_metrics(ports)
         cpu_before, own_before = cpu_seconds(), time.process_time()
         started = time.perf_counter()
         await send("b", texts)
@@ -278,7 +332,7 @@ async def through_kafka(
         rate = len(texts) / (time.perf_counter() - started)
         cpu = cpu_per_item(cpu_before, cpu_seconds(), len(texts))
         cpu["bench (producer, watcher)"] = (time.process_time() - own_before) * 1000 / len(texts)
-        metrics_after = await all_stage_metrics(ports, replicas)
+        metrics_after = await all_stage_metrics(ports)
         sizes = []
         for name, after in metrics_after.items():
             metrics = {k: v - metrics_before[name].get(k, 0) for k, v in after.items()}
@@ -292,7 +346,7 @@ async def through_kafka(
                 )
         # Per-batch costs (a transaction, a produce request, an offset commit) are shared by the batch's articles.
         print(f"  articles per batch on average: {', '.join(sizes)}")
-        return rate, cpu, idle
+        return KafkaRun(rate, cpu, idle)
     finally:
         await opened.aclose()
         await watcher.stop()
@@ -336,7 +390,8 @@ def main() -> None:
         default=[],
         metavar="NAME:VAR=VALUE,...",
         help="also run (c) and (d) with these settings, on the same broker, e.g."
-        " 'uncompressed:KAFKA_COMPRESSION=none' (repeatable); the default settings run first",
+        " 'uncompressed:KAFKA_COMPRESSION=none' (repeatable); the default settings run first. CLASSIFY_REPLICAS=N"
+        " starts N classify processes, e.g. 'two:CLASSIFY_REPLICAS=2,CLASSIFY_THREADS=1'",
     )
     args = parser.parse_args()
     variants: list[tuple[str, dict[str, str]]] = [("", {})]
@@ -396,6 +451,19 @@ def main() -> None:
                 how += " (the service's settings)"
             rows.append(
                 [f"(b) bare model, {how}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling, {cpu_ms:.1f} CPU ms"]
+            )
+        if (cores := os.cpu_count() or 1) > 1:
+            rate, cpu_ms = bare_processes(texts, cores)
+            results[
+                (f"{cores} processes of one thread", service.batch_max_records, service.classify_compile, window)
+            ] = rate
+            bare_cpu["best"] = min(bare_cpu.get("best", cpu_ms), cpu_ms)
+            rows.append(
+                [
+                    f"(b) the service's settings in {cores} processes of one thread at once",
+                    f"{rate:.1f}",
+                    f"{rate / ceiling:.0%} of ceiling, {cpu_ms:.1f} CPU ms",
+                ]
             )
         if (int8 := onnx_int8(texts, embedder.tokenizer)) is not None:
             rows.append(
