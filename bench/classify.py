@@ -38,7 +38,7 @@ from newsflow_classify.settings import ClassifySettings
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
 from newsflow_cli.local_kafka import free_port
-from newsflow_cli.supervisor import Supervisor
+from newsflow_cli.supervisor import Supervisor, process_names, service_of
 from newsflow_shared import CleanArticle, ServiceSettings, ensure_topics, kafka_clients
 from newsflow_shared.db import upgrade
 
@@ -220,11 +220,12 @@ async def all_stage_metrics(ports: dict[str, dict[str, str]]) -> dict[str, dict[
     """Each service's metrics, its replicas' summed (``ports`` is by process: ``classify``, ``classify-2``...)."""
     summed: dict[str, dict[str, float]] = {}
     for name, port in ports.items():
-        service = name.split("-")[0]
+        service = service_of(name)
         # Storage serves /metrics beside its query API, the others on their health port.
         found = await stage_metrics(port["STORAGE_API_PORT" if service == "storage" else "HEALTH_PORT"], service)
+        totals = summed.setdefault(service, {})
         for key, value in found.items():
-            summed.setdefault(service, {})[key] = summed.get(service, {}).get(key, 0.0) + value
+            totals[key] = totals.get(key, 0.0) + value
     return summed
 
 
@@ -261,12 +262,8 @@ async def through_kafka(
     )
     supervisor = Supervisor(env=env, replicas=replicas, quiet=True)
     ports = {
-        service if replica == 0 else f"{service}-{replica + 1}": {
-            "HEALTH_PORT": str(free_port()),
-            "STORAGE_API_PORT": str(free_port()),
-        }
-        for service, count in replicas.items()
-        for replica in range(count)
+        name: {"HEALTH_PORT": str(free_port()), "STORAGE_API_PORT": str(free_port())}
+        for name in process_names(replicas)
     }
     await supervisor.start(ports)
 
@@ -315,7 +312,7 @@ async def through_kafka(
             await sender.start()
             opened.push_async_callback(sender.stop)
         for name, port in ports.items():  # the model loads before the clock starts
-            if name.startswith("classify"):
+            if service_of(name) == "classify":
                 await wait_healthy(port["HEALTH_PORT"])
         await send("w", texts[:warm_up])  # and starts compiling after its first batch
         await results(warm_up)

@@ -16,7 +16,7 @@ from newsflow_shared import ServiceSettings, ensure_topics, wait_for_kafka
 from newsflow_shared.db import upgrade
 
 from .local_kafka import KafkaUnavailable, LocalKafka, free_port, port_open
-from .supervisor import SERVICES, Supervisor
+from .supervisor import Supervisor, process_names
 
 
 def say(message: str) -> None:
@@ -66,11 +66,7 @@ class LocalStack:
         return self
 
     async def _start_services(self) -> None:
-        overrides: dict[str, dict[str, str]] = {}
-        for service in SERVICES:
-            for replica in range(self.replicas.get(service, 1)):
-                name = service if replica == 0 else f"{service}-{replica + 1}"
-                overrides[name] = {"HEALTH_PORT": str(free_port())}
+        overrides = {name: {"HEALTH_PORT": str(free_port())} for name in process_names(self.replicas)}
         api_port = self.api_port or _api_port()
         overrides["storage"]["STORAGE_API_PORT"] = str(api_port)
         for name in overrides:

@@ -14,6 +14,21 @@ from newsflow_shared.lifecycle import PARENT_PID_VARIABLE
 SERVICES = ("ingest", "cleanup", "classify", "storage")
 
 
+def process_names(replicas: dict[str, int]) -> list[str]:
+    """One name per process to start: the service for its first replica, ``service-N`` for its N-th. A service
+    missing from ``replicas`` runs once."""
+    return [
+        service if replica == 0 else f"{service}-{replica + 1}"
+        for service in SERVICES
+        for replica in range(replicas.get(service, 1))
+    ]
+
+
+def service_of(name: str) -> str:
+    """The service a process name from :func:`process_names` runs."""
+    return name.split("-")[0]
+
+
 def threads_per_replica(replicas: int, cores: int | None = None) -> int:
     """Torch threads for each of ``replicas`` classify processes on this machine's cores (those this process may use).
 
@@ -43,9 +58,8 @@ class Supervisor:
 
     async def start(self, overrides: dict[str, dict[str, str]] | None = None) -> None:
         self._overrides = overrides or {}
-        for service in SERVICES:
-            for replica in range(self.replicas.get(service, 1)):
-                await self.start_one(service if replica == 0 else f"{service}-{replica + 1}")
+        for name in process_names(self.replicas):
+            await self.start_one(name)
 
     def service_env(self, name: str) -> dict[str, str]:
         """The environment ``name`` (a service, or ``service-N`` for a replica) starts with."""
@@ -57,13 +71,13 @@ class Supervisor:
             PARENT_PID_VARIABLE: str(os.getpid()),  # the service dies with us, however we end
         }
         replicas = self.replicas.get("classify", 1)
-        if name.split("-")[0] == "classify" and replicas > 1 and not env.get("CLASSIFY_THREADS"):
+        if service_of(name) == "classify" and replicas > 1 and not env.get("CLASSIFY_THREADS"):
             env["CLASSIFY_THREADS"] = str(threads_per_replica(replicas))
         return env
 
     async def start_one(self, name: str) -> None:
         """Start (or start again) one process; ``name`` is a service, or ``service-N`` for a replica."""
-        service = name.split("-")[0]
+        service = service_of(name)
         env = self.service_env(name)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -85,7 +99,7 @@ class Supervisor:
 
     async def _pump(self, name: str, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
-        colour = _COLOURS.get(name.split("-")[0], "0")
+        colour = _COLOURS.get(service_of(name), "0")
         prefix = f"\x1b[{colour}m{name:>10} |\x1b[0m " if sys.stderr.isatty() else f"{name:>10} | "
         tail = self._tails.setdefault(name, deque(maxlen=30))
         async for line in process.stdout:

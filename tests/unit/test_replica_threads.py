@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from newsflow_cli.supervisor import Supervisor, threads_per_replica
+from newsflow_cli.supervisor import Supervisor, process_names, service_of, threads_per_replica
 
 
 @pytest.mark.parametrize(("replicas", "cores", "threads"), [(2, 2, 1), (3, 2, 1), (2, 8, 4), (3, 8, 2), (1, 4, 4)])
@@ -42,3 +42,9 @@ def test_a_threads_setting_given_is_kept(monkeypatch: pytest.MonkeyPatch, where:
         env = {"CLASSIFY_THREADS": "3"}
     supervisor = Supervisor(env=env, replicas={"classify": 2})
     assert supervisor.service_env("classify-2")["CLASSIFY_THREADS"] == "3"
+
+
+def test_process_names_name_each_replica_after_its_service() -> None:
+    names = process_names({"ingest": 1, "cleanup": 0, "classify": 3})
+    assert names == ["ingest", "classify", "classify-2", "classify-3", "storage"]
+    assert [service_of(name) for name in names] == ["ingest", "classify", "classify", "classify", "storage"]
