@@ -4,6 +4,7 @@ table printer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -164,6 +165,17 @@ def process_cpu(pid: int) -> float:
     """A process's CPU seconds so far, all its threads (user + system), its children not included."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each of a process's threads, by thread id (its main thread's id is the pid)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended between listing and reading
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
 
 
 def cpu_seconds() -> dict[int, tuple[str, float]]:

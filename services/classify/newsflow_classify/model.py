@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -155,6 +156,7 @@ class Embedder:
         self._compiled_ready = threading.Event()
         self._compile_lock = threading.Lock()
         self._compiling: threading.Thread | None = None
+        self._on_compiled: list[Callable[[], object]] = []
         if not self.compiled:
             self._compiled_ready.set()
 
@@ -168,6 +170,7 @@ class Embedder:
     def _compile(self) -> None:
         log = logging.getLogger(__name__)
         started = time.perf_counter()
+        waiting: list[Callable[[], object]] = []
         try:
             fast = compiled(self.model)
             device = self.runtime.device
@@ -177,12 +180,28 @@ class Embedder:
                 for count, length in ((2, self.window.size), (3, max(2, self.window.size // 3))):
                     input_ids, attention_mask = self.window.pad([word * length] * count)
                     fast(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
-            self.forward = fast
+            with self._compile_lock:
+                self.forward = fast
+                waiting, self._on_compiled = self._on_compiled, []
             log.info("the compiled model serves from now on (compiled in %.0f s)", time.perf_counter() - started)
         except Exception:
             log.warning("compiling the model failed: the eager model goes on serving", exc_info=True)
         finally:
-            self._compiled_ready.set()
+            try:
+                for callback in waiting:
+                    callback()
+            finally:
+                # Set last: whoever waits for the compiled model finds what it asked for done too.
+                self._compiled_ready.set()
+
+    def when_compiled(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the compiled model serves: at once if it does already, else from the thread that
+        compiled it, when it is done. Never where nothing compiles (compiling off, or it failed)."""
+        with self._compile_lock:
+            if self.forward is self.model:
+                self._on_compiled.append(callback)
+                return
+        callback()
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
         """Compile now if not yet begun, and wait until the compiled model serves (or compiling failed, or there
