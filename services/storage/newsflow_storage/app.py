@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage
 from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, ping_database, upgrade
+from newsflow_shared.heap import freeze_long_lived
 from newsflow_shared.stage import Output
 
 from . import __version__
@@ -65,6 +66,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         stage.depends_on("database", lambda: ping_database(engine))
         keeper.store = app.state.dead_letters = DeadLetterStore(engine)
         await broker.start()
+        freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
         try:
             yield
         finally:
