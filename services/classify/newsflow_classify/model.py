@@ -8,6 +8,7 @@ model name already in the local cache, or ``package:<module>`` for weights a PyP
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import logging
 import os
@@ -164,7 +165,11 @@ class Embedder:
         """Build the compiled model in the background (once); the eager one serves meanwhile."""
         with self._compile_lock:
             if self.compiled and self._compiling is None:
-                self._compiling = threading.Thread(target=self._compile, name="newsflow-compile", daemon=True)
+                # In the caller's context: what it bound for its log lines (the service's name) holds in this thread's.
+                context = contextvars.copy_context()
+                self._compiling = threading.Thread(
+                    target=context.run, args=(self._compile,), name="newsflow-compile", daemon=True
+                )
                 self._compiling.start()
 
     def _compile(self) -> None:
