@@ -28,7 +28,6 @@ from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (
-    PROCESSES,
     articles_of,
     cpu_per_item,
     cpu_seconds,
@@ -333,7 +332,8 @@ async def through_kafka(
         idle = {name: ms / (time.perf_counter() - idle_started) for name, ms in idle.items()}
         metrics_before = await all_stage_metrics(ports)
         cpu_before, own_before = cpu_seconds(), time.process_time()
-        threads_before = {pid: thread_cpu(pid) for pid in classify_processes(cpu_before)}
+        classify_pids = [p.pid for name, p in supervisor.processes.items() if service_of(name) == "classify"]
+        threads_before = {pid: thread_cpu(pid) for pid in classify_pids}
         started = time.perf_counter()
         await send("b", texts)
         await results(len(texts))
@@ -361,16 +361,6 @@ async def through_kafka(
         await watcher.stop()
         await supervisor.stop()
         await forget_run(settings)
-
-
-def classify_processes(processes: dict[int, tuple[str, float]]) -> list[int]:
-    """The classify service's own processes among :func:`cpu_seconds`' (not torch.compile's workers under them)."""
-    found = []
-    for pid, (name, _) in processes.items():
-        with contextlib.suppress(OSError):
-            if name == "classify" and PROCESSES["classify"].encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-    return found
 
 
 def print_thread_split(before: dict[int, dict[int, float]], articles: int) -> None:

@@ -35,9 +35,9 @@ def threads_per_replica(replicas: int, cores: int | None = None) -> int:
     Left to itself, each replica starts a thread per core, so N replicas run N threads per core. A replica's threads
     meet after every kernel, and one of them pushed off its core by another replica's stalls all the others.
     """
-    # The cores this process may use where the platform says (Linux), else the machine's.
-    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    cores = cores or len(usable)
+    if not cores:
+        # The cores this process may use where the platform says (Linux), else the machine's.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores // replicas)
 
 

@@ -4,10 +4,10 @@ The cyclic collector's full pass walks every container object the process holds.
 holds ~930,000 of them once its model is compiled (torch, transformers, the compiler's graphs), and one
 full pass over them costs ~275 ms of CPU on a 2-core Xeon. The stages' own allocations (records,
 contracts, JSON) set off such a pass every few hundred articles: in the whole pipeline that was
-~0.8 ms of classify's CPU per article (1.7 ms with two replicas, each paying its own), its whole excess
-over the bare model loop (``bench/classify.py`` prints classify's CPU by thread). Objects that live as long as the process cannot be
-cyclic garbage worth finding, so a service freezes them once it has loaded them: the collector then
-walks only what was made since.
+~0.8 ms of classify's CPU per article (1.7 ms with two replicas, each paying its own), its whole
+excess over the bare model loop (``bench/classify.py`` prints classify's CPU by thread). Objects that
+live as long as the process cannot be cyclic garbage worth finding, so a service freezes them once it
+has loaded them: the collector then walks only what was made since.
 """
 
 from __future__ import annotations

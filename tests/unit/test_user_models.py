@@ -78,9 +78,8 @@ def test_the_compiled_encoder_gives_the_eager_vectors() -> None:
     told: list[str] = []
     service = contextvars.ContextVar("service", default="unbound")  # as the services bind their name for logging
     service.set("classify")
-    fast.when_compiled(
-        lambda: told.append(f"compiled, in {service.get()}'s context")
-    )  # as classify freezes its objects
+    # As classify freezes the compiled model's objects, from the compiling thread.
+    fast.when_compiled(lambda: told.append(f"compiled, in {service.get()}'s context"))
     eager.when_compiled(lambda: told.append("never: nothing compiles"))
     # The eager model serves while the compiled one is built in the background: the same vectors before and after.
     before = fast.embed(texts)
