@@ -39,6 +39,24 @@ class PatientKafkaBroker(KafkaBroker):
                 delay = min(delay * 2, 10.0)
 
 
+class StoppedMidBatch(logging.Filter):
+    """FastStream's record of a batch cancelled by the service's stop, as what it means to an operator.
+
+    At SIGTERM FastStream gives the batch in hand ``graceful_timeout`` to finish, then cancels it and logs the
+    cancellation as an error with its traceback. Every rolling update of a busy classify replica would page
+    someone for a batch that is simply redelivered: its offsets are not committed and nothing of it was published.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.msg = "stopped in the middle of a batch: it is not committed and will be redelivered"
+            record.args = ()
+            record.exc_info = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegistry | None = None) -> KafkaBroker:
     """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry.
 
@@ -51,6 +69,9 @@ def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegi
     middlewares: list[Any] = [KafkaTelemetryMiddleware()] if recording() else []
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))
+    logger = logging.getLogger(f"newsflow.{service}.broker")
+    if not any(isinstance(f, StoppedMidBatch) for f in logger.filters):
+        logger.addFilter(StoppedMidBatch())
     return PatientKafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"newsflow-{service}",
@@ -62,7 +83,7 @@ def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegi
         **settings.producer_options(),
         # Time for an in-flight batch to finish and commit on SIGTERM, inside the process's own deadline.
         graceful_timeout=max(1.0, settings.shutdown_timeout_s - 3.0),
-        logger=logging.getLogger(f"newsflow.{service}.broker"),
+        logger=logger,
         log_level=logging.DEBUG,
         middlewares=middlewares,
     )

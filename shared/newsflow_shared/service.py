@@ -138,12 +138,27 @@ class _Server(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._stop_asked.set)
 
 
+_LAST_WORD_SECONDS = 0.5
+
+
 def _exit_now(deadline: float) -> None:
+    """Say why, then leave at once, even when the saying cannot finish.
+
+    The log's handler has a lock, and the main thread may hold it while it writes something long: a traceback
+    rendered with rich held it for seconds once, and this exit waited until SIGALRM's backstop ended the process
+    after the deadline. So the last word is said from a thread of its own, for at most half a second.
+    """
+    last_word = threading.Thread(target=_say_still_busy, args=(deadline,), daemon=True)
+    last_word.start()
+    last_word.join(_LAST_WORD_SECONDS)
+    os._exit(0)
+
+
+def _say_still_busy(deadline: float) -> None:
     logging.getLogger(__name__).warning(
         "still busy %.0fs after the stop signal: exiting now; the uncommitted batch will be redelivered", deadline
     )
     logging.shutdown()
-    os._exit(0)
 
 
 def serve(app_factory: str, settings: ServiceSettings, *, host: str | None = None, port: int | None = None) -> None:
