@@ -1,6 +1,6 @@
 """The broker's CPU per article for the pipeline's own traffic, without the services: settings side by side.
 
-    .venv/bin/python bench/broker.py [--articles 1000] [--rate 40] [--rounds 2] [--jit]
+    .venv/bin/python bench/broker.py [--articles 1000] [--rate 40] [--rounds 2] [--jit] [--jvm NAME=FLAGS]
 
 In the whole pipeline the broker's share is a millisecond or two per article beside a model that costs 15-130, and
 the machine's drift hides what a setting does to it. Here the same traffic crosses a real broker with nothing else
@@ -10,7 +10,7 @@ articles a second (classify's batches at the model's pace), consumed in batches 
 services do, produced with the services' producer settings. Only the broker's CPU is counted (from ``/proc``): per
 article, and per second while the hops' consumers wait. Variants run in turns, each on topics of its own, so drift
 falls on all of them alike. ``--jit`` runs a second broker with Kafka's own JVM flags (full JIT) beside the local
-one (the quick compiler only), and turns alternate between them.
+one (the quick compiler only), and ``--jvm`` one with any other flags; turns alternate between the brokers.
 """
 
 from __future__ import annotations
@@ -190,17 +190,19 @@ async def warm_up(bootstrap: str, articles: int = 2000, rate: float = 200.0) -> 
         quiet.setLevel(level)
 
 
-def start_broker(full_jit: bool) -> LocalKafka:
-    """The local broker as ``newsflow run`` starts it, or with Kafka's own JVM flags (read from the environment)."""
-    flags = {"KAFKA_JVM_PERFORMANCE_OPTS": KAFKA_DEFAULT_JVM} if full_jit else {}
+def start_broker(jvm_flags: str | None = None) -> LocalKafka:
+    """The local broker as ``newsflow run`` starts it, or with other JVM flags (the broker reads them from the
+    environment, as Kafka's start scripts do)."""
+    flags = {"KAFKA_JVM_PERFORMANCE_OPTS": jvm_flags} if jvm_flags else {}
     with mock.patch.dict(os.environ, flags):
         return LocalKafka(Path(tempfile.mkdtemp(prefix="newsflow-bench-broker-"))).start()
 
 
 async def run(args: argparse.Namespace, variants: list[Variant]) -> None:
-    brokers = {"local broker": start_broker(full_jit=False)}
-    if args.jit:
-        brokers["full JIT"] = start_broker(full_jit=True)
+    others = ([("full JIT", KAFKA_DEFAULT_JVM)] if args.jit else []) + [
+        (name, flags) for name, _, flags in (spec.partition("=") for spec in args.jvm)
+    ]
+    brokers = {"local broker": start_broker()} | {name: start_broker(flags) for name, flags in others}
     try:
         hops = messages(args.articles)
         pids = {name: broker.process.pid for name, broker in brokers.items() if broker.process}
@@ -215,7 +217,7 @@ async def run(args: argparse.Namespace, variants: list[Variant]) -> None:
             for variant in variants:
                 for name, broker in brokers.items():
                     if name != "local broker" and variant.settings:
-                        continue  # the second broker runs the defaults only
+                        continue  # the other brokers run the default settings only
                     result = await turn(broker.bootstrap_servers, pids[name], variant, hops, args.rate)
                     results.setdefault((variant.name, name), []).append(result)
                     print(
@@ -254,6 +256,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40.0, help="articles per second into the first hop")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jit", action="store_true", help="also a broker with Kafka's own JVM flags")
+    parser.add_argument(
+        "--jvm",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="also a broker with these JVM flags in place of the local broker's, e.g."
+        " 'serial=-XX:+UseSerialGC -XX:TieredStopAtLevel=1' (repeatable)",
+    )
     parser.add_argument(
         "--variant",
         action="append",
