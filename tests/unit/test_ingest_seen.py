@@ -17,7 +17,7 @@ from newsflow_shared.db.tables import ingest_seen
 async def remembers_the_last_hash_and_the_first_sighting(url: str) -> None:
     await upgrade(url)
     engine = make_engine(url)
-    cache: list[str] = []
+    cache: list[object] = []  # each INSERT's CacheStats
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def note_cache(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
