@@ -272,6 +272,8 @@ def main() -> None:
         help="settings to run beside the defaults (env names), e.g. none:KAFKA_COMPRESSION=none",
     )
     args = parser.parse_args()
+    if unnamed := [spec for spec in args.jvm if not spec.partition("=")[2].strip()]:
+        parser.error(f"--jvm takes NAME=FLAGS: no flags in {unnamed}")  # not the local broker under another name
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a new topic's first offsets fetch is retried
     variants = [Variant("defaults")]
     for spec in args.variant:
