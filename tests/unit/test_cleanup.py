@@ -60,6 +60,8 @@ def test_plain_lines_skip_ftfy_with_the_same_result(text: str) -> None:
 
 def test_invisible_characters_go() -> None:
     assert remove_invisible("co\u00adop\u200beration\ufeff") == "cooperation"
+    # Each of them, between letters of a text that is otherwise not ASCII either; other characters stay.
+    assert remove_invisible("é\u200ba\u200cb\u200dc\u2060d\ufeffe\u00adf\u180eg — ß") == "éabcdefg — ß"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +85,9 @@ def test_spacing_damage_is_mended(damaged: str, mended: str) -> None:
 def test_quotes_are_made_consistent() -> None:
     mixed = '\u201cfull victory\u201d and "deal" and \u2018it\u2019s\u2019'
     assert normalise_quotes(mixed, "ascii") == '"full victory" and "deal" and \'it\'s\''
+    # Every double and single quote form, guillemets and primes among them, and nothing else.
+    every = "\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033 \u2018\u2019\u201a\u201b\u2032 \u2014\u2039\u00e9"
+    assert normalise_quotes(every, "ascii") == '""""""" \'\'\'\'\' \u2014\u2039\u00e9'
     assert (
         normalise_quotes('He said "yes" and it\'s done', "typographic") == "He said \u201cyes\u201d and it\u2019s done"
     )

@@ -13,7 +13,7 @@ from typing import Literal
 import ftfy
 
 # Invisible characters that break words for search and models alike.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"), None)
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w%)\]])[ ]+([,.;:!?%)\]}])(?=\s|$)")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[{])[ ]+")
@@ -25,10 +25,15 @@ _HANGING_HYPHEN = re.compile(r"(?<=[^\W\d_]{2})- +(?!(?:and|or|to|und|oder|et|ou
 # "the market.The" → "the market. The": a sentence run into the next (not "e.g." nor "U.S.").
 # (The stop comes first in the pattern so the look-behind runs only at stops: 4x faster on 5 KB.)
 _RUN_ON_SENTENCE = re.compile(r"[.!?](?<=[^\W\d_A-Z]{2}[.!?])(?=[A-Z][^\W\d_A-Z]+[\s,;:])")
-_DOUBLE_QUOTES = str.maketrans(
-    {"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"', "\u2033": '"'}
-)
-_SINGLE_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'"})
+_STRAIGHT_QUOTE = {
+    **dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\u2033", '"'),
+    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'"),
+}
+# Found and replaced by a regular expression rather than str.translate, as are the invisible characters: translate
+# looks every character of a non-ASCII text up in a dict (~150 µs for 1,300 characters, where the expression scans
+# in C in ~7 µs), and one curly quote or em dash makes a text non-ASCII. Cleanup's own CPU on the benchmark's
+# 1.3 KB articles went from 1.08 to 0.87 ms, on 5 KB ones from 3.66 to 2.57 (bench/cleanup.py --before).
+_CURLY_QUOTE = re.compile(f"[{''.join(_STRAIGHT_QUOTE)}]")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # Three or more line breaks (with only spaces between) say no more than two: ftfy works line by
 # line, and a text of 200,000 newlines took it seconds.
@@ -83,8 +88,7 @@ def fix_encoding(text: str) -> str:
 
 def remove_invisible(text: str) -> str:
     """Zero-width characters and soft hyphens carry nothing a reader sees."""
-    # translate() looks every character up in the table, even in ASCII text where none can be.
-    return text if text.isascii() else text.translate(_INVISIBLE)
+    return text if text.isascii() else _INVISIBLE.sub("", text)
 
 
 def mend_spacing(line: str) -> str:
@@ -102,7 +106,7 @@ def mend_spacing(line: str) -> str:
 def normalise_quotes(text: str, style: Literal["ascii", "typographic"]) -> str:
     """One quote style throughout: straight ASCII, or curly quotes paired by position."""
     if not text.isascii():  # ASCII text has no curly quotes to straighten
-        text = text.translate(_DOUBLE_QUOTES).translate(_SINGLE_QUOTES)
+        text = _CURLY_QUOTE.sub(lambda quote: _STRAIGHT_QUOTE[quote[0]], text)
     if style == "ascii":
         return text
     text = re.sub(r'(^|[\s(\[{—–-])"', "\\1\u201c", text)
