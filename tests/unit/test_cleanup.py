@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import unicodedata
 from pathlib import Path
 
 import ftfy
 import pytest
+from ftfy import badness, chardata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +16,16 @@ from newsflow_cleanup.boilerplate import strip_boilerplate, strip_lead_in_teaser
 from newsflow_cleanup.html_article import extract_article
 from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.logic import clean
-from newsflow_cleanup.repair import _ftfy_fix, fix_encoding, mend_spacing, normalise_quotes, remove_invisible, repair
+from newsflow_cleanup.repair import (
+    _PLAIN_LINE,
+    _TYPOGRAPHIC,
+    _ftfy_fix,
+    fix_encoding,
+    mend_spacing,
+    normalise_quotes,
+    remove_invisible,
+    repair,
+)
 from newsflow_cleanup.settings import CleanupSettings
 from newsflow_shared import EmptyArticle, IngestedArticle
 
@@ -47,6 +59,9 @@ _LINE_PARTS = st.sampled_from(
         "\uff2c\uff2f\uff35\uff24",
         "\ufb02ubber",
         "\tindented",
+        "\u00a35bn \u201cdeal\u201d \u2013 done\u2026 \u20ac3 \u2018up\u2019 \u2014 down",
+        "\u00c2\u00a35 and \u00e2\u20ac\u201c a dash",  # mojibake of "£5" and of "–": next to the typographic ones
+        "\u00d0\u201c",
         "",
     ]
 )
@@ -56,6 +71,30 @@ _LINE_PARTS = st.sampled_from(
 @given(st.lists(st.lists(_LINE_PARTS, max_size=3).map(" ".join), max_size=8).map("\n".join))
 def test_plain_lines_skip_ftfy_with_the_same_result(text: str) -> None:
     assert _ftfy_fix(text) == ftfy.fix_text(text, uncurl_quotes=False, normalization="NFC")
+
+
+# Every character that decides which of ftfy's mojibake patterns can match: ASCII, and the typographic ones.
+_PLAIN_ALPHABET = [chr(c) for c in range(0x20, 0x7F) if chr(c) != "&"] + ["\t", *_TYPOGRAPHIC]
+
+
+def test_typographic_characters_are_nothing_ftfy_would_fix() -> None:
+    """Why a line of ASCII and news's typographic characters can skip ftfy: none of its fixers maps one of them, and
+    no string of them, up to three characters, looks like mojibake to it (its patterns that match more than three
+    each hold a character outside the set: Ã, Â, MacRoman's ‚Ä, Cyrillic, Greek, Arabic mojibake's Ø and Ù)."""
+    for table in (chardata.LIGATURES, chardata.WIDTH_MAP, chardata.CONTROL_CHARS):
+        assert not set(map(ord, _TYPOGRAPHIC)) & set(table)
+    assert not chardata.C1_CONTROL_RE.search(_TYPOGRAPHIC)
+    assert unicodedata.normalize("NFC", _TYPOGRAPHIC) == _TYPOGRAPHIC
+    for size in (1, 2, 3):
+        bad = [s for s in map("".join, itertools.product(_PLAIN_ALPHABET, repeat=size)) if badness.is_bad(s)]
+        assert not bad, bad[:5]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_PLAIN_ALPHABET, max_size=300))
+def test_typographic_lines_are_left_as_ftfy_leaves_them(line: str) -> None:
+    assert _PLAIN_LINE.fullmatch(line)
+    assert ftfy.fix_text(line, uncurl_quotes=False, normalization="NFC") == line
 
 
 def test_invisible_characters_go() -> None:
