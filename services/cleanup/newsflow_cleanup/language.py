@@ -133,12 +133,13 @@ class VectorisedIdentifier(langid.LanguageIdentifier):
 
     def feature_counts(self, text: bytes) -> tuple[np.ndarray, np.ndarray]:
         """The model's features found in ``text`` and how often each: what py3langid's ``visit_counts`` finds."""
-        data = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
-        positions = np.arange(len(data))
-        states = np.zeros(len(data), dtype=np.int64)
-        for back in range(_AUTOMATON_MEMORY - 1, -1, -1):
-            walking = positions[back:]  # positions at least ``back`` bytes in; the rest have not started
-            states[walking] = self._next_state[self._row_start[states[walking]] + data[walking - back]]
+        data = np.frombuffer(text, dtype=np.uint8)
+        size = len(data)
+        states = np.zeros(size, dtype=np.int64)
+        for back in range(min(_AUTOMATON_MEMORY, size) - 1, -1, -1):
+            # Positions at least ``back`` bytes in take their byte ``back`` before; the rest have not started. As
+            # slices, not index arrays: a quarter less of cleanup's language time (bench/cleanup.py's leads).
+            states[back:] = self._next_state[self._row_start[states[back:]] + data[: size - back]]
         features = self._feature_of[states]
         return np.unique(features[features >= 0], return_counts=True)
 
