@@ -100,9 +100,10 @@ class ServiceSettings(KafkaSecuritySettings):
 
     batch_max_records: int = Field(default=100, ge=1, description="Most records handled in one batch.")
     # Why 1,000 and not Kafka-client habits' 200: records are taken the moment a fetch brings them, so the wait only
-    # sets how often an idle stage turns its loop. At 200 ms those turns were half of an idle service's CPU (3.3-6.3
-    # ms a second each, 1.3-3.0 at 1,000), and at the pipeline's 16-20 articles a second that was ~0.5 ms per
-    # article across the four stages; an article took as long from ingest to storage either way (bench/HISTORY.md).
+    # sets how often an idle stage turns its loop (tests/integration/test_batch_wait.py). At 200 ms those turns were
+    # half of an idle service's CPU: 3.3-6.3 ms a second each, 1.3-3.0 at 1,000. A busy stage turns for its records
+    # anyway: in the pipeline benchmark only ingest's CPU per article moved (0.54-0.58 -> 0.39-0.40 ms), and an
+    # article took as long from ingest to storage after a quiet spell either way (bench/HISTORY.md, session 20).
     batch_timeout_ms: int = Field(
         default=1000,
         ge=0,
