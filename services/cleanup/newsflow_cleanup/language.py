@@ -138,7 +138,7 @@ class VectorisedIdentifier(langid.LanguageIdentifier):
         states = np.zeros(size, dtype=np.int64)
         for back in range(min(_AUTOMATON_MEMORY, size) - 1, -1, -1):
             # Positions at least ``back`` bytes in take their byte ``back`` before; the rest have not started. As
-            # slices, not index arrays: a quarter less of cleanup's language time (bench/cleanup.py's leads).
+            # slices, not index arrays: 0.14 ms per 1,000-byte sample against 0.19 with ``positions[back:]``.
             states[back:] = self._next_state[self._row_start[states[back:]] + data[: size - back]]
         features = self._feature_of[states]
         return np.unique(features[features >= 0], return_counts=True)

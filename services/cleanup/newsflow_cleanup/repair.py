@@ -31,8 +31,8 @@ _STRAIGHT_QUOTE = {
 }
 # Found and replaced by a regular expression rather than str.translate, as are the invisible characters: translate
 # looks every character of a non-ASCII text up in a dict (~150 µs for 1,300 characters, where the expression scans
-# in C in ~7 µs), and one curly quote or em dash makes a text non-ASCII. Cleanup's own CPU on the benchmark's
-# 1.3 KB articles went from 1.08 to 0.87 ms, on 5 KB ones from 3.66 to 2.57 (bench/cleanup.py --before).
+# in C in ~7 µs), and one curly quote or em dash makes a text non-ASCII. repair() on our English 1.3 KB leads went
+# from 0.60 to 0.47 ms per article with this alone (bench/repair.py).
 _CURLY_QUOTE = re.compile(f"[{''.join(_STRAIGHT_QUOTE)}]")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 # Three or more line breaks (with only spaces between) say no more than two: ftfy works line by
