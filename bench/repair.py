@@ -13,29 +13,22 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, written_articles
+from _common import export_revision, table, written_articles
 
 from newsflow_cleanup import repair as this_checkout
-
-ROOT = Path(__file__).parents[1]
-MODULE = "services/cleanup/newsflow_cleanup/repair.py"
 
 Repair = Callable[[str], list[str]]
 
 
 def repair_at(ref: str) -> Repair:
     """``repair`` of the git revision ``ref``, imported under a name of its own."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{MODULE}"], capture_output=True, check=True)
-    path = Path(tempfile.mkdtemp(prefix="newsflow-bench-repair-")) / "repair.py"
-    path.write_bytes(source.stdout)
+    path = Path(export_revision(ref, ["services/cleanup"])) / "newsflow_cleanup" / "repair.py"
     spec = importlib.util.spec_from_file_location(f"repair_at_{ref}", path)
     assert spec is not None
     assert spec.loader is not None
@@ -65,8 +58,9 @@ def main() -> None:
     }
     rows = []
     for name, texts in inputs.items():
+        expected = [this_checkout.repair(text) for text in texts]
         for side, repair in sides.items():
-            if any(repair(text) != this_checkout.repair(text) for text in texts):
+            if [repair(text) for text in texts] != expected:
                 sys.exit(f"{side} repairs {name} differently from this checkout: not comparable")
         turns: dict[str, list[float]] = {side: [] for side in sides}
         for _ in range(args.rounds):
