@@ -102,8 +102,10 @@ class ArticleRepository:
                 changed.append(
                     (article, to_row(article, revision=revision, stored_at=first_stored, now=now, digest=digest))
                 )
-            # Already validated: construct without validating the whole article again.
-            stored.append(StoredArticle.model_construct(**dict(article), stored_at=first_stored, revision=revision))
+            # Already validated: construct without validating the whole article again. From ``__dict__`` (the
+            # contracts ignore extra fields, so it holds them all): ``dict(article)`` first asks pydantic for a
+            # ``keys`` attribute, an AttributeError raised and caught per article (10 against 22 µs).
+            stored.append(StoredArticle.model_construct(**article.__dict__, stored_at=first_stored, revision=revision))
         return stored, changed
 
     async def _write(
