@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import unicodedata
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.logic import clean
 from newsflow_cleanup.repair import (
     _PLAIN_LINE,
+    _SPACE_BEFORE_PUNCT,
+    _SPACES,
     _TYPOGRAPHIC,
     _ftfy_fix,
     fix_encoding,
@@ -119,6 +122,18 @@ def test_invisible_characters_go() -> None:
 )
 def test_spacing_damage_is_mended(damaged: str, mended: str) -> None:
     assert mend_spacing(damaged) == mended
+
+
+# The spacing expressions as they were written first, plainly: the faster ones in repair.py must match them.
+_PLAIN_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_PLAIN_SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w%)\]])[ ]+([,.;:!?%)\]}])(?=\s|$)")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aZ9_%)]}([{,.;:!?-é \t\n\u00a0\u2002\u3000")), max_size=60))
+def test_spacing_expressions_match_their_plain_forms(line: str) -> None:
+    assert _SPACES.sub(" ", line) == _PLAIN_SPACES.sub(" ", line)
+    assert _SPACE_BEFORE_PUNCT.sub(r"\1", line) == _PLAIN_SPACE_BEFORE_PUNCT.sub(r"\1", line)
 
 
 def test_quotes_are_made_consistent() -> None:

@@ -14,8 +14,12 @@ import ftfy
 
 # Invisible characters that break words for search and models alike.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
-_SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w%)\]])[ ]+([,.;:!?%)\]}])(?=\s|$)")
+# Runs of two or more, or one space of another kind: a lone " " is left alone rather than matched and replaced by
+# itself at every word. The space before punctuation is found from the space on, its look-behind after it, so the
+# scan looks for a literal character instead of trying the look-behind at every position. Together these save
+# ~0.04 ms per 1.3 KB article (bench/repair.py); the output is the same (tests/unit/test_cleanup.py).
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]")
+_SPACE_BEFORE_PUNCT = re.compile(r"[ ](?<=[\w%)\]][ ])[ ]*([,.;:!?%)\]}])(?=\s|$)")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[{])[ ]+")
 # "United Kingdom -based" → "United Kingdom-based": a hyphen glued to the next word but spaced from
 # the last is a broken compound (a dash used as punctuation has spaces on both sides).
