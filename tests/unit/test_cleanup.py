@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import re._constants as sre
+import re._parser as sre_parser
 import unicodedata
 from pathlib import Path
 
@@ -18,11 +20,14 @@ from newsflow_cleanup.html_article import extract_article
 from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.logic import clean
 from newsflow_cleanup.repair import (
+    _MOJIBAKE_REACH,
     _PLAIN_LINE,
     _SPACE_BEFORE_PUNCT,
     _SPACES,
     _TYPOGRAPHIC,
     _ftfy_fix,
+    _ftfy_keeps,
+    _looks_like_mojibake,
     fix_encoding,
     mend_spacing,
     normalise_quotes,
@@ -65,6 +70,12 @@ _LINE_PARTS = st.sampled_from(
         "\u00a35bn \u201cdeal\u201d \u2013 done\u2026 \u20ac3 \u2018up\u2019 \u2014 down",
         "\u00c2\u00a35 and \u00e2\u20ac\u201c a dash",  # mojibake of "£5" and of "–": next to the typographic ones
         "\u00d0\u201c",
+        "Le caf\u00e9 co\u00fbte 3 \u20ac \u00e0 Paris, \u00ab dit-il \u00bb",
+        "Gr\u00f6\u00dfere Stra\u00dfen f\u00fcr M\u00fcnchen: \u00a35bn \u00b7 \u00a510",
+        "\u041c\u043e\u0441\u043a\u0432\u0430 \u0441\u043e\u043e\u0431\u0449\u0438\u043b\u0430",
+        "nai\u0308ve, not NFC",
+        "\u00d8\u00aa\u00d8\u00b3\u00d8\u00aa Arabic mojibake",
+        "\u00c3\u00a9 at the start",
         "",
     ]
 )
@@ -98,6 +109,85 @@ def test_typographic_characters_are_nothing_ftfy_would_fix() -> None:
 def test_typographic_lines_are_left_as_ftfy_leaves_them(line: str) -> None:
     assert _PLAIN_LINE.fullmatch(line)
     assert ftfy.fix_text(line, uncurl_quotes=False, normalization="NFC") == line
+
+
+def _can_match(item: tuple[object, object], char: str) -> bool:
+    """Whether one item of a parsed regular expression can match ``char``; True for what it does not know."""
+    op, value = item
+    if op is sre.LITERAL:
+        return ord(char) == value
+    if op is sre.ANY:
+        return char != "\n"
+    if op is not sre.IN:
+        return True
+    categories = {sre.CATEGORY_SPACE: r"\s", sre.CATEGORY_WORD: r"\w", sre.CATEGORY_DIGIT: r"\d"}
+    negated, found = False, False
+    for kind, argument in value:  # type: ignore[attr-defined]
+        if kind is sre.NEGATE:
+            negated = True
+        elif kind is sre.LITERAL:
+            found |= ord(char) == argument
+        elif kind is sre.RANGE:
+            found |= argument[0] <= ord(char) <= argument[1]
+        elif kind is sre.CATEGORY and argument in categories:
+            found |= re.fullmatch(categories[argument], char) is not None
+        else:
+            return True
+    return found != negated
+
+
+def test_every_mojibake_pattern_needs_a_character_outside_the_plain_set() -> None:
+    """Why ftfy's mojibake search can skip plain lines and, in other lines, look only near the other characters:
+    each alternative of its expression has a character it must match that is none of the plain ones, and no match is
+    longer than the reach on either side of it."""
+    parsed = sre_parser.parse(badness.BADNESS_RE.pattern, badness.BADNESS_RE.flags)
+    assert parsed.getwidth()[1] <= _MOJIBAKE_REACH + 1
+    [(branch, (_, alternatives))] = parsed.data
+    assert branch is sre.BRANCH
+    plain = [chr(code) for code in range(0x20, 0x7F)] + ["\t", "\n", *_TYPOGRAPHIC]
+    for alternative in alternatives:
+        required = [item for item in alternative.data if item[0] in (sre.LITERAL, sre.ANY, sre.IN)]
+        assert any(not any(_can_match(item, char) for char in plain) for item in required), alternative
+
+
+# Characters of clean text in many languages beside those ftfy looks for: mojibake's, its fixers', NFD's.
+_MIXED_ALPHABET = st.sampled_from(
+    list(
+        "aZ 9.,'\"-&<"
+        + _TYPOGRAPHIC
+        + "£€¥éàüßñçÉÖœŒ"  # clean text
+        + "ÃÂÐÎ©®°·»«\xa0\xad×²ØÙª³ВГРСаЂўΒΓΞΟα™√±‚Ä≈¢│▀âā"  # pieces of mojibake
+        + "ﬂＬ\x85\x93\x07\x1b\r\u2028\u0301中ا"  # what ftfy's other fixers change, NFD, other scripts
+    )
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=_MIXED_ALPHABET, max_size=40))
+def test_mojibake_search_near_unusual_characters_finds_what_ftfy_finds(line: str) -> None:
+    found = _looks_like_mojibake(line)
+    assert found >= badness.is_bad(line)
+    if not set(line) & {"\u00c3", "\u00c2"}:  # start with one of these, and a window looks like a text's start
+        assert found == badness.is_bad(line)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=_MIXED_ALPHABET, max_size=40))
+def test_lines_said_to_be_kept_are_kept_by_ftfy(line: str) -> None:
+    if _ftfy_keeps(line):
+        assert ftfy.fix_text(line, uncurl_quotes=False, normalization="NFC") == line
+
+
+def test_foreign_and_currency_lines_skip_ftfy() -> None:
+    for line in [
+        "Le caf\u00e9 co\u00fbte 3 \u20ac",
+        "\u00a35bn \u201cdeal\u201d",
+        "\u041c\u043e\u0441\u043a\u0432\u0430",
+        "\u4e2d\u6587",
+    ]:
+        assert _ftfy_keeps(line)
+    for line in ["caf\u00c3\u00a9", "a &amp; b", "nai\u0308ve", "\ufb02ubber", "\u0093quoted\u0094"]:
+        assert not _ftfy_keeps(line)
 
 
 def test_invisible_characters_go() -> None:
