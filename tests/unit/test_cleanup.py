@@ -20,8 +20,11 @@ from newsflow_cleanup.html_article import extract_article
 from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.logic import clean
 from newsflow_cleanup.repair import (
+    _DETACHED_HYPHEN,
+    _HANGING_HYPHEN,
     _MOJIBAKE_REACH,
     _PLAIN_LINE,
+    _RUN_ON_SENTENCE,
     _SPACE_BEFORE_PUNCT,
     _SPACES,
     _TYPOGRAPHIC,
@@ -217,13 +220,43 @@ def test_spacing_damage_is_mended(damaged: str, mended: str) -> None:
 # The spacing expressions as they were written first, plainly: the faster ones in repair.py must match them.
 _PLAIN_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _PLAIN_SPACE_BEFORE_PUNCT = re.compile(r"(?<=[\w%)\]])[ ]+([,.;:!?%)\]}])(?=\s|$)")
+_PLAIN_DETACHED_HYPHEN = re.compile(r"(?<=\w) +-(?=[^\W\d_]{2})|(?<=\d) -(?=\d+\b)")
+_PLAIN_HANGING_HYPHEN = re.compile(
+    r"(?<=[^\W\d_]{2})- +(?!(?:and|or|to|und|oder|et|ou|y|o|e|och|en|i)\b)(?=[^\W\d_]{2})"
+)
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("aZ9_%)]}([{,.;:!?-é \t\n\u00a0\u2002\u3000")), max_size=60))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                *"aZ9_%)]}([{,.;:!?-é \t\n\u00a0\u2002\u3000",
+                "and",
+                "or",
+                " -",
+                "- ",
+                "9 -9",
+                "aZ",
+                " a- ",
+                "( ",
+                "x.The ",
+            ]
+        ),
+        max_size=40,
+    ).map("".join)
+)
 def test_spacing_expressions_match_their_plain_forms(line: str) -> None:
     assert _SPACES.sub(" ", line) == _PLAIN_SPACES.sub(" ", line)
     assert _SPACE_BEFORE_PUNCT.sub(r"\1", line) == _PLAIN_SPACE_BEFORE_PUNCT.sub(r"\1", line)
+    assert _DETACHED_HYPHEN.sub("-", line) == _PLAIN_DETACHED_HYPHEN.sub("-", line)
+    assert _HANGING_HYPHEN.sub("-", line) == _PLAIN_HANGING_HYPHEN.sub("-", line)
+    # And mend_spacing, which runs each only where a substring search says it may match, as every one of them plainly.
+    plainly = _PLAIN_SPACES.sub(" ", line).strip()
+    plainly = _PLAIN_SPACE_BEFORE_PUNCT.sub(r"\1", plainly)
+    plainly = re.sub(r"([(\[{])[ ]+", r"\1", plainly)
+    plainly = _PLAIN_HANGING_HYPHEN.sub("-", _PLAIN_DETACHED_HYPHEN.sub("-", plainly))
+    assert mend_spacing(line) == _RUN_ON_SENTENCE.sub(r"\g<0> ", plainly)
 
 
 def test_quotes_are_made_consistent() -> None:

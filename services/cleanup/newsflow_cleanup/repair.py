@@ -22,12 +22,16 @@ _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
 # ~0.04 ms per 1.3 KB article (bench/repair.py); the output is the same (tests/unit/test_cleanup.py).
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ ](?<=[\w%)\]][ ])[ ]*([,.;:!?%)\]}])(?=\s|$)")
+_SPACED_PUNCT = tuple(" " + mark for mark in ",.;:!?%)]}")  # what every match of the one above holds
 _SPACE_AFTER_OPEN = re.compile(r"([(\[{])[ ]+")
 # "United Kingdom -based" → "United Kingdom-based": a hyphen glued to the next word but spaced from
 # the last is a broken compound (a dash used as punctuation has spaces on both sides).
-_DETACHED_HYPHEN = re.compile(r"(?<=\w) +-(?=[^\W\d_]{2})|(?<=\d) -(?=\d+\b)")  # "2 -1" is a score
+# "2 -1" is a score. Both hyphen expressions start from their literal space or hyphen, the look-behind after it, as
+# the space before punctuation does: a look-behind first is tried at every position (0.11 against 0.02 ms, 0.11
+# against 0.001 ms for 1.3 KB with a spaced dash).
+_DETACHED_HYPHEN = re.compile(r" (?:(?<=\w ) *-(?=[^\W\d_]{2})|(?<=\d )-(?=\d+\b))")
 # "second- division" → "second-division"; "pre- and post-war" keeps its space before a conjunction.
-_HANGING_HYPHEN = re.compile(r"(?<=[^\W\d_]{2})- +(?!(?:and|or|to|und|oder|et|ou|y|o|e|och|en|i)\b)(?=[^\W\d_]{2})")
+_HANGING_HYPHEN = re.compile(r"-(?<=[^\W\d_]{2}-) +(?!(?:and|or|to|und|oder|et|ou|y|o|e|och|en|i)\b)(?=[^\W\d_]{2})")
 # "the market.The" → "the market. The": a sentence run into the next (not "e.g." nor "U.S.").
 # (The stop comes first in the pattern so the look-behind runs only at stops: 4x faster on 5 KB.)
 _RUN_ON_SENTENCE = re.compile(r"[.!?](?<=[^\W\d_A-Z]{2}[.!?])(?=[A-Z][^\W\d_A-Z]+[\s,;:])")
@@ -151,10 +155,16 @@ def remove_invisible(text: str) -> str:
 
 def mend_spacing(line: str) -> str:
     """Collapse runs of spaces, mend space before punctuation and detached hyphens."""
-    line = _SPACES.sub(" ", line).strip()
-    line = _SPACE_BEFORE_PUNCT.sub(r"\1", line)
-    line = _SPACE_AFTER_OPEN.sub(r"\1", line)
-    if " -" in line:  # the test is much cheaper than the look-behind at every position
+    # Each expression runs only where a substring search (far cheaper than an expression's scan: ~10 ns a character)
+    # finds what it needs: 0.08 ms per 1.3 KB, mostly for nothing, before these tests.
+    if "  " in line or "\t" in line or not line.isascii():  # str.isascii() is a flag, not a scan
+        line = _SPACES.sub(" ", line)
+    line = line.strip()
+    if any(spaced in line for spaced in _SPACED_PUNCT):
+        line = _SPACE_BEFORE_PUNCT.sub(r"\1", line)
+    if "( " in line or "[ " in line or "{ " in line:
+        line = _SPACE_AFTER_OPEN.sub(r"\1", line)
+    if " -" in line:
         line = _DETACHED_HYPHEN.sub("-", line)
     if "- " in line:
         line = _HANGING_HYPHEN.sub("-", line)
