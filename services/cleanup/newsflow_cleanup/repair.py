@@ -21,8 +21,9 @@ _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
 # scan looks for a literal character instead of trying the look-behind at every position. Together these save
 # ~0.04 ms per 1.3 KB article (bench/repair.py); the output is the same (tests/unit/test_cleanup.py).
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000]")
-_SPACE_BEFORE_PUNCT = re.compile(r"[ ](?<=[\w%)\]][ ])[ ]*([,.;:!?%)\]}])(?=\s|$)")
-_SPACED_PUNCT = tuple(" " + mark for mark in ",.;:!?%)]}")  # what every match of the one above holds
+_CLOSING_PUNCT = ",.;:!?%)]}"
+_SPACE_BEFORE_PUNCT = re.compile(f"[ ](?<=[\\w%)\\]][ ])[ ]*([{re.escape(_CLOSING_PUNCT)}])(?=\\s|$)")
+_SPACED_PUNCT = tuple(" " + mark for mark in _CLOSING_PUNCT)  # what every match of the one above holds
 _SPACE_AFTER_OPEN = re.compile(r"([(\[{])[ ]+")
 # "United Kingdom -based" → "United Kingdom-based": a hyphen glued to the next word but spaced from
 # the last is a broken compound (a dash used as punctuation has spaces on both sides).
@@ -54,7 +55,8 @@ _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*(?:\n[ \t\r\f\v]*)+\n")
 # ellipses. ftfy's fixers map none of these characters, they are NFC already, and no match of its mojibake expression
 # is made of them alone (tests/unit/test_cleanup.py checks all three): 94 % of our written English lines.
 _TYPOGRAPHIC = "\u2013\u2014\u2018\u2019\u201c\u201d\u2026"
-_PLAIN_LINE = re.compile(f"[\\t\\x20-\\x25\\x27-\\x7e{_TYPOGRAPHIC}]*\\n?")
+_PLAIN = f"\\t\\x20-\\x25\\x27-\\x7e{_TYPOGRAPHIC}"  # for a character class: the set above, '&' left out
+_PLAIN_LINE = re.compile(f"[{_PLAIN}]*\\n?")
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False, normalization="NFC", explain=False)
 _FTFY_IN_MARKUP = _FTFY._replace(unescape_html=False)
@@ -76,7 +78,7 @@ _FTFY_CHANGES = re.compile(
         )
     )
 )
-_OUTSIDE_PLAIN = re.compile(f"[^\\t\\n\\x20-\\x7e{_TYPOGRAPHIC}]")
+_OUTSIDE_PLAIN = re.compile(f"[^\\n&{_PLAIN}]")  # '&' is plain here: a line holding one never gets this far
 _MOJIBAKE_REACH = 6  # ftfy's longest mojibake pattern is 7 characters long (a test checks)
 
 
