@@ -200,6 +200,20 @@ def test_fingerprints_are_datasketch_s_own_signatures() -> None:
         assert (Fingerprint.of(text).signature == expected.hashvalues.astype(np.uint64)).all()
 
 
+def test_buckets_are_the_bands_hashes_the_index_already_stores() -> None:
+    """The LSH rows already in an index were written as ``band:blake2b-8(the band's two rows)``: buckets computed
+    any faster must stay those strings, or old articles would never be found again."""
+    import hashlib
+
+    for text in ("The minister said the budget would pass on Tuesday.", "Ünïcödé wörds here too", "one"):
+        raw = Fingerprint.of(text).signature.tobytes()
+        expected = [
+            f"{band}:{hashlib.blake2b(raw[band * 16 : band * 16 + 16], digest_size=8).hexdigest()}"
+            for band in range(64)
+        ]
+        assert Fingerprint.of(text).buckets() == expected
+
+
 async def test_a_batch_forgets_what_is_older_than_kept_at_most_twice_its_size(database_url: str) -> None:
     """CLEANUP_DUPLICATE_DAYS: an article older than that is no match, and each batch forgets some of them."""
     await upgrade(database_url)

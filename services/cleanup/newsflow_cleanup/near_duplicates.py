@@ -38,6 +38,8 @@ from newsflow_shared.db.tables import cleanup_fingerprints
 
 NUM_PERM = 128
 BANDS, ROWS = 64, 2
+_BAND_PREFIXES = [f"{band}:" for band in range(BANDS)]  # a bucket is its band, then its rows' hash
+_blake2b = hashlib.blake2b
 _WORD = re.compile(r"\w+", re.UNICODE)
 # The scheme is named so that a datasketch release with another default cannot change the signatures already
 # stored; its permutations are drawn once here, not for every article (a third of the fingerprint's time).
@@ -51,10 +53,16 @@ except ImportError:  # a Python built without it
     from hashlib import sha1 as _sha1
 
 
+_DIGEST = type(_sha1(b"")).digest
+_WORDS_PER_DIGEST = 5  # a SHA-1 digest is 20 bytes: five 32-bit words
+
+
 def _sha1_hash32(shingles: set[bytes]) -> list[int]:
     """datasketch's default hash of each shingle (the first 4 bytes of its SHA-1, little-endian), in one pass:
-    a Python call per shingle was the other third."""
-    return np.frombuffer(b"".join(_sha1(s).digest()[:4] for s in shingles), dtype="<u4").tolist()
+    a Python call per shingle was the other third. The digests are joined whole and every fifth word taken,
+    which costs less than cutting each digest to 4 bytes in Python (97 against 115 µs for 185 pairs)."""
+    digests = b"".join(map(_DIGEST, map(_sha1, shingles)))
+    return np.frombuffer(digests, dtype="<u4")[::_WORDS_PER_DIGEST].tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +86,8 @@ class Fingerprint:
     def buckets(self) -> list[str]:
         raw, width = self.signature.tobytes(), ROWS * self.signature.itemsize
         return [
-            f"{band}:{hashlib.blake2b(raw[band * width : (band + 1) * width], digest_size=8).hexdigest()}"
-            for band in range(BANDS)
+            prefix + _blake2b(raw[start : start + width], digest_size=8).hexdigest()
+            for prefix, start in zip(_BAND_PREFIXES, range(0, BANDS * width, width), strict=True)
         ]
 
     def containment(self, other: Fingerprint) -> float:
