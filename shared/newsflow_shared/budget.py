@@ -73,7 +73,10 @@ def _serve(connection: Connection, make_state: Callable[[], Any], work: Callable
                 outcome = work(state, item)
             except Exception as error:  # the result, or the exception: the parent decides what it means
                 outcome = error
-            spent = _cpu_seconds(os.getpid())  # sent along: the parent counts the next record's share from it
+            # Sent along: the parent counts the next record's share from it. The clock of this (the main) thread is the
+            # one the parent reads from /proc, which truncates it to ticks, but asking the kernel directly costs 0.4 µs
+            # against 14 for reading /proc each record.
+            spent = time.thread_time()
             try:
                 message = pickle.dumps((outcome, spent))
             except Exception as error:  # an exception that does not pickle (pydantic's, say) travels as text
