@@ -192,7 +192,15 @@ def test_fingerprints_are_datasketch_s_own_signatures() -> None:
 
     from datasketch import MinHash
 
-    for text in ("The minister said the budget would pass on Tuesday.", "Ein Wort", "one", "Ünïcödé wörds here too"):
+    rng = random.Random(11)
+    long_text = " ".join(f"w{rng.getrandbits(40):x}" for _ in range(40_000))  # more pairs than one block of hashes
+    for text in (
+        "The minister said the budget would pass on Tuesday.",
+        "Ein Wort",
+        "one",
+        "Ünïcödé wörds here too",
+        long_text,
+    ):
         words = re.findall(r"\w+", text.lower())
         pairs = {f"{a} {b}".encode() for a, b in pairwise(words)} or {w.encode() for w in words}
         expected = MinHash(num_perm=128, seed=7, scheme="affine32")
@@ -212,6 +220,36 @@ def test_buckets_are_the_bands_hashes_the_index_already_stores() -> None:
             for band in range(64)
         ]
         assert Fingerprint.of(text).buckets() == expected
+
+
+async def test_a_batch_is_fingerprinted_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The biggest articles take seconds to fingerprint: on the event loop that would hold up the consumer's
+    heartbeats until its group dropped it and gave the same batch to a consumer again."""
+    import threading
+
+    import newsflow_cleanup.near_duplicates as near_duplicates
+
+    threads: list[int] = []
+    original = near_duplicates.Fingerprint.of.__func__
+
+    def recording(cls: type[Fingerprint], text: str) -> Fingerprint:
+        threads.append(threading.get_ident())
+        return original(cls, text)
+
+    monkeypatch.setattr(near_duplicates.Fingerprint, "of", classmethod(recording))
+    url = f"sqlite+aiosqlite:///{tmp_path}/index.db"
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            matches = await DuplicateIndex(engine).check_and_add_many(connection, [("a", SEED), ("b", respun(SEED))])
+    finally:
+        await engine.dispose()
+    assert matches[0] is None
+    assert matches[1] is not None
+    assert matches[1].duplicate_of == "a"
+    assert len(threads) == 2
+    assert threading.get_ident() not in threads
 
 
 async def test_a_batch_forgets_what_is_older_than_kept_at_most_twice_its_size(database_url: str) -> None:
