@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import text as sql
 
+from newsflow_cleanup import near_duplicates
 from newsflow_cleanup.near_duplicates import DuplicateIndex, Fingerprint
 from newsflow_cleanup.settings import CleanupSettings
 from newsflow_shared.db import make_engine, upgrade
@@ -185,13 +186,16 @@ def days_ago(days: float) -> datetime:
     return datetime.now(UTC) - timedelta(days=days)
 
 
-def test_fingerprints_are_datasketch_s_own_signatures() -> None:
-    """The fingerprint hashes shingles in one pass, not through datasketch's per-item call; the signatures already
-    stored in an index must stay what datasketch computes."""
+@pytest.mark.parametrize("block", [None, 3], ids=["default-blocks", "blocks-of-3"])
+def test_fingerprints_are_datasketch_s_own_signatures(block: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fingerprint hashes and permutes shingles in numpy, not through datasketch's per-item call; the signatures
+    already stored in an index must stay what datasketch computes. Tiny blocks put every text across block edges."""
     from itertools import pairwise
 
     from datasketch import MinHash
 
+    if block:
+        monkeypatch.setattr(near_duplicates, "_HASHES_AT_ONCE", block)
     rng = random.Random(11)
     long_text = " ".join(f"w{rng.getrandbits(40):x}" for _ in range(40_000))  # more pairs than one block of hashes
     for text in (
@@ -226,8 +230,6 @@ async def test_a_batch_is_fingerprinted_off_the_event_loop(tmp_path: Path, monke
     """The biggest articles take seconds to fingerprint: on the event loop that would hold up the consumer's
     heartbeats until its group dropped it and gave the same batch to a consumer again."""
     import threading
-
-    import newsflow_cleanup.near_duplicates as near_duplicates
 
     threads: list[int] = []
     original = near_duplicates.Fingerprint.of.__func__
