@@ -72,3 +72,23 @@ async def test_forgetting_resets_a_source(replicas: tuple[LearnedBoilerplate, Le
         await see(a, article(number))
     assert await forget(a.engine, "Daily Planet") > 0
     assert PROMO in (await a.strip(article(9))).text
+
+
+async def test_a_learned_line_is_removed_in_every_spelling_the_batch_s_candidates_carry(
+    replicas: tuple[LearnedBoilerplate, LearnedBoilerplate],
+) -> None:
+    """The batch hands its candidates to ``strip_many`` so each short line is hashed once; two spellings of one line
+    (case, spacing) share a key but the candidates keep only one of them, and both must still go."""
+    a, _ = replicas
+    for number in range(1, 4):
+        await see(a, article(number))
+    shouted = "FOLLOW  @DailyPlanet on Bluesky for live updates from the newsroom"
+    later = article(4).model_copy(update={"text": f"{article(4).text}\n\n{shouted}"})
+    lines = a.candidates(later)
+    assert len(lines) == 3  # both story paragraphs are short too, and one key holds both spellings of the promotion
+    async with a.engine.connect() as connection:
+        [stripped] = await a.strip_many(connection, [later], [lines])
+    assert PROMO not in stripped.text
+    assert shouted not in stripped.text
+    assert [removal.what for removal in stripped.removed] == [PROMO, shouted]
+    assert "A second paragraph of story 4" in stripped.text

@@ -89,7 +89,7 @@ class Cleanup:
         lines = [self.boilerplate.candidates(a) if self.boilerplate else {} for a in articles]
         async with self.engine.begin() as connection:
             if self.boilerplate:
-                articles = await self.boilerplate.strip_many(connection, articles)
+                articles = await self.boilerplate.strip_many(connection, articles, lines)
             results: list[CleanArticle | RejectedInput] = []
             for article in articles:
                 empty = not article.text.strip()

@@ -49,9 +49,16 @@ class LearnedBoilerplate:
         async with self.engine.begin() as connection:
             await self.learn_many(connection, [(article, lines)])
 
-    async def strip_many(self, connection: AsyncConnection, articles: list[CleanArticle]) -> list[CleanArticle]:
-        """Each article without the lines its source is known to repeat (two queries for the whole batch)."""
-        wanted = {(a.source, key) for a in articles if a.source for key in self.candidates(a)}
+    async def strip_many(
+        self, connection: AsyncConnection, articles: list[CleanArticle], lines: list[Lines] | None = None
+    ) -> list[CleanArticle]:
+        """Each article without the lines its source is known to repeat (two queries for the whole batch).
+
+        ``lines``: each article's :meth:`candidates`, when the caller has them already (it learns from them after).
+        """
+        if lines is None:
+            lines = [self.candidates(a) for a in articles]
+        wanted = {(a.source, key) for a, own in zip(articles, lines, strict=True) if a.source for key in own}
         if not wanted:
             return articles
         sources = {source for source, _ in wanted}
@@ -73,17 +80,24 @@ class LearnedBoilerplate:
                 ).where(*scope, cleanup_source_lines.c.article_id.in_([a.id for a in articles]))
             )
         }
-        return [self._without_learned(a, totals, own) for a in articles]
+        return [self._without_learned(a, keys, totals, own) for a, keys in zip(articles, lines, strict=True)]
 
     def _without_learned(
-        self, article: CleanArticle, totals: dict[tuple[str, str], int], own: set[tuple[str, str, str]]
+        self,
+        article: CleanArticle,
+        lines: Lines,
+        totals: dict[tuple[str, str], int],
+        own: set[tuple[str, str, str]],
     ) -> CleanArticle:
         if not article.source:
             return article
+        # The keys the article's candidates already have, by paragraph: each short paragraph is hashed once per
+        # batch. Two paragraphs that differ only in case or spacing share a key, but the candidates keep one of them.
+        key_of = {paragraph: key for key, paragraph in lines.items()}
         removed: list[Removal] = []
         kept: list[str] = []
         for paragraph in article.text.split("\n\n"):
-            key = line_key(paragraph) if len(paragraph) <= self.max_chars else None
+            key = (key_of.get(paragraph) or line_key(paragraph)) if len(paragraph) <= self.max_chars else None
             others = totals.get((article.source, key), 0) - ((article.source, key, article.id) in own) if key else 0
             if key and others + 1 >= self.min_articles:
                 removed.append(
