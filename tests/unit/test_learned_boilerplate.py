@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from newsflow_cleanup import learned
 from newsflow_cleanup.learned import LearnedBoilerplate, forget
 from newsflow_shared import CleanArticle
 from newsflow_shared.db import make_engine, upgrade
@@ -92,3 +93,35 @@ async def test_a_learned_line_is_removed_in_every_spelling_the_batch_s_candidate
     assert shouted not in stripped.text
     assert [removal.what for removal in stripped.removed] == [PROMO, shouted]
     assert "A second paragraph of story 4" in stripped.text
+
+
+def test_a_long_list_offers_only_its_first_and_last_short_lines(
+    replicas: tuple[LearnedBoilerplate, LearnedBoilerplate],
+) -> None:
+    """An article of thousands of short lines (a list, a table) must not cost a statement value per line: boilerplate
+    sits at the top and the bottom of a page."""
+    a, _ = replicas
+    rows = [f"Row {number} of the table" for number in range(1, 501)]
+    listing = article(1).model_copy(update={"text": "\n\n".join(rows)})
+    offered = set(a.candidates(listing).values())
+    assert len(offered) == 200
+    assert {"Row 1 of the table", "Row 100 of the table", "Row 401 of the table", "Row 500 of the table"} <= offered
+    assert "Row 101 of the table" not in offered
+    assert "Row 400 of the table" not in offered
+
+
+async def test_learned_lines_are_found_when_a_batch_s_keys_take_several_statements(
+    replicas: tuple[LearnedBoilerplate, LearnedBoilerplate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = replicas
+    monkeypatch.setattr(learned, "_KEYS_PER_STATEMENT", 1)  # each key in statements of its own
+    sign_off = "Reporting by the Daily Planet newsroom; editing by the night desk"
+
+    def signed(number: int) -> CleanArticle:
+        return article(number).model_copy(update={"text": f"{sign_off}\n\n{article(number).text}"})
+
+    for number in range(1, 3):
+        assert PROMO in (await see(a, signed(number))).text
+    third = await see(a, signed(3))
+    assert {removal.what for removal in third.removed} == {PROMO, sign_off}
+    assert "Story 3 begins" in third.text

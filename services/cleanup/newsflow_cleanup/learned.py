@@ -22,6 +22,8 @@ from newsflow_shared.db.engine import dialect_insert
 from newsflow_shared.db.tables import cleanup_source_lines
 
 Lines = dict[str, str]
+_LINES_PER_END = 100  # short lines an article offers to learn and to strip, from its top and from its bottom
+_KEYS_PER_STATEMENT = 5_000
 
 
 def line_key(line: str) -> str:
@@ -37,8 +39,16 @@ class LearnedBoilerplate:
         self._insert = dialect_insert(engine)
 
     def candidates(self, article: CleanArticle) -> Lines:
-        """Short paragraphs, by their key."""
-        return {line_key(p): p for p in article.text.split("\n\n") if p and len(p) <= self.max_chars}
+        """Short paragraphs, by their key: the first and the last ``_LINES_PER_END`` of them.
+
+        Boilerplate sits at the top and the bottom of a page. An article of 2 MB can be 40,000 short lines (a list, a
+        table), and counting each of them for its source took seconds of the event loop's time per article: a batch
+        of them held it past the consumer group's session, and the batch came back again and again.
+        """
+        short = [p for p in article.text.split("\n\n") if p and len(p) <= self.max_chars]
+        if len(short) > 2 * _LINES_PER_END:
+            short = short[:_LINES_PER_END] + short[-_LINES_PER_END:]
+        return {line_key(p): p for p in short}
 
     async def strip(self, article: CleanArticle) -> CleanArticle:
         async with self.engine.connect() as connection:
@@ -52,35 +62,34 @@ class LearnedBoilerplate:
     async def strip_many(
         self, connection: AsyncConnection, articles: list[CleanArticle], lines: list[Lines] | None = None
     ) -> list[CleanArticle]:
-        """Each article without the lines its source is known to repeat (two queries for the whole batch).
+        """Each article without the lines its source is known to repeat (two queries for the whole batch, unless its
+        short lines are many thousands).
 
         ``lines``: each article's :meth:`candidates`, when the caller has them already (it learns from them after).
         """
         if lines is None:
             lines = [self.candidates(a) for a in articles]
-        wanted = {(a.source, key) for a, own in zip(articles, lines, strict=True) if a.source for key in own}
+        wanted = {(a.source, key) for a, short in zip(articles, lines, strict=True) if a.source for key in short}
         if not wanted:
             return articles
         sources = {source for source, _ in wanted}
-        keys = {key for _, key in wanted}
-        scope = (cleanup_source_lines.c.source.in_(sources), cleanup_source_lines.c.line_hash.in_(keys))
-        totals = {
-            (row.source, row.line_hash): row.seen
-            for row in await connection.execute(
-                select(cleanup_source_lines.c.source, cleanup_source_lines.c.line_hash, func.count().label("seen"))
-                .where(*scope)
-                .group_by(cleanup_source_lines.c.source, cleanup_source_lines.c.line_hash)
+        keys = sorted({key for _, key in wanted})
+        ids = [a.id for a in articles]
+        columns = cleanup_source_lines.c
+        totals: dict[tuple[str, str], int] = {}
+        own: set[tuple[str, str, str]] = set()
+        # A few thousand keys at a time: a batch brings up to 200 an article, and asyncpg refuses a statement of more
+        # than 32,767 values (SQLite's default limit is 32,766), which would fail the whole batch.
+        for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+            scope = (columns.source.in_(sources), columns.line_hash.in_(keys[start : start + _KEYS_PER_STATEMENT]))
+            counted = select(columns.source, columns.line_hash, func.count().label("seen")).where(*scope)
+            for row in await connection.execute(counted.group_by(columns.source, columns.line_hash)):
+                totals[(row.source, row.line_hash)] = row.seen
+            theirs = select(columns.source, columns.line_hash, columns.article_id).where(
+                *scope, columns.article_id.in_(ids)
             )
-        }
-        own = {
-            (row.source, row.line_hash, row.article_id)
-            for row in await connection.execute(
-                select(
-                    cleanup_source_lines.c.source, cleanup_source_lines.c.line_hash, cleanup_source_lines.c.article_id
-                ).where(*scope, cleanup_source_lines.c.article_id.in_([a.id for a in articles]))
-            )
-        }
-        return [self._without_learned(a, keys, totals, own) for a, keys in zip(articles, lines, strict=True)]
+            own.update((row.source, row.line_hash, row.article_id) for row in await connection.execute(theirs))
+        return [self._without_learned(a, short, totals, own) for a, short in zip(articles, lines, strict=True)]
 
     def _without_learned(
         self,
