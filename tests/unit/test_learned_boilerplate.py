@@ -27,9 +27,19 @@ def article(number: int, source: str = "Daily Planet") -> CleanArticle:
     )
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    # asyncpg and SQLite each cap the values one statement takes, at different numbers.
+    return (
+        f"sqlite+aiosqlite:///{tmp_path}/learned.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("fresh_postgres")
+    )
+
+
 @pytest.fixture
-async def replicas(tmp_path: Path) -> AsyncIterator[tuple[LearnedBoilerplate, LearnedBoilerplate]]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/learned.db"
+async def replicas(database_url: str) -> AsyncIterator[tuple[LearnedBoilerplate, LearnedBoilerplate]]:
+    url = database_url
     await upgrade(url)
     one, two = make_engine(url), make_engine(url)
     yield LearnedBoilerplate(one, min_articles=3), LearnedBoilerplate(two, min_articles=3)
