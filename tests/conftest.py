@@ -55,6 +55,17 @@ def postgres_url() -> Iterator[str]:
     yield result.stdout.strip()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each kind in turn, for code whose statements differ by database (bulk parameters as a
+    JSON array in SQLite and as arrays in PostgreSQL; asyncpg and SQLite cap a statement's values differently)."""
+    return (
+        f"sqlite+aiosqlite:///{tmp_path}/newsflow.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("fresh_postgres")
+    )
+
+
 @pytest.fixture
 async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
     """A database of its own for one test, dropped afterwards."""

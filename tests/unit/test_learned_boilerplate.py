@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -24,16 +23,6 @@ def article(number: int, source: str = "Daily Planet") -> CleanArticle:
         language="en",
         language_confidence=1.0,
         content_hash=str(number),
-    )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    # asyncpg and SQLite each cap the values one statement takes, at different numbers.
-    return (
-        f"sqlite+aiosqlite:///{tmp_path}/learned.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("fresh_postgres")
     )
 
 

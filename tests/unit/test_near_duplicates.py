@@ -51,16 +51,6 @@ OTHER_STORY_SAME_SUBJECT = (
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    # Each database has its own bulk statements for the LSH buckets (a JSON array in SQLite, arrays in PostgreSQL).
-    return (
-        f"sqlite+aiosqlite:///{tmp_path}/dups.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("fresh_postgres")
-    )
-
-
 @pytest.fixture
 async def index(database_url: str) -> AsyncIterator[tuple[DuplicateIndex, DuplicateIndex]]:
     await upgrade(database_url)
