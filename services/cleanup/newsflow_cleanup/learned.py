@@ -62,8 +62,8 @@ class LearnedBoilerplate:
     async def strip_many(
         self, connection: AsyncConnection, articles: list[CleanArticle], lines: list[Lines] | None = None
     ) -> list[CleanArticle]:
-        """Each article without the lines its source is known to repeat (two queries for the whole batch, unless its
-        short lines are many thousands).
+        """Each article without the lines its source is known to repeat (two queries for each 5,000 of the batch's
+        short lines).
 
         ``lines``: each article's :meth:`candidates`, when the caller has them already (it learns from them after).
         """
