@@ -66,6 +66,26 @@ MAX_TITLE = 2_000
 MAX_URL = 4_000
 MAX_SOURCE = 500
 MAX_LANGUAGE = 16
+# PostgreSQL keeps a B-tree index row in at most 2,704 bytes, and the web page's indexes hold an article's id, source
+# and duplicate_of in one row: ids of 200 four-byte letters and a source of 500 made 3,632, and the article was refused.
+# An id of 512 bytes (Elasticsearch's limit too) and a source of 1,500 (500 characters of any script but emoji and rare
+# CJK) leave ~130 bytes to spare: ids of 512 and a source of 1,600 were stored, 1,700 was not. SQLite has no such
+# limit; the bounds hold on both, so what one database keeps, so does the other.
+MAX_ID_BYTES = 512
+MAX_SOURCE_BYTES = 1_500
+
+
+def _at_most_bytes(limit: int, field: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) * 4 > limit:  # only then can it be over: no character takes more than four bytes
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if size > limit:
+                raise ValueError(
+                    f"the {field} takes {size:,} bytes in UTF-8; at most {limit:,} fit the database's indexes"
+                )
+        return value
+
+    return AfterValidator(check)
 
 
 class Contract(BaseModel):
@@ -92,9 +112,11 @@ ArticleId = Annotated[
         max_length=200,
         # No spaces, control characters or bidi overrides (lone surrogates never get past the JSON parser).
         pattern=r"^[^\s\x00-\x1f\u202a-\u202e\u2066-\u2069]+$",
-        description="Stable article id: the one given, else a hash of the URL, else of the text. Kafka key on every hop.",
+        description="Stable article id: the one given, else a hash of the URL, else of the text. Kafka key on every hop. "
+        "At most 512 bytes in UTF-8.",
         examples=["reuters-2018-04-02-douma"],
     ),
+    _at_most_bytes(MAX_ID_BYTES, "id"),
 ]
 
 
@@ -109,7 +131,9 @@ class RawArticle(Contract):
     text: StrictStr | None = Field(default=None, description="Plain-text body.")
     html: StrictStr | None = Field(default=None, description="A whole web page or an HTML fragment.")
     url: StrictStr | None = Field(default=None, max_length=MAX_URL)
-    source: StrictStr | None = Field(default=None, max_length=MAX_SOURCE, description="Publisher or feed name.")
+    source: Annotated[StrictStr, _at_most_bytes(MAX_SOURCE_BYTES, "source")] | None = Field(
+        default=None, max_length=MAX_SOURCE, description="Publisher or feed name; at most 1,500 bytes in UTF-8."
+    )
     published_at: PlausibleDate | None = Field(
         default=None, description="ISO 8601 between 1800 and 2200; a time without an offset is taken as UTC."
     )
@@ -167,7 +191,9 @@ class ArticleBase(Contract):
     id: ArticleId
     title: SafeText | None = Field(default=None, max_length=MAX_TITLE)
     url: SafeText | None = Field(default=None, max_length=MAX_URL)
-    source: SafeText | None = Field(default=None, max_length=MAX_SOURCE)
+    source: Annotated[SafeText, _at_most_bytes(MAX_SOURCE_BYTES, "source")] | None = Field(
+        default=None, max_length=MAX_SOURCE
+    )
     published_at: PlausibleDate | None = None
     metadata: SafeMetadata = Field(default_factory=dict)
     content_hash: str = Field(max_length=64, description="Hash of the raw content: equal hashes mean an exact re-send.")

@@ -30,8 +30,9 @@ class Fault(Enum):
 # 57 operator intervention (shutdown, query cancelled), 58 system error (I/O).
 TEMPORARY_SQLSTATE_CLASSES = frozenset({"08", "25", "40", "53", "57", "58"})
 # 22 data exception (value too long, bad encoding, out of range), 23 integrity constraint,
-# 42 syntax error or access rule violation (e.g. a value of the wrong type for its column).
-RECORD_SQLSTATE_CLASSES = frozenset({"22", "23", "42"})
+# 42 syntax error or access rule violation (e.g. a value of the wrong type for its column),
+# 54 program limit exceeded (a text too long for a tsvector): the same statement fails however often it is tried.
+RECORD_SQLSTATE_CLASSES = frozenset({"22", "23", "42", "54"})
 
 # SQLite has no SQLSTATE; its result codes say the same things.
 _SQLITE_TEMPORARY = frozenset(

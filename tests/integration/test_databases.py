@@ -14,7 +14,9 @@ from newsflow_cli.inputs import read_inputs
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.db.migrate import alembic_config
 from newsflow_shared.db.tables import metadata
+from newsflow_storage.repository import ArticleRepository, Query
 
+from ..unit.test_storage import article as enriched
 from .harness import Pipeline, article, isolated_env
 
 ROOT = Path(__file__).parents[2]
@@ -61,6 +63,42 @@ async def test_sqlite_keeps_the_near_duplicate_buckets_through_0005_and_back(tmp
     assert found == rows
     assert "WITHOUT ROWID" not in ddl
     await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_keeps_what_it_can_search_through_0006_and_back(fresh_postgres: str) -> None:
+    """0006 makes the generated search vector read the first 100,000 characters; stored articles stay found."""
+
+    async def searched_and_found() -> tuple[str, set[str]]:
+        async with engine.connect() as connection:
+            expression = await connection.scalar(
+                text("SELECT generation_expression FROM information_schema.columns WHERE column_name = 'search'")
+            )
+        found = await repository.search(Query(q="Douma"))
+        return expression, {a.id for a in found.items}
+
+    def downgrade(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+
+    await upgrade(fresh_postgres, "0005")
+    engine = make_engine(fresh_postgres)
+    repository = ArticleRepository(engine)
+    try:
+        await repository.store([enriched("before")])
+        await upgrade(fresh_postgres)
+        expression, found = await searched_and_found()
+        assert "100000" in expression
+        assert found == {"before"}
+        await repository.store([enriched("after")])
+        async with engine.begin() as connection:
+            await connection.run_sync(downgrade)
+        expression, found = await searched_and_found()
+        assert "100000" not in expression
+        assert found == {"before", "after"}
+    finally:
+        await engine.dispose()
 
 
 async def migrate_and_check(url: str) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -17,15 +18,18 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from rich.console import Console
 
 from newsflow_cli.inputs import Input
 from newsflow_cli.output import show
+from newsflow_shared.contracts import MAX_ID_BYTES, MAX_SOURCE_BYTES
 
 from ..hostile.generate import generated
 from ..hostile.records import good, write_jsonl
-from .harness import Pipeline, isolated_env
+from ..unit.test_storage_at_the_limits import FOUR_BYTE_LETTERS, distinct_words, hyphenated_four_byte_words
+from .harness import Pipeline, article, isolated_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -62,6 +66,38 @@ async def test_a_thousand_generated_hostile_messages_are_answered_on_postgres(po
         if kind == "dead-letter":
             assert record["reason"].strip()
             assert record["stage"] in {"ingest", "cleanup", "classify", "storage", "push"}
+
+
+@pytest.mark.postgres
+async def test_articles_at_the_contracts_limits_are_stored_and_found_on_postgres(postgres_pipeline: Pipeline) -> None:
+    """PostgreSQL refuses a tsvector of over 1 MB and an index row of over 2,704 bytes. Before migration 0006, ~800 KB of
+    distinct words (under INGEST_MAX_BYTES) failed storage's insert three times and was dead-lettered; so did an
+    article whose id, source and duplicate_of were as wide as the contracts allowed in characters."""
+    latin = distinct_words(160_000, seed=15)  # 1.4 MB
+    worst = hyphenated_four_byte_words(40_000, seed=16)  # the most tsvector bytes per character we found
+    letters = random.Random(17)
+    original_id, copy_id, source = (
+        "".join(letters.choices(FOUR_BYTE_LETTERS, k=size // 4))
+        for size in (MAX_ID_BYTES, MAX_ID_BYTES, MAX_SOURCE_BYTES)
+    )
+    story = " ".join(distinct_words(120, seed=18))
+    inputs = [
+        article(id="long-latin", title="Long list", text=" ".join(latin)),
+        article(id="long-worst", title="Long list", text=" ".join(worst)),
+        article(id=original_id, source=source, title="Wide", text=story),
+        article(id=copy_id, source=source, title="Wide", text=story),
+        article(id="after-them", title="Budget", text="The council approved the budget on Monday."),
+    ]
+
+    results = await postgres_pipeline.run(inputs, timeout=300)
+
+    assert [kind for kind, _ in results.values()] == ["stored"] * 5, [r.get("reason") for _, r in results.values()]
+    copies = {record["id"]: record["duplicate_of"] for _, record in results.values() if record["source"] == source}
+    assert copies in ({original_id: None, copy_id: original_id}, {original_id: copy_id, copy_id: None})
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{postgres_pipeline.api_port}") as client:
+        for word, wanted in ((latin[0], "long-latin"), (worst[0], "long-worst"), ("council", "after-them")):
+            found = (await client.get("/articles", params={"q": word})).json()
+            assert [a["id"] for a in found["items"]] == [wanted], word
 
 
 async def test_process_answers_the_hostile_file_on_sqlite_within_two_minutes(

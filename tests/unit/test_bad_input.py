@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from newsflow_ingest.logic import ingest
-from newsflow_shared import ArticleTooLarge, Delivery, InvalidArticle, MalformedMessage, RawArticle
+from newsflow_shared import (
+    ArticleTooLarge,
+    CleanArticle,
+    Delivery,
+    EnrichedArticle,
+    IngestedArticle,
+    InvalidArticle,
+    MalformedMessage,
+    RawArticle,
+    StoredArticle,
+)
+from newsflow_shared.contracts import ArticleBase
 
 
 def decode(value: bytes) -> RawArticle:
@@ -32,6 +44,9 @@ def decode(value: bytes) -> RawArticle:
         (b'{"text": "x", "published_at": "yesterday"}', InvalidArticle, "field 'published_at'"),
         (b'{"text": "x", "schema_version": "2.0"}', InvalidArticle, "schema_version '2.0' is not supported"),
         (b'{"text": "x", "metadata": "not a dict"}', InvalidArticle, "field 'metadata'"),
+        # Within 200 and 500 characters, but over what PostgreSQL's index rows hold (four-byte letters).
+        (f'{{"id": "{chr(0x20000) * 129}", "text": "x"}}'.encode(), InvalidArticle, "the id takes 516 bytes"),
+        (f'{{"source": "{chr(0x20000) * 376}", "text": "x"}}'.encode(), InvalidArticle, "the source takes 1,504 bytes"),
     ],
 )
 def test_bad_messages_are_rejected_with_a_reason(value: bytes, error: type[Exception], reason: str) -> None:
@@ -44,6 +59,18 @@ def test_huge_text_is_rejected_by_size_not_by_crashing() -> None:
     raw = decode(b'{"text": "' + b"a" * (20 * 1024 * 1024) + b'"}')
     with pytest.raises(ArticleTooLarge, match=r"20\.0 MiB; the limit is 2\.0 MiB \(INGEST_MAX_BYTES\)"):
         ingest(raw, max_bytes=2 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("model", [RawArticle, IngestedArticle, CleanArticle, EnrichedArticle, StoredArticle])
+def test_every_hop_holds_ids_and_sources_to_the_bytes_the_database_indexes_hold(model: type[ArticleBase]) -> None:
+    """The bounds hold at every hop, so a record put straight on a later topic meets them too."""
+    fields = {"text": "x", "content_hash": "h", "language": "en", "language_confidence": 1.0}
+    widest = {"id": chr(0x20000) * 128, "source": chr(0x20000) * 375}  # 512 and 1,500 bytes
+    assert model.model_validate(fields | widest).id == widest["id"]
+    assert model.model_validate(fields | {"id": "ж" * 200, "source": "源" * 500}).source == "源" * 500
+    for field, over in (("id", chr(0x20000) * 129), ("source", chr(0x20000) * 376)):
+        with pytest.raises(ValidationError, match=f"the {field} takes"):
+            model.model_validate(fields | widest | {field: over})
 
 
 def test_unknown_fields_are_kept_in_metadata() -> None:

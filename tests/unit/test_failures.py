@@ -38,6 +38,7 @@ def database_error(sqlstate: str) -> sql_errors.DBAPIError:
         ("22P05", Fault.RECORD),  # untranslatable character in JSON
         ("23505", Fault.RECORD),  # unique violation
         ("42804", Fault.RECORD),  # datatype mismatch
+        ("54000", Fault.RECORD),  # program limit exceeded: string is too long for tsvector
     ],
 )
 def test_database_errors_are_sorted_by_sqlstate_class(sqlstate: str, fault: Fault) -> None:
