@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Column, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -156,15 +156,22 @@ class DeadLetterKeeper:
         return []
 
 
+def _fitted(value: str | None, column: Column[Any]) -> str | None:
+    """Cut to the column's length. A letter's key (its article_id) and names come from whatever was on the topic:
+    one longer than its column would be refused by PostgreSQL, and the letter missing from the web page."""
+    length = getattr(column.type, "length", None)
+    return value[:length] if value is not None and length is not None else value
+
+
 def _to_row(letter: DeadLetter) -> dict[str, Any]:
     return {
-        "source_topic": letter.source_topic,
+        "source_topic": _fitted(letter.source_topic, dead_letters.c.source_topic),
         "source_partition": letter.source_partition,
         "source_offset": letter.source_offset,
-        "stage": letter.stage,
-        "error": letter.error,
+        "stage": _fitted(letter.stage, dead_letters.c.stage),
+        "error": _fitted(letter.error, dead_letters.c.error),
         "reason": letter.reason,
-        "article_id": letter.article_id,
+        "article_id": _fitted(letter.article_id, dead_letters.c.article_id),
         "original": letter.original,
         "original_size": letter.original_size,
         "original_truncated": letter.original_truncated,
