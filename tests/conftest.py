@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -66,9 +67,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     )
 
 
-@pytest.fixture
-async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
-    """A database of its own for one test, dropped afterwards."""
+@asynccontextmanager
+async def database_of_its_own(postgres_url: str) -> AsyncIterator[str]:
+    """A new database on the server of ``postgres_url``, dropped afterwards."""
     url = make_url(postgres_url)
     name = f"newsflow_test_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(
@@ -90,6 +91,20 @@ async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
                     raise
                 await asyncio.sleep(0.5)
         await admin.close()
+
+
+@pytest.fixture
+async def fresh_postgres(postgres_url: str) -> AsyncIterator[str]:
+    """A database of its own for one test."""
+    async with database_of_its_own(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def module_postgres(postgres_url: str) -> AsyncIterator[str]:
+    """A database of its own for one module's tests, where setting it up for each would cost too much."""
+    async with database_of_its_own(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture

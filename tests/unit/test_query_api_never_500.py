@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,8 +60,8 @@ class Client:
 
 
 @asynccontextmanager
-async def served(path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(StorageSettings(database_url=f"sqlite+aiosqlite:///{path}"))
+async def served(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(StorageSettings(database_url=database_url))
     async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
         await app.state.repository.store(
             [article(f"f{i}", text="Rebels left Douma by bus. <script>alert(1)</script>") for i in range(3)]
@@ -72,12 +71,15 @@ async def served(path: Path) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(served(tmp_path_factory.mktemp("fuzz") / "api.db")) as http,
-    ):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """The API on each database in turn: PostgreSQL refuses in a query what SQLite takes (a NUL character)."""
+    database_url = (
+        f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('fuzz') / 'api.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("module_postgres")
+    )
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(served(database_url)) as http:
         yield Client(portal, http)
 
 
@@ -99,6 +101,22 @@ def test_blank_and_nul_searches_found_by_hand(client: Client, q: str) -> None:
     else:
         assert response.status_code == 200
         assert len(response.json()["items"]) == 3  # spaces around a word, or only spaces, search as expected
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/articles/%00",
+        "/articles/f1%00",
+        "/articles/%00/revisions",
+        "/article/%00",
+        "/articles/%ED%A0%80",
+        "/articles/%FF",
+    ],
+)
+def test_an_id_no_article_can_have_is_not_found(client: Client, path: str) -> None:
+    """Found by hand on PostgreSQL: a NUL in the id of /articles/{id} (and the web page's /article/{id}) was a 500."""
+    assert client.get(path).status_code == 404
 
 
 def test_relevance_sort_pages_through_every_match(client: Client) -> None:

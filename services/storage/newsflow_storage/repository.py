@@ -151,6 +151,8 @@ class ArticleRepository:
         return list(rows.values())
 
     async def get(self, article_id: str) -> StoredArticle | None:
+        if not could_be_stored(article_id):
+            return None
         async with self.engine.connect() as connection:
             row = (await connection.execute(select(articles).where(articles.c.id == article_id))).first()
         return from_row(row) if row else None
@@ -170,6 +172,8 @@ class ArticleRepository:
             last = rows[-1].id
 
     async def revisions(self, article_id: str) -> list[dict[str, Any]]:
+        if not could_be_stored(article_id):
+            return []
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 select(article_revisions)
@@ -407,6 +411,12 @@ def decode_offset(cursor: str) -> int:
         return int(offset)
     except ValueError as error:
         raise ValueError("the cursor is not one this API returned for this sort") from error
+
+
+def could_be_stored(article_id: str) -> bool:
+    """False for an id with a control character: the contracts refuse them, and PostgreSQL refuses a NUL even in a
+    query, which would make a request for such an id a server error rather than "not found"."""
+    return _CONTROL.search(article_id) is None
 
 
 def search_words(q: str | None) -> str | None:
