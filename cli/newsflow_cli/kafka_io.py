@@ -66,6 +66,7 @@ async def push(
                 ),
                 attempts=1,
                 max_original_bytes=64 * 1024,
+                max_record_bytes=limit,
             )
             future = await client.send(settings.topic_dlq, letter.model_dump_json().encode(), headers=headers)
             summary.too_large += 1

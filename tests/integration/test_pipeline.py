@@ -250,6 +250,43 @@ async def test_odd_keys_and_headers_do_not_block_a_partition(pipeline: Pipeline)
         await watcher.stop()
 
 
+async def test_a_record_with_huge_headers_is_dead_lettered_and_its_partition_goes_on(pipeline: Pipeline) -> None:
+    """30 MB of headers on a 2 KB record, which the broker takes: its dead letter, which carried them, was bigger than
+    Kafka accepts. The batch then failed each time it was tried, and the articles behind it waited for ever."""
+    settings = pipeline.settings
+    watcher = OutcomeWatcher(settings)
+    await watcher.start()
+    client = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=settings.kafka_max_message_bytes
+    )
+    await client.start()
+    try:
+        huge = [(f"x-huge-{i}", b"\x01" * 10_000_000) for i in range(3)]
+        await client.send_and_wait(
+            settings.topic_raw, b"not JSON " * 250, key=b"one", headers=[("newsflow-trace-id", b"huge"), *huge]
+        )
+        good = json.dumps({"id": "after-huge", "text": "The council approved the budget on Monday."}).encode()
+        await client.send_and_wait(settings.topic_raw, good, key=b"one", headers=[("newsflow-trace-id", b"after")])
+        seen: dict[str, tuple[str, dict]] = {}
+
+        async def outcomes() -> None:
+            async for kind, trace, record in watcher.outcomes():
+                if trace in {"huge", "after"}:
+                    seen[trace] = (kind, record)
+                if len(seen) == 2:
+                    return
+
+        await asyncio.wait_for(outcomes(), 120)
+    finally:
+        await client.stop()
+        await watcher.stop()
+    kind, letter = seen["huge"]
+    assert kind == "dead-letter"
+    assert "not valid JSON" in letter["reason"]
+    assert letter["original_truncated"]
+    assert seen["after"][0] == "stored"
+
+
 async def test_replaying_the_raw_topic_reprocesses_without_duplicating(pipeline: Pipeline) -> None:
     from newsflow_cli.replay import replay_raw
 

@@ -1,0 +1,68 @@
+"""A dead letter always fits in what Kafka accepts, whatever the record carried in its key and headers.
+
+Found by hand: a record of 2 KB with 30 MB of headers (the broker takes 33 MB) made a dead letter of 37.7 MiB. Kafka
+refused it, the batch failed each time it was tried, and the partition stopped behind it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from newsflow_shared import TRACE_HEADER, Delivery, MalformedMessage, ServiceSettings, Stage
+from newsflow_shared.dead_letter import KEPT_CHARACTERS, KEPT_HEADERS
+
+MiB = 1024 * 1024
+SETTINGS = ServiceSettings()  # KAFKA_MAX_MESSAGE_BYTES: 32 MiB
+
+
+def delivery(value: int, key: int, headers: dict[str, int]) -> Delivery:
+    return Delivery(
+        value=b"x" * value,
+        key=b"k" * key if key else None,
+        headers={TRACE_HEADER: "trace-1"} | {name: "\x01" * size for name, size in headers.items()},  # JSON: \u0001
+        topic="articles.ingested",
+        partition=1,
+        offset=9,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "headers"),
+    [
+        (2_000, 0, {"big-1": 10 * MiB, "big-2": 10 * MiB, "big-3": 10 * MiB}),
+        (20 * MiB, MiB, {"big": 10 * MiB}),
+        (30 * MiB, 0, {}),
+        (1_000, 20 * MiB, {}),
+        (1_000, 0, {f"h{i}": 2_000 for i in range(10_000)}),
+    ],
+    ids=["headers", "value-key-header", "value", "key", "many-headers"],
+)
+@pytest.mark.parametrize("keyed_by_article", [False, True], ids=["ingest", "keyed"])
+def test_the_dead_letter_of_any_record_fits(
+    value: int, key: int, headers: dict[str, int], keyed_by_article: bool
+) -> None:
+    stage = Stage.for_service(SETTINGS, "cleanup", keyed_by_article=keyed_by_article)
+    arrived = delivery(value, key, headers)
+
+    letter = stage.reject(arrived, MalformedMessage("not JSON"))
+    record = stage.encode(letter)  # raises OutputTooLarge for a letter Kafka would refuse
+
+    on_the_wire = len(record.value) + len(record.key or b"") + sum(len(v) for v in record.headers.values())
+    assert on_the_wire <= stage.record_limit
+    assert letter.original_truncated
+    assert letter.original_size == value
+    assert arrived.value.startswith(letter.original)
+    assert letter.headers[TRACE_HEADER] == "trace-1"
+    assert len(letter.headers) <= KEPT_HEADERS
+    assert all(len(v) <= KEPT_CHARACTERS for v in letter.headers.values())
+    assert len(letter.original_key or "") <= KEPT_CHARACTERS
+
+
+def test_a_record_that_fits_keeps_its_key_and_headers_whole() -> None:
+    stage = Stage.for_service(SETTINGS, "cleanup")
+    arrived = delivery(MiB, 4_000, {"big": 5 * MiB})
+
+    letter = stage.reject(arrived, MalformedMessage("not JSON"))
+
+    assert not letter.original_truncated
+    assert (letter.original, letter.original_key, letter.headers) == (arrived.value, "k" * 4_000, arrived.headers)
