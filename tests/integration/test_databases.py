@@ -9,6 +9,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsflow_cli.inputs import read_inputs
 from newsflow_shared.db import make_engine, upgrade
@@ -42,11 +43,6 @@ async def test_sqlite_keeps_the_near_duplicate_buckets_through_0005_and_back(tmp
             ddl = await connection.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'cleanup_lsh'"))
         return found, ddl
 
-    def downgrade(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
-
     await upgrade(url, "0004")
     engine = make_engine(url)
     async with engine.begin() as connection:
@@ -57,8 +53,7 @@ async def test_sqlite_keeps_the_near_duplicate_buckets_through_0005_and_back(tmp
     found, ddl = await buckets_and_table()
     assert found == rows
     assert "WITHOUT ROWID" in ddl
-    async with engine.begin() as connection:
-        await connection.run_sync(downgrade)
+    await downgrade(engine, "0004")
     found, ddl = await buckets_and_table()
     assert found == rows
     assert "WITHOUT ROWID" not in ddl
@@ -77,11 +72,6 @@ async def test_postgres_keeps_what_it_can_search_through_0006_and_back(fresh_pos
         found = await repository.search(Query(q="Douma"))
         return expression, {a.id for a in found.items}
 
-    def downgrade(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0005")
-
     await upgrade(fresh_postgres, "0005")
     engine = make_engine(fresh_postgres)
     repository = ArticleRepository(engine)
@@ -92,13 +82,24 @@ async def test_postgres_keeps_what_it_can_search_through_0006_and_back(fresh_pos
         assert "100000" in expression
         assert found == {"before"}
         await repository.store([enriched("after")])
-        async with engine.begin() as connection:
-            await connection.run_sync(downgrade)
+        await downgrade(engine, "0005")
         expression, found = await searched_and_found()
         assert "100000" not in expression
         assert found == {"before", "after"}
     finally:
         await engine.dispose()
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Alembic's downgrade to ``revision`` (the services only ever upgrade)."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
 
 
 async def migrate_and_check(url: str) -> None:
