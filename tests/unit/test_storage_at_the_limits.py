@@ -89,3 +89,25 @@ async def test_the_widest_ids_and_source_fit_the_indexes(database_url: str) -> N
         assert [a.id for a in found.items] == [widest_id]
     finally:
         await engine.dispose()
+
+
+async def test_rows_stored_before_the_byte_bounds_are_still_read(database_url: str) -> None:
+    """1.1 first bounded ids and sources in characters only: a wider row already stored is read, listed and found."""
+    wide_id, wide_source = (
+        chr(0x20000) * 150,
+        chr(0x20001) * 10,
+    )  # 600 bytes: fits PostgreSQL's index beside a short source
+    before = article("a").model_copy(update={"id": wide_id, "source": wide_source})  # as 1.1's first contracts took it
+    odd = article("douma\x7f1")  # DEL is no control character to the contracts: such an id is fetched like any other
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    repository = ArticleRepository(engine)
+    try:
+        await repository.store([before, odd])
+        assert (await repository.get(wide_id)).source == wide_source  # type: ignore[union-attr]
+        assert [a.id for batch in [b async for b in repository.scan()] for a in batch] == sorted([wide_id, odd.id])
+        assert {a.id for a in (await repository.search(Query())).items} == {wide_id, odd.id}
+        assert await repository.get(odd.id) is not None
+        assert await repository.revisions(odd.id)
+    finally:
+        await engine.dispose()

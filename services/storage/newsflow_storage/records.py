@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from newsflow_shared import EnrichedArticle, StoredArticle
+from newsflow_shared.contracts import AS_STORED
 from newsflow_shared.db.engine import as_utc
 
 
@@ -57,27 +58,30 @@ def to_row(
 
 def from_row(row: Any) -> StoredArticle:
     m = row._mapping
-    return StoredArticle(
-        id=m["id"],
-        title=m["title"],
-        text=m["text"],
-        language=m["language"],
-        language_confidence=m["language_confidence"],
-        topics=m["topics"],
-        duplicate_of=m["duplicate_of"],
-        duplicate_score=m["duplicate_score"],
-        source=m["source"],
-        url=m["url"],
-        author=m["author"],
-        published_at=as_utc(m["published_at"]) if m["published_at"] else None,
-        metadata=m["metadata"],
-        removed=m["removed"],
-        lineage=m["lineage"],
-        content_hash=m["content_hash"],
-        arrived_text=m["arrived_text"],
-        received_at=as_utc(m["received_at"]),
-        stored_at=as_utc(m["stored_at"]),
-        revision=m["revision"],
+    return StoredArticle.model_validate(
+        dict(
+            id=m["id"],
+            title=m["title"],
+            text=m["text"],
+            language=m["language"],
+            language_confidence=m["language_confidence"],
+            topics=m["topics"],
+            duplicate_of=m["duplicate_of"],
+            duplicate_score=m["duplicate_score"],
+            source=m["source"],
+            url=m["url"],
+            author=m["author"],
+            published_at=as_utc(m["published_at"]) if m["published_at"] else None,
+            metadata=m["metadata"],
+            removed=m["removed"],
+            lineage=m["lineage"],
+            content_hash=m["content_hash"],
+            arrived_text=m["arrived_text"],
+            received_at=as_utc(m["received_at"]),
+            stored_at=as_utc(m["stored_at"]),
+            revision=m["revision"],
+        ),
+        context=AS_STORED,
     )
 
 
