@@ -7,7 +7,7 @@ from .delivery import TRACE_HEADER, Delivery
 from .reasons import explain
 
 KEPT_CHARACTERS = 1_024
-"""What is kept of a key, an id or a header value when the record's own were too big for its dead letter."""
+"""What is kept of a key, an id, a header's name and its value when the record's own left its original no room."""
 KEPT_HEADERS = 32
 
 
@@ -26,9 +26,10 @@ def dead_letter(
 
     A producer can put megabytes in a record's key and headers, and the letter carries them twice (in its body and as
     its own key). A letter that Kafka refuses would fail its batch each time it is tried, and hold the partition: so
-    when the original does not fit whole, the key, id and headers keep their first ``KEPT_CHARACTERS`` (and the first
-    ``KEPT_HEADERS`` headers, the trace id's first), and the original what room is left. Either cut marks the letter
-    ``original_truncated``: it cannot be re-driven as it arrived.
+    when they leave the original less than half its room, the key, id and headers keep their first ``KEPT_CHARACTERS``
+    (and the first ``KEPT_HEADERS`` headers, the trace id's first), and the original what room is left. Either cut
+    marks the letter ``original_truncated``: it cannot be re-driven as it arrived. At the smallest
+    ``KAFKA_MAX_MESSAGE_BYTES`` (1 MiB) the cut names take at most ~420 KB, written as JSON's six-byte escapes.
     """
     original = delivery.value
     letter = DeadLetter(
@@ -45,13 +46,14 @@ def dead_letter(
         source_offset=delivery.offset,
         attempts=attempts,
     )
-    room = min(max_original_bytes, _room_for_original(letter, max_record_bytes))
-    if len(original) <= room:
+    room = _room_for_original(letter, max_record_bytes)
+    if len(original) <= min(room, max_original_bytes):
         return letter.model_copy(update={"original": original})
-    if room < max_original_bytes:  # the key and headers took the room: keep their start
+    if room < max_original_bytes // 2:  # the key and headers took the room: keep their start
         letter = letter.model_copy(update=_cut_names(letter))
-        room = min(max_original_bytes, _room_for_original(letter, max_record_bytes))
-    return letter.model_copy(update={"original": original[: max(room, 0)], "original_truncated": True})
+        room = _room_for_original(letter, max_record_bytes)
+    kept = original[: max(min(room, max_original_bytes), 0)]
+    return letter.model_copy(update={"original": kept, "original_truncated": True})
 
 
 def _room_for_original(letter: DeadLetter, max_record_bytes: int | None) -> int:

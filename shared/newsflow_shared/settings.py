@@ -56,6 +56,7 @@ class ServiceSettings(KafkaSecuritySettings):
     )
     kafka_max_message_bytes: int = Field(
         default=32 * 1024 * 1024,
+        ge=1024 * 1024,  # Kafka's own default; below it a dead letter of a record with big headers might not fit
         description="Largest message producers send and topics accept; big enough to dead-letter huge input whole.",
     )
 

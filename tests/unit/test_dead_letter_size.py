@@ -12,7 +12,7 @@ from newsflow_shared import TRACE_HEADER, Delivery, MalformedMessage, ServiceSet
 from newsflow_shared.dead_letter import KEPT_CHARACTERS, KEPT_HEADERS
 
 MiB = 1024 * 1024
-SETTINGS = ServiceSettings()  # KAFKA_MAX_MESSAGE_BYTES: 32 MiB
+LIMITS = [ServiceSettings(), ServiceSettings(kafka_max_message_bytes=MiB)]  # the default, 32 MiB, and the least
 
 
 def delivery(value: int, key: int, headers: dict[str, int]) -> Delivery:
@@ -26,6 +26,14 @@ def delivery(value: int, key: int, headers: dict[str, int]) -> Delivery:
     )
 
 
+def size(record: Delivery) -> int:
+    return (
+        len(record.value)
+        + len(record.key or b"")
+        + sum(len(t.encode()) for t in [*record.headers.values(), *record.headers])
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "key", "headers"),
     [
@@ -34,35 +42,55 @@ def delivery(value: int, key: int, headers: dict[str, int]) -> Delivery:
         (30 * MiB, 0, {}),
         (1_000, 20 * MiB, {}),
         (1_000, 0, {f"h{i}": 2_000 for i in range(10_000)}),
+        (1_000, 0, {f"{i:04}" + "\x01" * 2_000: 2_000 for i in range(100)}),  # names of six bytes a character in JSON
     ],
-    ids=["headers", "value-key-header", "value", "key", "many-headers"],
+    ids=["headers", "value-key-header", "value", "key", "many-headers", "long-names"],
 )
 @pytest.mark.parametrize("keyed_by_article", [False, True], ids=["ingest", "keyed"])
+@pytest.mark.parametrize("settings", LIMITS, ids=["32MiB", "1MiB"])
 def test_the_dead_letter_of_any_record_fits(
-    value: int, key: int, headers: dict[str, int], keyed_by_article: bool
+    value: int, key: int, headers: dict[str, int], keyed_by_article: bool, settings: ServiceSettings
 ) -> None:
-    stage = Stage.for_service(SETTINGS, "cleanup", keyed_by_article=keyed_by_article)
     arrived = delivery(value, key, headers)
+    if size(arrived) > settings.kafka_max_message_bytes:
+        pytest.skip("Kafka would not have taken this record")  # at 1 MiB, the biggest
+    stage = Stage.for_service(settings, "cleanup", keyed_by_article=keyed_by_article)
 
     letter = stage.reject(arrived, MalformedMessage("not JSON"))
     record = stage.encode(letter)  # raises OutputTooLarge for a letter Kafka would refuse
 
-    on_the_wire = len(record.value) + len(record.key or b"") + sum(len(v) for v in record.headers.values())
-    assert on_the_wire <= stage.record_limit
-    assert letter.original_truncated
+    on_the_wire = (
+        len(record.value) + len(record.key or b"") + sum(map(len, [*record.headers, *record.headers.values()]))
+    )
+    assert on_the_wire <= settings.kafka_max_message_bytes
     assert letter.original_size == value
-    assert arrived.value.startswith(letter.original)
     assert letter.headers[TRACE_HEADER] == "trace-1"
+    if not letter.original_truncated:  # it all fitted: the long names at 32 MiB
+        assert (letter.original, letter.headers) == (arrived.value, arrived.headers)
+        return
+    assert arrived.value.startswith(letter.original)
     assert len(letter.headers) <= KEPT_HEADERS
-    assert all(len(v) <= KEPT_CHARACTERS for v in letter.headers.values())
+    assert all(len(text) <= KEPT_CHARACTERS for text in [*letter.headers, *letter.headers.values()])
     assert len(letter.original_key or "") <= KEPT_CHARACTERS
 
 
 def test_a_record_that_fits_keeps_its_key_and_headers_whole() -> None:
-    stage = Stage.for_service(SETTINGS, "cleanup")
+    stage = Stage.for_service(LIMITS[0], "cleanup")
     arrived = delivery(MiB, 4_000, {"big": 5 * MiB})
 
     letter = stage.reject(arrived, MalformedMessage("not JSON"))
 
     assert not letter.original_truncated
     assert (letter.original, letter.original_key, letter.headers) == (arrived.value, "k" * 4_000, arrived.headers)
+
+
+def test_a_long_original_is_cut_before_the_key_and_headers_are() -> None:
+    """Only a key and headers that leave the original less than half its room are cut."""
+    stage = Stage.for_service(LIMITS[1], "cleanup")
+    arrived = delivery(900_000, 5_000, {"big": 5_000})
+
+    letter = stage.reject(arrived, MalformedMessage("not JSON"))
+
+    assert letter.original_truncated
+    assert (letter.original_key, letter.headers) == ("k" * 5_000, arrived.headers)
+    assert len(letter.original) > 600_000

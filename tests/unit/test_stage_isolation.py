@@ -95,13 +95,13 @@ async def test_when_the_environment_is_down_nothing_is_dead_lettered_and_the_bat
 
 
 async def test_an_output_too_big_for_kafka_is_dead_lettered_not_retried_for_ever() -> None:
-    stage = RecordingStage(kafka_max_message_bytes=128 * 1024)
+    stage = RecordingStage(kafka_max_message_bytes=1024 * 1024)  # the least it may be
 
     async def handle(batch: list[Delivery]) -> list[Output]:
         return [
             Emit(
                 "out",
-                SkippedArticle(id=d.key.decode(), content_hash="h", reason="x" * (200 * 1024 if d.offset == 1 else 1)),
+                SkippedArticle(id=d.key.decode(), content_hash="h", reason="x" * (1200 * 1024 if d.offset == 1 else 1)),
                 d.key.decode(),
             )
             for d in batch
