@@ -24,3 +24,25 @@ async def test_a_letter_with_a_key_longer_than_its_column_is_kept(database_url: 
         assert (kept[1].stage, kept[1].error) == ("s" * 64, "E" * 200)
     finally:
         await engine.dispose()
+
+
+async def test_a_letter_with_nul_in_its_key_and_headers_is_kept(database_url: str) -> None:
+    """PostgreSQL refuses a NUL in text and in JSON; the web page's copy shows U+FFFD in its place."""
+    letter = webdata.dead_letter(1).model_copy(
+        update={
+            "article_id": "a\x00b",
+            "original_key": "k\x00",
+            "headers": {"newsflow-trace-id": "t\x00", "x\x00": "v"},
+            "reason": "bad \x00 byte",
+        }
+    )
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        store = DeadLetterStore(engine)
+        await store.keep([letter])
+        [kept] = await store.recent()
+        assert (kept.article_id, kept.original_key, kept.reason) == ("a\ufffdb", "k\ufffd", "bad \ufffd byte")
+        assert kept.headers == {"newsflow-trace-id": "t\ufffd", "x\ufffd": "v"}
+    finally:
+        await engine.dispose()

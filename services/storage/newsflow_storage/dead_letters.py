@@ -156,11 +156,14 @@ class DeadLetterKeeper:
         return []
 
 
-def _fitted(value: str | None, column: Column[Any]) -> str | None:
-    """Cut to the column's length. A letter's key (its article_id) and names come from whatever was on the topic:
-    one longer than its column would be refused by PostgreSQL, and the letter missing from the web page."""
-    length = getattr(column.type, "length", None)
-    return value[:length] if value is not None and length is not None else value
+def _fitted(value: str | None, column: Column[Any] | None = None) -> str | None:
+    """Without NUL and cut to the column's length. A letter's key (its article_id), headers and names come from
+    whatever was on the topic: PostgreSQL refuses a NUL in text and JSON, and a value longer than its column, and the
+    letter would be missing from the web page. The letter on the DLQ keeps them as they were."""
+    if value is None:
+        return None
+    length = getattr(column.type, "length", None) if column is not None else None
+    return value.replace("\x00", "\ufffd")[:length]
 
 
 def _to_row(letter: DeadLetter) -> dict[str, Any]:
@@ -170,13 +173,13 @@ def _to_row(letter: DeadLetter) -> dict[str, Any]:
         "source_offset": letter.source_offset,
         "stage": _fitted(letter.stage, dead_letters.c.stage),
         "error": _fitted(letter.error, dead_letters.c.error),
-        "reason": letter.reason,
+        "reason": _fitted(letter.reason),
         "article_id": _fitted(letter.article_id, dead_letters.c.article_id),
         "original": letter.original,
         "original_size": letter.original_size,
         "original_truncated": letter.original_truncated,
-        "original_key": letter.original_key,
-        "headers": letter.headers,
+        "original_key": _fitted(letter.original_key),
+        "headers": {_fitted(name): _fitted(value) for name, value in letter.headers.items()},
         "attempts": letter.attempts,
         "failed_at": as_utc(letter.failed_at),
     }
