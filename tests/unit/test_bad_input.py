@@ -15,6 +15,7 @@ from newsflow_shared import (
     InvalidArticle,
     MalformedMessage,
     RawArticle,
+    SkippedArticle,
     StoredArticle,
 )
 from newsflow_shared.contracts import ArticleBase
@@ -66,11 +67,20 @@ def test_every_hop_holds_ids_and_sources_to_the_bytes_the_database_indexes_hold(
     """The bounds hold at every hop, so a record put straight on a later topic meets them too."""
     fields = {"text": "x", "content_hash": "h", "language": "en", "language_confidence": 1.0}
     widest = {"id": chr(0x20000) * 128, "source": chr(0x20000) * 375}  # 512 and 1,500 bytes
+    over = {"id": chr(0x20000) * 129, "source": chr(0x20000) * 376}
+    if model in (CleanArticle, EnrichedArticle, StoredArticle):
+        widest["duplicate_of"], over["duplicate_of"] = widest["id"], over["id"]
     assert model.model_validate(fields | widest).id == widest["id"]
     assert model.model_validate(fields | {"id": "ж" * 200, "source": "源" * 500}).source == "源" * 500
-    for field, over in (("id", chr(0x20000) * 129), ("source", chr(0x20000) * 376)):
-        with pytest.raises(ValidationError, match=f"the {field} takes"):
-            model.model_validate(fields | widest | {field: over})
+    for field, value in over.items():
+        with pytest.raises(ValidationError, match=f"the {field.replace('duplicate_of', 'id')} takes"):
+            model.model_validate(fields | widest | {field: value})
+
+
+def test_a_skipped_article_holds_its_id_to_the_same_bytes() -> None:
+    SkippedArticle(id=chr(0x20000) * 128, content_hash="h", reason="a re-send")
+    with pytest.raises(ValidationError, match="the id takes 516 bytes"):
+        SkippedArticle(id=chr(0x20000) * 129, content_hash="h", reason="a re-send")
 
 
 def test_unknown_fields_are_kept_in_metadata() -> None:

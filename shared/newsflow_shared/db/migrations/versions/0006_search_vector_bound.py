@@ -1,14 +1,14 @@
-"""PostgreSQL's search vector reads an article's first 100,000 characters, so that every valid article fits in one.
+"""PostgreSQL's search vector reads the first 100,000 characters of an article's title and text, so every valid
+article fits in one.
 
 PostgreSQL refuses a tsvector of over 1 MB ("string is too long for tsvector"). The generated column read the whole
 text, so ~800 KB of distinct words, under ingest's 2 MiB, failed storage's insert and the article was dead-lettered.
-A character costs a tsvector at most ~8 bytes: hyphenated words of four-byte letters, each kept whole and in its parts
-(7.7 bytes a character measured). 100,000 characters are at most ~0.8 MB with the positions past 16,383 that
-PostgreSQL folds into one. They are some 15,000 words, more than nearly any news story. SQLite's FTS5 has no such
-limit and indexes the whole text.
+Its lexemes and their positions take at most ~8 bytes a character: 7.7 were measured for hyphenated words of
+four-byte letters, each kept whole and in its parts. 100,000 characters (some 15,000 words, more than nearly any news
+story, the title's at most 2,000 among them) stay under ~0.8 MB. SQLite's FTS5 has no such limit and indexes all.
 
 Dropping and adding the generated column rewrites ``articles`` and rebuilds its search index: minutes for millions of
-articles, with the table locked meanwhile.
+articles, with the table locked meanwhile. A downgrade fails if an article stored since needs the whole vector.
 
 Revision ID: 0006
 Revises: 0005
