@@ -62,30 +62,29 @@ async def test_sqlite_keeps_the_near_duplicate_buckets_through_0005_and_back(tmp
 
 @pytest.mark.postgres
 async def test_postgres_keeps_what_it_can_search_through_0006_and_back(fresh_postgres: str) -> None:
-    """0006 makes the generated search vector read the first 100,000 characters; stored articles stay found."""
+    """0006 has a trigger compute the search vector of the first 100,000 characters, where the column was generated
+    from the whole text; the vectors stored before stay, new and updated articles are found, and back again."""
 
-    async def searched_and_found() -> tuple[str, set[str]]:
+    async def generated_and_found(words: str) -> tuple[str, set[str]]:
         async with engine.connect() as connection:
-            expression = await connection.scalar(
-                text("SELECT generation_expression FROM information_schema.columns WHERE column_name = 'search'")
+            generated = await connection.scalar(
+                text("SELECT is_generated FROM information_schema.columns WHERE column_name = 'search'")
             )
-        found = await repository.search(Query(q="Douma"))
-        return expression, {a.id for a in found.items}
+        return generated, {a.id for a in (await repository.search(Query(q=words))).items}
 
     await upgrade(fresh_postgres, "0005")
     engine = make_engine(fresh_postgres)
     repository = ArticleRepository(engine)
     try:
-        await repository.store([enriched("before")])
+        await repository.store([enriched("before"), enriched("changed")])
         await upgrade(fresh_postgres)
-        expression, found = await searched_and_found()
-        assert "100000" in expression
-        assert found == {"before"}
-        await repository.store([enriched("after")])
+        assert await generated_and_found("Douma") == ("NEVER", {"before", "changed"})
+        await repository.store([enriched("after"), enriched("changed", text="Rebels left Aleppo by bus.", model="m2")])
+        assert await generated_and_found("Douma") == ("NEVER", {"before", "after"})
+        assert await generated_and_found("Aleppo") == ("NEVER", {"changed"})
         await downgrade(engine, "0005")
-        expression, found = await searched_and_found()
-        assert "100000" not in expression
-        assert found == {"before", "after"}
+        assert await generated_and_found("Douma") == ("ALWAYS", {"before", "after"})
+        assert await generated_and_found("Aleppo") == ("ALWAYS", {"changed"})
     finally:
         await engine.dispose()
 
