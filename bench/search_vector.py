@@ -3,8 +3,9 @@
     .venv/bin/python bench/search_vector.py [--articles 10000 100000] [--chars 3000]
 
 For each size, a fresh database at revision 0005 is filled with articles of ``--chars`` characters of distinct words
-(the most a search vector holds per character of plain words), upgraded to 0006, given a tenth more articles (the
-trigger computing their vectors, where 0005's generated column did), and downgraded again; each step timed.
+(the most a search vector holds per character of plain words). A tenth more are inserted at 0005 (the generated
+column computing their vectors), the database is upgraded to 0006, a tenth more are inserted again (the trigger
+computing them), and it is downgraded; each step timed.
 PostgreSQL from DATABASE_URL_POSTGRES or deploy/local/postgres.sh. SQLite has nothing to migrate.
 """
 
@@ -51,13 +52,14 @@ async def measure(articles: int, chars: int) -> list[object]:
     engine = make_engine(url)
     more = max(articles // 10, 1_000)
     try:
-        inserted_before = await fill(engine, 1, articles, chars)
+        await fill(engine, 1, articles, chars)
+        inserted_before = await fill(engine, articles + 1, more, chars)
         async with engine.connect() as connection:
             size = await connection.scalar(text("SELECT pg_total_relation_size('articles')"))
         started = time.perf_counter()
         await upgrade(url)
         upgraded = time.perf_counter() - started
-        inserted_after = await fill(engine, articles + 1, more, chars)
+        inserted_after = await fill(engine, articles + more + 1, more, chars)
 
         def downgrade(sync_connection: Connection) -> None:
             config = alembic_config()
@@ -75,7 +77,7 @@ async def measure(articles: int, chars: int) -> list[object]:
         f"{size / 2**20:,.0f}",
         f"{upgraded:.2f}",
         f"{downgraded:.1f}",
-        f"{inserted_before / articles * 1000:.2f}",
+        f"{inserted_before / more * 1000:.2f}",
         f"{inserted_after / more * 1000:.2f}",
     ]
 
