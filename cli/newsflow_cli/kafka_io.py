@@ -53,7 +53,7 @@ async def push(
     """Send every input to the raw topic; one too big for Kafka goes to the DLQ whole-reasoned, not lost."""
     summary = PushSummary()
     pending: list[tuple[Input, asyncio.Future[Any]]] = []
-    limit = settings.kafka_max_message_bytes - 64 * 1024
+    limit = settings.record_limit
     for item in inputs:
         headers = [(TRACE_HEADER, item.trace_id.encode())]
         if len(item.value) > limit:

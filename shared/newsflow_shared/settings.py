@@ -146,6 +146,12 @@ class ServiceSettings(KafkaSecuritySettings):
         )
 
     @property
+    def record_limit(self) -> int:
+        """The largest body a producer of ours sends: ``KAFKA_MAX_MESSAGE_BYTES`` less room for the key, a header and
+        the record batch's framing."""
+        return self.kafka_max_message_bytes - 64 * 1024
+
+    @property
     def compression_type(self) -> str | None:
         """``KAFKA_COMPRESSION`` as aiokafka names it."""
         return None if self.kafka_compression == "none" else self.kafka_compression

@@ -277,7 +277,7 @@ class Stage:
                 output.message.model_dump_json().encode(),
                 output.headers,
             )
-        limit = self.record_limit
+        limit = self.settings.record_limit
         if len(body) > limit:
             raise OutputTooLarge(
                 f"the {type(output.message if isinstance(output, Emit) else output).__name__} for {topic} is "
@@ -342,13 +342,8 @@ class Stage:
             article_id=article_id,
             # base64 grows by a third; leave room for the rest of the record.
             max_original_bytes=int(self.settings.kafka_max_message_bytes * 0.7),
-            max_record_bytes=self.record_limit,
+            max_record_bytes=self.settings.record_limit,
         )
-
-    @property
-    def record_limit(self) -> int:
-        """The largest body a stage sends: what Kafka accepts, less room for the record batch's framing."""
-        return self.settings.kafka_max_message_bytes - 64 * 1024
 
     def decode_each(self, deliveries: list[Delivery], model: type[M]) -> tuple[list[tuple[Delivery, M]], list[Output]]:
         """Parse every record as ``model``: the readable ones with their record, and dead letters for the rest."""
