@@ -222,64 +222,68 @@ async def test_two_cleanup_replicas_share_duplicates_and_learned_boilerplate(
         await pipeline.stop()
 
 
-async def test_odd_keys_and_headers_do_not_block_a_partition(pipeline: Pipeline) -> None:
-    """Binary keys, binary and null header values: the article still goes through, nothing stalls."""
+RawRecord = tuple[bytes, bytes, list[tuple[str, bytes | None]]]  # value, key, headers (the trace id among them)
+
+
+async def outcomes_of(
+    pipeline: Pipeline, records: list[RawRecord], timeout: float = 120
+) -> dict[str, tuple[str, dict]]:
+    """Send raw records as a producer of one's own would (any key and headers), and wait for each trace id's outcome:
+    trace id -> (kind, record)."""
     settings = pipeline.settings
-    watcher = OutcomeWatcher(settings)
-    await watcher.start()
-    client = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await client.start()
-    try:
-        for number in range(3):
-            value = json.dumps({"id": f"odd-{number}", "text": "The council approved the budget on Monday."}).encode()
-            headers = [("newsflow-trace-id", f"odd-{number}".encode()), ("x-binary", b"\xff\xfe\x00"), ("x-null", None)]
-            await client.send_and_wait(settings.topic_raw, value, key=b"\x80\x81", headers=headers)
-        seen: set[str] = set()
-
-        async def outcomes() -> None:
-            async for kind, trace, _record in watcher.outcomes():
-                if trace and trace.startswith("odd-"):
-                    assert kind == "stored"
-                    seen.add(trace)
-                if len(seen) == 3:
-                    return
-
-        await asyncio.wait_for(outcomes(), 120)
-    finally:
-        await client.stop()
-        await watcher.stop()
-
-
-async def test_a_record_with_huge_headers_is_dead_lettered_and_its_partition_goes_on(pipeline: Pipeline) -> None:
-    """30 MB of headers on a 2 KB record, which the broker takes: its dead letter, which carried them, was bigger than
-    Kafka accepts. The batch then failed each time it was tried, and the articles behind it waited for ever."""
-    settings = pipeline.settings
+    traces = {value.decode() for _, _, headers in records for name, value in headers if name == "newsflow-trace-id"}
     watcher = OutcomeWatcher(settings)
     await watcher.start()
     client = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=settings.kafka_max_message_bytes
     )
     await client.start()
+    seen: dict[str, tuple[str, dict]] = {}
     try:
-        huge = [(f"x-huge-{i}", b"\x01" * 10_000_000) for i in range(3)]
-        await client.send_and_wait(
-            settings.topic_raw, b"not JSON " * 250, key=b"one", headers=[("newsflow-trace-id", b"huge"), *huge]
-        )
-        good = json.dumps({"id": "after-huge", "text": "The council approved the budget on Monday."}).encode()
-        await client.send_and_wait(settings.topic_raw, good, key=b"one", headers=[("newsflow-trace-id", b"after")])
-        seen: dict[str, tuple[str, dict]] = {}
+        for value, key, headers in records:
+            await client.send_and_wait(settings.topic_raw, value, key=key, headers=headers)
 
         async def outcomes() -> None:
             async for kind, trace, record in watcher.outcomes():
-                if trace in {"huge", "after"}:
+                if trace in traces:
                     seen[trace] = (kind, record)
-                if len(seen) == 2:
+                if len(seen) == len(traces):
                     return
 
-        await asyncio.wait_for(outcomes(), 120)
+        await asyncio.wait_for(outcomes(), timeout)
     finally:
         await client.stop()
         await watcher.stop()
+    return seen
+
+
+async def test_odd_keys_and_headers_do_not_block_a_partition(pipeline: Pipeline) -> None:
+    """Binary keys, binary and null header values: the article still goes through, nothing stalls."""
+    records: list[RawRecord] = []
+    for number in range(3):
+        value = json.dumps({"id": f"odd-{number}", "text": "The council approved the budget on Monday."}).encode()
+        headers = [("newsflow-trace-id", f"odd-{number}".encode()), ("x-binary", b"\xff\xfe\x00"), ("x-null", None)]
+        records.append((value, b"\x80\x81", headers))
+
+    seen = await outcomes_of(pipeline, records)
+
+    assert {trace: kind for trace, (kind, _) in seen.items()} == {f"odd-{n}": "stored" for n in range(3)}
+
+
+async def test_a_record_with_huge_headers_is_dead_lettered_and_its_partition_goes_on(pipeline: Pipeline) -> None:
+    """30 MB of headers on a 2 KB record, which the broker takes: its dead letter, which carried them, was bigger than
+    Kafka accepts. The batch then failed each time it was tried, and the articles behind it waited for ever."""
+    huge = [(f"x-huge-{i}", b"\x01" * 10_000_000) for i in range(3)]
+    good = json.dumps({"id": "after-huge", "text": "The council approved the budget on Monday."}).encode()
+
+    seen = await outcomes_of(
+        pipeline,
+        [
+            (b"not JSON " * 250, b"one", [("newsflow-trace-id", b"huge"), *huge]),
+            (good, b"one", [("newsflow-trace-id", b"after")]),
+        ],
+    )
+
     kind, letter = seen["huge"]
     assert kind == "dead-letter"
     assert "not valid JSON" in letter["reason"]
