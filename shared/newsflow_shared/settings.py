@@ -44,6 +44,12 @@ class Topics:
         ]
 
 
+MOST_RECORDS_A_BATCH = 10_000
+"""The most ``BATCH_MAX_RECORDS`` may be: a batch's ids go into a statement's ``IN`` list, and asyncpg binds at most
+32,767 values to one (SQLite 32,766). Above that every batch on PostgreSQL failed, and was retried as if the database
+were down."""
+
+
 class ServiceSettings(KafkaSecuritySettings):
     """Kafka (its login and TLS from :class:`KafkaSecuritySettings`), topics, database and logging."""
 
@@ -99,7 +105,9 @@ class ServiceSettings(KafkaSecuritySettings):
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
 
-    batch_max_records: int = Field(default=100, ge=1, description="Most records handled in one batch.")
+    batch_max_records: int = Field(
+        default=100, ge=1, le=MOST_RECORDS_A_BATCH, description="Most records handled in one batch."
+    )
     # Why 1,000 and not Kafka-client habits' 200: records are taken the moment a fetch brings them, so the wait only
     # sets how often an idle stage turns its loop (tests/integration/test_batch_wait.py). At 200 ms those turns were
     # half of an idle service's CPU: 3.3-6.3 ms a second each, 1.3-3.0 at 1,000. A busy stage turns for its records

@@ -4,6 +4,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from newsflow_shared import ServiceSettings
+from newsflow_shared.settings import MOST_RECORDS_A_BATCH
 
 
 class ClassifySettings(ServiceSettings):
@@ -43,7 +44,7 @@ class ClassifySettings(ServiceSettings):
             " when torch loads. PASSIVE where classify shares its cores (newsflow run, Compose, a node's other pods)."
         ),
     )
-    batch_max_records: int = Field(default=64, ge=1)
+    batch_max_records: int = Field(default=64, ge=1, le=MOST_RECORDS_A_BATCH)
 
     @field_validator("omp_wait_policy", mode="before")
     @classmethod
