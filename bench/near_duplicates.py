@@ -1,49 +1,62 @@
 """Cleanup's near-duplicate index as it grows: CPU per article of a batch's lookup and insert at each index size.
 
     .venv/bin/python bench/near_duplicates.py [--articles 20000] [--batch 100] [--window 5000]
+        [--feed stories|syndicated|templated] [--before REF]
 
-What the index costs at 1,000 articles is not what it costs after a month of a feed. Three indexes on SQLite are
-fed the same batches in turns, so the machine's drift falls on all alike: one keeps every article; one keeps every
-article in the rowid table the buckets had before migration 0005; one forgets all but the newest ``--window`` in
-each batch's transaction (as ``CLEANUP_DUPLICATE_DAYS`` does by age), the cost of forgetting counted.
+What the index costs at 1,000 articles is not what it costs after a month of a feed. The indexes, on SQLite, are fed
+the same batches in turns, so the machine's drift falls on all alike: one keeps every article; one forgets all but
+the newest ``--window`` in each batch's transaction (as ``CLEANUP_DUPLICATE_DAYS`` does by age), the cost of
+forgetting counted; with ``--before REF``, one more keeps every article with REF's ``near_duplicates`` module,
+imported into this process under a name of its own.
 
-The articles are our written English ones with their content words renamed for each copy: a different story in the
-same language. Function words stay ("of the", "in a"), and they are what fills the LSH buckets that every article
-shares; a real feed, whose stories also share subjects, fills them at least as much. Each tenth article is a
-syndicated copy (the first two thirds of an earlier one), so the index also answers what it is for: the share of
-those found is printed beside the cost.
+The feeds (``--feed``):
+
+- ``stories``: our written English articles with their content words renamed for each copy: a different story in
+  the same language. Function words stay ("of the", "in a"), and they are what fills the LSH buckets that every
+  article shares; a real feed, whose stories also share subjects, fills them at least as much. Each tenth article is
+  a syndicated copy (the first two thirds of an earlier one).
+- ``syndicated``: a widely syndicated story. Each article is a copy of one of five stories, three words changed: the
+  families grow with every batch, as a wire story's do over a week.
+- ``templated``: stories written from one template (results, earnings, weather): 50 words the same in each, 150 of
+  their own (a quarter of their word pairs shared, well below the threshold). They share the template's buckets and
+  are not copies of each other; each tenth is a copy of an earlier one with three words changed.
+
+"found" is the share of the last 100 copies named a copy of their own family's first article.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import random
 import re
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import table, written_articles
-from sqlalchemy import text as sql
+from _common import export_revision, table, written_articles
 
 from newsflow_cleanup.near_duplicates import DuplicateIndex
 from newsflow_shared.db import make_engine, upgrade
 
 _WORD = re.compile(r"\w+")
-LSH_COLUMNS = "bucket VARCHAR(40) NOT NULL, article_id VARCHAR(200) NOT NULL, PRIMARY KEY (bucket, article_id)"
+Item = tuple[str, str, str | None]
+"""``(id, text, id of the original it copies or None)``."""
 
 
-def stories(count: int) -> list[tuple[str, str, str | None]]:
-    """``(id, text, id of the original it copies or None)``: renamed written articles, each tenth a copy."""
+def stories(count: int) -> list[Item]:
+    """Renamed written articles, each tenth a copy of an earlier one."""
     texts = written_articles()
     frequency = Counter(word.lower() for text in texts for word in _WORD.findall(text))
     function_words = {word for word, _ in frequency.most_common(150)}
-    made: list[tuple[str, str, str | None]] = []
+    made: list[Item] = []
     for index in range(count):
         if index % 10 == 9 and index >= 100:
             original_id, original, _ = made[index - 55]  # never a copy itself
@@ -60,6 +73,53 @@ def stories(count: int) -> list[tuple[str, str, str | None]]:
     return made
 
 
+def with_words_changed(text: str, rng: random.Random, count: int = 3) -> str:
+    words = text.split()
+    for _ in range(count):
+        words[rng.randrange(len(words))] = f"w{rng.randrange(10**9)}"
+    return " ".join(words)
+
+
+def syndicated(count: int) -> list[Item]:
+    """Copies of five stories, three words changed in each; the first of each family is its original."""
+    rng = random.Random(5)
+    originals = written_articles()[:5]
+    made: list[Item] = [(f"s{index}", text, None) for index, text in enumerate(originals)]
+    for index in range(len(made), count):
+        family = index % len(originals)
+        made.append((f"s{index}", with_words_changed(originals[family], rng), f"s{family}"))
+    return made
+
+
+def templated(count: int) -> list[Item]:
+    """50 words of a template and 150 of their own; each tenth a copy of an earlier one, three words changed."""
+    rng = random.Random(6)
+    template = " ".join(f"t{rng.randrange(10**9)}" for _ in range(50))
+    made: list[Item] = []
+    for index in range(count):
+        if index % 10 == 9 and index >= 100:
+            original_id, original, _ = made[index - 55]
+            made.append((f"t{index}", with_words_changed(original, rng), original_id))
+            continue
+        made.append((f"t{index}", template + " " + " ".join(f"o{rng.randrange(10**9)}" for _ in range(150)), None))
+    return made
+
+
+FEEDS: dict[str, Callable[[int], list[Item]]] = {"stories": stories, "syndicated": syndicated, "templated": templated}
+
+
+def index_class_at(ref: str) -> type[DuplicateIndex]:
+    """``DuplicateIndex`` of the git revision ``ref``, imported under a name of its own."""
+    path = Path(export_revision(ref, ["services/cleanup"])) / "newsflow_cleanup" / "near_duplicates.py"
+    spec = importlib.util.spec_from_file_location(f"near_duplicates_at_{ref}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.DuplicateIndex  # type: ignore[no-any-return]
+
+
 def size_mb(path: Path) -> float:
     """The database with its write-ahead log."""
     return sum(part.stat().st_size for part in path.parent.glob(f"{path.name}*") if part.is_file()) / 2**20
@@ -73,24 +133,24 @@ async def main() -> None:
         "--window", type=int, default=5_000, help="The forgetting index keeps this many of the newest articles"
     )
     parser.add_argument("--checkpoints", default="1000,5000,10000,20000,50000,100000")
+    parser.add_argument("--feed", choices=FEEDS, default="stories")
+    parser.add_argument("--before", metavar="REF", help="Also an index of every article with REF's code, in turns.")
     args = parser.parse_args()
     checkpoints = sorted(int(value) for value in args.checkpoints.split(",") if int(value) <= args.articles)
-    items = stories(args.articles)
+    items = FEEDS[args.feed](args.articles)
     folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-dups-"))
-    # Every article kept; every article kept in a rowid table; only the newest --window kept.
-    before_0005, forgetting = "all, rowid", f"newest {args.window:,}"
-    variants = ("all", before_0005, forgetting)
+    forgetting = f"newest {args.window:,}"
+    classes = {"all": DuplicateIndex, forgetting: DuplicateIndex}
+    if args.before:
+        classes[f"all, {args.before}"] = index_class_at(args.before)
+    variants = tuple(classes)
     paths = {name: folder / f"index-{number}.db" for number, name in enumerate(variants)}
     engines, indexes = {}, {}
     for name in variants:
         url = f"sqlite+aiosqlite:///{paths[name]}"
         await upgrade(url)
         engines[name] = make_engine(url)
-        indexes[name] = DuplicateIndex(engines[name])
-        if name == before_0005:  # the buckets in a table and, again, in its primary key's index
-            async with engines[name].begin() as connection:
-                await connection.execute(sql("DROP TABLE cleanup_lsh"))
-                await connection.execute(sql(f"CREATE TABLE cleanup_lsh ({LSH_COLUMNS})"))
+        indexes[name] = classes[name](engines[name])
     spent: dict[str, list[float]] = {name: [] for name in variants}
     found: dict[str, list[bool]] = {name: [] for name in variants}
     started_at: list[datetime] = []  # when each batch was indexed: its articles' first_seen_at
@@ -99,7 +159,8 @@ async def main() -> None:
         batch = items[start : start + args.batch]
         started_at.append(datetime.now(UTC))
         done = start + len(batch)
-        for name in variants:  # in turns, batch by batch
+        turn = start // args.batch % len(variants)  # in turns, batch by batch, each first as often as the others
+        for name in variants[turn:] + variants[:turn]:
             began = time.process_time()
             async with engines[name].begin() as connection:
                 matches = await indexes[name].check_and_add_many(connection, [(i, text) for i, text, _ in batch])
@@ -122,11 +183,12 @@ async def main() -> None:
                 + [f"{sum(found[name][-100:]) / max(1, len(found[name][-100:])):.2f}" for name in variants]
             )
             print(f"  {done:,} articles: {', '.join(rows[-1][1:])}", file=sys.stderr)
+    with_before = f"; with {args.before}'s code: 'all, {args.before}'" if args.before else ""
     table(
-        f"Near-duplicate lookup and insert on SQLite, batches of {args.batch}. Indexes: all articles kept ('all'), all"
-        f" kept in the rowid table of before migration 0005 ('all, rowid'), only the newest {args.window:,} kept.\n"
+        f"Near-duplicate lookup and insert on SQLite, feed '{args.feed}', batches of {args.batch}. Indexes: all"
+        f" articles kept ('all'{with_before}), only the newest {args.window:,} kept.\n"
         "ms: CPU per article over the last 1,000 (this process with SQLite; forgetting included); MB: the database;"
-        " found: the share of the last 100 syndicated copies found",
+        " found: the share of the last 100 copies named a copy of their family's first article",
         ["articles", *(f"ms {name}" for name in variants), *(f"MB {name}" for name in variants)]
         + [f"found {name}" for name in variants],
         rows,

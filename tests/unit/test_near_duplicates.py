@@ -132,9 +132,82 @@ async def test_an_article_twice_in_one_batch_is_indexed_once_and_not_its_own_cop
     async with replica_a.engine.begin() as connection:
         matches = await replica_a.check_and_add_many(connection, [("one", SEED), ("one", SEED), ("two", SEED)])
     assert [m.duplicate_of if m else None for m in matches] == [None, None, "one"]
-    async with replica_b.engine.connect() as connection:
-        rows = (await connection.execute(sql("SELECT article_id, count(*) FROM cleanup_lsh GROUP BY article_id"))).all()
-    assert sorted(tuple(row) for row in rows) == [("one", 64), ("two", 64)]
+    assert await rows_of(replica_b, "one") == (1, 64)
+    assert await rows_of(replica_b, "two") == (1, 0)  # a copy: its fingerprint is kept, but it is no candidate
+
+
+async def test_a_family_of_copies_offers_only_its_original_as_a_candidate(
+    index: tuple[DuplicateIndex, DuplicateIndex],
+) -> None:
+    """A story syndicated a thousand times is scored against its original only, not against every copy so far."""
+    replica_a, replica_b = index
+    copies = [(f"copy-{n}", with_words_changed(SEED, random.Random(n))) for n in range(60)]
+    async with replica_a.engine.begin() as connection:
+        first = await replica_a.check_and_add_many(connection, [("original", SEED), *copies[:30]])
+    async with replica_b.engine.begin() as connection:
+        later = await replica_b.check_and_add_many(connection, copies[30:])
+    assert [m.duplicate_of if m else None for m in first + later] == [None] + ["original"] * 60
+    async with replica_a.engine.connect() as connection:
+        indexed = (await connection.execute(sql("SELECT DISTINCT article_id FROM cleanup_lsh"))).scalars().all()
+        fingerprints = await connection.scalar(sql("SELECT count(*) FROM cleanup_fingerprints"))
+    assert indexed == ["original"]
+    assert fingerprints == 61
+    # A redelivered copy finds the same original, and stays out of the buckets.
+    again = await replica_b.check_and_add("copy-7", copies[7][1])
+    assert again is not None
+    assert again.duplicate_of == "original"
+    assert await rows_of(replica_b, "copy-7") == (1, 0)
+
+
+def with_words_changed(text: str, rng: random.Random, count: int = 3) -> str:
+    words = text.split(" ")
+    for _ in range(count):
+        words[rng.randrange(len(words))] = f"w{rng.randrange(10**9)}"
+    return " ".join(words)
+
+
+async def test_a_crowded_bucket_offers_its_first_candidates_and_copies_are_still_found(
+    index: tuple[DuplicateIndex, DuplicateIndex],
+) -> None:
+    """Stories from one template share its buckets without being copies; a bucket offers at most
+    BUCKET_CANDIDATES of them, and a copy is still found through the buckets of its own words."""
+    replica_a, replica_b = index
+    template = " ".join(f"t{n}" for n in range(50))  # a quarter of each story's word pairs: no copies of each other
+    rng = random.Random(1)
+    stories = [
+        (f"story-{n:03}", template + " " + " ".join(f"o{rng.randrange(10**9)}" for _ in range(150)))
+        for n in range(3 * near_duplicates.BUCKET_CANDIDATES)
+    ]
+    async with replica_a.engine.begin() as connection:
+        assert await replica_a.check_and_add_many(connection, stories) == [None] * len(stories)
+        crowded, members = (
+            await connection.execute(
+                sql("SELECT bucket, count(*) AS n FROM cleanup_lsh GROUP BY bucket ORDER BY n DESC LIMIT 1")
+            )
+        ).one()
+        assert members > near_duplicates.BUCKET_CANDIDATES  # the template's
+        in_order = await connection.scalars(
+            sql("SELECT article_id FROM cleanup_lsh WHERE bucket = :bucket ORDER BY article_id"), {"bucket": crowded}
+        )
+        first = [(crowded, article_id) for article_id in in_order.all()[: near_duplicates.BUCKET_CANDIDATES]]
+        offered = await replica_a._lsh.articles_in(connection, {crowded})
+    assert sorted(offered) == first  # the same ones every time
+    # The last story is past every crowded bucket's first candidates; its copy is found all the same.
+    last_id, last_text = stories[-1]
+    copy = await replica_b.check_and_add("copy-of-last", with_words_changed(last_text, random.Random(2)))
+    assert copy is not None
+    assert copy.duplicate_of == last_id
+
+
+async def test_the_candidates_fingerprints_are_read_however_many_there_are(
+    index: tuple[DuplicateIndex, DuplicateIndex],
+) -> None:
+    """As one parameter: asyncpg binds at most 32,767 values to a statement, SQLite 32,766."""
+    replica_a, _ = index
+    await replica_a.check_and_add("known", SEED)
+    async with replica_a.engine.connect() as connection:
+        rows = await replica_a._lsh.fingerprints_of(connection, [f"id-{n}" for n in range(40_000)] + ["known"])
+    assert [row.article_id for row in rows] == ["known"]
 
 
 async def rows_of(index: DuplicateIndex, article_id: str) -> tuple[int, int]:
@@ -259,10 +332,10 @@ async def test_a_batch_forgets_what_is_older_than_kept_at_most_twice_its_size(da
     assert match is None  # its originals are older than kept
     forgotten = [n for n in range(5) if await rows_of(index, f"old-{n}") == (0, 0)]
     assert forgotten == [0, 1]  # twice the batch of one, the oldest first
-    assert await rows_of(index, "old-2") == (1, 64)
+    assert await rows_of(index, "old-2") == (1, 0)  # a copy of old-0: in no bucket
 
     await index.check_and_add("another", OTHER_STORY_SAME_SUBJECT)
-    assert [await rows_of(index, f"old-{n}") for n in range(5)] == [(0, 0)] * 4 + [(1, 64)]
+    assert [await rows_of(index, f"old-{n}") for n in range(5)] == [(0, 0)] * 4 + [(1, 0)]
     assert await rows_of(index, "copy") == (1, 64)
     await engine.dispose()
 

@@ -25,13 +25,15 @@ import asyncio
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash
-from sqlalchemy import delete, select, text
+from sqlalchemy import ARRAY, Row, String, any_, bindparam, cast, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite
@@ -39,6 +41,12 @@ from newsflow_shared.db.tables import cleanup_fingerprints
 
 NUM_PERM = 128
 BANDS, ROWS = 64, 2
+BUCKET_CANDIDATES = 20
+"""The most articles one bucket offers as candidates. Stories written from one template (results, earnings, weather)
+share the template's buckets without being copies of each other, so those buckets grow with every such story; a copy
+of one of them is still found through the buckets of its own words. Unbounded, each new one was scored against all
+before it: 14.6 ms per article with 10,000 such stories known, 28.8 with 20,000, against 1.5 and 1.8 now, every copy
+found either way (``bench/near_duplicates.py --feed templated``)."""
 _BAND_PREFIXES = [f"{band}:" for band in range(BANDS)]  # a bucket is its band, then its rows' hash
 _blake2b = hashlib.blake2b
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -153,7 +161,15 @@ class _Known:
 
 
 class _LshTable:
-    """The LSH table's two bulk statements, each taking the batch's values as one parameter.
+    """The LSH table's bulk statements, each taking the batch's values as one parameter.
+
+    Only originals are in it. A copy is found through its family's first article, which is what it is then named a
+    copy of; its fingerprint is kept (for a redelivery and for forgetting) but is no candidate. Indexed too, every copy
+    of a widely syndicated story was fetched and scored again for each new one: with 5,000 copies of five stories
+    known, 14.4 ms per article on SQLite, 30.6 with 10,000, against 0.5 now (``bench/near_duplicates.py --feed
+    syndicated``). On PostgreSQL a batch of 100 took 2.4 s with 3,000 copies of one story known; with 33,000 the
+    candidates' ids passed the 32,767 values a statement binds, and every batch holding a copy failed as if the
+    database were down.
 
     A batch of 100 articles looks up and adds 6,400 buckets. As 6,400 bound values, SQLAlchemy's work per value
     cost more than the database's: the lookup and the insert took 1.0 ms per article on SQLite, 0.4 this way (500
@@ -164,14 +180,39 @@ class _LshTable:
         self.sqlite = is_sqlite(engine)
 
     async def articles_in(self, connection: AsyncConnection, buckets: set[str]) -> list[tuple[str, str]]:
-        """``(bucket, article id)`` of every known article in any of ``buckets``."""
+        """``(bucket, article id)`` of the known articles in any of ``buckets``, at most :data:`BUCKET_CANDIDATES`
+        from each (the first by id, so the same ones each time)."""
         if self.sqlite:
-            query = "SELECT bucket, article_id FROM cleanup_lsh WHERE bucket IN (SELECT value FROM json_each(:buckets))"
+            # SQLite has no LATERAL: each bucket's first id past the most, then the rows before it, both read
+            # through the primary key (14 ms for 5,400 buckets, some crowded, where reading them whole took 64 and a
+            # window over them 98). Not materialized, SQLite ran the subquery per row of a bucket.
+            query = (
+                "WITH wanted AS MATERIALIZED (SELECT value AS bucket, (SELECT article_id FROM cleanup_lsh"
+                " WHERE bucket = value ORDER BY article_id LIMIT 1 OFFSET :most) AS past FROM json_each(:buckets))"
+                " SELECT l.bucket, l.article_id FROM wanted JOIN cleanup_lsh AS l ON l.bucket = wanted.bucket"
+                " AND (wanted.past IS NULL OR l.article_id < wanted.past)"
+            )
             values: object = json.dumps(sorted(buckets))
         else:
-            query = "SELECT bucket, article_id FROM cleanup_lsh WHERE bucket = ANY(CAST(:buckets AS varchar[]))"
+            query = (
+                "SELECT b.bucket, l.article_id FROM unnest(CAST(:buckets AS varchar[])) AS b(bucket) CROSS JOIN LATERAL"
+                " (SELECT article_id FROM cleanup_lsh WHERE cleanup_lsh.bucket = b.bucket ORDER BY article_id"
+                " LIMIT :most) AS l"
+            )
             values = sorted(buckets)
-        return [(row.bucket, row.article_id) for row in await connection.execute(text(query), {"buckets": values})]
+        found = await connection.execute(text(query), {"buckets": values, "most": BUCKET_CANDIDATES})
+        return [(row.bucket, row.article_id) for row in found]
+
+    async def fingerprints_of(self, connection: AsyncConnection, ids: Iterable[str]) -> Sequence[Row[Any]]:
+        """The stored fingerprints of ``ids``, as one parameter: there may be more of them than a statement binds."""
+        columns = cleanup_fingerprints.c
+        if self.sqlite:
+            where = columns.article_id.in_(select(text("value")).select_from(text("json_each(:ids)")))
+            values: object = json.dumps(sorted(ids))
+        else:
+            where = columns.article_id == any_(cast(bindparam("ids"), ARRAY(String)))
+            values = sorted(ids)
+        return (await connection.execute(select(cleanup_fingerprints).where(where), {"ids": values})).all()
 
     async def add(self, connection: AsyncConnection, rows: list[tuple[str, str]]) -> None:
         """Add ``(bucket, article id)`` rows; those already there (a redelivery, another replica) are kept."""
@@ -240,9 +281,7 @@ class DuplicateIndex:
             shared_buckets.setdefault(known_id, set()).add(bucket)
         known: dict[str, _Known] = {}
         if shared_buckets:
-            for row in await connection.execute(
-                select(cleanup_fingerprints).where(cleanup_fingerprints.c.article_id.in_(shared_buckets))
-            ):
+            for row in await self._lsh.fingerprints_of(connection, shared_buckets):
                 known[row.article_id] = _Known(
                     row.article_id,
                     Fingerprint.stored(row.signature, row.shingles),
@@ -284,8 +323,9 @@ class DuplicateIndex:
                     }
                 )
                 known[article_id] = _Known(article_id, fingerprint, duplicate_of, first_seen, own_buckets)
-                for bucket in own_buckets:
-                    by_bucket.setdefault(bucket, []).append(article_id)
+                if duplicate_of is None:  # only originals are candidates (see _LshTable)
+                    for bucket in own_buckets:
+                        by_bucket.setdefault(bucket, []).append(article_id)
         if new_rows:
             await connection.execute(self._insert(cleanup_fingerprints).on_conflict_do_nothing(), new_rows)
             await self._lsh.add(
@@ -293,6 +333,7 @@ class DuplicateIndex:
                 [
                     (bucket, str(row["article_id"]))
                     for row in new_rows
+                    if row["duplicate_of"] is None
                     for bucket in known[str(row["article_id"])].buckets
                 ],
             )
