@@ -87,6 +87,7 @@ bench: setup
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/cleanup.py
 	$(BIN)/python bench/near_duplicates.py
+	$(BIN)/python bench/learned_boilerplate.py
 	$(BIN)/python bench/broker.py --jit
 	$(BIN)/python bench/kafka_client.py
 	$(BIN)/python bench/model_speed.py

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import func, select
 
 from newsflow_cleanup import learned
 from newsflow_cleanup.learned import LearnedBoilerplate, forget
 from newsflow_shared import CleanArticle
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db.tables import cleanup_source_lines
 
 PROMO = "Follow @DailyPlanet on Bluesky for live updates from the newsroom"
 
@@ -36,10 +38,19 @@ async def replicas(database_url: str) -> AsyncIterator[tuple[LearnedBoilerplate,
 
 
 async def see(learner: LearnedBoilerplate, item: CleanArticle) -> CleanArticle:
+    """What cleanup does with an article: its candidates, then strip, then learn from what is left."""
     lines = learner.candidates(item)
     cleaned = await learner.strip(item)
-    await learner.learn(item, lines)
+    await learner.learn(cleaned, lines)
     return cleaned
+
+
+async def rows_for(learner: LearnedBoilerplate, line: str) -> int:
+    async with learner.engine.connect() as connection:
+        count = await connection.scalar(
+            select(func.count()).where(cleanup_source_lines.c.line_hash == learned.line_key(line))
+        )
+    return int(count or 0)
 
 
 async def test_a_line_repeated_by_a_source_is_learned_and_removed(
@@ -53,6 +64,20 @@ async def test_a_line_repeated_by_a_source_is_learned_and_removed(
     assert third.removed[-1].what == PROMO
     assert third.removed[-1].why == "learned: the same line is in 3 articles from Daily Planet"
     assert "Story 3 begins" in third.text
+
+
+async def test_a_learned_line_stops_being_counted_so_its_lookup_stays_small(
+    replicas: tuple[LearnedBoilerplate, LearnedBoilerplate],
+) -> None:
+    """Each lookup counts a line's rows: counted in every article, a source's boilerplate grew a row an article."""
+    a, b = replicas
+    for number in range(1, 41):
+        cleaned = await see(a if number % 2 else b, article(number))
+        assert (PROMO in cleaned.text) is (number < 3)
+    assert await rows_for(a, PROMO) == 2  # the two articles that taught it; the third on had it removed
+    redelivered = await see(b, article(40))
+    assert redelivered.removed[-1].why == "learned: the same line is in 3 articles from Daily Planet"
+    assert await rows_for(a, "A second paragraph of story 40, also its own.") == 1  # other lines are still counted
 
 
 async def test_redeliveries_and_other_sources_do_not_count(

@@ -121,13 +121,21 @@ class LearnedBoilerplate:
         return article.model_copy(update={"text": "\n\n".join(kept), "removed": [*article.removed, *removed]})
 
     async def learn_many(self, connection: AsyncConnection, seen: list[tuple[CleanArticle, Lines]]) -> None:
-        """Count each article's short lines for its source, once per article however often redelivered."""
+        """Count each article's short lines for its source, once per article however often redelivered.
+
+        ``seen``: each article as :meth:`strip_many` left it, with its :meth:`candidates`. A line it already had
+        removed as learned is not counted again: counted in every article, each of a source's boilerplate lines grew
+        by a row an article for good, and so did looking it up, since it counts them: 0.177 ms per article at one
+        source's 1,000th article, 0.790 at its 50,000th, against 0.128 and 0.164 now (``bench/learned_boilerplate.py``).
+        """
         now = datetime.now(UTC)
         rows = [
             {"source": article.source, "line_hash": key, "article_id": article.id, "line": line, "seen_at": now}
             for article, lines in seen
             if article.source
+            for paragraphs in [set(article.text.split("\n\n"))]
             for key, line in lines.items()
+            if line in paragraphs
         ]
         if rows:
             await connection.execute(self._insert(cleanup_source_lines).on_conflict_do_nothing(), rows)
