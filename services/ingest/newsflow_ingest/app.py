@@ -34,7 +34,7 @@ SERVICE = "ingest"
 
 def traced(delivery: Delivery) -> Delivery:
     """The record with a trace id: its producer's, or a new one, so that what becomes of it can be followed from here
-    on (every output and dead letter carries it). A producer that sets none still finds its article's hops by it."""
+    on. Every output and dead letter carries it, even when the producer set none."""
     if TRACE_HEADER in delivery.headers:
         return delivery
     return dataclasses.replace(delivery, headers={**delivery.headers, TRACE_HEADER: uuid.uuid4().hex})
