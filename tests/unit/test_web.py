@@ -19,6 +19,7 @@ from newsflow_storage.settings import StorageSettings
 from newsflow_storage.web.changes import changes
 
 from .. import webdata
+from .test_storage import article
 
 TOKEN = "web-s3cret"
 
@@ -96,6 +97,27 @@ async def test_the_seed_page_shows_what_cleanup_removed_and_why_and_its_topics_b
     assert topics[0] == "conflict, war and peace"
     assert "English" in page.text
     assert "IPTC Media Topics 2025-03-31" in page.text  # lineage
+
+
+async def test_an_article_with_many_revisions_shows_the_newest_and_the_api_pages_through_them(site: Site) -> None:
+    """A live blog re-sent with each update has thousands of revisions: neither the page nor the API sends them all."""
+    for model in range(1, 31):
+        await site.app.state.repository.store([article("live-blog", model=f"m{model}")])
+    page = await site.client.get("/article/live-blog")
+    assert page.status_code == 200
+    shown = re.findall(r"<tr>\s*<td>(\d+)</td>", page.text.split('id="h-revisions"', 1)[1].split("</table>")[0])
+    assert shown == [str(number) for number in range(11, 31)]
+    assert "The newest 20 of 30" in page.text
+
+    paged, after = [], 0
+    while batch := (await site.client.get("/articles/live-blog/revisions", params={"after": after, "limit": 7})).json():
+        assert len(batch) <= 7
+        paged += [revision["revision"] for revision in batch]
+        after = batch[-1]["revision"]
+    assert paged == list(range(1, 31))
+    assert len((await site.client.get("/articles/live-blog/revisions")).json()) == 30  # within STORAGE_PAGE_MAX
+    assert (await site.client.get("/articles/live-blog/revisions", params={"limit": 10_000})).status_code == 422
+    assert (await site.client.get("/articles/missing/revisions", params={"after": 5})).status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -99,10 +99,16 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
 
     # Path-typed: an id may contain '/'. The revisions route comes first so that it is not read as an id.
     @app.get("/articles/{article_id:path}/revisions", dependencies=guarded, tags=["articles"])
-    async def get_revisions(article_id: str, repo: Repo) -> list[dict[str, Any]]:
-        """Every enrichment an article has had, oldest first."""
-        revisions = await repo.revisions(article_id)
-        if not revisions:
+    async def get_revisions(
+        article_id: str,
+        repo: Repo,
+        after: Annotated[int, Param(ge=0, description="The last revision of the previous page.")] = 0,
+        limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = settings.storage_page_max,
+    ) -> list[dict[str, Any]]:
+        """The enrichments an article has had, oldest first, ``limit`` at a time: the next page is ``after`` the last
+        revision of this one (an empty page: no more)."""
+        revisions = await repo.revisions(article_id, after=after, limit=limit)
+        if not revisions and (after == 0 or await repo.get(article_id) is None):
             raise HTTPException(404, f"no article with id {article_id!r}")
         return revisions
 

@@ -171,14 +171,19 @@ class ArticleRepository:
             yield [from_row(r) for r in rows]
             last = rows[-1].id
 
-    async def revisions(self, article_id: str) -> list[dict[str, Any]]:
+    async def revisions(self, article_id: str, *, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The article's revisions after revision ``after``, oldest first, at most ``limit`` of them.
+
+        Bounded because an article can have thousands: a live blog re-sent with each update for a week.
+        """
         if not could_be_stored(article_id):
             return []
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 select(article_revisions)
-                .where(article_revisions.c.article_id == article_id)
+                .where(article_revisions.c.article_id == article_id, article_revisions.c.revision > after)
                 .order_by(article_revisions.c.revision)
+                .limit(limit)
             )
             return [dict(r._mapping) for r in rows]
 

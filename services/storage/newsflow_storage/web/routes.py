@@ -31,6 +31,7 @@ from .templating import render
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
+SHOWN_REVISIONS = 20  # on an article's page, the newest; the rest through /articles/{id}/revisions
 
 
 class _LoginNeeded(Exception):
@@ -144,7 +145,8 @@ async def article_page(request: Request, article_id: str) -> Response:
             "copies": copies,
             "original": original,
             "original_id": article.duplicate_of,
-            "revisions": await repo.revisions(article.id),
+            # The newest few: a live blog re-sent with each update has thousands (the API pages through them all).
+            "revisions": await repo.revisions(article.id, after=max(0, article.revision - SHOWN_REVISIONS)),
             "taxonomy": load_taxonomy(),
         },
     )
