@@ -12,6 +12,7 @@ from faststream.kafka import TestKafkaBroker
 
 from newsflow_shared import EnrichedArticle, Lineage, TopicScore
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_storage import repository as repository_module
 from newsflow_storage.app import create_app
 from newsflow_storage.repository import ArticleRepository, Query
 from newsflow_storage.settings import StorageSettings
@@ -55,6 +56,21 @@ async def test_redelivery_never_duplicates_and_reprocessing_keeps_history(reposi
     history = await repository.revisions("a")
     assert [r["revision"] for r in history] == [1, 2]
     assert [r["enrichment"]["lineage"][-1]["model"] for r in history] == ["m1", "m2"]
+
+
+async def test_stats_count_the_largest_sources_and_how_many_there_are(
+    repository: ArticleRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sources are whatever producers write: /stats names the largest few, however many there are."""
+    monkeypatch.setattr(repository_module, "STATS_SOURCES", 2)
+    sizes = {"Wire": 3, "Daily": 2, "Blog": 1, "Zine": 2}
+    await repository.store(
+        [article(f"{source}-{n}", source=source) for source, count in sizes.items() for n in range(count)]
+    )
+    stats = await repository.stats()
+    assert stats["by_source"] == {"Wire": 3, "Daily": 2}  # ties by name
+    assert stats["sources"] == 4
+    assert stats["total"] == 8
 
 
 async def test_search_filters_and_paginates(repository: ArticleRepository) -> None:

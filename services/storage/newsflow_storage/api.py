@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Query as Param
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from newsflow_shared import StoredArticle
 from newsflow_shared.db.engine import as_utc
@@ -34,7 +34,8 @@ class Stats(BaseModel):
     duplicates: int
     by_topic: dict[str, int]
     by_language: dict[str, int]
-    by_source: dict[str, int]
+    by_source: dict[str, int] = Field(description="The 1,000 sources with the most articles.")
+    sources: int = Field(description="How many sources there are in all.")
     by_day: dict[str, int]
 
 

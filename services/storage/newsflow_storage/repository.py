@@ -54,6 +54,10 @@ class Query:
     sort: Sort = "date"
 
 
+STATS_SOURCES = 1000
+"""``/stats`` counts the articles of this many sources, those with the most first."""
+
+
 class ArticleRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -367,10 +371,10 @@ class ArticleRepository:
         async with self.engine.connect() as connection:
             total = (await connection.execute(select(func.count()).select_from(articles))).scalar_one()
 
-            async def counts(column: Any, source: Any = articles, where: Any = None) -> dict[str, int]:
+            async def counts(column: Any, source: Any = articles, most: int | None = None) -> dict[str, int]:
                 statement = select(column, func.count()).select_from(source).group_by(column)
-                if where is not None:
-                    statement = statement.where(where)
+                if most is not None:
+                    statement = statement.order_by(func.count().desc(), column).limit(most)
                 return {str(k): v for k, v in await connection.execute(statement) if k is not None}
 
             day = func.date(articles.c.stored_at) if self._sqlite else func.to_char(articles.c.stored_at, "YYYY-MM-DD")
@@ -378,7 +382,9 @@ class ArticleRepository:
                 "total": total,
                 "by_topic": await counts(article_topics.c.code, article_topics),
                 "by_language": await counts(articles.c.language),
-                "by_source": await counts(articles.c.source),
+                # Sources are whatever producers write: 100,000 of them made a 1.7 MB answer.
+                "by_source": await counts(articles.c.source, most=STATS_SOURCES),
+                "sources": (await connection.execute(select(func.count(articles.c.source.distinct())))).scalar_one(),
                 "by_day": await counts(day),
                 "duplicates": (
                     await connection.execute(select(func.count()).where(articles.c.duplicate_of.is_not(None)))
