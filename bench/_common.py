@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -159,6 +162,20 @@ def export_revision(ref: str, folders: list[str]) -> str:
     archive = subprocess.run(["git", "-C", str(root), "archive", ref, *folders], capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return os.pathsep.join(str(folder / name) for name in folders)
+
+
+def module_at(ref: str, folder: str, path: str) -> ModuleType:
+    """The module at ``path`` under ``folder`` of the git revision ``ref``, imported under a name of its own: how a
+    benchmark runs old code beside new in one process, fed the same work in turns."""
+    source = Path(export_revision(ref, [folder])) / path
+    name = f"{source.stem}_at_{ref}".replace("-", "_").replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, source)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def process_cpu(pid: int) -> float:

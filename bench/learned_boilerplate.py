@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import random
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import export_revision, table
+from _common import module_at, table
 
 from newsflow_cleanup.learned import LearnedBoilerplate
 from newsflow_shared import CleanArticle
@@ -53,14 +52,8 @@ def article(number: int) -> CleanArticle:
 
 
 def learner_class_at(ref: str) -> type[LearnedBoilerplate]:
-    """``LearnedBoilerplate`` of the git revision ``ref``, imported under a name of its own."""
-    path = Path(export_revision(ref, ["services/cleanup"])) / "newsflow_cleanup" / "learned.py"
-    spec = importlib.util.spec_from_file_location(f"learned_at_{ref}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    """``LearnedBoilerplate`` of the git revision ``ref``."""
+    module = module_at(ref, "services/cleanup", "newsflow_cleanup/learned.py")
     return module.LearnedBoilerplate  # type: ignore[no-any-return]
 
 

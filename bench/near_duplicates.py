@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import random
 import re
 import statistics
@@ -41,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import export_revision, table, written_articles
+from _common import module_at, table, written_articles
 
 from newsflow_cleanup.near_duplicates import DuplicateIndex
 from newsflow_shared.db import make_engine, upgrade
@@ -109,14 +108,8 @@ FEEDS: dict[str, Callable[[int], list[Item]]] = {"stories": stories, "syndicated
 
 
 def index_class_at(ref: str) -> type[DuplicateIndex]:
-    """``DuplicateIndex`` of the git revision ``ref``, imported under a name of its own."""
-    path = Path(export_revision(ref, ["services/cleanup"])) / "newsflow_cleanup" / "near_duplicates.py"
-    spec = importlib.util.spec_from_file_location(f"near_duplicates_at_{ref}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
+    """``DuplicateIndex`` of the git revision ``ref``."""
+    module = module_at(ref, "services/cleanup", "newsflow_cleanup/near_duplicates.py")
     return module.DuplicateIndex  # type: ignore[no-any-return]
 
 

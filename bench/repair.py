@@ -11,7 +11,6 @@ faster repair that repairs differently is not what this measures.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import export_revision, table, written_articles
+from _common import module_at, table, written_articles
 
 from newsflow_cleanup import repair as this_checkout
 
@@ -28,13 +27,7 @@ Repair = Callable[[str], list[str]]
 
 def repair_at(ref: str) -> Repair:
     """``repair`` of the git revision ``ref``, imported under a name of its own."""
-    path = Path(export_revision(ref, ["services/cleanup"])) / "newsflow_cleanup" / "repair.py"
-    spec = importlib.util.spec_from_file_location(f"repair_at_{ref}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.repair
+    return module_at(ref, "services/cleanup", "newsflow_cleanup/repair.py").repair  # type: ignore[no-any-return]
 
 
 def cpu_ms_per_text(repair: Repair, texts: list[str]) -> float:
