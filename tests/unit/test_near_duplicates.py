@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlalchemy import text as sql
 
 from newsflow_cleanup import near_duplicates
 from newsflow_cleanup.near_duplicates import DuplicateIndex, Fingerprint
 from newsflow_cleanup.settings import CleanupSettings
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db.tables import cleanup_fingerprints
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 SEED = (SAMPLES / "seed-article.txt").read_text().split("\n", 1)[1]
@@ -197,6 +199,54 @@ async def test_a_crowded_bucket_offers_its_first_candidates_and_copies_are_still
     copy = await replica_b.check_and_add("copy-of-last", with_words_changed(last_text, random.Random(2)))
     assert copy is not None
     assert copy.duplicate_of == last_id
+
+
+async def test_a_copy_is_no_candidate_in_its_own_batch_either(index: tuple[DuplicateIndex, DuplicateIndex]) -> None:
+    """The same three articles give the same answers in one batch as one to a batch: B is a copy of A, and C shares
+    B's text but is mostly its own story, so it is an original, not a copy of A through B."""
+    replica_a, replica_b = index
+    a = "\n\n".join(PARAGRAPHS)
+    b = "\n\n".join(PARAGRAPHS[:2])
+    c = "\n\n".join([*PARAGRAPHS[:2], *OTHER_STORY_SAME_SUBJECT.split("\n\n")])
+    assert Fingerprint.of(c).containment(Fingerprint.of(b)) >= 0.45 > Fingerprint.of(c).containment(Fingerprint.of(a))
+    async with replica_a.engine.begin() as connection:
+        together = await replica_a.check_and_add_many(connection, [("a1", a), ("b1", b), ("c1", c)])
+    assert await replica_a.forget_before(datetime.now(UTC) + timedelta(days=1)) == 3  # an empty index again
+    apart = [await replica_b.check_and_add(article_id, text) for article_id, text in [("a2", a), ("b2", b), ("c2", c)]]
+    assert [m.duplicate_of if m else None for m in together] == [None, "a1", None]
+    assert [m.duplicate_of if m else None for m in apart] == [None, "a2", None]
+
+
+async def test_a_redelivered_copy_finds_its_original_when_later_originals_fill_its_buckets(
+    index: tuple[DuplicateIndex, DuplicateIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket offers its first candidates by id, so originals that come later with smaller ids can push a copy's
+    original out of every bucket they share; a replay of the copy must still name the same original."""
+    replica_a, replica_b = index
+    monkeypatch.setattr(near_duplicates, "BUCKET_CANDIDATES", 1)
+    await replica_a.check_and_add("z-original", SEED)
+    first = await replica_a.check_and_add("copy", respun(SEED))
+    assert first is not None
+    assert first.duplicate_of == "z-original"
+    other = Fingerprint.of(OTHER_STORY_SAME_SUBJECT)  # a later original in every bucket of the first, with a smaller id
+    async with replica_a.engine.begin() as connection:
+        await connection.execute(
+            insert(cleanup_fingerprints),
+            {
+                "article_id": "a-later",
+                "signature": other.signature.tobytes(),
+                "shingles": other.shingles,
+                "first_seen_at": datetime.now(UTC),
+            },
+        )
+        await connection.execute(
+            sql("INSERT INTO cleanup_lsh (bucket, article_id) SELECT bucket, 'a-later' FROM cleanup_lsh")
+        )
+        assert {
+            article_id
+            for _, article_id in await replica_a._lsh.articles_in(connection, set(Fingerprint.of(SEED).buckets()))
+        } == {"a-later"}
+    assert await replica_b.check_and_add("copy", respun(SEED)) == first
 
 
 async def test_the_candidates_fingerprints_are_read_however_many_there_are(

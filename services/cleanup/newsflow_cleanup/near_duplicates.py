@@ -267,28 +267,32 @@ class DuplicateIndex:
         # the group drops the consumer and hands the same batch over again (and again).
         prints, buckets = await asyncio.to_thread(_fingerprints, [text for _, text in items])
         ids = [article_id for article_id, _ in items]
-        stored = {
-            row.article_id: as_utc(row.first_seen_at)
-            for row in await connection.execute(
-                select(cleanup_fingerprints.c.article_id, cleanup_fingerprints.c.first_seen_at).where(
-                    cleanup_fingerprints.c.article_id.in_(ids)
-                )
-            )
-        }
+        columns = cleanup_fingerprints.c
+        stored: dict[str, datetime] = {}
+        # A redelivered copy (a replay, a batch handed over again) is compared with the original it was found a copy
+        # of, whether or not its buckets still offer it: a bucket offers its first few by id, and originals that came
+        # later with smaller ids can have pushed it out of every one it shares with the copy.
+        original_of: dict[str, str] = {}
+        for row in await connection.execute(
+            select(columns.article_id, columns.first_seen_at, columns.duplicate_of).where(columns.article_id.in_(ids))
+        ):
+            stored[row.article_id] = as_utc(row.first_seen_at)
+            if row.duplicate_of:
+                original_of[row.article_id] = row.duplicate_of
         # The buckets the batch shares with known articles first, then each such article's fingerprint once: joined
         # in one query, a copy sharing all 64 buckets came back 64 times, signature and all.
         shared_buckets: dict[str, set[str]] = {}
         for bucket, known_id in await self._lsh.articles_in(connection, set().union(*buckets)):
             shared_buckets.setdefault(known_id, set()).add(bucket)
         known: dict[str, _Known] = {}
-        if shared_buckets:
-            for row in await self._lsh.fingerprints_of(connection, shared_buckets):
+        if shared_buckets or original_of:
+            for row in await self._lsh.fingerprints_of(connection, shared_buckets.keys() | original_of.values()):
                 known[row.article_id] = _Known(
                     row.article_id,
                     Fingerprint.stored(row.signature, row.shingles),
                     row.duplicate_of,
                     as_utc(row.first_seen_at),
-                    frozenset(shared_buckets[row.article_id]),
+                    frozenset(shared_buckets.get(row.article_id, ())),
                 )
 
         # Which known articles are in each bucket: an article's candidates in 64 lookups, not a scan of them all.
@@ -303,6 +307,8 @@ class DuplicateIndex:
             first_seen = now + timedelta(microseconds=position)
             seen_at = stored.get(article_id, first_seen)
             sharing = {other for bucket in own_buckets for other in by_bucket.get(bucket, ())}
+            if article_id in original_of and original_of[article_id] in known:
+                sharing.add(original_of[article_id])
             pool = [known[other] for other in sorted(sharing) if other != article_id]
             # On a redelivery only articles seen earlier can be the original.
             pool = [
