@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -25,6 +26,12 @@ REDRIVE_HEADER = "newsflow-redrive"
 M = TypeVar("M", bound=BaseModel)
 
 
+def trace_id_of(topic: str, partition: int, offset: int) -> str:
+    """The trace id of a record whose producer set none, made from where it sits in Kafka: every output and dead
+    letter of it carries one, and a retry or a redelivery after a crash carries the same one."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{topic}/{partition}/{offset}").hex
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """A record as it arrived: bytes, key, headers and where it came from."""
@@ -38,7 +45,10 @@ class Delivery:
 
     @classmethod
     def from_record(cls, record: ConsumerRecord) -> Delivery:  # type: ignore[type-arg]
+        """The record as it arrived, with a trace id if its producer set none (:func:`trace_id_of`)."""
         headers = {name: (raw or b"").decode("utf-8", "replace") for name, raw in (record.headers or ())}
+        if TRACE_HEADER not in headers:
+            headers[TRACE_HEADER] = trace_id_of(record.topic, record.partition, record.offset)
         return cls(
             value=record.value or b"",
             key=record.key,

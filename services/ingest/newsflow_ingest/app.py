@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from faststream.asgi import AsgiFastStream
 
 from newsflow_shared import (
-    TRACE_HEADER,
     DeadLetter,
     Delivery,
     Emit,
@@ -32,14 +29,6 @@ from .settings import IngestSettings
 SERVICE = "ingest"
 
 
-def traced(delivery: Delivery) -> Delivery:
-    """The record with a trace id: its producer's, or a new one, so that what becomes of it can be followed from here
-    on. Every output and dead letter carries it, even when the producer set none."""
-    if TRACE_HEADER in delivery.headers:
-        return delivery
-    return dataclasses.replace(delivery, headers={**delivery.headers, TRACE_HEADER: uuid.uuid4().hex})
-
-
 class Ingest:
     """Handles one batch: validate each record, then drop the exact re-sends."""
 
@@ -51,7 +40,7 @@ class Ingest:
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
         outputs: list[Output] = []
         accepted: list[tuple[Delivery, IngestedArticle]] = []
-        for delivery in map(traced, deliveries):
+        for delivery in deliveries:
             try:
                 raw, normalised = read_raw(delivery.value, max_metadata_bytes=self.settings.ingest_max_metadata_bytes)
                 accepted.append(
