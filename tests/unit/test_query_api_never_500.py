@@ -92,6 +92,25 @@ def test_any_query_gets_a_2xx_or_a_clear_4xx(client: Client, params: dict[str, s
         assert response.json()["detail"], "a 4xx says what was wrong"
 
 
+_REVISION_PARAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "after": st.one_of(_TEXT, st.integers(-(2**70), 2**70).map(str)),
+        "limit": st.one_of(_TEXT, st.integers(-5, 100_000).map(str)),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=_REVISION_PARAMS)
+def test_any_revisions_page_gets_a_2xx_or_a_clear_4xx(client: Client, params: dict[str, str]) -> None:
+    """Found by a review: an ``after`` past the column's integers was a 500 on either database."""
+    response = client.get("/articles/f1/revisions", params=params)
+    assert response.status_code in {200, 404, 422}, (params, response.status_code, response.text)
+    if response.status_code != 200:
+        assert response.json()["detail"], "a 4xx says what was wrong"
+
+
 @pytest.mark.parametrize("q", ["   ", "\t \n", "\x00", "Douma\x00", " Douma "])
 def test_blank_and_nul_searches_found_by_hand(client: Client, q: str) -> None:
     response = client.get("/articles", params={"q": q})

@@ -63,14 +63,14 @@ async def test_stats_count_the_largest_sources_and_how_many_there_are(
 ) -> None:
     """Sources are whatever producers write: /stats names the largest few, however many there are."""
     monkeypatch.setattr(repository_module, "STATS_SOURCES", 2)
-    sizes = {"Wire": 3, "Daily": 2, "Blog": 1, "Zine": 2}
+    sizes = {"Wire": 3, "Daily": 2, "Blog": 1, "Zine": 2, None: 5}
     await repository.store(
         [article(f"{source}-{n}", source=source) for source, count in sizes.items() for n in range(count)]
     )
     stats = await repository.stats()
-    assert stats["by_source"] == {"Wire": 3, "Daily": 2}  # ties by name
+    assert stats["by_source"] == {"Wire": 3, "Daily": 2}  # ties by name; the five without a source take no slot
     assert stats["sources"] == 4
-    assert stats["total"] == 8
+    assert stats["total"] == 13
 
 
 async def test_search_filters_and_paginates(repository: ArticleRepository) -> None:

@@ -118,6 +118,7 @@ async def test_an_article_with_many_revisions_shows_the_newest_and_the_api_pages
     assert len((await site.client.get("/articles/live-blog/revisions")).json()) == 30  # within STORAGE_PAGE_MAX
     assert (await site.client.get("/articles/live-blog/revisions", params={"limit": 10_000})).status_code == 422
     assert (await site.client.get("/articles/missing/revisions", params={"after": 5})).status_code == 404
+    assert (await site.client.get("/articles/live-blog/revisions", params={"after": 2**31})).status_code == 422
 
 
 @pytest.mark.parametrize(

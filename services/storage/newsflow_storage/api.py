@@ -103,7 +103,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
     async def get_revisions(
         article_id: str,
         repo: Repo,
-        after: Annotated[int, Param(ge=0, description="The last revision of the previous page.")] = 0,
+        after: Annotated[int, Param(ge=0, le=2**31 - 1, description="The last revision of the previous page.")] = 0,
         limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = settings.storage_page_max,
     ) -> list[dict[str, Any]]:
         """The enrichments an article has had, oldest first, ``limit`` at a time: the next page is ``after`` the last

@@ -373,8 +373,8 @@ class ArticleRepository:
 
             async def counts(column: Any, source: Any = articles, most: int | None = None) -> dict[str, int]:
                 statement = select(column, func.count()).select_from(source).group_by(column)
-                if most is not None:
-                    statement = statement.order_by(func.count().desc(), column).limit(most)
+                if most is not None:  # no slot for the articles without one
+                    statement = statement.where(column.is_not(None)).order_by(func.count().desc(), column).limit(most)
                 return {str(k): v for k, v in await connection.execute(statement) if k is not None}
 
             day = func.date(articles.c.stored_at) if self._sqlite else func.to_char(articles.c.stored_at, "YYYY-MM-DD")
