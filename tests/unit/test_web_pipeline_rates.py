@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+from sqlalchemy import text as sql
+
 from newsflow_shared import Lineage
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db.engine import is_sqlite
+from newsflow_storage.dead_letters import DeadLetterStore
 from newsflow_storage.repository import ArticleRepository
 from newsflow_storage.web import pipeline
 
@@ -44,3 +48,37 @@ async def test_lineage_rates_counted_by_sqlite_are_those_decoded_in_python(tmp_p
         assert sum(rates["storage"].values()) == len(corpus)
     finally:
         await repo.engine.dispose()
+
+
+async def test_each_minute_counts_what_happened_in_it_whatever_the_database_s_time_zone(database_url: str) -> None:
+    """Counted by the database, in UTC: PostgreSQL's ``to_char`` writes the session's zone, and on a server not set to
+    UTC the storage rate landed hours away from its minutes (outside the page's hour, so it read zero)."""
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    if not is_sqlite(engine):
+        async with engine.connect() as connection:
+            name = await connection.scalar(sql("SELECT current_database()"))
+        async with engine.connect() as connection:
+            await connection.execute(sql(f"ALTER DATABASE \"{name}\" SET timezone TO 'America/New_York'"))
+            await connection.commit()
+        await engine.dispose()  # new connections take the database's zone
+        engine = make_engine(database_url)
+        async with engine.connect() as connection:
+            assert await connection.scalar(sql("SHOW timezone")) == "America/New_York"
+    repo, letters = ArticleRepository(engine), DeadLetterStore(engine)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
+    try:
+        await repo.store(
+            [article.model_copy(update={"id": f"r{i}"}) for i, article in enumerate(webdata.facet_corpus(4))]
+        )
+        await letters.keep(
+            [webdata.dead_letter(n).model_copy(update={"failed_at": minute + timedelta(seconds=n)}) for n in range(5)]
+        )
+        since = minute - timedelta(minutes=30)
+        assert await letters.per_minute(since) == {"ingest": {minute: 5}}
+        rates = await pipeline._rates(repo, since)
+        this_minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        assert sum(rates["storage"].values()) == 4
+        assert set(rates["storage"]) <= {this_minute, this_minute - timedelta(minutes=1)}  # stored just now
+    finally:
+        await engine.dispose()

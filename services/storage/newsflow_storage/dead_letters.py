@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsflow_shared import DeadLetter, Delivery, RejectedInput, TemporaryFailure
-from newsflow_shared.db.engine import as_utc, dialect_insert
+from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite, minute_of, utc_minute
 from newsflow_shared.db.tables import dead_letters
 from newsflow_shared.stage import Output
 
@@ -96,14 +96,21 @@ class DeadLetterStore:
         ]
 
     async def per_minute(self, since: datetime) -> dict[str, dict[datetime, int]]:
-        """Dead letters per stage and minute since ``since`` (minutes without any are left out)."""
-        statement = select(dead_letters.c.stage, dead_letters.c.failed_at).where(dead_letters.c.failed_at >= since)
+        """Dead letters per stage and minute since ``since`` (minutes without any are left out).
+
+        Counted by the database: read row by row, a flood of bad input (300,000 letters in the hour) held storage's
+        event loop for 2 s at each view of the pipeline page, just when someone looks at it.
+        """
+        minute = utc_minute(dead_letters.c.failed_at, sqlite=is_sqlite(self.engine))
+        statement = (
+            select(dead_letters.c.stage, minute, func.count())
+            .where(dead_letters.c.failed_at >= since)
+            .group_by(dead_letters.c.stage, minute)
+        )
         counts: dict[str, dict[datetime, int]] = {}
         async with self.engine.connect() as connection:
-            for stage, failed_at in await connection.execute(statement):
-                minute = as_utc(failed_at).replace(second=0, microsecond=0)
-                counts.setdefault(stage, {}).setdefault(minute, 0)
-                counts[stage][minute] += 1
+            for stage, stamp, count in await connection.execute(statement):
+                counts.setdefault(stage, {})[minute_of(stamp)] = count
         return counts
 
     async def letter(self, letter_id: int) -> DeadLetter | None:

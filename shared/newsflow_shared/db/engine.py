@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -23,6 +23,22 @@ def normalise_url(url: str) -> str:
 def as_utc(value: datetime) -> datetime:
     """Every time Newsflow stores is UTC: SQLite keeps no offset, so one is fixed on the way in and out."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_minute(column: Any, *, sqlite: bool) -> Any:
+    """A stored time's minute as text (``YYYY-MM-DD HH:MM``, UTC), for counting per minute in the database.
+
+    In UTC on PostgreSQL too: ``to_char`` of a ``timestamptz`` writes the session's time zone, the server's by
+    default, and on a server not set to UTC every count landed hours away from the minute it belongs to.
+    """
+    if sqlite:
+        return func.substr(column, 1, 16)  # SQLite keeps the UTC time as text
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")
+
+
+def minute_of(stamp: str) -> datetime:
+    """The minute :func:`utc_minute` wrote."""
+    return datetime.fromisoformat(stamp.replace(" ", "T")).replace(tzinfo=UTC)
 
 
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:

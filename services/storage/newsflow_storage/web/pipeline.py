@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from newsflow_shared import ServiceSettings
-from newsflow_shared.db.engine import as_utc
+from newsflow_shared.db.engine import as_utc, minute_of, utc_minute
 from newsflow_shared.db.tables import articles
 from newsflow_shared.lag import stage_lag
 
@@ -91,24 +91,16 @@ async def stage_views(
 
 async def _rates(repo: ArticleRepository, since: datetime) -> dict[str, dict[datetime, int]]:
     counts: dict[str, dict[datetime, int]] = {stage: {} for stage in STAGES}
-    minute = (
-        func.substr(articles.c.stored_at, 1, 16)
-        if repo._sqlite
-        else func.to_char(articles.c.stored_at, 'YYYY-MM-DD"T"HH24:MI')
-    )
+    minute = utc_minute(articles.c.stored_at, sqlite=repo._sqlite)
     exact = select(minute, func.count()).where(articles.c.stored_at >= since).group_by(minute)
     async with repo.engine.connect() as connection:
         # Storage's own rate is exact (an index answers it); the others come from the newest rows' lineage.
         for stamp, count in await connection.execute(exact):
-            counts["storage"][_minute(stamp)] = count
+            counts["storage"][minute_of(stamp)] = count
         lineage = _lineage_rates_sql if repo._sqlite else _lineage_rates_rows
         for stage, at, count in await lineage(connection, since):
             counts[stage][at] = counts[stage].get(at, 0) + count
     return counts
-
-
-def _minute(stamp: str) -> datetime:
-    return as_utc(datetime.fromisoformat(stamp.replace(" ", "T")))
 
 
 def _recent(since: datetime) -> Any:
@@ -137,7 +129,7 @@ async def _lineage_rates_sql(connection: AsyncConnection, since: datetime) -> li
         "WHERE json_extract(step.value, '$.stage') IN ('cleanup', 'classify') GROUP BY 1, 2"
     ).bindparams(bindparam("since", since, type_=articles.c.stored_at.type), rows=RATE_ROWS_MAX)
     rows = await connection.execute(statement)
-    return [(stage, _minute(stamp), count) for stage, stamp, count in rows if stamp is not None]
+    return [(stage, minute_of(stamp), count) for stage, stamp, count in rows if stamp is not None]
 
 
 async def _lineage_rates_rows(connection: AsyncConnection, since: datetime) -> list[tuple[str, datetime, int]]:
