@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import text as sql
+from sqlalchemy import update
 
 from newsflow_shared import Lineage
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.db.engine import is_sqlite
+from newsflow_shared.db.tables import articles
 from newsflow_storage.dead_letters import DeadLetterStore
 from newsflow_storage.repository import ArticleRepository
 from newsflow_storage.web import pipeline
@@ -80,5 +82,10 @@ async def test_each_minute_counts_what_happened_in_it_whatever_the_database_s_ti
         this_minute = datetime.now(UTC).replace(second=0, microsecond=0)
         assert sum(rates["storage"].values()) == 4
         assert set(rates["storage"]) <= {this_minute, this_minute - timedelta(minutes=1)}  # stored just now
+        # /stats' days are UTC's too: 02:00 UTC is the evening before in New York.
+        today = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+        async with engine.begin() as connection:
+            await connection.execute(update(articles).where(articles.c.id == "r0").values(stored_at=today))
+        assert (await repo.stats())["by_day"] == {str(today.date()): 4}
     finally:
         await engine.dispose()

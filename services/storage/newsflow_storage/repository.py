@@ -377,7 +377,11 @@ class ArticleRepository:
                     statement = statement.where(column.is_not(None)).order_by(func.count().desc(), column).limit(most)
                 return {str(k): v for k, v in await connection.execute(statement) if k is not None}
 
-            day = func.date(articles.c.stored_at) if self._sqlite else func.to_char(articles.c.stored_at, "YYYY-MM-DD")
+            day = (  # the UTC day: PostgreSQL's to_char writes the session's time zone
+                func.date(articles.c.stored_at)
+                if self._sqlite
+                else func.to_char(func.timezone("UTC", articles.c.stored_at), "YYYY-MM-DD")
+            )
             return {
                 "total": total,
                 "by_topic": await counts(article_topics.c.code, article_topics),
