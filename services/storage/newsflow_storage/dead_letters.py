@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsflow_shared import DeadLetter, Delivery, RejectedInput, TemporaryFailure
-from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite, minute_of, utc_minute
+from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite, minute_of, utc_period
 from newsflow_shared.db.tables import dead_letters
 from newsflow_shared.stage import Output
 
@@ -101,7 +101,7 @@ class DeadLetterStore:
         Counted by the database: read row by row, a flood of bad input (300,000 letters in the hour) held storage's
         event loop for 2 s at each view of the pipeline page, just when someone looks at it.
         """
-        minute = utc_minute(dead_letters.c.failed_at, sqlite=is_sqlite(self.engine))
+        minute = utc_period(dead_letters.c.failed_at, "minute", sqlite=is_sqlite(self.engine))
         statement = (
             select(dead_letters.c.stage, minute, func.count())
             .where(dead_letters.c.failed_at >= since)

@@ -19,7 +19,7 @@ from sqlalchemy import and_, column, func, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from newsflow_shared import EnrichedArticle, StoredArticle
-from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite
+from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite, utc_period
 from newsflow_shared.db.tables import article_revisions, article_topics, articles
 from newsflow_shared.taxonomy import load_taxonomy
 
@@ -377,11 +377,7 @@ class ArticleRepository:
                     statement = statement.where(column.is_not(None)).order_by(func.count().desc(), column).limit(most)
                 return {str(k): v for k, v in await connection.execute(statement) if k is not None}
 
-            day = (  # the UTC day: PostgreSQL's to_char writes the session's time zone
-                func.date(articles.c.stored_at)
-                if self._sqlite
-                else func.to_char(func.timezone("UTC", articles.c.stored_at), "YYYY-MM-DD")
-            )
+            day = utc_period(articles.c.stored_at, "day", sqlite=self._sqlite)
             return {
                 "total": total,
                 "by_topic": await counts(article_topics.c.code, article_topics),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import event, func, text
 from sqlalchemy.engine import make_url
@@ -25,19 +25,25 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def utc_minute(column: Any, *, sqlite: bool) -> Any:
-    """A stored time's minute as text (``YYYY-MM-DD HH:MM``, UTC), for counting per minute in the database.
+# How many characters of SQLite's stored text, and PostgreSQL's format, write each period.
+_PERIODS = {"month": (7, "YYYY-MM"), "day": (10, "YYYY-MM-DD"), "minute": (16, "YYYY-MM-DD HH24:MI")}
+
+
+def utc_period(column: Any, period: Literal["month", "day", "minute"], *, sqlite: bool) -> Any:
+    """A stored time's month, day or minute as text (``YYYY-MM-DD HH:MM`` cut to it, UTC), for counting in the
+    database.
 
     In UTC on PostgreSQL too: ``to_char`` of a ``timestamptz`` writes the session's time zone, the server's by
     default, and on a server not set to UTC every count landed hours away from the minute it belongs to.
     """
+    length, postgres_format = _PERIODS[period]
     if sqlite:
-        return func.substr(column, 1, 16)  # SQLite keeps the UTC time as text
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")
+        return func.substr(column, 1, length)  # SQLite keeps the UTC time as text, 'YYYY-MM-DD HH:MM:SS.ffffff'
+    return func.to_char(func.timezone("UTC", column), postgres_format)
 
 
 def minute_of(stamp: str) -> datetime:
-    """The minute :func:`utc_minute` wrote."""
+    """The minute :func:`utc_period` wrote."""
     return datetime.fromisoformat(stamp.replace(" ", "T")).replace(tzinfo=UTC)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import column, func, literal_column, select, table, text, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from newsflow_shared.db.engine import utc_period
 from newsflow_shared.db.tables import article_topics, articles
 from newsflow_shared.taxonomy import load_taxonomy
 
@@ -192,10 +193,7 @@ def _facet_statement(repo: ArticleRepository, query: Query, page_ids: int, windo
             )
         )
     sample = sample.cte("sample").prefix_with("MATERIALIZED")
-    if repo._sqlite:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
-        month = func.substr(sample.c.published_at, 1, 7)
-    else:
-        month = func.to_char(func.timezone("UTC", sample.c.published_at), "YYYY-MM")
+    month = utc_period(sample.c.published_at, "month", sqlite=repo._sqlite)
 
     def counts(name: str, value: Any) -> Any:
         return select(_label(name), value.label("value"), func.count().label("n")).group_by(value)

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from newsflow_shared import ServiceSettings
-from newsflow_shared.db.engine import as_utc, minute_of, utc_minute
+from newsflow_shared.db.engine import as_utc, minute_of, utc_period
 from newsflow_shared.db.tables import articles
 from newsflow_shared.lag import stage_lag
 
@@ -91,7 +91,7 @@ async def stage_views(
 
 async def _rates(repo: ArticleRepository, since: datetime) -> dict[str, dict[datetime, int]]:
     counts: dict[str, dict[datetime, int]] = {stage: {} for stage in STAGES}
-    minute = utc_minute(articles.c.stored_at, sqlite=repo._sqlite)
+    minute = utc_period(articles.c.stored_at, "minute", sqlite=repo._sqlite)
     exact = select(minute, func.count()).where(articles.c.stored_at >= since).group_by(minute)
     async with repo.engine.connect() as connection:
         # Storage's own rate is exact (an index answers it); the others come from the newest rows' lineage.
