@@ -109,7 +109,8 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         """The enrichments an article has had, oldest first, ``limit`` at a time: the next page is ``after`` the last
         revision of this one (an empty page: no more)."""
         revisions = await repo.revisions(article_id, after=after, limit=limit)
-        if not revisions and (after == 0 or await repo.get(article_id) is None):
+        # Past the last page: [] for an article there is (every one has revision 1), 404 for one there is not.
+        if not revisions and (after == 0 or not await repo.revisions(article_id, limit=1)):
             raise HTTPException(404, f"no article with id {article_id!r}")
         return revisions
 
