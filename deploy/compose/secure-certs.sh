@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes what deploy/compose/secure.yml mounts: a private CA, the broker's TLS certificate (for the names `kafka`
-# and `localhost`) in a PKCS12 keystore, and random SASL passwords for the broker and for the services.
+# and `localhost`) with its key in a PEM keystore, and random SASL passwords for the broker and for the services.
 #   deploy/compose/secure-certs.sh [DIR]     # default deploy/compose/secrets; keeps what is already there
 # DIR/broker/ is mounted into the broker only; the services get DIR/ca.pem and DIR/newsflow.password.
 # Files are readable by the containers' users (other uids than yours), so DIR itself is private (0700).
@@ -12,12 +12,11 @@ mkdir -p "$dir/broker"
 chmod 700 "$dir"
 cd "$dir"
 umask 022
-if [ -f broker/kafka.p12 ]; then
+if [ -f broker/kafka-keystore.pem ]; then
   echo "secrets already in $dir (delete it to make new ones)" >&2
   exit 0
 fi
 secret() { openssl rand -hex 24; }
-secret > broker/keystore.password
 secret > admin.password
 secret > newsflow.password
 
@@ -28,10 +27,10 @@ openssl req -newkey rsa:3072 -nodes -subj "/CN=kafka" -keyout broker/kafka.key -
 printf 'subjectAltName=DNS:kafka,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > broker/kafka.ext
 openssl x509 -req -in broker/kafka.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days "$days" \
   -extfile broker/kafka.ext -out broker/kafka.crt 2>/dev/null
-openssl pkcs12 -export -in broker/kafka.crt -inkey broker/kafka.key -certfile ca.pem -name kafka \
-  -passout file:broker/keystore.password -out broker/kafka.p12
-rm broker/kafka.key broker/kafka.csr broker/kafka.ext ca.srl
-chmod 644 broker/kafka.p12  # the broker runs as its own uid; DIR is private
+# Kafka's PEM keystore: the key (unencrypted PKCS#8, so no password has to reach the broker), then the chain.
+{ openssl pkcs8 -topk8 -nocrypt -in broker/kafka.key; cat broker/kafka.crt ca.pem; } > broker/kafka-keystore.pem
+rm -f broker/kafka.key broker/kafka.csr broker/kafka.ext broker/kafka.crt ca.srl broker/kafka.p12 broker/keystore.password
+chmod 644 broker/kafka-keystore.pem  # the broker runs as its own uid; DIR is private
 cp ca.pem broker/ca.pem
 
 # The broker's SASL PLAIN users: `admin` for the broker itself (inter-broker and its health check), `newsflow` for
@@ -53,5 +52,5 @@ sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule require
 ssl.truststore.type=PEM
 ssl.truststore.location=/etc/kafka/secrets/ca.pem
 PROPS
-for file in admin.password newsflow.password broker/keystore.password; do printf '%s' "$(cat "$file")" > "$file"; done
+for file in admin.password newsflow.password; do printf '%s' "$(cat "$file")" > "$file"; done
 echo "$dir"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds local stand-ins for the two images Compose pulls, for machines where no container registry answers:
+#   apache/kafka:4.1.1 -> localhost/newsflow-kafka-stand-in:4.1.1 (the same broker jars from Maven Central, Java 17)
+#   postgres:17        -> localhost/newsflow-postgres-stand-in:15 (Debian bookworm's PostgreSQL 15)
+# each with the real image's user, folders and environment variables (deploy/images/stand-ins/*/Containerfile).
+#   eval "$(deploy/images/stand-ins.sh)"     # prints KAFKA_IMAGE=... and POSTGRES_IMAGE=... for Compose
+#   docker compose up
+# Needs podman (or docker), mmdebstrap and Maven (deploy/images/setup-podman.sh, deploy/local/system-packages.sh).
+# Idempotent: images already built are kept (--rebuild to build them again).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+engine="${CONTAINER_ENGINE:-$(command -v podman >/dev/null 2>&1 && echo podman || echo docker)}"
+kafka_tag=localhost/newsflow-kafka-stand-in:4.1.1
+postgres_tag=localhost/newsflow-postgres-stand-in:15
+rebuild=false
+[ "${1-}" = --rebuild ] && rebuild=true
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+exists() { ! $rebuild && "$engine" image inspect "$1" >/dev/null 2>&1; }
+
+# A Debian bookworm root filesystem with these packages, imported as an image (docs and locales left out).
+debian_base() {
+  local tag=$1 packages=$2
+  "$engine" image inspect "$tag" >/dev/null 2>&1 && return  # the Debian layer is kept on --rebuild
+  echo "stand-ins: building $tag from Debian's packages ($packages)" >&2
+  mmdebstrap --quiet --variant=minbase --include="ca-certificates,$packages" \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' bookworm "$work/base.tar" >&2
+  "$engine" import --change 'ENV LANG=C.UTF-8' "$work/base.tar" "$tag" >/dev/null
+  rm -f "$work/base.tar"
+}
+
+if ! exists "$kafka_tag"; then
+  # openjdk's package needs /usr/share/man to exist (update-alternatives), so man pages stay.
+  debian_base localhost/newsflow-stand-in-jre:bookworm openjdk-17-jre-headless
+  cp -r "$root/deploy/images/stand-ins/kafka" "$work/kafka"
+  mvn -q -B -f "$work/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$work/kafka/libs" \
+    -DincludeScope=runtime >&2
+  echo "stand-ins: building $kafka_tag" >&2
+  "$engine" build --format docker -f "$work/kafka/Containerfile" -t "$kafka_tag" "$work/kafka" >&2
+fi
+if ! exists "$postgres_tag"; then
+  debian_base localhost/newsflow-stand-in-postgres-base:bookworm postgresql-15,postgresql-client-15
+  echo "stand-ins: building $postgres_tag" >&2
+  "$engine" build --format docker -f "$root/deploy/images/stand-ins/postgres/Containerfile" -t "$postgres_tag" \
+    "$root/deploy/images/stand-ins/postgres" >&2
+fi
+echo "export KAFKA_IMAGE=$kafka_tag"
+echo "export POSTGRES_IMAGE=$postgres_tag"

@@ -1,0 +1,205 @@
+"""docker-compose.yml as users run it: `docker compose up`, articles pushed from the host, stored and served.
+
+The real Docker Compose (v5) talks to the container engine's Docker API: Docker's, or Podman's where there is no
+Docker daemon (`podman system service`). Where no registry answers, apache/kafka and postgres are the local
+stand-ins of deploy/images/stand-ins.sh, through KAFKA_IMAGE and POSTGRES_IMAGE. Podman runs healthchecks from
+systemd timers; on a machine without systemd the test runs them itself every few seconds, as those timers would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from newsflow_cli.inputs import read_inputs
+from newsflow_cli.kafka_io import producer, push
+from newsflow_cli.local_kafka import free_port
+from newsflow_shared import ServiceSettings
+
+from .test_images import ENGINE, ROOT, SERVICES, engine
+
+TOKEN = "compose-test-token"
+# What `make demo` stores of samples/ (the rest is dead-lettered or skipped): the same here, through Compose.
+STORED_FROM_SAMPLES = 12
+
+pytestmark = [
+    pytest.mark.images,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(ENGINE is None, reason="no container engine: neither podman nor a docker daemon that answers"),
+]
+
+
+def compose_command() -> list[str]:
+    result = subprocess.run(
+        [str(ROOT / "deploy/compose/get-compose.sh")], capture_output=True, text=True, timeout=900, check=False
+    )
+    if result.returncode != 0:
+        pytest.skip(f"no Docker Compose here: {result.stderr.strip()[-500:]}")
+    return result.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """DOCKER_HOST for Compose: Podman's Docker API on a socket of the test's own, or Docker's as it is."""
+    if ENGINE != "podman":
+        yield os.environ.get("DOCKER_HOST")
+        return
+    socket = tmp_path_factory.mktemp("podman") / "podman.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket}"])
+    deadline = time.monotonic() + 30
+    while not socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert socket.exists(), "podman system service did not open its socket"
+    yield f"unix://{socket}"
+    service.terminate()
+    service.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stand_ins() -> dict[str, str]:
+    """The images and the stand-ins Compose runs, built (or found in the build cache) as a user would."""
+    env = {**os.environ, "CONTAINER_ENGINE": str(ENGINE)}
+    built = subprocess.run([str(ROOT / "deploy/images/build.sh"), *SERVICES], capture_output=True, text=True, env=env)
+    assert built.returncode == 0, built.stderr[-5000:]
+    made = subprocess.run([str(ROOT / "deploy/images/stand-ins.sh")], capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr[-5000:]
+    exports = [line.removeprefix("export ").split("=", 1) for line in made.stdout.splitlines()]
+    return dict(exports)
+
+
+def run_healthchecks_while(project: str, stop: threading.Event) -> None:
+    """What Podman's systemd timers do where there is no systemd: run each container's healthcheck now and then."""
+    while not stop.wait(3):
+        names = engine("ps", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}")
+        for name in names.stdout.split():
+            engine("healthcheck", "run", name, check=False, timeout=60)
+
+
+class Stack:
+    """One Compose project of its own (name, ports, volumes), taken down with its volumes at the end."""
+
+    def __init__(self, compose: list[str], docker_host: str | None, images: dict[str, str], files: list[str]) -> None:
+        self.project = f"nftest-{uuid.uuid4().hex[:8]}"
+        self.kafka_port, self.api_port = free_port(), free_port()
+        self.env = {**os.environ, **images, "STORAGE_API_TOKEN": TOKEN}
+        self.env |= {"KAFKA_HOST_PORT": str(self.kafka_port), "STORAGE_API_HOST_PORTS": str(self.api_port)}
+        if docker_host:
+            self.env["DOCKER_HOST"] = docker_host
+        self.command = [*compose, "--project-name", self.project, "--project-directory", str(ROOT)]
+        self.command += [arg for file in files for arg in ("-f", str(ROOT / file))]
+        self.api = f"http://127.0.0.1:{self.api_port}"
+
+    def __call__(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*self.command, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, f"compose {' '.join(args)}: {result.stderr[-4000:]}\n{self.logs()}"
+        return result
+
+    def logs(self) -> str:
+        result = subprocess.run([*self.command, "logs", "--tail", "30"], env=self.env, capture_output=True, text=True)
+        return result.stdout[-8000:]
+
+    def stored(self, at_least: int, timeout: float = 300) -> int:
+        """Wait until storage's API counts ``at_least`` articles; the count then."""
+        deadline, total = time.monotonic() + timeout, -1
+        while time.monotonic() < deadline:
+            stats = httpx.get(f"{self.api}/stats", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+            assert stats.status_code == 200, stats.text
+            total = stats.json()["total"]
+            if total >= at_least:
+                time.sleep(5)  # anything more would have arrived by now: it would be stored twice
+                return httpx.get(f"{self.api}/stats", headers={"Authorization": f"Bearer {TOKEN}"}).json()["total"]
+            time.sleep(2)
+        raise AssertionError(f"{total} stored after {timeout} s, not {at_least}\n{self.logs()}")
+
+
+@pytest.fixture
+def stack(docker_host: str | None, stand_ins: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Stack]:
+    compose = compose_command()
+    stack = Stack(compose, docker_host, stand_ins, request.param)
+    stop = threading.Event()
+    ticker = None
+    if ENGINE == "podman" and not Path("/run/systemd/system").exists():
+        ticker = threading.Thread(target=run_healthchecks_while, args=(stack.project, stop), daemon=True)
+        ticker.start()
+    try:
+        yield stack
+    finally:
+        stop.set()
+        if ticker:
+            ticker.join(timeout=120)
+        subprocess.run([*stack.command, "down", "--volumes", "--timeout", "20"], env=stack.env, capture_output=True)
+
+
+async def push_files(env: dict[str, str], paths: list[Path]) -> None:
+    settings = ServiceSettings(**{key.lower(): value for key, value in env.items()})
+    async with producer(settings) as client:
+        summary = await push(client, settings, list(read_inputs([str(path) for path in paths])))
+    assert not summary.failed
+
+
+@pytest.mark.parametrize("stack", [["docker-compose.yml"]], indirect=True)
+def test_compose_up_runs_the_pipeline_and_survives_a_broker_restart(stack: Stack) -> None:
+    stack("up", "--detach", "--wait", "--wait-timeout", "600")
+    listed = stack("ps", "--all", "--format", "{{.Service}} {{.State}} {{.Health}}").stdout
+    for service in SERVICES:
+        assert f"{service} running healthy" in listed, listed
+    assert "topic-init exited" in listed, listed
+
+    client = {"KAFKA_BOOTSTRAP_SERVERS": f"localhost:{stack.kafka_port}"}
+    asyncio.run(push_files(client, [ROOT / "samples"]))
+    assert httpx.get(f"{stack.api}/articles", timeout=10).status_code == 401  # the token guards the API
+    assert stack.stored(STORED_FROM_SAMPLES) == STORED_FROM_SAMPLES
+
+    # The broker restarts on its volume (formatted already) and the services carry on without a restart of their own.
+    stack("restart", "kafka")
+    stack("up", "--detach", "--wait", "--wait-timeout", "300")
+    seed = ROOT / "samples" / "seed-article.txt"
+    changed = Path(stack.env.get("TMPDIR", "/tmp")) / f"{stack.project}-after-restart.txt"
+    changed.write_text("After the restart. " + seed.read_text())
+    try:
+        asyncio.run(push_files(client, [changed]))
+        assert stack.stored(STORED_FROM_SAMPLES + 1) == STORED_FROM_SAMPLES + 1
+    finally:
+        changed.unlink()
+
+
+@pytest.mark.parametrize("stack", [["docker-compose.yml", "deploy/compose/secure.yml"]], indirect=True)
+def test_the_secure_override_runs_kafka_with_sasl_ssl(stack: Stack) -> None:
+    made = subprocess.run([str(ROOT / "deploy/compose/secure-certs.sh")], capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    secrets = ROOT / "deploy/compose/secrets"  # where secure.yml mounts them from (kept when there already)
+    stack("up", "--detach", "--wait", "--wait-timeout", "600")
+
+    client = {
+        "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{stack.kafka_port}",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_SASL_USERNAME": "newsflow",
+        "KAFKA_SASL_PASSWORD_FILE": str(secrets / "newsflow.password"),
+        "KAFKA_SSL_CA_FILE": str(secrets / "ca.pem"),
+    }
+    asyncio.run(push_files(client, [ROOT / "samples"]))
+    assert stack.stored(STORED_FROM_SAMPLES) == STORED_FROM_SAMPLES
+    # What the host's clients reach is TLS with the certificate our CA signed for localhost.
+    verify = ["-CAfile", str(secrets / "ca.pem"), "-verify_hostname", "localhost", "-verify_return_error", "-brief"]
+    handshake = subprocess.run(
+        [shutil.which("openssl") or "openssl", "s_client", "-connect", f"127.0.0.1:{stack.kafka_port}", *verify],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert handshake.returncode == 0, handshake.stderr
+    assert "Verification: OK" in handshake.stderr, handshake.stderr
