@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -123,7 +124,31 @@ async def reach_kafka(settings: ServiceSettings, origin: str, timeout: float = 1
     try:
         await wait_for_kafka(settings, timeout=timeout)
     except TimeoutError:
+        servers = settings.kafka_bootstrap_servers
+        protocol = settings.kafka_security_protocol
+        if await asyncio.to_thread(_any_listening, servers):
+            # A port that takes the connection and then says nothing Kafka understands: most often a broker that
+            # wants TLS or SASL spoken to in plain text (or the other way round), which looks like a hang.
+            raise KafkaUnavailable(
+                f"something listens at {servers} (from {origin}) but did not answer as Kafka over {protocol} "
+                f"within {timeout:.0f}s: if the broker wants TLS or SASL, set KAFKA_SECURITY_PROTOCOL (and "
+                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD_FILE, KAFKA_SSL_CA_FILE) to match it"
+            ) from None
         raise KafkaUnavailable(
-            f"no Kafka answers at {settings.kafka_bootstrap_servers} (from {origin}) within {timeout:.0f}s: "
+            f"no Kafka answers at {servers} (from {origin}) within {timeout:.0f}s: "
             "start the pipeline with `newsflow run`, or set KAFKA_BOOTSTRAP_SERVERS to your brokers"
         ) from None
+
+
+def _any_listening(servers: str) -> bool:
+    """Whether any of the bootstrap servers takes a TCP connection."""
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not port.isdigit():
+            continue
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=1):
+                return True
+        except OSError:
+            continue
+    return False

@@ -104,6 +104,21 @@ def test_a_broker_that_does_not_answer_is_one_clear_line(tmp_path: Path) -> None
     assert "no Kafka answers at 127.0.0.1:1" in result.stderr
 
 
+def test_a_port_that_does_not_speak_kafka_asks_for_the_security_protocol(tmp_path: Path) -> None:
+    """A broker that wants TLS, spoken to in plain text, takes the connection and then says nothing a plain client
+    understands: that is not "no Kafka", and the line says what to set."""
+    source = tmp_path / "a.jsonl"
+    source.write_text(json.dumps(SHORT) + "\n")
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nothing ever answers
+        port = silent.getsockname()[1]
+        result = newsflow({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}, "push", str(source))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert f"something listens at 127.0.0.1:{port}" in result.stderr
+    assert "did not answer as Kafka over PLAINTEXT" in result.stderr
+    assert "set KAFKA_SECURITY_PROTOCOL" in result.stderr
+
+
 def test_commands_find_the_broker_newsflow_run_started(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     started = subprocess.run(
