@@ -299,3 +299,23 @@ async def test_assign_at_first_starts_at_the_first_record_every_time(kafka_boots
             assert sum(map(len, first.values())) > 0
         finally:
             await consumer.stop()
+
+
+async def test_status_with_dead_letters_to_read_answers_in_seconds(kafka_bootstrap: str) -> None:
+    """The screen reads the dead letters first. Assigned to the dead-letter topic, the consumer stopped learning of
+    the other topics, and each of them waited out every metadata retry: 25 s a topic, minutes for the screen."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    letter = {"stage": "ingest", "error": "MalformedMessage", "reason": "not JSON", "schema_version": "1.1"}
+    async with producer(settings) as client:
+        for _ in range(3):
+            await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
+        await client.send_and_wait(settings.topic_raw, b'{"id": "waiting"}')
+
+    started = time.monotonic()
+    stages = {s.stage: s for s in await gather_status(settings)}
+    took = time.monotonic() - started
+    assert stages["ingest"].dead_letters == {"MalformedMessage": 3}
+    assert stages["ingest"].lag == 1  # the raw topic, read after the dead letters, is found
+    assert took < 20, f"status took {took:.1f} s"
