@@ -70,19 +70,27 @@ async def gather_status(
 ) -> list[StageStatus]:
     """Read every stage's numbers from Kafka now."""
     admin = kafka_clients.admin(settings, client_id="newsflow-status")
-    consumer = kafka_clients.consumer(
-        settings,
-        client_id="newsflow-status",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",  # a record removed by retention: the oldest one left
-        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
-        fetch_max_bytes=settings.kafka_max_message_bytes * 2,
+    # Two consumers: one asks for offsets and is never assigned anything, so it keeps the metadata of every topic; the
+    # reader is assigned one partition after another to read a record's time. With one for both, each assignment
+    # narrowed the metadata to that topic, and each ask about another topic waited for a refresh (5 s a screen).
+    consumer, reader = (
+        kafka_clients.consumer(
+            settings,
+            client_id="newsflow-status",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a record removed by retention: the oldest one left
+            max_partition_fetch_bytes=settings.kafka_max_message_bytes,
+            fetch_max_bytes=settings.kafka_max_message_bytes * 2,
+        )
+        for _ in range(2)
     )
     await kafka_clients.connect(admin, settings)
     await kafka_clients.connect(consumer, settings)
+    await kafka_clients.connect(reader, settings)
     try:
         now = time.time()
-        letters = await _dead_letters(consumer, settings.topic_dlq, since=now - max(dlq_window, stuck_after, 60.0))
+        since = now - max(dlq_window, stuck_after, 60.0)
+        letters = await _dead_letters(consumer, reader, settings.topic_dlq, since=since)
         groups = {stage: settings.group_id(stage) for stage in stage_topics(settings)}
         members = await _members(admin, list(groups.values()))
         result = []
@@ -90,8 +98,8 @@ async def gather_status(
             status = StageStatus(stage=stage, group=groups[stage], topic=source, replicas=members.get(groups[stage], 0))
             own_letters = [(at, error) for name, at, error in letters if name == stage]
             status.dead_letters = dict(Counter(error for at, error in own_letters if at >= now - dlq_window))
-            oldest = await _fill_lag(admin, consumer, status, now)
-            written_last_minute, last_output = await _written_since(consumer, outputs, now)
+            oldest = await _fill_lag(admin, consumer, reader, status, now)
+            written_last_minute, last_output = await _written_since(consumer, reader, outputs, now)
             written_last_minute += sum(1 for at, _ in own_letters if at >= now - 60)
             if own_letters:
                 last_output = max(last_output or 0.0, max(at for at, _ in own_letters))
@@ -105,6 +113,7 @@ async def gather_status(
             result.append(status)
         return result
     finally:
+        await reader.stop()
         await consumer.stop()
         await admin.close()
 
@@ -143,7 +152,7 @@ async def _members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, i
 
 
 async def _fill_lag(
-    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, status: StageStatus, now: float
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, reader: AIOKafkaConsumer, status: StageStatus, now: float
 ) -> float | None:
     """Fill in the stage's lag and its oldest unanswered record's age (shown rounded); return that age exactly."""
     partitions = await topic_partitions(consumer, status.topic)
@@ -161,7 +170,7 @@ async def _fill_lag(
         behind = max(0, ends[tp] - position)
         status.lag += behind
         if behind:
-            at = await _timestamp_at(consumer, tp, position)
+            at = await _timestamp_at(reader, tp, position)
             if at is not None:
                 oldest = max(oldest or 0.0, now - at)
     oldest = None if oldest is None else max(0.0, oldest)
@@ -169,16 +178,18 @@ async def _fill_lag(
     return oldest
 
 
-async def _timestamp_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:
+async def _timestamp_at(reader: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:
     """The timestamp (seconds) of the record at ``offset``: the oldest one the stage has not answered."""
-    consumer.assign([tp])
-    consumer.seek(tp, offset)
-    batch = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
+    reader.assign([tp])
+    reader.seek(tp, offset)
+    batch = await reader.getmany(tp, timeout_ms=5000, max_records=1)
     records = batch.get(tp) or []
     return records[0].timestamp / 1000.0 if records else None
 
 
-async def _written_since(consumer: AIOKafkaConsumer, topics: tuple[str, ...], now: float) -> tuple[int, float | None]:
+async def _written_since(
+    consumer: AIOKafkaConsumer, reader: AIOKafkaConsumer, topics: tuple[str, ...], now: float
+) -> tuple[int, float | None]:
     """Records written to ``topics`` in the last minute, and when the newest of all was written."""
     count, newest = 0, None
     for topic in topics:
@@ -191,13 +202,15 @@ async def _written_since(consumer: AIOKafkaConsumer, topics: tuple[str, ...], no
             if since.get(tp) is not None:
                 count += ends[tp] - since[tp].offset
             if ends[tp] > 0:
-                at = await _timestamp_at(consumer, tp, ends[tp] - 1)
+                at = await _timestamp_at(reader, tp, ends[tp] - 1)
                 if at is not None:
                     newest = max(newest or 0.0, at)
     return count, newest
 
 
-async def _dead_letters(consumer: AIOKafkaConsumer, topic: str, since: float) -> list[tuple[str, float, str]]:
+async def _dead_letters(
+    consumer: AIOKafkaConsumer, reader: AIOKafkaConsumer, topic: str, since: float
+) -> list[tuple[str, float, str]]:
     """``(stage, timestamp, error class)`` of each dead letter written since ``since``."""
     partitions = await topic_partitions(consumer, topic)
     if not partitions:
@@ -207,12 +220,12 @@ async def _dead_letters(consumer: AIOKafkaConsumer, topic: str, since: float) ->
     wanted = {tp: ends[tp] for tp in partitions if starts.get(tp) is not None and starts[tp].offset < ends[tp]}
     if not wanted:
         return []
-    consumer.assign(list(wanted))
+    reader.assign(list(wanted))
     for tp in wanted:
-        consumer.seek(tp, starts[tp].offset)
+        reader.seek(tp, starts[tp].offset)
     letters: list[tuple[str, float, str]] = []
     while wanted:
-        batch = await consumer.getmany(*wanted, timeout_ms=2000, max_records=10_000)
+        batch = await reader.getmany(*wanted, timeout_ms=2000, max_records=10_000)
         if not batch:
             break
         for tp, records in batch.items():

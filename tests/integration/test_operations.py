@@ -318,4 +318,4 @@ async def test_status_with_dead_letters_to_read_answers_in_seconds(kafka_bootstr
     took = time.monotonic() - started
     assert stages["ingest"].dead_letters == {"MalformedMessage": 3}
     assert stages["ingest"].lag == 1  # the raw topic, read after the dead letters, is found
-    assert took < 20, f"status took {took:.1f} s"
+    assert took < 10, f"status took {took:.1f} s"
