@@ -7,12 +7,13 @@
 # export DOCKER_HOST=unix:///run/podman/podman.sock
 set -euo pipefail
 version=v5.6.0
-bin="${NEWSFLOW_HOME_CACHE:-$HOME/.cache/newsflow}/bin/docker-compose"
+bin="$HOME/.cache/newsflow/bin/docker-compose-$version"
 if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
   echo "docker compose"
   exit 0
 fi
-if command -v docker-compose >/dev/null 2>&1 && docker-compose version 2>/dev/null | grep -q 'version v\?[2-9]'; then
+# Docker Compose v2 or later only: podman-compose answers to this name too, without --wait or health in `ps`.
+if command -v docker-compose >/dev/null 2>&1 && [[ "$(docker-compose version 2>/dev/null)" =~ ^Docker\ Compose\ version\ v[2-9] ]]; then
   command -v docker-compose
   exit 0
 fi

@@ -16,6 +16,18 @@ if [ -f broker/kafka-keystore.pem ]; then
   echo "secrets already in $dir (delete it to make new ones)" >&2
   exit 0
 fi
+if [ -f broker/kafka.p12 ] && [ -f broker/keystore.password ]; then
+  # Made by an earlier version, with a PKCS12 keystore: the same key and chain go into the PEM keystore that
+  # secure.yml names now, and the CA and the passwords stay, so clients keep working.
+  pkcs12() { openssl pkcs12 -in broker/kafka.p12 -passin file:broker/keystore.password "$@"; }
+  { pkcs12 -nocerts -nodes | openssl pkcs8 -topk8 -nocrypt; pkcs12 -nokeys | sed -n '/-BEGIN/,/-END/p'; } \
+    > broker/kafka-keystore.pem
+  chmod 644 broker/kafka-keystore.pem
+  rm broker/kafka.p12 broker/keystore.password
+  echo "secrets in $dir: the broker's PKCS12 keystore is now broker/kafka-keystore.pem (same key, CA and passwords)" >&2
+  echo "$dir"
+  exit 0
+fi
 secret() { openssl rand -hex 24; }
 secret > admin.password
 secret > newsflow.password

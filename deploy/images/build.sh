@@ -17,8 +17,9 @@ engine="${CONTAINER_ENGINE:-$(command -v podman >/dev/null 2>&1 && echo podman |
 tag="${IMAGE_TAG:-latest}"
 pinned=$(sed -n 's/^ARG BASE_IMAGE=//p' services/ingest/Dockerfile)
 
-args=(--format docker)  # docker format keeps HEALTHCHECK (OCI images drop it)
+args=()
 if [ "$engine" = podman ]; then
+  args+=(--format docker)  # podman's docker format keeps HEALTHCHECK (OCI images drop it); docker has no such flag
   # Builds reach the package registries through the host's network and its CA bundle (a proxy may re-sign TLS),
   # and reuse the host's uv cache (the same one `make setup` fills), so a rebuild downloads nothing again.
   cache="${UV_CACHE_DIR:-$HOME/.cache/newsflow/uv}"

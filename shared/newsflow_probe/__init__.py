@@ -41,9 +41,10 @@ def main(argv: list[str]) -> int:
         return 1
     variable = argv[0] if argv else "HEALTH_PORT"
     value = os.environ.get(variable) or str(DEFAULT_PORTS.get(variable, DEFAULT_PORTS["HEALTH_PORT"]))
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    port = int(value) if value.isascii() and value.isdecimal() else 0  # "²" is a digit to str.isdigit, not to int
+    if not 0 < port < 65536:
         print(f"{variable}={value!r} is not a port")
         return 1
-    healthy, said = probe(int(value))
+    healthy, said = probe(port)
     print(said)
     return 0 if healthy else 1

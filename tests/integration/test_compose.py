@@ -1,9 +1,11 @@
 """docker-compose.yml as users run it: `docker compose up`, articles pushed from the host, stored and served.
 
 The real Docker Compose (v5) talks to the container engine's Docker API: Docker's, or Podman's where there is no
-Docker daemon (`podman system service`). Where no registry answers, apache/kafka and postgres are the local
-stand-ins of deploy/images/stand-ins.sh, through KAFKA_IMAGE and POSTGRES_IMAGE. Podman runs healthchecks from
-systemd timers; on a machine without systemd the test runs them itself every few seconds, as those timers would.
+Docker daemon (`podman system service`). apache/kafka and postgres are the real images where they can be pulled;
+where no registry answers, the local stand-ins of deploy/images/stand-ins.sh, through KAFKA_IMAGE and POSTGRES_IMAGE.
+Podman runs healthchecks from systemd timers; on a machine without systemd the test runs them itself every few
+seconds, as those timers would. Without a Docker Compose (deploy/compose/get-compose.sh builds one where Go 1.26.8
+or later is installed) the tests are skipped before anything is built.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ pytestmark = [
 ]
 
 
-def compose_command() -> list[str]:
+@pytest.fixture(scope="module")
+def compose() -> list[str]:
+    """The Docker Compose command, found (or built) first, so that a machine without one skips before any build."""
     result = subprocess.run(
         [str(ROOT / "deploy/compose/get-compose.sh")], capture_output=True, text=True, timeout=900, check=False
     )
@@ -50,40 +54,55 @@ def compose_command() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+def docker_host(compose: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
     """DOCKER_HOST for Compose: Podman's Docker API on a socket of the test's own, or Docker's as it is."""
     if ENGINE != "podman":
         yield os.environ.get("DOCKER_HOST")
         return
     socket = tmp_path_factory.mktemp("podman") / "podman.sock"
     service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket}"])
-    deadline = time.monotonic() + 30
-    while not socket.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert socket.exists(), "podman system service did not open its socket"
-    yield f"unix://{socket}"
-    service.terminate()
-    service.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 30
+        while not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert socket.exists(), "podman system service did not open its socket"
+        yield f"unix://{socket}"
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+REAL_IMAGES = {"KAFKA_IMAGE": "docker.io/apache/kafka:4.1.1", "POSTGRES_IMAGE": "docker.io/library/postgres:17"}
 
 
 @pytest.fixture(scope="module")
-def stand_ins() -> dict[str, str]:
-    """The images and the stand-ins Compose runs, built (or found in the build cache) as a user would."""
+def images(compose: list[str]) -> dict[str, str]:
+    """Our four images, built (or found in the build cache) as a user would, and the Kafka and PostgreSQL images:
+    the real ones where they can be pulled, else the stand-ins."""
     env = {**os.environ, "CONTAINER_ENGINE": str(ENGINE)}
     built = subprocess.run([str(ROOT / "deploy/images/build.sh"), *SERVICES], capture_output=True, text=True, env=env)
     assert built.returncode == 0, built.stderr[-5000:]
+    pulled = [engine("pull", "-q", image, check=False, timeout=900).returncode == 0 for image in REAL_IMAGES.values()]
+    if all(pulled):
+        print("compose: the real apache/kafka and postgres images")
+        return REAL_IMAGES
     made = subprocess.run([str(ROOT / "deploy/images/stand-ins.sh")], capture_output=True, text=True, env=env)
     assert made.returncode == 0, made.stderr[-5000:]
-    exports = [line.removeprefix("export ").split("=", 1) for line in made.stdout.splitlines()]
-    return dict(exports)
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in made.stdout.splitlines())
+    print(f"compose: no registry answers; the stand-ins {exports}")
+    return exports
 
 
 def run_healthchecks_while(project: str, stop: threading.Event) -> None:
-    """What Podman's systemd timers do where there is no systemd: run each container's healthcheck now and then."""
-    while not stop.wait(3):
-        names = engine("ps", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}")
-        for name in names.stdout.split():
-            engine("healthcheck", "run", name, check=False, timeout=60)
+    """What Podman's systemd timers do where there is no systemd: run each container's healthcheck every 5 s
+    (the services' own interval is 10 s, Kafka's 5 s). A failed round is told, not the end of the rounds."""
+    while not stop.wait(5):
+        try:
+            listed = ["ps", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}"]
+            for name in engine(*listed, check=False).stdout.split():
+                engine("healthcheck", "run", name, check=False, timeout=60)
+        except (subprocess.SubprocessError, OSError) as error:
+            print(f"compose: a round of healthchecks failed: {error}")
 
 
 class Stack:
@@ -91,7 +110,10 @@ class Stack:
 
     def __init__(self, compose: list[str], docker_host: str | None, images: dict[str, str], files: list[str]) -> None:
         self.project = f"nftest-{uuid.uuid4().hex[:8]}"
-        self.kafka_port, self.api_port = free_port(), free_port()
+        self.kafka_port = free_port()
+        while (api_port := free_port()) == self.kafka_port:
+            pass
+        self.api_port = api_port
         self.env = {**os.environ, **images, "STORAGE_API_TOKEN": TOKEN}
         self.env |= {"KAFKA_HOST_PORT": str(self.kafka_port), "STORAGE_API_HOST_PORTS": str(self.api_port)}
         if docker_host:
@@ -109,6 +131,14 @@ class Stack:
         result = subprocess.run([*self.command, "logs", "--tail", "30"], env=self.env, capture_output=True, text=True)
         return result.stdout[-8000:]
 
+    def starts(self) -> dict[str, str]:
+        """Each of our services' containers with its restart count and the time it last started."""
+        found = {}
+        for service in SERVICES:
+            [container] = self("ps", "--quiet", service).stdout.split()
+            found[service] = engine("inspect", "--format", "{{.RestartCount}} {{.State.StartedAt}}", container).stdout
+        return found
+
     def stored(self, at_least: int, timeout: float = 300) -> int:
         """Wait until storage's API counts ``at_least`` articles; the count then."""
         deadline, total = time.monotonic() + timeout, -1
@@ -124,9 +154,10 @@ class Stack:
 
 
 @pytest.fixture
-def stack(docker_host: str | None, stand_ins: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Stack]:
-    compose = compose_command()
-    stack = Stack(compose, docker_host, stand_ins, request.param)
+def stack(
+    compose: list[str], docker_host: str | None, images: dict[str, str], request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    stack = Stack(compose, docker_host, images, request.param)
     stop = threading.Event()
     ticker = None
     if ENGINE == "podman" and not Path("/run/systemd/system").exists():
@@ -138,7 +169,8 @@ def stack(docker_host: str | None, stand_ins: dict[str, str], request: pytest.Fi
         stop.set()
         if ticker:
             ticker.join(timeout=120)
-        subprocess.run([*stack.command, "down", "--volumes", "--timeout", "20"], env=stack.env, capture_output=True)
+        down = subprocess.run([*stack.command, "down", "--volumes", "--timeout", "20"], env=stack.env, text=True)
+        assert down.returncode == 0, f"compose down left {stack.project}'s containers or volumes behind"
 
 
 async def push_files(env: dict[str, str], paths: list[Path]) -> None:
@@ -162,6 +194,7 @@ def test_compose_up_runs_the_pipeline_and_survives_a_broker_restart(stack: Stack
     assert stack.stored(STORED_FROM_SAMPLES) == STORED_FROM_SAMPLES
 
     # The broker restarts on its volume (formatted already) and the services carry on without a restart of their own.
+    before = stack.starts()
     stack("restart", "kafka")
     stack("up", "--detach", "--wait", "--wait-timeout", "300")
     seed = ROOT / "samples" / "seed-article.txt"
@@ -172,13 +205,17 @@ def test_compose_up_runs_the_pipeline_and_survives_a_broker_restart(stack: Stack
         assert stack.stored(STORED_FROM_SAMPLES + 1) == STORED_FROM_SAMPLES + 1
     finally:
         changed.unlink()
+    assert stack.starts() == before, "a service restarted while the broker did"
 
 
 @pytest.mark.parametrize("stack", [["docker-compose.yml", "deploy/compose/secure.yml"]], indirect=True)
-def test_the_secure_override_runs_kafka_with_sasl_ssl(stack: Stack) -> None:
-    made = subprocess.run([str(ROOT / "deploy/compose/secure-certs.sh")], capture_output=True, text=True, check=False)
+def test_the_secure_override_runs_kafka_with_sasl_ssl(stack: Stack, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"  # a folder of the test's own: a developer's deploy/compose/secrets stays as it is
+    made = subprocess.run(
+        [str(ROOT / "deploy/compose/secure-certs.sh"), str(secrets)], capture_output=True, text=True, check=False
+    )
     assert made.returncode == 0, made.stderr
-    secrets = ROOT / "deploy/compose/secrets"  # where secure.yml mounts them from (kept when there already)
+    stack.env["NEWSFLOW_SECRETS_DIR"] = str(secrets)
     stack("up", "--detach", "--wait", "--wait-timeout", "600")
 
     client = {

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from newsflow_probe import main, probe
 
 from newsflow_cli.local_kafka import free_port
+from newsflow_probe import main, probe
 
 
 class Health(BaseHTTPRequestHandler):
@@ -60,8 +60,9 @@ def test_the_port_comes_from_the_variable_named(server: ThreadingHTTPServer, mon
     monkeypatch.setenv("HEALTH_PORT", str(free_port()))
     assert main(["STORAGE_API_PORT"]) == 0
     assert main([]) == 1  # HEALTH_PORT: nothing listens there
-    monkeypatch.setenv("HEALTH_PORT", "80; rm -rf /")
-    assert main([]) == 1
+    for not_a_port in ("80; rm -rf /", "²", "0", "70000", "-1"):
+        monkeypatch.setenv("HEALTH_PORT", not_a_port)
+        assert main([]) == 1
     assert main(["A", "B"]) == 1
 
 

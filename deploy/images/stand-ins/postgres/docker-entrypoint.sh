@@ -22,7 +22,7 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
   echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
   if [[ "$database" != postgres ]]; then
     pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
-    psql -v ON_ERROR_STOP=1 --username "$user" --dbname postgres -c "CREATE DATABASE \"$database\"" >/dev/null
+    psql -v ON_ERROR_STOP=1 --username "$user" --dbname postgres -c "CREATE DATABASE \"${database//\"/\"\"}\"" >/dev/null
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   fi
   echo "PostgreSQL: a new cluster in $PGDATA, superuser $user, database $database"
