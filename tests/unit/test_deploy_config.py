@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -155,3 +156,42 @@ def test_secure_override_sets_only_known_settings() -> None:
     for name in SERVICES:
         unknown = set(secure["services"][name]["environment"]) - env_names(SETTINGS[name])
         assert not unknown, f"{name} sets env vars no setting reads: {unknown}"
+
+
+def test_secure_certs_makes_a_pem_keystore_and_converts_an_older_pkcs12_one(tmp_path: Path) -> None:
+    """secure.yml names broker/kafka-keystore.pem: a new folder gets one whose key matches its certificate, and a
+    folder an earlier version made (broker/kafka.p12 and its password) is converted, keeping the CA and passwords."""
+    script = ROOT / "deploy/compose/secure-certs.sh"
+
+    def run(*args: str, cwd: Path | None = None) -> str:
+        done = subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    fresh = tmp_path / "fresh"
+    run(str(script), str(fresh))
+    keystore = fresh / "broker/kafka-keystore.pem"
+    assert keystore.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert run("openssl", "pkey", "-in", str(keystore), "-pubout") == run(
+        "openssl", "x509", "-in", str(keystore), "-noout", "-pubkey"
+    )
+    assert not (fresh / "broker/kafka.p12").exists()
+
+    # The earlier layout: the same folder with the keystore as PKCS12 and its password beside it.
+    old = tmp_path / "old"
+    run("cp", "-r", str(fresh), str(old))
+    broker = old / "broker"
+    (broker / "keystore.password").write_text("old-keystore-password")
+    run("openssl", "pkcs12", "-export", "-in", str(broker / "kafka-keystore.pem"), "-passout",
+        "file:" + str(broker / "keystore.password"), "-out", str(broker / "kafka.p12"))  # fmt: skip
+    (broker / "kafka-keystore.pem").unlink()
+    kept = {name: (old / name).read_bytes() for name in ("ca.pem", "ca.key", "newsflow.password", "admin.password")}
+    run(str(script), str(old))
+    assert {name: (old / name).read_bytes() for name in kept} == kept
+    assert not (broker / "kafka.p12").exists()
+    assert not (broker / "keystore.password").exists()
+    converted = (broker / "kafka-keystore.pem").read_text()
+    assert converted.startswith("-----BEGIN PRIVATE KEY-----")
+    assert run("openssl", "pkey", "-in", str(broker / "kafka-keystore.pem")) == run(
+        "openssl", "pkey", "-in", str(keystore)
+    )
