@@ -26,32 +26,21 @@ exists() {
   ! $rebuild && [ "$("$engine" image inspect --format '{{index .Config.Labels "io.newsflow.stand-in"}}' "$tag" 2>/dev/null)" = "$(digest "$folder")" ]
 }
 
-# A Debian bookworm root filesystem with these packages, imported as an image (docs and locales left out).
-debian_base() {
-  local tag=$1 packages=$2
-  "$engine" image inspect "$tag" >/dev/null 2>&1 && return  # the Debian layer is kept on --rebuild
-  echo "stand-ins: building $tag from Debian's packages ($packages)" >&2
-  mmdebstrap --quiet --variant=minbase --include="ca-certificates,$packages" \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-include=/usr/share/doc/*/copyright' bookworm "$work/base.tar" >&2
-  "$engine" import --change 'ENV LANG=C.UTF-8' "$work/base.tar" "$tag" >/dev/null
-  rm -f "$work/base.tar"
-}
-
 if ! exists "$kafka_tag" kafka; then
-  # openjdk's package needs /usr/share/man to exist (update-alternatives), so man pages stay.
-  debian_base localhost/newsflow-stand-in-jre:bookworm openjdk-17-jre-headless
+  base=$(CONTAINER_ENGINE="$engine" "$root/deploy/images/stand-in-base.sh" localhost/newsflow-stand-in-jre:bookworm \
+    openjdk-17-jre-headless)
   cp -r "$root/deploy/images/stand-ins/kafka" "$work/kafka"
   mvn -q -B -f "$work/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$work/kafka/libs" \
     -DincludeScope=runtime >&2
   echo "stand-ins: building $kafka_tag" >&2
-  "$engine" build "${format[@]}" --label "io.newsflow.stand-in=$(digest kafka)" -f "$work/kafka/Containerfile" \
-    -t "$kafka_tag" "$work/kafka" >&2
+  "$engine" build "${format[@]}" --build-arg "BASE_IMAGE=$base" --label "io.newsflow.stand-in=$(digest kafka)" \
+    -f "$work/kafka/Containerfile" -t "$kafka_tag" "$work/kafka" >&2
 fi
 if ! exists "$postgres_tag" postgres; then
-  debian_base localhost/newsflow-stand-in-postgres-base:bookworm postgresql-15,postgresql-client-15
+  base=$(CONTAINER_ENGINE="$engine" "$root/deploy/images/stand-in-base.sh" \
+    localhost/newsflow-stand-in-postgres-base:bookworm postgresql-15,postgresql-client-15)
   echo "stand-ins: building $postgres_tag" >&2
-  "$engine" build "${format[@]}" --label "io.newsflow.stand-in=$(digest postgres)" \
+  "$engine" build "${format[@]}" --build-arg "BASE_IMAGE=$base" --label "io.newsflow.stand-in=$(digest postgres)" \
     -f "$root/deploy/images/stand-ins/postgres/Containerfile" -t "$postgres_tag" "$root/deploy/images/stand-ins/postgres" >&2
 fi
 echo "export KAFKA_IMAGE=$kafka_tag"

@@ -28,7 +28,7 @@ from newsflow_cli.kafka_io import producer, push
 from newsflow_cli.local_kafka import free_port
 from newsflow_shared import ServiceSettings
 
-from .test_images import ENGINE, ROOT, SERVICES, engine
+from .test_images import ENGINE, ROOT, SERVICES, build_images, engine
 
 TOKEN = "compose-test-token"
 # What `make demo` stores of samples/ (the rest is dead-lettered or skipped): the same here, through Compose.
@@ -79,13 +79,12 @@ REAL_IMAGES = {"KAFKA_IMAGE": "docker.io/apache/kafka:4.1.1", "POSTGRES_IMAGE": 
 def images(compose: list[str]) -> dict[str, str]:
     """Our four images, built (or found in the build cache) as a user would, and the Kafka and PostgreSQL images:
     the real ones where they can be pulled, else the stand-ins."""
-    env = {**os.environ, "CONTAINER_ENGINE": str(ENGINE)}
-    built = subprocess.run([str(ROOT / "deploy/images/build.sh"), *SERVICES], capture_output=True, text=True, env=env)
-    assert built.returncode == 0, built.stderr[-5000:]
+    build_images()
     pulled = [engine("pull", "-q", image, check=False, timeout=900).returncode == 0 for image in REAL_IMAGES.values()]
     if all(pulled):
         print("compose: the real apache/kafka and postgres images")
         return REAL_IMAGES
+    env = {**os.environ, "CONTAINER_ENGINE": str(ENGINE)}
     made = subprocess.run([str(ROOT / "deploy/images/stand-ins.sh")], capture_output=True, text=True, env=env)
     assert made.returncode == 0, made.stderr[-5000:]
     exports = dict(line.removeprefix("export ").split("=", 1) for line in made.stdout.splitlines())
