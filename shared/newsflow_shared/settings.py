@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from .kafka_security import KafkaSecuritySettings
@@ -56,6 +56,20 @@ class ServiceSettings(KafkaSecuritySettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 
     kafka_bootstrap_servers: str = Field(default="localhost:9092", description="host:port[,host:port...]")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _ports_are_ports(cls, value: str) -> str:
+        """A port past 65535 (or "²") went through to aiokafka's first connect, and out of every command and service
+        as a traceback; a host without a port keeps Kafka's 9092, as aiokafka gives it."""
+        for server in (part.strip() for part in value.split(",")):
+            host, colon, port = server.rpartition(":")
+            if not colon or server.endswith("]"):  # "kafka", "[::1]": no port given
+                continue
+            if not host or not (port.isascii() and port.isdecimal() and 0 < int(port) < 65536):
+                raise ValueError(f"{server!r} is not host:port with a port from 1 to 65535")
+        return value
+
     kafka_group_prefix: str = Field(
         default="newsflow",
         description="Consumer groups are <prefix>-<service>: one group per service, replicas share it.",

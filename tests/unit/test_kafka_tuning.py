@@ -51,3 +51,11 @@ def test_every_stage_consumer_fetches_with_the_settings() -> None:
     assert seen["fetch_min_bytes"] == 4096
     assert seen["fetch_max_wait_ms"] == 1500
     assert seen["consumer_timeout_ms"] == 1000  # an idle fetcher wakes once a second, not five times
+
+
+def test_bootstrap_servers_with_a_port_that_is_no_port_are_refused_by_name() -> None:
+    for fine in ("localhost:9092", "a:9092, b:9093", "kafka", "[::1]", "[::1]:9092", "kafka.kafka.svc:65535"):
+        assert ServiceSettings(kafka_bootstrap_servers=fine).kafka_bootstrap_servers == fine
+    for wrong in ("127.0.0.1:99999", "127.0.0.1:²", "host:0", "host:", ":9092", "a:9092,b:x"):
+        with pytest.raises(ValidationError, match="kafka_bootstrap_servers"):
+            ServiceSettings(kafka_bootstrap_servers=wrong)
