@@ -18,6 +18,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,10 +41,10 @@ from _common import (
 from broker import warm_up
 from model_speed import flops_per_article, gemm_rate
 
-from newsflow_classify.classifier import TopicClassifier
-from newsflow_classify.loader import load_classifier
+from newsflow_classify.loader import load_classifier, worker_plan
 from newsflow_classify.model import Embedder, cpu_has_bf16, resolve_model_path
 from newsflow_classify.settings import ClassifySettings
+from newsflow_classify.workers import BatchWorkers
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
 from newsflow_cli.local_kafka import free_port
@@ -72,32 +73,40 @@ def naive(texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def bare(texts: list[str], precision: str, batch: int, compile_mode: str, window: int) -> tuple[float, float]:
-    """Articles/s and CPU milliseconds per article of the service's classifier called in a plain loop."""
+def bare(
+    texts: list[str], precision: str, batch: int, compile_mode: str, window: int, workers: int
+) -> tuple[float, float]:
+    """Articles/s and CPU milliseconds per article of the service's classifier called in a plain loop, ``workers``
+    model calls at once on each batch's shares (0: the service's automatic choice)."""
     settings = ClassifySettings(
         classify_model=MODEL,
         classify_precision=precision,
         batch_max_records=batch,
         classify_compile=compile_mode,
         classify_window_tokens=window,
+        classify_workers=workers,
     )
     return plain_loop(warm_classifier(settings, texts), texts, batch)
 
 
-def warm_classifier(settings: ClassifySettings, texts: list[str]) -> TopicClassifier:
-    """The classifier ``settings`` describe, compiled when they say so, after one warm-up batch of ``texts``."""
-    classifier = load_classifier(settings)
+def warm_classifier(settings: ClassifySettings, texts: list[str]) -> Callable[[list[str]], object]:
+    """The classifier ``settings`` describe, called as the service calls it (each batch's shares in as many model
+    calls at once as its plan says), compiled when they say so, after one warm-up batch of ``texts``."""
+    plan = worker_plan(settings)
+    classifier = load_classifier(settings, plan)
     if (embedder := getattr(classifier, "embedder", None)) is not None:
         embedder.wait_compiled()  # the service serves eager meanwhile; the bare loop measures the compiled model
-    classifier.classify(texts[: settings.batch_max_records])
-    return classifier
+    classify = BatchWorkers(classifier.classify, plan.workers)
+    classify(texts[: settings.batch_max_records])
+    return classify
 
 
-def plain_loop(classifier: TopicClassifier, texts: list[str], batch: int) -> tuple[float, float]:
-    """Articles/s and CPU milliseconds per article of ``texts`` classified ``batch`` at a time."""
+def plain_loop(classify: Callable[[list[str]], object], texts: list[str], batch: int) -> tuple[float, float]:
+    """Articles/s and CPU milliseconds per article (every thread of this process) of ``texts`` classified
+    ``batch`` at a time."""
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(texts), batch):
-        classifier.classify(texts[start : start + batch])
+        classify(texts[start : start + batch])
     return len(texts) / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / len(texts)
 
 
@@ -112,9 +121,9 @@ def _busy(duty: float, period: float = 0.01) -> None:
 
 def _one_thread_loop(texts: list[str], barrier: Any, results: Any) -> None:
     settings = ClassifySettings(classify_model=MODEL, classify_threads=1)
-    classifier = warm_classifier(settings, texts)
+    classify = warm_classifier(settings, texts)
     barrier.wait()  # all start together, so that they share the cores as replicas do
-    results.put(plain_loop(classifier, texts, settings.batch_max_records))
+    results.put(plain_loop(classify, texts, settings.batch_max_records))
 
 
 def bare_processes(texts: list[str], processes: int) -> tuple[float, float]:
@@ -149,7 +158,7 @@ def bare_beside_load(texts: list[str], cores_busy: float, rounds: int = 5) -> di
     swung by a third between runs minutes apart. What the bare model loses beside the loops is the cost of sharing
     the cores, which no change to the classify service can take back."""
     settings = ClassifySettings(classify_model=MODEL)
-    classifier = warm_classifier(settings, texts)
+    classify = warm_classifier(settings, texts)
     workers = os.cpu_count() or 1
     load = [
         multiprocessing.get_context("spawn").Process(target=_busy, args=(min(cores_busy / workers, 1.0),), daemon=True)
@@ -164,7 +173,7 @@ def bare_beside_load(texts: list[str], cores_busy: float, rounds: int = 5) -> di
             for kind in turns:
                 for process in load:
                     os.kill(process.pid, signal.SIGCONT if kind == "loaded" else signal.SIGSTOP)  # type: ignore[arg-type]
-                turns[kind].append(plain_loop(classifier, texts, settings.batch_max_records))
+                turns[kind].append(plain_loop(classify, texts, settings.batch_max_records))
     finally:
         for process in load:
             process.kill()
@@ -242,6 +251,19 @@ class KafkaRun(NamedTuple):
     rate: float
     cpu: dict[str, float]
     idle: dict[str, float]
+    steady: float  # articles/s between the first and the last tenth of the results: without filling and draining
+
+
+def steady_rate(arrivals: list[float]) -> float:
+    """Articles/s between the result a tenth of the way in and the one nine tenths in.
+
+    The whole run's rate counts the pipeline filling (the first article waits for a batch at each stage before the
+    model sees one) and draining (the last batch of each stage after the model's); with 512 articles at bf16 rates
+    that is a tenth of the run. Between the tenths every stage is busy, as on a feed that never stops."""
+    if len(arrivals) < 20:
+        return 0.0
+    first, last = len(arrivals) // 10, len(arrivals) - len(arrivals) // 10 - 1
+    return (last - first) / max(arrivals[last] - arrivals[first], 1e-9)
 
 
 async def through_kafka(
@@ -302,13 +324,15 @@ async def through_kafka(
                 return
         print("  (the services did not go quiet before the clock started)")
 
-    async def results(count: int) -> None:
-        seen = 0
+    async def results(count: int) -> list[float]:
+        """When each of ``count`` results arrived (perf_counter), in order."""
+        arrivals: list[float] = []
         async for kind, _, _ in watcher.outcomes():
             if kind != "idle":
-                seen += 1
-            if seen >= count:
-                return
+                arrivals.append(time.perf_counter())
+            if len(arrivals) >= count:
+                return arrivals
+        return arrivals
 
     opened = contextlib.AsyncExitStack()
     try:
@@ -336,7 +360,7 @@ async def through_kafka(
         threads_before = {pid: thread_cpu(pid) for pid in classify_pids}
         started = time.perf_counter()
         await send("b", texts)
-        await results(len(texts))
+        arrivals = await results(len(texts))
         rate = len(texts) / (time.perf_counter() - started)
         cpu = cpu_per_item(cpu_before, cpu_seconds(), len(texts))
         cpu["bench (producer, watcher)"] = (time.process_time() - own_before) * 1000 / len(texts)
@@ -355,7 +379,7 @@ async def through_kafka(
                 )
         # Per-batch costs (a transaction, a produce request, an offset commit) are shared by the batch's articles.
         print(f"  articles per batch on average: {', '.join(sizes)}")
-        return KafkaRun(rate, cpu, idle)
+        return KafkaRun(rate, cpu, idle, steady_rate(arrivals))
     finally:
         await opened.aclose()
         await watcher.stop()
@@ -402,7 +426,7 @@ def main() -> None:
         "--only",
         default="abcd",
         help="which parts to run, e.g. 'cd' for the two runs through Kafka, 's' for (b) with the service's settings"
-        " alone (default: abcd)",
+        " alone, and as one model call (default: abcd)",
     )
     parser.add_argument(
         "--broker-warm-up",
@@ -432,7 +456,7 @@ def main() -> None:
     service = ClassifySettings(classify_model=MODEL)
     window = service.classify_window_tokens
     rows: list[list[str]] = []
-    results: dict[tuple[str, int, str, int], float] = {}
+    results: dict[tuple[str, int, str, int, int], float] = {}
     bare_cpu: dict[str, float] = {}  # CPU ms per article: the service's settings, and the best of the bare loops
     if "a" in args.only or "b" in args.only or "s" in args.only:
         # The ceiling counts the FLOPs of what the default reads (windows are cheaper): the higher ceiling of the two.
@@ -453,37 +477,44 @@ def main() -> None:
     if "a" in args.only:
         rows.append(["(a) naive transformers, fp32, one article per forward", f"{naive(texts[:64]):.1f}", ""])
     if "b" in args.only or "s" in args.only:
+        # (precision, batch, compile, window, model calls at once): one call of a thread per core, as the first
+        # sessions measured, then exactly what the service runs, its own automatic choices and its batch size,
+        # and the same as one call of a thread per core (the service before CLASSIFY_WORKERS).
         bare_variants = [
-            ("fp32", 16, "off", window),
-            ("bf16", 16, "off", 0),
-            ("bf16", 16, "off", window),
-            ("bf16", 16, "on", 0),
-            ("bf16", 16, "on", window),
-            ("bf16", 64, "on", window),
-            # Exactly what the service runs: its own automatic choices of precision and compilation, its batch size.
-            (service.classify_precision, service.batch_max_records, service.classify_compile, window),
+            ("fp32", 16, "off", window, 1),
+            ("bf16", 16, "off", 0, 1),
+            ("bf16", 16, "off", window, 1),
+            ("bf16", 16, "on", 0, 1),
+            ("bf16", 16, "on", window, 1),
+            ("bf16", 64, "on", window, 1),
+            (service.classify_precision, service.batch_max_records, service.classify_compile, window, 1),
+            (service.classify_precision, service.batch_max_records, service.classify_compile, window, 0),
         ]
-        if "b" not in args.only:  # 's': the bare loop with the service's settings alone
-            bare_variants = bare_variants[-1:]
-        for precision, batch, compile_mode, size in bare_variants:
-            rate, cpu_ms = bare(texts, precision, batch, compile_mode, size)
-            results[(precision, batch, compile_mode, size)] = rate
+        if "b" not in args.only:  # 's': the bare loop with the service's settings, and as one call
+            bare_variants = bare_variants[-2:]
+        for precision, batch, compile_mode, size, workers in bare_variants:
+            rate, cpu_ms = bare(texts, precision, batch, compile_mode, size, workers)
+            results[(precision, batch, compile_mode, size, workers)] = rate
             bare_cpu["best"] = min(bare_cpu.get("best", cpu_ms), cpu_ms)
-            if precision == "auto":
+            service_row = precision == "auto" and workers == 0
+            if service_row:
                 bare_cpu["service"] = cpu_ms
             how = f"{precision}, batch {batch}" + {"on": ", torch.compile", "auto": ", compile auto"}.get(
                 compile_mode, ""
             )
             how += f", windows of {size}" if size else f", one window of {args.tokens}"
-            if precision == "auto":
-                how += " (the service's settings)"
+            if service_row:
+                plan = worker_plan(ClassifySettings(classify_model=MODEL))
+                how += f" (the service's settings: {plan.workers} call(s) at once of {plan.threads_each} thread(s))"
+            else:
+                how += ", one call of a thread per core"
             rows.append(
                 [f"(b) bare model, {how}", f"{rate:.1f}", f"{rate / ceiling:.0%} of ceiling, {cpu_ms:.1f} CPU ms"]
             )
         if (cores := os.cpu_count() or 1) > 1:
             rate, cpu_ms = bare_processes(texts, cores)
             results[
-                (f"{cores} processes of one thread", service.batch_max_records, service.classify_compile, window)
+                (f"{cores} processes of one thread", service.batch_max_records, service.classify_compile, window, 1)
             ] = rate
             bare_cpu["best"] = min(bare_cpu.get("best", cpu_ms), cpu_ms)
             rows.append(
@@ -511,13 +542,22 @@ def main() -> None:
                 c_idle: dict[str, float] = {}
                 d_idle: dict[str, float] = {}
                 if "c" in args.only:
-                    c, c_cpu, c_idle = asyncio.run(through_kafka(bootstrap, texts, whole=False, extra_env=extra))
+                    c, c_cpu, c_idle, c_steady = asyncio.run(
+                        through_kafka(bootstrap, texts, whole=False, extra_env=extra)
+                    )
                     against = f"{c / best:.0%} of best (b)" if best else ""
                     rows.append([f"(c) classify service through Kafka{label}", f"{c:.1f}", against])
+                    rows.append([f"    steady: the middle 80 % of the results{label}", f"{c_steady:.1f}", ""])
                 if "d" in args.only:
-                    d, d_cpu, d_idle = asyncio.run(through_kafka(bootstrap, texts, whole=True, extra_env=extra))
+                    d, d_cpu, d_idle, d_steady = asyncio.run(
+                        through_kafka(bootstrap, texts, whole=True, extra_env=extra)
+                    )
                     against = f"{d / best:.0%} of best (b)" if best else ""
                     rows.append([f"(d) whole pipeline through Kafka{label}", f"{d:.1f}", against])
+                    steady_against = f"{d_steady / best:.0%} of best (b)" if best else ""
+                    rows.append(
+                        [f"    steady: the middle 80 % of the results{label}", f"{d_steady:.1f}", steady_against]
+                    )
                     d_rates.append(d)
                 kafka_runs.append((label, c_cpu, d_cpu, c_idle, d_idle))
     if kafka_runs and kafka_runs[0][2] and "service" in bare_cpu:

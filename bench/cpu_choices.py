@@ -3,9 +3,10 @@
     .venv/bin/python bench/cpu_choices.py [--kinds native,avx512,avx2] [--articles 128] [--rounds 3]
 
 For each kind the service's own classifier (``load_classifier``, the shipped default model, its batch size) runs in
-each precision and compile mode, plus the plain transformers loop a user would write (fp32, batches of 32, one
-256-token window), in alternating rounds in one process, and the table prints the median rate and CPU milliseconds
-per article of each, side by side, with what ``auto`` picks there.
+each precision and compile mode as one call of a thread per core (``CLASSIFY_WORKERS=1``), then as the service runs
+it (its automatic choices, each batch's shares in as many calls at once as its plan says), plus the plain transformers
+loop a user would write (fp32, batches of 32, one 256-token window), in alternating rounds in one process, and the
+table prints the median rate and CPU milliseconds per article of each, side by side, with what ``auto`` picks there.
 
 A kind is this CPU with its instruction sets capped, as a machine without them runs: ``avx2`` caps ATen, oneDNN and
 MKL to AVX2 (no AVX-512, no bf16 instructions, as on the 2-core AVX2-only machine of issue #15); ``avx512`` keeps
@@ -41,9 +42,10 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from newsflow_classify.loader import load_classifier
+    from newsflow_classify.loader import load_classifier, worker_plan
     from newsflow_classify.model import Runtime, can_compile, compiles, cpu_has_bf16, resolve_model_path
     from newsflow_classify.settings import ClassifySettings
+    from newsflow_classify.workers import TORCH_DEFAULT_THREADS, BatchWorkers
 
     service = ClassifySettings()
     path = resolve_model_path(service.classify_model)
@@ -60,8 +62,11 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
         mask = encoded["attention_mask"].unsqueeze(-1)
         (hidden * mask).sum(1) / mask.sum(1)
 
-    runs: dict[str, tuple[Callable[[list[str]], object], int]] = {
-        "plain transformers loop, fp32, batch 32, one window of 256": (plain, 32)
+    cores = TORCH_DEFAULT_THREADS
+    # label -> (classify, batch, torch threads of the calling thread). torch's thread count is the process's: each
+    # run sets its own before it is timed, and each model is loaded (and compiled) under its own.
+    runs: dict[str, tuple[Callable[[list[str]], object], int, int]] = {
+        "plain transformers loop, fp32, batch 32, one window of 256": (plain, 32, cores)
     }
     auto = Runtime.choose("cpu", "auto")
     picked_precision = "bf16" if auto.dtype == torch.bfloat16 else "fp32"
@@ -70,17 +75,27 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
     precisions = ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
     for precision in precisions:
         for compile_mode in ("off", "on") if can_compile(torch.device("cpu")) else ("off",):
-            classifier = load_classifier(
-                ClassifySettings(classify_precision=precision, classify_compile=compile_mode)  # type: ignore[arg-type]
-            )
+            # One call of a thread per core on the whole batch (CLASSIFY_WORKERS=1), as the first sessions measured.
+            settings = ClassifySettings(classify_precision=precision, classify_compile=compile_mode, classify_workers=1)  # type: ignore[arg-type]
+            classifier = load_classifier(settings)
             classifier.embedder.wait_compiled()  # type: ignore[attr-defined]
             label = f"service classifier, {precision}, " + ("torch.compile" if compile_mode == "on" else "eager")
-            runs[label] = (classifier.classify, batch)
+            runs[label] = (classifier.classify, batch, cores)
+    # What the service runs here: its automatic precision and compilation, its batch's shares in as many calls at once
+    # as its plan says (CLASSIFY_WORKERS=0).
+    settings = ClassifySettings()
+    plan = worker_plan(settings)
+    classifier = load_classifier(settings, plan)
+    classifier.embedder.wait_compiled()  # type: ignore[attr-defined]
+    label = f"the service as it runs: auto, {plan.workers} call(s) at once of {plan.threads_each} thread(s)"
+    runs[label] = (BatchWorkers(classifier.classify, plan.workers), batch, plan.threads_each)
     results: dict[str, list[tuple[float, float]]] = {label: [] for label in runs}
-    for function, size in runs.values():
+    for function, size, threads in runs.values():
+        torch.set_num_threads(threads)
         function(texts[:size])  # warm up every shape once
     for _ in range(rounds):
-        for label, (function, size) in runs.items():
+        for label, (function, size, threads) in runs.items():
+            torch.set_num_threads(threads)
             wall, cpu = time.perf_counter(), time.process_time()
             for start in range(0, count, size):
                 function(texts[start : start + size])
@@ -101,7 +116,7 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
             "pick": f"{picked_precision}, compile {picked_compile} -> "
             + ("compiled" if compiles(picked_compile, auto) else "eager"),
             "capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads(),
+            "threads": cores,
         }
     )
     return rows

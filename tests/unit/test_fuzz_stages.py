@@ -85,7 +85,7 @@ class Harness:
             s = ClassifySettings(database_url=self.url)
             stage = CapturingStage(s, "classify")
             classify = Classify(s, stage)
-            classify.classifier = classifier()
+            classify.use(classifier())
             return stage, classify.handle, None, {s.topic_enriched, s.topic_dlq}
         s = StorageSettings(database_url=self.url)
         stage = CapturingStage(s, "storage")

@@ -13,6 +13,7 @@ is used (see :func:`newsflow_classify.loader.load_classifier`):
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 import torch
@@ -53,6 +54,8 @@ class _SequenceModel:
         path = resolve_model_path(model)
         self.runtime = Runtime.choose(device, precision)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        # One call at a time changes the fast tokenizer's shared settings (see Embedder.tokenizing).
+        self.tokenizing = threading.Lock()
         self.model = AutoModelForSequenceClassification.from_pretrained(
             path, local_files_only=True, dtype=self.runtime.dtype
         )
@@ -63,14 +66,15 @@ class _SequenceModel:
     def logits(self, first: list[str], second: list[str] | None = None, batch_size: int = 16) -> np.ndarray:
         rows = []
         for start in range(0, len(first), batch_size):
-            encoded = self.tokenizer(
-                [cut_for_tokens(text, self.max_tokens) for text in first[start : start + batch_size]],
-                second[start : start + batch_size] if second is not None else None,
-                padding=True,
-                truncation=True,
-                max_length=self.max_tokens,
-                return_tensors="pt",
-            ).to(self.runtime.device)
+            with self.tokenizing:
+                encoded = self.tokenizer(
+                    [cut_for_tokens(text, self.max_tokens) for text in first[start : start + batch_size]],
+                    second[start : start + batch_size] if second is not None else None,
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                ).to(self.runtime.device)
             rows.append(self.model(**encoded).logits.float().cpu().numpy())
         return np.concatenate(rows) if rows else np.zeros((0, self.model.config.num_labels))
 

@@ -10,19 +10,32 @@ from newsflow_shared.taxonomy import load_taxonomy
 
 from .classifier import HeadClassifier, PrototypeClassifier, ScoringPolicy, TopicClassifier
 from .hf_models import LabelClassifier, ZeroShotClassifier, entailment_index, iptc_labels
-from .model import Embedder, resolve_model_path
+from .model import Embedder, Runtime, resolve_model_path
 from .settings import ClassifySettings
+from .workers import WorkerPlan
 
 
-def load_classifier(settings: ClassifySettings) -> TopicClassifier:
+def worker_plan(settings: ClassifySettings) -> WorkerPlan:
+    """How many model calls run at once and with how many torch threads each (``CLASSIFY_WORKERS``,
+    ``CLASSIFY_THREADS``)."""
+    device = Runtime.choose(settings.classify_device, settings.classify_precision).device
+    return WorkerPlan.choose(
+        threads=settings.classify_threads,
+        workers=settings.classify_workers,
+        batch=settings.batch_max_records,
+        device=device,
+    )
+
+
+def load_classifier(settings: ClassifySettings, plan: WorkerPlan | None = None) -> TopicClassifier:
     """Build the classifier once, at start-up: it loads weights (and, for prototypes, embeds them)."""
     # A service's log is read by machines: transformers' "Loading weights" bar is noise there, and its lock
     # can deadlock a process that exits while a thread is drawing it.
     transformers_logging.disable_progress_bar()
-    if settings.classify_threads:
-        # Every kind of model: on Kubernetes CLASSIFY_THREADS comes from the container's CPU limit, and torch
-        # would otherwise start one thread per core of the node and be throttled.
-        torch.set_num_threads(settings.classify_threads)
+    plan = plan or worker_plan(settings)
+    # Every kind of model: on Kubernetes CLASSIFY_THREADS comes from the container's CPU limit, and torch would
+    # otherwise start one thread per core of the node and be throttled. Each model call gets its share of them.
+    torch.set_num_threads(plan.threads_each)
     taxonomy = load_taxonomy()
     policy = ScoringPolicy(top_k=settings.classify_top_k, threshold=settings.classify_threshold)
     options = {
@@ -38,7 +51,7 @@ def load_classifier(settings: ClassifySettings) -> TopicClassifier:
         return ZeroShotClassifier(settings.classify_model, taxonomy, entailment, policy, **options)
     embedder = Embedder(
         settings.classify_model,
-        threads=settings.classify_threads,
+        threads=plan.threads_each,
         compile_mode=settings.classify_compile,
         window_tokens=settings.classify_window_tokens,
         **options,  # type: ignore[arg-type]

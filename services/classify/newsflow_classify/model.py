@@ -138,6 +138,10 @@ class Embedder:
         self.runtime = Runtime.choose(device, precision)
         self.config = AutoConfig.from_pretrained(self.path, local_files_only=True)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        # A fast tokenizer's settings (truncation, padding) live in one Rust object that a call changes when its
+        # options differ from the last call's; a call that changes them while another thread encodes fails with
+        # "Already borrowed". Model calls run at once (CLASSIFY_WORKERS) and beside the compiling thread.
+        self.tokenizing = threading.Lock()
         # Weights stored in the reduced precision: autocast would convert them again on every call
         # (bf16 weights: ~10 % faster than bf16 autocast on this CPU, same evaluation scores).
         self.model: PreTrainedModel = AutoModel.from_pretrained(
@@ -179,7 +183,8 @@ class Embedder:
         try:
             fast = compiled(self.model)
             device = self.runtime.device
-            word = self.tokenizer("news", add_special_tokens=False)["input_ids"][:1] or [0]
+            with self.tokenizing:
+                word = self.tokenizer("news", add_special_tokens=False)["input_ids"][:1] or [0]
             with torch.inference_mode():
                 # Two shapes, as the batches will come: both go through the one dynamic graph.
                 for count, length in ((2, self.window.size), (3, max(2, self.window.size // 3))):
@@ -219,12 +224,13 @@ class Embedder:
         """Vectors for ``texts``, one row each: the mean of the text's window vectors (see :class:`Window`)."""
         if not texts:
             return np.zeros((0, self.config.hidden_size), dtype=np.float32)
-        ids = self.tokenizer(
-            [cut_for_tokens(text, self.max_tokens) for text in texts],
-            add_special_tokens=False,
-            truncation=True,
-            max_length=self.window.content_tokens,
-        )["input_ids"]
+        with self.tokenizing:
+            ids = self.tokenizer(
+                [cut_for_tokens(text, self.max_tokens) for text in texts],
+                add_special_tokens=False,
+                truncation=True,
+                max_length=self.window.content_tokens,
+            )["input_ids"]
         windows, owner = self.window.split(ids)
         vectors = self._embed_windows(windows, batch_size * self.window.count)
         # Windows of one text count alike: weighting them by their length scored lower (0.956 against 0.971 on

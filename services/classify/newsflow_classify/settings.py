@@ -37,6 +37,15 @@ class ClassifySettings(ServiceSettings):
         description="torch.compile the encoder (~10 s at start, 25-50 % faster on CPU); 'auto': on a CPU with a C++ compiler.",
     )
     classify_threads: int = Field(default=0, ge=0, description="Torch intra-op threads; 0 means one per core.")
+    classify_workers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description=(
+            "Model calls at once on a batch's shares, the threads shared out among them; 0: one per thread on a CPU"
+            " (while each gets 16 articles of a full batch), one on a GPU."
+        ),
+    )
     omp_wait_policy: Literal["PASSIVE", "ACTIVE"] = Field(
         default="PASSIVE",
         description=(
