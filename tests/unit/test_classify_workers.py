@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from newsflow_classify import loader
 from newsflow_classify.loader import load_classifier, worker_plan
 from newsflow_classify.settings import ClassifySettings
 from newsflow_classify.workers import TORCH_DEFAULT_THREADS, BatchWorkers, WorkerPlan, shares
@@ -26,7 +27,9 @@ CPU, GPU = torch.device("cpu"), torch.device("cuda")
         (1, 0, 64, CPU, (1, 1)),
         (2, 1, 64, CPU, (1, 2)),  # CLASSIFY_WORKERS=1: the whole batch in one call of a thread per core
         (3, 2, 64, CPU, (2, 1)),
-        (2, 4, 64, CPU, (4, 1)),  # as asked, even beyond the threads: each gets one
+        (6, 0, 64, CPU, (3, 2)),  # calls that divide the threads evenly: four of one would leave two cores idle
+        (7, 0, 64, CPU, (1, 7)),
+        (2, 4, 64, CPU, (2, 1)),  # never more calls than threads: on Kubernetes they are the CPU limit
         (8, 0, 64, GPU, (1, 8)),  # the device orders its own work
     ],
 )
@@ -35,16 +38,35 @@ def test_the_plan_shares_the_threads_out(
 ) -> None:
     plan = WorkerPlan.choose(threads=threads, workers=workers, batch=batch, device=device)
     assert (plan.workers, plan.threads_each) == expected
+    assert plan.workers * plan.threads_each <= threads
 
 
 def test_the_plan_starts_from_torchs_own_count_whatever_was_set_since() -> None:
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        plan = worker_plan(ClassifySettings(classify_workers=1, classify_device="cpu"))
-        assert plan.threads_each == TORCH_DEFAULT_THREADS
-    finally:
-        torch.set_num_threads(before)
+    torch.set_num_threads(1)  # as loading a classifier leaves it (the conftest gives it back)
+    plan = worker_plan(ClassifySettings(classify_workers=1, classify_device="cpu"))
+    assert plan.threads_each == plan.threads == TORCH_DEFAULT_THREADS
+
+
+def test_loading_uses_every_thread_and_leaves_each_call_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = ClassifySettings(classify_compile="off", classify_precision="fp32", classify_threads=2)
+    plan = worker_plan(settings)
+    assert (plan.workers, plan.threads_each) == (2, 1)
+    seen: list[int] = []
+    real = loader._load
+
+    def load_and_count(settings: ClassifySettings) -> object:
+        seen.append(torch.get_num_threads())
+        return real(settings)
+
+    monkeypatch.setattr(loader, "_load", load_and_count)
+    load_classifier(settings, plan)
+    assert seen == [2]
+    assert torch.get_num_threads() == 1
+    threads_in_a_new_thread: list[int] = []
+    worker = threading.Thread(target=lambda: threads_in_a_new_thread.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    assert threads_in_a_new_thread == [1]  # the model calls' threads, and the compiling one, start with their share
 
 
 def test_shares_deal_every_item_once_longest_first() -> None:

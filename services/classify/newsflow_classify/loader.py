@@ -34,8 +34,18 @@ def load_classifier(settings: ClassifySettings, plan: WorkerPlan | None = None) 
     transformers_logging.disable_progress_bar()
     plan = plan or worker_plan(settings)
     # Every kind of model: on Kubernetes CLASSIFY_THREADS comes from the container's CPU limit, and torch would
-    # otherwise start one thread per core of the node and be throttled. Each model call gets its share of them.
-    torch.set_num_threads(plan.threads_each)
+    # otherwise start one thread per core of the node and be throttled. Loading (and embedding the topics'
+    # descriptions) uses them all; then each model call gets its share (see the end).
+    torch.set_num_threads(plan.threads)
+    try:
+        return _load(settings)
+    finally:
+        # torch's count is the process's: threads started from now on (the model calls', the compiling one, which
+        # builds the count into its kernels) take their share.
+        torch.set_num_threads(plan.threads_each)
+
+
+def _load(settings: ClassifySettings) -> TopicClassifier:
     taxonomy = load_taxonomy()
     policy = ScoringPolicy(top_k=settings.classify_top_k, threshold=settings.classify_threshold)
     options = {
@@ -51,7 +61,6 @@ def load_classifier(settings: ClassifySettings, plan: WorkerPlan | None = None) 
         return ZeroShotClassifier(settings.classify_model, taxonomy, entailment, policy, **options)
     embedder = Embedder(
         settings.classify_model,
-        threads=plan.threads_each,
         compile_mode=settings.classify_compile,
         window_tokens=settings.classify_window_tokens,
         **options,  # type: ignore[arg-type]

@@ -4,7 +4,9 @@ Why not one model call with a thread per core: the threads of one call meet at a
 the one that arrives first waits. A bf16 kernel is short, so the waits weigh: on a 2-core AMX CPU one call of two
 threads cost 7-15 % more CPU per article than two processes of one thread each (bench/HISTORY.md, session 16).
 Two calls of one thread each in one process never wait for each other, as two processes would not, and they share
-one copy of the weights, where a second replica loads its own (~1.2 GB). torch releases the GIL inside its kernels.
+one copy of the weights, where a second replica loads its own (~1.2 GB). ATen's and oneDNN's kernels (the matrix
+products, most of the time) run without the GIL; the compiler's fused kernels hold it, and the measured rates
+(bench/classify.py, the service's way beside two processes) include what that costs.
 """
 
 from __future__ import annotations
@@ -30,20 +32,24 @@ TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 @dataclass(frozen=True)
 class WorkerPlan:
-    """How a replica's threads are shared out: ``workers`` model calls at once of ``threads_each`` torch threads."""
+    """How a replica's ``threads`` are shared out: ``workers`` model calls at once of ``threads_each`` torch threads."""
 
     workers: int
     threads_each: int
+    threads: int
 
     @classmethod
     def choose(cls, *, threads: int, workers: int, batch: int, device: torch.device) -> WorkerPlan:
-        """``threads`` 0 is one per core (torch's own count), ``workers`` 0 is automatic: on a CPU one call per
-        thread, while each still gets ``FEWEST_ARTICLES_A_SHARE`` of a full batch; on a GPU one call, which the
-        device runs in its own order anyway."""
+        """``threads`` 0 is one per core (torch's own count), ``workers`` 0 is automatic: on a CPU as many calls as
+        divide the threads evenly (no core left idle), up to one per thread and while each still gets
+        ``FEWEST_ARTICLES_A_SHARE`` of a full batch; on a GPU one call, which the device runs in its own order anyway.
+        Never more calls than threads: on Kubernetes the threads are the CPU limit, and more would be throttled."""
         threads = threads or TORCH_DEFAULT_THREADS
         if not workers:
-            workers = 1 if device.type != "cpu" else max(1, min(threads, batch // FEWEST_ARTICLES_A_SHARE))
-        return cls(workers=workers, threads_each=max(1, threads // workers))
+            most = 1 if device.type != "cpu" else max(1, min(threads, batch // FEWEST_ARTICLES_A_SHARE))
+            workers = max(count for count in range(1, most + 1) if threads % count == 0)
+        workers = min(workers, threads)
+        return cls(workers=workers, threads_each=max(1, threads // workers), threads=threads)
 
 
 def shares(count: int, workers: int, sizes: Sequence[int]) -> list[list[int]]:
@@ -86,5 +92,6 @@ class BatchWorkers(Generic[T]):
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
+        """Let the threads go; call it only once no batch is running (a share cancelled here would fail its batch)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
