@@ -15,22 +15,19 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError, NotCoordinatorError
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 from rich.table import Table
 
 from newsflow_shared import ServiceSettings, kafka_clients
+from newsflow_shared.lag import coordinator_ready, read_from
 
 from .kafka_io import topic_partitions
-
-T = TypeVar("T")
 
 __all__ = ["StageStatus", "gather_status", "render"]
 
@@ -126,25 +123,11 @@ class _DescribeGroupsV2(DescribeGroupsRequest):
         return DescribeGroupsRequest_v2(self._groups)
 
 
-async def _coordinator_ready(call: Callable[[], Awaitable[T]], attempts: int = 20) -> T:
-    """``call()``, asked again while the broker is still making its group coordinator.
-
-    A cluster no consumer group has used yet creates its offsets topic on the first ask and answers "coordinator
-    not available" until then: `newsflow status` before the services had ever started ended in a traceback.
-    """
-    for _ in range(attempts - 1):
-        try:
-            return await call()
-        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
-            await asyncio.sleep(0.25)
-    return await call()
-
-
 async def _members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, int]:
     """Members of each consumer group: the replicas alive (each sends heartbeats, or the group drops it)."""
     described: dict[str, int] = {}
     for group_id in groups:
-        node = await _coordinator_ready(partial(admin.find_coordinator, group_id))
+        node = await coordinator_ready(partial(admin.find_coordinator, group_id))
         response = await admin._send_request(_DescribeGroupsV2([group_id]), node)
         for group in response.to_object()["groups"]:
             described[group["group"]] = len(group["members"])
@@ -158,15 +141,12 @@ async def _fill_lag(
     partitions = await topic_partitions(consumer, status.topic)
     if not partitions:
         return None
-    committed = await _coordinator_ready(
-        partial(admin.list_consumer_group_offsets, status.group, partitions=partitions)
-    )
+    committed = await coordinator_ready(partial(admin.list_consumer_group_offsets, status.group, partitions=partitions))
     ends = await consumer.end_offsets(partitions)
     starts = await consumer.beginning_offsets(partitions)
     oldest: float | None = None
     for tp in partitions:
-        meta = committed.get(tp)
-        position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+        position = read_from(starts[tp], committed.get(tp))
         behind = max(0, ends[tp] - position)
         status.lag += behind
         if behind:

@@ -7,11 +7,40 @@ wait where), ``newsflow status`` and storage's pipeline page. A service's own la
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
+
 from aiokafka import TopicPartition
-from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError, NotCoordinatorError
+from aiokafka.structs import OffsetAndMetadata
 
 from . import kafka_clients
 from .settings import ServiceSettings
+
+T = TypeVar("T")
+
+
+async def coordinator_ready(call: Callable[[], Awaitable[T]], attempts: int = 20, pause: float = 0.25) -> T:
+    """``call()``, asked again while the broker is still making (or moving) a group's coordinator.
+
+    A cluster no consumer group has used yet creates its offsets topic on the first ask and answers "coordinator
+    not available" until then; a broker that has just restarted answers "loading" while it reads the offsets back.
+    Neither means that nothing was committed: read as that, a stage's whole topic counted as its lag.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return await call()
+        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
+            await asyncio.sleep(pause)
+    return await call()
+
+
+def read_from(start: int, committed: OffsetAndMetadata | None) -> int:
+    """Where a group reads a partition from next: its committed offset, or the partition's start where it never
+    committed or what it committed has since been deleted (retention)."""
+    return max(start, committed.offset if committed is not None else -1)
 
 
 def stage_inputs(settings: ServiceSettings) -> dict[str, str]:
@@ -42,13 +71,10 @@ async def stage_lag(settings: ServiceSettings, *, request_timeout_ms: int = 5000
                     continue
                 ends = await consumer.end_offsets(tps)
                 starts = await consumer.beginning_offsets(tps)
-                try:
-                    committed = await admin.list_consumer_group_offsets(settings.group_id(stage), partitions=tps)
-                except GroupCoordinatorNotAvailableError:  # no group has committed on this cluster yet
-                    committed = {}
-                lag[stage] = sum(
-                    max(0, ends[tp] - max(starts[tp], committed[tp].offset if tp in committed else -1)) for tp in tps
+                committed = await coordinator_ready(
+                    partial(admin.list_consumer_group_offsets, settings.group_id(stage), partitions=tps)
                 )
+                lag[stage] = sum(max(0, ends[tp] - read_from(starts[tp], committed.get(tp))) for tp in tps)
             return lag
         finally:
             await consumer.stop()

@@ -42,3 +42,44 @@ def test_lag_counts_from_the_first_offset_where_nothing_is_committed_and_asks_fo
         assert asyncio.run(_consumer_lag(consumer)) == {("in", 0): 6, ("in", 1): 5}
     assert consumer.asked_for_beginnings == 1
     assert consumer.asked_for_ends == 0  # the fetch responses' high watermarks serve
+
+
+def test_a_coordinator_still_loading_is_asked_again_not_read_as_nothing_committed() -> None:
+    from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
+
+    from newsflow_shared.lag import coordinator_ready
+
+    answers: list[BaseException | dict[str, int]] = [
+        GroupCoordinatorNotAvailableError(),  # a cluster whose offsets topic is being made
+        CoordinatorLoadInProgressError(),  # a broker reading its offsets back after a restart
+        {"committed": 42},
+    ]
+
+    async def list_offsets() -> dict[str, int]:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    assert asyncio.run(coordinator_ready(list_offsets, pause=0)) == {"committed": 42}
+
+    async def never_ready() -> dict[str, int]:
+        raise CoordinatorLoadInProgressError()
+
+    try:
+        asyncio.run(coordinator_ready(never_ready, attempts=3, pause=0))
+    except CoordinatorLoadInProgressError:
+        pass
+    else:
+        raise AssertionError("a coordinator that never comes is an error, not an answer")
+
+
+def test_a_group_reads_from_its_commit_or_the_partitions_start() -> None:
+    from aiokafka.structs import OffsetAndMetadata
+
+    from newsflow_shared.lag import read_from
+
+    assert read_from(0, None) == 0  # never committed
+    assert read_from(5, OffsetAndMetadata(12, "")) == 12
+    assert read_from(20, OffsetAndMetadata(12, "")) == 20  # what it committed was deleted since: nothing to read there
+    assert read_from(3, OffsetAndMetadata(-1, "")) == 3  # "no offset" as the broker writes it
