@@ -1,6 +1,6 @@
 """The classify service's automatic choices, measured on each kind of CPU this machine can run as.
 
-    .venv/bin/python bench/cpu_choices.py [--kinds native,avx512,avx2] [--articles 128] [--rounds 3]
+    .venv/bin/python bench/cpu_choices.py [--kinds native,avx512-bf16,avx512,avx2] [--articles 128] [--rounds 3]
 
 For each kind the service's own classifier (``load_classifier``, the shipped default model, its batch size) runs in
 each precision and compile mode as one call of a thread per core (``CLASSIFY_WORKERS=1``), then as the service runs
@@ -9,10 +9,11 @@ loop a user would write (fp32, batches of 32, one 256-token window), in alternat
 table prints the median rate and CPU milliseconds per article of each, side by side, with what ``auto`` picks there.
 
 A kind is this CPU with its instruction sets capped, as a machine without them runs: ``avx2`` caps ATen, oneDNN and
-MKL to AVX2 (no AVX-512, no bf16 instructions, as on the 2-core AVX2-only machine of issue #15); ``avx512`` keeps
-AVX-512 but hides bf16 from oneDNN and from the service's choice; ``native`` is the CPU as it is. The caps are the
-libraries' own switches (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``); torch.compile
-reads ``ATEN_CPU_CAPABILITY`` too, so the compiled kernels are the ones that CPU would get.
+MKL to AVX2 (no AVX-512, no bf16 instructions, as on the 2-core AVX2-only machine of issue #15); ``avx512-bf16``
+caps oneDNN below AMX (bf16 by AVX512-BF16's instructions, as on a CPU without AMX); ``avx512`` keeps AVX-512 but
+hides bf16 from oneDNN and from the service's choice; ``native`` is the CPU as it is. The caps are the libraries' own
+switches (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``); torch.compile reads
+``ATEN_CPU_CAPABILITY`` too, so the compiled kernels are the ones that CPU would get.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from _common import articles_of, table
 
 KINDS = {
     "native": {},
+    # oneDNN's level below AMX: bf16 matrix products by AVX512-BF16's dot-product instructions, as on a CPU with
+    # AVX512-BF16 and no AMX (Cooper Lake, AMD Zen 4 and 5).
+    "avx512-bf16": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
     "avx512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"},
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
 }
@@ -124,7 +128,7 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kinds", default="native,avx512,avx2")
+    parser.add_argument("--kinds", default="native,avx512-bf16,avx512,avx2")
     parser.add_argument("--articles", type=int, default=128, help="articles per configuration and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -74,6 +74,51 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+# bf16 is chosen where its matrix products run at least this much faster than fp32's: below it the conversions
+# around them eat the gain (the model as a whole gains less than its matrix products do).
+BF16_LEAST_SPEEDUP = 1.3
+
+
+def matmul_seconds(dtype: torch.dtype, rows: int = 1024, width: int = 384, repeat: int = 5) -> float:
+    """The best of ``repeat`` timings of one matrix product of an encoder's shape (``rows`` tokens by ``width``
+    times ``width`` by 4 * ``width``, the feed-forward layer of the default model), after one warm-up."""
+    left, right = torch.randn(rows, width, dtype=dtype), torch.randn(width, 4 * width, dtype=dtype)
+    with torch.inference_mode():
+        torch.matmul(left, right)  # oneDNN writes its kernel on the first call
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            torch.matmul(left, right)
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+@cache
+def bf16_speedup() -> float:
+    """How many times faster bf16's matrix products run than fp32's on this CPU, measured (~0.1 s, once).
+
+    The instructions alone do not say: on a 2-core AMD Zen 5 with AVX512-BF16 bf16 read 1.6 x as many articles
+    as fp32, on an Intel Xeon whose oneDNN was held below AMX (AVX512-BF16's instructions only) 0.7 x, on the same
+    Xeon with AMX 4 x (bench/HISTORY.md, sessions 6 and 27)."""
+    return matmul_seconds(torch.float32) / matmul_seconds(torch.bfloat16)
+
+
+@cache
+def bf16_pays_off() -> bool:
+    """bf16 where the CPU has bf16 instructions and they beat fp32 by ``BF16_LEAST_SPEEDUP`` here (said once, in the
+    log)."""
+    if not cpu_has_bf16():
+        return False
+    speedup = bf16_speedup()
+    chosen = speedup >= BF16_LEAST_SPEEDUP
+    logging.getLogger(__name__).info(
+        "bf16 matrix products run %.1f x as fast as fp32's on this CPU: the model runs %s",
+        speedup,
+        "bf16" if chosen else "fp32",
+    )
+    return chosen
+
+
 def can_compile(device: torch.device) -> bool:
     """torch.compile on a CPU writes C++ and needs a compiler; without one the eager model runs."""
     return device.type == "cpu" and any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
@@ -112,7 +157,7 @@ class Runtime:
             if dev.type == "cuda":
                 precision = "fp16"
             else:
-                precision = "bf16" if cpu_has_bf16() else "fp32"
+                precision = "bf16" if bf16_pays_off() else "fp32"
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         return cls(device=dev, dtype=dtype)
 
