@@ -25,7 +25,7 @@ from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest
 from rich.table import Table
 
 from newsflow_shared import ServiceSettings, kafka_clients
-from newsflow_shared.lag import coordinator_ready, read_from
+from newsflow_shared.lag import committed_offsets, coordinator_ready, read_from
 
 from .kafka_io import topic_partitions
 
@@ -141,7 +141,7 @@ async def _fill_lag(
     partitions = await topic_partitions(consumer, status.topic)
     if not partitions:
         return None
-    committed = await coordinator_ready(partial(admin.list_consumer_group_offsets, status.group, partitions=partitions))
+    committed = await coordinator_ready(partial(committed_offsets, admin, status.group, partitions))
     ends = await consumer.end_offsets(partitions)
     starts = await consumer.beginning_offsets(partitions)
     oldest: float | None = None

@@ -138,3 +138,18 @@ def test_the_shipped_model_gives_the_same_topics_in_shares_as_in_one_call() -> N
         for mine, theirs in zip(together, alone, strict=True):
             assert [t.score for t in mine] == pytest.approx([t.score for t in theirs], abs=1e-3)
     workers.close()
+
+
+def test_the_plan_asks_for_the_device_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timing bf16 against fp32 belongs under the replica's threads, which the plan is what sets."""
+    from newsflow_classify import model
+
+    def no_timing() -> float:
+        raise AssertionError("the plan timed the precisions")
+
+    monkeypatch.setattr(model, "bf16_speedup", no_timing)
+    model.bf16_pays_off.cache_clear()
+    try:
+        assert worker_plan(ClassifySettings(classify_device="cpu")).workers >= 1
+    finally:
+        model.bf16_pays_off.cache_clear()

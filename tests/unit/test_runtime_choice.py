@@ -86,9 +86,6 @@ def test_bf16_instructions_are_used_only_where_they_measure_faster(
 
 def test_the_speedup_is_measured_on_this_cpu() -> None:
     """A real timing of both precisions (small, so that emulated bf16 on a CPU without it stays quick)."""
-    fp32, bf16 = (
-        model.matmul_seconds(torch.float32, rows=64, width=64),
-        model.matmul_seconds(torch.bfloat16, rows=64, width=64),
-    )
+    fp32, bf16 = model.matmul_seconds((torch.float32, torch.bfloat16), rows=64, width=64)
     assert 0 < fp32 < 1
     assert 0 < bf16 < 1

@@ -10,7 +10,7 @@ from newsflow_shared.taxonomy import load_taxonomy
 
 from .classifier import HeadClassifier, PrototypeClassifier, ScoringPolicy, TopicClassifier
 from .hf_models import LabelClassifier, ZeroShotClassifier, entailment_index, iptc_labels
-from .model import Embedder, Runtime, resolve_model_path
+from .model import Embedder, choose_device, resolve_model_path
 from .settings import ClassifySettings
 from .workers import WorkerPlan
 
@@ -18,7 +18,8 @@ from .workers import WorkerPlan
 def worker_plan(settings: ClassifySettings) -> WorkerPlan:
     """How many model calls run at once and with how many torch threads each (``CLASSIFY_WORKERS``,
     ``CLASSIFY_THREADS``)."""
-    device = Runtime.choose(settings.classify_device, settings.classify_precision).device
+    # The device alone: choosing the precision may time both (bf16_speedup), which belongs under the replica's threads.
+    device = choose_device(settings.classify_device)
     return WorkerPlan.choose(
         threads=settings.classify_threads,
         workers=settings.classify_workers,

@@ -56,8 +56,9 @@ def cut_for_tokens(text: str, max_tokens: int) -> str:
 
 @cache
 def cpu_has_bf16() -> bool:
-    """bf16 matrix instructions (AVX512-BF16 or AMX) make bf16 several times faster than fp32; without them torch
-    emulates bf16 about a hundred times slower.
+    """Whether the CPU has bf16 matrix instructions (AVX512-BF16 or AMX) that torch's kernels may use: a need for
+    bf16, not a promise that it is faster (see :func:`bf16_speedup`). Without them torch emulates bf16 about a
+    hundred times slower.
 
     Instruction sets capped by ``ONEDNN_MAX_CPU_ISA`` or ``ATEN_CPU_CAPABILITY`` (to run as on an older CPU, or to
     measure one) count: the kernels would not use the instructions the flags list."""
@@ -74,33 +75,38 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-# bf16 is chosen where its matrix products run at least this much faster than fp32's: below it the conversions
-# around them eat the gain (the model as a whole gains less than its matrix products do).
-BF16_LEAST_SPEEDUP = 1.3
+# bf16 is chosen where its matrix products run at least this much faster than fp32's. The cases measured sit far
+# either side: AMX 4-7 x, AVX512-BF16 on a Zen 5 1.6 x the articles a second, this Xeon held below AMX 0.6-0.7 x.
+BF16_LEAST_SPEEDUP = 1.2
 
 
-def matmul_seconds(dtype: torch.dtype, rows: int = 1024, width: int = 384, repeat: int = 5) -> float:
-    """The best of ``repeat`` timings of one matrix product of an encoder's shape (``rows`` tokens by ``width``
-    times ``width`` by 4 * ``width``, the feed-forward layer of the default model), after one warm-up."""
-    left, right = torch.randn(rows, width, dtype=dtype), torch.randn(width, 4 * width, dtype=dtype)
+def matmul_seconds(dtypes: tuple[torch.dtype, ...], rows: int = 1024, width: int = 384, repeat: int = 7) -> list[float]:
+    """For each of ``dtypes``, the best of ``repeat`` timings of one matrix product of an encoder's shape (``rows``
+    tokens by ``width``, times ``width`` by 4 * ``width``: the default model's feed-forward layer), after a warm-up.
+    The dtypes take turns, so that a stall of the machine falls on all of them alike."""
+    pairs = [(torch.randn(rows, width, dtype=d), torch.randn(width, 4 * width, dtype=d)) for d in dtypes]
+    best = [float("inf")] * len(dtypes)
     with torch.inference_mode():
-        torch.matmul(left, right)  # oneDNN writes its kernel on the first call
-        best = float("inf")
+        for left, right in pairs:
+            torch.matmul(left, right)  # oneDNN writes its kernel on the first call
         for _ in range(repeat):
-            started = time.perf_counter()
-            torch.matmul(left, right)
-            best = min(best, time.perf_counter() - started)
+            for index, (left, right) in enumerate(pairs):
+                started = time.perf_counter()
+                torch.matmul(left, right)
+                best[index] = min(best[index], time.perf_counter() - started)
     return best
 
 
 @cache
 def bf16_speedup() -> float:
-    """How many times faster bf16's matrix products run than fp32's on this CPU, measured (~0.1 s, once).
+    """How many times faster bf16's matrix products run than fp32's on this CPU, measured once (~0.1 s) with the
+    torch threads of the moment (the loader's: the replica's).
 
     The instructions alone do not say: on a 2-core AMD Zen 5 with AVX512-BF16 bf16 read 1.6 x as many articles
     as fp32, on an Intel Xeon whose oneDNN was held below AMX (AVX512-BF16's instructions only) 0.7 x, on the same
     Xeon with AMX 4 x (bench/HISTORY.md, sessions 6 and 27)."""
-    return matmul_seconds(torch.float32) / matmul_seconds(torch.bfloat16)
+    fp32, bf16 = matmul_seconds((torch.float32, torch.bfloat16))
+    return fp32 / bf16
 
 
 @cache
@@ -143,6 +149,11 @@ def compiled(model: PreTrainedModel) -> PreTrainedModel:
     return torch.compile(model, dynamic=True)  # type: ignore[return-value]
 
 
+def choose_device(device: str = "auto") -> torch.device:
+    """``CLASSIFY_DEVICE``: ``auto`` is the GPU where torch sees one, else the CPU."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+
+
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
@@ -150,9 +161,7 @@ class Runtime:
 
     @classmethod
     def choose(cls, device: str = "auto", precision: str = "auto") -> Runtime:
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dev = torch.device(device)
+        dev = choose_device(device)
         if precision == "auto":
             if dev.type == "cuda":
                 precision = "fp16"
