@@ -39,14 +39,14 @@ def load_classifier(settings: ClassifySettings, plan: WorkerPlan | None = None) 
     # descriptions) uses them all; then each model call gets its share (see the end).
     torch.set_num_threads(plan.threads)
     try:
-        return _load(settings)
+        return _load(settings, plan.threads_each)
     finally:
         # torch's count is the process's: threads started from now on (the model calls', the compiling one, which
         # builds the count into its kernels) take their share.
         torch.set_num_threads(plan.threads_each)
 
 
-def _load(settings: ClassifySettings) -> TopicClassifier:
+def _load(settings: ClassifySettings, call_threads: int) -> TopicClassifier:
     taxonomy = load_taxonomy()
     policy = ScoringPolicy(top_k=settings.classify_top_k, threshold=settings.classify_threshold)
     options = {
@@ -64,6 +64,7 @@ def _load(settings: ClassifySettings) -> TopicClassifier:
         settings.classify_model,
         compile_mode=settings.classify_compile,
         window_tokens=settings.classify_window_tokens,
+        call_threads=call_threads,
         **options,  # type: ignore[arg-type]
     )
     if HeadClassifier.fits(embedder.path):

@@ -184,9 +184,13 @@ class Embedder:
         threads: int = 0,
         compile_mode: str = "off",
         window_tokens: int = 0,
+        call_threads: int = 0,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
+        # The compiler builds the thread count of the moment into its kernels: the compiling thread sets the count
+        # each model call will run with (CLASSIFY_WORKERS), whatever the process's count is when it starts.
+        self.call_threads = call_threads
         self.name = model
         self.path = resolve_model_path(model)
         self.runtime = Runtime.choose(device, precision)
@@ -234,6 +238,8 @@ class Embedder:
         log = logging.getLogger(__name__)
         started = time.perf_counter()
         waiting: list[Callable[[], object]] = []
+        if self.call_threads:
+            torch.set_num_threads(self.call_threads)
         try:
             fast = compiled(self.model)
             device = self.runtime.device
