@@ -181,13 +181,10 @@ class Embedder:
         max_tokens: int = 256,
         device: str = "auto",
         precision: str = "auto",
-        threads: int = 0,
         compile_mode: str = "off",
         window_tokens: int = 0,
         call_threads: int = 0,
     ) -> None:
-        if threads:
-            torch.set_num_threads(threads)
         # The compiler builds the thread count of the moment into its kernels: the compiling thread sets the count
         # each model call will run with (CLASSIFY_WORKERS), whatever the process's count is when it starts.
         self.call_threads = call_threads
