@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsflow_classify.app import Classify
-from newsflow_classify.loader import load_classifier
+from newsflow_classify.loader import load_classifier, worker_plan
 from newsflow_classify.settings import ClassifySettings
 from newsflow_cleanup.app import Cleanup
 from newsflow_cleanup.learned import LearnedBoilerplate
@@ -85,7 +85,8 @@ class Harness:
             s = ClassifySettings(database_url=self.url)
             stage = CapturingStage(s, "classify")
             classify = Classify(s, stage)
-            classify.use(classifier())
+            # As the service runs it: each batch's shares in as many model calls at once as its plan says.
+            classify.use(classifier(), worker_plan(s).workers)
             return stage, classify.handle, None, {s.topic_enriched, s.topic_dlq}
         s = StorageSettings(database_url=self.url)
         stage = CapturingStage(s, "storage")
