@@ -96,6 +96,17 @@ def test_compose_runs_our_containers_locked_down_with_probes() -> None:
         assert port_var in services[name]["environment"], name
     for name in ("kafka", "postgres"):
         assert services[name]["cap_drop"] == ["ALL"], name
+    # Kafka's check is the bash probe of the listener the services use, mounted from the repository: Kafka's own
+    # tool starts a JVM (~1.4 s of CPU) every time.
+    kafka = services["kafka"]
+    test = kafka["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "bash"]
+    assert not any(" " in argument for argument in test)
+    mounted = dict(volume.split(":")[:2] for volume in kafka["volumes"] if volume.startswith("./"))
+    assert mounted == {"./deploy/compose/kafka-health.sh": test[2]}
+    assert (ROOT / "deploy/compose/kafka-health.sh").exists()
+    internal = kafka["environment"]["KAFKA_LISTENERS"].split(",")[0]
+    assert internal == f"INTERNAL://:{test[3]}"
 
 
 def test_compose_publishes_on_loopback_only_and_guards_the_api() -> None:
