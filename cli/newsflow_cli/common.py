@@ -13,7 +13,7 @@ import typer
 from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
 
-from newsflow_shared import ServiceSettings
+from newsflow_shared import ServiceSettings, settings_from_environment
 
 from .local_kafka import KafkaUnavailable
 from .stack import reach_kafka, use_local_stack
@@ -28,7 +28,7 @@ T = TypeVar("T")
 def with_kafka(main: Callable[[ServiceSettings], Awaitable[T]]) -> T:
     """Run ``main`` against the Kafka this command should use; one clear line (exit 3) when none answers."""
     origin = use_local_stack(STATE)
-    settings = ServiceSettings()
+    settings = settings_from_environment(ServiceSettings)
 
     async def checked() -> T:
         await reach_kafka(settings, origin)

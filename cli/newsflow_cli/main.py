@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaConnectionError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsflow_shared import KafkaSecurityError, ServiceSettings, ensure_topics
+from newsflow_shared import KafkaSecurityError, ServiceSettings, ensure_topics, settings_from_environment
 
 from .common import STATE, err, stop_on_signals, with_kafka
 from .dlq import dlq_app
@@ -152,7 +152,7 @@ def process(
         stop_on_signals(stop)
         # A port of its own for storage's API: `process` runs beside `newsflow run` or another `process`.
         async with LocalStack(services=services, quiet_services=not verbose, api_port=free_port()) as stack:
-            settings = ServiceSettings()
+            settings = settings_from_environment(ServiceSettings)
             with _progress() as progress:
                 return await process_inputs(
                     settings,
@@ -199,7 +199,7 @@ def replay(
             return await replay_stored(settings, stage, ids, advance)  # type: ignore[arg-type]
 
     count = with_kafka(main)
-    settings = ServiceSettings()
+    settings = settings_from_environment(ServiceSettings)
     target = (
         settings.topic_raw
         if source == "raw"
@@ -254,7 +254,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate DATABASE_URL to the latest schema (services also do this on start)."""
     from newsflow_shared.db.migrate import upgrade_blocking
 
-    upgrade_blocking(ServiceSettings().database_url, revision)
+    upgrade_blocking(settings_from_environment(ServiceSettings).database_url, revision)
     say("the database schema is up to date")
 
 
@@ -265,7 +265,7 @@ def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only thi
     from newsflow_shared.db import make_engine
 
     async def main() -> int:
-        engine = make_engine(ServiceSettings().database_url)
+        engine = make_engine(settings_from_environment(ServiceSettings).database_url)
         try:
             return await forget(engine, source)
         finally:
@@ -294,7 +294,7 @@ def forget_duplicates(
     from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
 
     async def main() -> int | None:
-        engine = make_engine(ServiceSettings().database_url)
+        engine = make_engine(settings_from_environment(ServiceSettings).database_url)
         try:
             if older_than_days is not None:
                 before = datetime.now(UTC) - timedelta(days=older_than_days)

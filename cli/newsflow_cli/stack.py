@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from types import TracebackType
 
-from newsflow_shared import ServiceSettings, ensure_topics, wait_for_kafka
+from newsflow_shared import ServiceSettings, ensure_topics, settings_from_environment, wait_for_kafka
 from newsflow_shared.db import upgrade
 
 from .local_kafka import KafkaUnavailable, LocalKafka, free_port, port_open
@@ -55,7 +55,7 @@ class LocalStack:
                 say(f"Kafka is serving on {self.kafka.bootstrap_servers}")
             if not os.environ.get("DATABASE_URL"):
                 os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'newsflow.db'}"
-            settings = ServiceSettings()
+            settings = settings_from_environment(ServiceSettings)
             await wait_for_kafka(settings)
             await ensure_topics(settings)
             await upgrade(settings.database_url)

@@ -24,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 from rich.table import Table
 
-from newsflow_shared import ServiceSettings, kafka_clients
+from newsflow_shared import ServiceSettings, kafka_clients, settings_from_environment
 from newsflow_shared.lag import committed_offsets, coordinator_ready, read_from
 
 from .kafka_io import topic_partitions
@@ -263,7 +263,7 @@ def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_wi
     """What ``newsflow status`` does; the exit status is 1 when a stage is stuck, 2 when Kafka does not answer."""
     from rich.console import Console
 
-    settings = ServiceSettings()
+    settings = settings_from_environment(ServiceSettings)
     options = {"stuck_after": stuck_after, "dlq_window": dlq_window}
     try:
         if watch is not None and not as_json:

@@ -28,7 +28,7 @@ from .errors import (
 from .kafka_security import KafkaSecuritySettings, security_for
 from .logs import configure_logging
 from .redrive import RedriveRecord, redrive_record
-from .settings import ServiceSettings, Topics
+from .settings import ServiceSettings, Topics, settings_from_environment
 from .stage import Emit, Stage
 from .topics import ensure_topics, wait_for_kafka
 
@@ -67,5 +67,6 @@ __all__ = [
     "make_broker",
     "redrive_record",
     "security_for",
+    "settings_from_environment",
     "wait_for_kafka",
 ]

@@ -7,11 +7,12 @@ same in docker-compose.yml, the Kubernetes manifests and the README's table.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .kafka_security import KafkaSecuritySettings
 
@@ -151,8 +152,20 @@ class ServiceSettings(KafkaSecuritySettings):
         gt=0,
         description="Liveness fails when records wait and no batch started or finished for this long.",
     )
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL; any case, and WARN and FATAL as well."
+    )
     log_format: Literal["console", "json"] = "console"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _a_level_logging_knows(cls, value: object) -> object:
+        """``LOG_LEVEL=warn`` passed here and failed later, in uvicorn's table of levels, as a bare ``KeyError: 'warn'``
+        out of every service's start; the names the standard library also accepts are taken here."""
+        if isinstance(value, str):
+            level = value.strip().upper()
+            return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+        return value
 
     @property
     def topics(self) -> Topics:
@@ -199,3 +212,38 @@ class ServiceSettings(KafkaSecuritySettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.kafka_group_prefix}-{service}"
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+SHOWN_VALUE_CHARACTERS = 80
+
+
+def settings_from_environment(settings: type[SettingsT]) -> SettingsT:
+    """``settings()`` read from the environment, or a line for each variable it cannot use and exit status 2.
+
+    A deployment's typo (``LOG_LEVEL=TRACE``, ``KAFKA_BOOTSTRAP_SERVERS=kafka:99092``) should read as the variable and
+    what is wrong with it, not as forty lines of pydantic's traceback in a crash-looping pod's log. Secrets are never
+    echoed.
+    """
+    try:
+        return settings()
+    except ValidationError as error:
+        print(describe_settings_error(settings, error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def describe_settings_error(settings: type[BaseSettings], error: ValidationError) -> str:
+    """What :func:`settings_from_environment` prints: a header and one line a variable."""
+    lines = [f"{settings.__name__}: {error.error_count()} setting(s) in the environment cannot be used:"]
+    for problem in error.errors(include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        annotation = settings.model_fields[field].annotation if field in settings.model_fields else None
+        secret = "SecretStr" in str(annotation) or annotation is SecretStr
+        shown = "(a secret, not shown)" if secret else _shown(problem.get("input"))
+        lines.append(f"  {field.upper() or '(the settings)'}={shown}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARACTERS else text[: SHOWN_VALUE_CHARACTERS - 1] + "…"

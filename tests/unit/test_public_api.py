@@ -39,6 +39,7 @@ def test_public_names_are_pinned() -> None:
         "make_broker",
         "redrive_record",
         "security_for",
+        "settings_from_environment",
         "wait_for_kafka",
     }
     for name in newsflow_shared.__all__:

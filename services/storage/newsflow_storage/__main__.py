@@ -1,8 +1,9 @@
 from newsflow_shared.service import serve
+from newsflow_shared.settings import settings_from_environment
 
 from .settings import StorageSettings
 
 # Guarded: a spawned worker process imports this module again and must not start a second server.
 if __name__ == "__main__":
-    settings = StorageSettings()
+    settings = settings_from_environment(StorageSettings)
     serve("newsflow_storage.app:create_app", settings, host=settings.storage_api_host, port=settings.storage_api_port)

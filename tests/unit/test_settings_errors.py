@@ -1,0 +1,56 @@
+"""A deployment's wrong setting reads as the variable and what is wrong with it, never as a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from newsflow_shared.settings import ServiceSettings, settings_from_environment
+from newsflow_storage.settings import StorageSettings
+
+
+@pytest.mark.parametrize(("given", "level"), [("warn", "WARNING"), (" Info ", "INFO"), ("fatal", "CRITICAL")])
+def test_the_level_names_logging_takes_are_taken(given: str, level: str) -> None:
+    """``LOG_LEVEL=warn`` used to pass here and crash every service's start in uvicorn's table of levels."""
+    assert ServiceSettings(log_level=given).log_level == level
+
+
+def test_each_wrong_variable_gets_a_line_and_secrets_are_not_shown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "TRACE")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:99092")
+    monkeypatch.setenv("BATCH_MAX_RECORDS", "x" * 500)
+    monkeypatch.setenv("STORAGE_API_TOKEN", "hunter2-hunter2-hunter2")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret-password")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "NOT-A-MECHANISM")  # makes the secrets' model fail beside them
+    with pytest.raises(SystemExit) as stopped:
+        settings_from_environment(StorageSettings)
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err
+    assert said.startswith("StorageSettings: 4 setting(s) in the environment cannot be used:\n")
+    assert "  LOG_LEVEL='TRACE': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'" in said
+    assert "  KAFKA_BOOTSTRAP_SERVERS='kafka:99092': Value error, 'kafka:99092' is not host:port" in said
+    assert "  BATCH_MAX_RECORDS='xxxxx" in said
+    assert max(len(line) for line in said.splitlines()) < 200  # a long value is cut short
+    assert "KAFKA_SASL_MECHANISM='NOT-A-MECHANISM'" in said
+    assert "hunter2" not in said
+    assert "s3cret" not in said
+    assert "Traceback" not in said
+
+
+def test_a_service_with_a_wrong_setting_exits_2_with_one_readable_block() -> None:
+    """As a crash-looping pod's log shows it: the service's own process, before it imports the model or Kafka."""
+    env = {**os.environ, "LOG_LEVEL": "TRACE", "HEALTH_PORT": "eighty"}
+    started = subprocess.run(
+        [sys.executable, "-m", "newsflow_ingest"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert started.returncode == 2
+    assert started.stderr.splitlines() == [
+        "IngestSettings: 2 setting(s) in the environment cannot be used:",
+        "  HEALTH_PORT='eighty': Input should be a valid integer, unable to parse string as an integer",
+        "  LOG_LEVEL='TRACE': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'",
+    ]
