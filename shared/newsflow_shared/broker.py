@@ -13,6 +13,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
 from .kafka_security import security_for
+from .readable_records import read_every_header_name
 from .settings import ServiceSettings
 from .tracing import configure, recording
 
@@ -66,6 +67,7 @@ def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegi
     nothing (about 15 µs a record), and a stage passes each record's trace context on itself (:meth:`.Emit.following`).
     """
     configure(service)
+    read_every_header_name()
     middlewares: list[Any] = [KafkaTelemetryMiddleware()] if recording() else []
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))

@@ -36,6 +36,7 @@ from faststream.kafka.security import parse_security
 
 from .errors import KafkaSecurityError
 from .kafka_security import security_for
+from .readable_records import read_every_header_name
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def producer(settings: ServiceSettings, **options: Any) -> AIOKafkaProducer:
 
 
 def consumer(settings: ServiceSettings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    read_every_header_name()  # a record with a header name that is not UTF-8 must not stop the reading
     return AIOKafkaConsumer(*topics, **connection_options(settings), **options)
 
 

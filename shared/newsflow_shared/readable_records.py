@@ -1,0 +1,130 @@
+"""Records whose header names are not UTF-8 are read, not left to stop a partition and lose others' records.
+
+Kafka's protocol says a header name is a UTF-8 string, but only the Java client makes sure: librdkafka and kcat send
+any bytes. aiokafka's record parser decodes the name strictly, while iterating a fetched batch, so one such record
+raised ``UnicodeDecodeError`` out of ``getmany``, before any handler of ours could see it:
+
+- FastStream's fetch loop ends on anything but a ``KafkaError``; its supervisor starts it again at the same offset,
+  and the partition never moves on.
+- aiokafka had already moved its position past the records it took from other partitions in that call, and from the
+  same partition before the bad record: they were never handed to a handler, and the next commit skipped them.
+
+So where the fast parser refuses a batch, this one reads that batch again with aiokafka's own pure-Python parser,
+whose header names decode with U+FFFD in place of bytes that are not UTF-8. Every record comes through; the odd name
+is logged with its partition and offset. The fast parser reads every other batch, as before.
+
+:func:`read_every_header_name` installs it in aiokafka's fetcher, for every consumer in the process: the services'
+brokers (:func:`.make_broker`) and the command's consumers (:func:`.kafka_clients.consumer`) call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, SupportsIndex
+
+from aiokafka.consumer import fetcher
+from aiokafka.record.default_records import _DefaultRecordBatchPy
+from aiokafka.record.memory_records import _MemoryRecordsPy
+
+log = logging.getLogger(__name__)
+
+_MAGIC_OFFSET = 16  # base offset (8), batch length (4), leader epoch (4): then the magic byte
+
+
+class ReadableRecords:
+    """A partition's fetched bytes, as aiokafka's ``MemoryRecords``: the batches one by one, each readable whole."""
+
+    def __init__(self, data: bytes) -> None:
+        self._framing = _Framing(data)
+
+    def size_in_bytes(self) -> int:
+        return self._framing.size_in_bytes()
+
+    def has_next(self) -> bool:
+        return self._framing.has_next()
+
+    def next_batch(self) -> Any:
+        return self._framing.next_batch()
+
+
+class _Framing(_MemoryRecordsPy):  # type: ignore[misc]  # aiokafka marks it final; the framing is all we add to
+    """aiokafka's own slicing of a fetch into batches (the fast batch class reads each), keeping each batch's bytes
+    for the tolerant parser."""
+
+    def next_batch(self, *args: Any, **kwargs: Any) -> Any:
+        raw = self._next_slice
+        batch = super().next_batch(*args, **kwargs)
+        if raw is None or batch is None or raw[_MAGIC_OFFSET] < 2:
+            return batch  # the legacy formats have no headers
+        return _ReadOnBatch(batch, raw)
+
+
+class _ReadOnBatch:
+    """One record batch read by the fast parser, and again by the tolerant one from where it refused a header name."""
+
+    def __init__(self, batch: Any, raw: memoryview) -> None:
+        self._batch = batch
+        self._raw = raw
+        self._records: Iterator[Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:  # base_offset, validate_crc, is_control_batch, next_offset, ...
+        return getattr(self._batch, name)
+
+    def __iter__(self) -> _ReadOnBatch:
+        return self
+
+    def __next__(self) -> Any:
+        if self._records is None:
+            self._records = self._each_record()
+        return next(self._records)
+
+    def _each_record(self) -> Iterator[Any]:
+        read = 0
+        try:
+            for record in self._batch:
+                read += 1
+                yield record
+        except UnicodeDecodeError as error:
+            # The fast parser cannot go on in this batch: read it again, and skip the records already given.
+            tolerant = _TolerantBatch(self._raw)
+            for index, record in enumerate(tolerant):
+                if index < read:
+                    continue
+                if index == read:
+                    log.warning(
+                        "a record header's name is not UTF-8 (%s), at offset %d of batch %d: read with U+FFFD",
+                        error.reason,
+                        record.offset,
+                        tolerant.base_offset,
+                    )
+                yield record
+
+
+class _TolerantBatch(_DefaultRecordBatchPy):  # type: ignore[misc]
+    """aiokafka's pure-Python batch parser, its header names decoded with U+FFFD for bytes that are not UTF-8."""
+
+    def _maybe_uncompress(self) -> None:
+        super()._maybe_uncompress()  # a compressed batch's records replace the buffer
+        if not isinstance(self._buffer, _LenientBuffer):
+            self._buffer = _LenientBuffer(self._buffer)
+
+
+class _LenientBuffer(bytearray):
+    """The parser slices a header name out of its buffer and calls ``.decode("utf-8")`` on the slice: here the slice
+    decodes leniently. Keys, values and header values are copied to ``bytes`` as they are."""
+
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:  # type: ignore[override]
+        taken = super().__getitem__(index)
+        return _LenientBytes(taken) if isinstance(index, slice) else taken
+
+
+class _LenientBytes(bytes):
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes.decode(self, encoding, "replace")
+
+
+def read_every_header_name() -> None:
+    """Make aiokafka's fetcher read fetched bytes through :class:`ReadableRecords` (once; later calls change
+    nothing)."""
+    fetcher.MemoryRecords = ReadableRecords  # type: ignore[misc,assignment]
