@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -30,6 +31,10 @@ def json_problem(value: bytes) -> str | None:
         return f"the message is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
     except RecursionError:
         return "the message is JSON nested too deep to read (hundreds of levels): send a flat article object"
+    except ValueError as error:  # Python's limit on an integer's digits; not a JSONDecodeError
+        if "digits" in str(error):
+            return f"the message has an integer of more than {sys.get_int_max_str_digits():,} digits: send it as a string"
+        return f"the message is not JSON that can be read: {error}"
     if not isinstance(parsed, dict):
         return f"the message is JSON but a {type(parsed).__name__}, not an object with 'text' or 'html'"
     return None

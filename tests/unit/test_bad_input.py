@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from newsflow_ingest.logic import ingest
+from newsflow_ingest.reading import read_raw
 from newsflow_shared import (
     ArticleTooLarge,
     CleanArticle,
@@ -19,6 +20,7 @@ from newsflow_shared import (
     StoredArticle,
 )
 from newsflow_shared.contracts import ArticleBase
+from newsflow_shared.reasons import json_problem
 
 
 def decode(value: bytes) -> RawArticle:
@@ -92,3 +94,14 @@ def test_other_languages_html_and_odd_characters_are_accepted() -> None:
     raw = decode('{"html": "<p>Привет, мир! 你好 🌍</p>", "language": "ru"}'.encode())
     assert raw.html is not None
     assert "你好" in raw.html
+
+
+def test_an_integer_too_long_for_python_is_a_malformed_message_not_a_surprise() -> None:
+    """Python refuses to read an integer of over 4,300 digits with a plain ValueError, which neither ingest's reader
+    nor the diagnosis caught: each such record was retried three times and dead-lettered as "unexpected"."""
+    value = b'{"text": "x", "metadata": {"n": ' + b"9" * 5000 + b"}}"
+    with pytest.raises(MalformedMessage, match="an integer of more than 4,300 digits: send it as a string"):
+        read_raw(value, max_metadata_bytes=1 << 20)
+    assert json_problem(value) == "the message has an integer of more than 4,300 digits: send it as a string"
+    fine = read_raw(b'{"text": "x", "metadata": {"n": ' + b"9" * 4000 + b"}}", max_metadata_bytes=1 << 20)[0]
+    assert str(fine.metadata["n"]) == "9" * 4000  # kept (as text: past what JSON readers elsewhere hold exactly)

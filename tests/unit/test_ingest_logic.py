@@ -17,6 +17,15 @@ def test_id_is_the_given_one_else_url_hash_else_text_hash() -> None:
     assert by_text != article_id(RawArticle(title="T", text="Body 2"))
 
 
+def test_html_only_articles_sent_with_blank_text_get_ids_of_their_own() -> None:
+    """Cleanup reads the page when the text is blank; so does the id, or every such article was one."""
+    story_a = article_id(RawArticle(text="\n", html="<p>Story A</p>"))
+    assert story_a != article_id(RawArticle(text="\n", html="<p>Story B</p>"))
+    assert story_a == article_id(RawArticle(html="<p>Story A</p>"))
+    # Text that is there still decides, as it always did: the ids of stored articles do not change.
+    assert article_id(RawArticle(text="Body", html="<p>A</p>")) == article_id(RawArticle(text="Body", html="<p>B</p>"))
+
+
 def test_url_normalisation_keeps_query_but_drops_fragment() -> None:
     assert normalise_url("HTTPS://News.Example.com/a/b/?id=3#top") == "https://news.example.com/a/b?id=3"
 

@@ -32,7 +32,10 @@ def article_id(raw: RawArticle) -> str:
         return raw.id
     if raw.url and raw.url.strip():
         return "url-" + _digest(normalise_url(raw.url))
-    return "text-" + _digest((raw.title or "") + "\n" + (raw.text or raw.html or ""))
+    # The body cleanup will read: the page where the text is blank. Blank text alone gave every HTML-only article
+    # sent with "text": "\n" one id, and storage kept each as a revision of the last.
+    body = raw.text if raw.text and raw.text.strip() else raw.html or raw.text or ""
+    return "text-" + _digest((raw.title or "") + "\n" + body)
 
 
 def content_hash(raw: RawArticle) -> str:

@@ -24,7 +24,7 @@ def read_raw(value: bytes, *, max_metadata_bytes: int) -> tuple[RawArticle, dict
         # Python's parser, not pydantic's: it reads the escaped lone surrogates that JavaScript and
         # Python encoders write, so they can be replaced rather than refuse the whole article.
         data: Any = json.loads(value.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (UnicodeDecodeError, RecursionError, ValueError):  # ValueError: JSONDecodeError, or an integer too long
         raise MalformedMessage(json_problem(value) or "the message is not a UTF-8 JSON object") from None
     if not isinstance(data, dict):
         raise MalformedMessage(json_problem(value) or "the message is not a JSON object")
