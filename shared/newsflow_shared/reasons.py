@@ -33,7 +33,9 @@ def json_problem(value: bytes) -> str | None:
         return "the message is JSON nested too deep to read (hundreds of levels): send a flat article object"
     except ValueError as error:  # Python's limit on an integer's digits; not a JSONDecodeError
         if "digits" in str(error):
-            return f"the message has an integer of more than {sys.get_int_max_str_digits():,} digits: send it as a string"
+            return (
+                f"the message has an integer of more than {sys.get_int_max_str_digits():,} digits: send it as a string"
+            )
         return f"the message is not JSON that can be read: {error}"
     if not isinstance(parsed, dict):
         return f"the message is JSON but a {type(parsed).__name__}, not an object with 'text' or 'html'"

@@ -68,6 +68,12 @@ class Normaliser:
         return value
 
 
+def make_safe(value: str) -> str:
+    """``value`` without what :data:`SafeText` refuses, for text a later stage makes: an entity such as
+    ``&#x202e;`` that cleanup decodes is a bidi override again, which ingest had no way to see."""
+    return Normaliser().text(value)
+
+
 def unsafe_characters(value: str) -> str | None:
     """Name the first character no store accepts, or None."""
     found = _UNSAFE.search(value)

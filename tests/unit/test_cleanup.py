@@ -437,3 +437,33 @@ def test_nothing_left_is_an_empty_article(detector: LanguageDetector) -> None:
             detector,
             CleanupSettings(),
         )
+
+
+BODY = "The council met on Tuesday to discuss the library budget and its opening hours this winter. " * 4
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "html"),
+    [
+        ("Evil &#x202e;title &#x2066;here", BODY + " &#x202e;reversed &#X2067;isolated &#8238;decimal", None),
+        ("\ufb03" * 1000, BODY, None),  # a ligature repairs to three letters: 3,000 characters
+        ("Plain", "\n", f"<html><head></head><body><article><p>{BODY} &#x202e;x</p></article></body></html>"),
+        (None, " ", f"<html><head><title>{'Words of a title ' * 200}</title></head><body><p>{BODY}</p></body></html>"),
+    ],
+    ids=["entity-bidi", "ligature-title", "page-bidi", "page-title-too-long"],
+)
+def test_what_cleanup_makes_its_own_contract_accepts(
+    title: str | None, text: str, html: str | None, detector: LanguageDetector
+) -> None:
+    """Entities decoded into bidi overrides (ingest only sees "&#x202e;"), a title lengthened by its repair past
+    2,000 characters, or a page's <title> of any length: the article is cleaned, not tried three times and
+    dead-lettered by cleanup's own contract."""
+    cleaned = clean(
+        IngestedArticle(id="a", title=title, text=text, html=html, content_hash="h"), detector, CleanupSettings()
+    )
+    for field in (cleaned.title or "", cleaned.text):
+        assert not set(field) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert len(cleaned.title or "") <= 2_000
+    assert "council met on Tuesday" in cleaned.text
+    if title and len(title) > 100:
+        assert cleaned.title.endswith("…")

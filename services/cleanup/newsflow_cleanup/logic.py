@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage, Removal
+from newsflow_shared.contracts import MAX_TITLE
+from newsflow_shared.text_safety import make_safe
 
 from . import __version__
 from .boilerplate import strip_boilerplate, strip_lead_in_teasers
@@ -16,10 +18,10 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
     title, author, body = article.title, None, article.text or ""
     if not body.strip() and article.html:
         page = extract_article(article.html, article.url)
-        title, author, body = title or page.title, page.author, page.text
+        title, author, body = title or page.title, page.author and make_safe(page.author), page.text
 
     paragraphs, removed = strip_boilerplate(repair(body, settings.cleanup_quotes))
-    clean_title = " ".join(repair(title, settings.cleanup_quotes)) if title else None
+    clean_title = _at_most(" ".join(repair(title, settings.cleanup_quotes)), MAX_TITLE) if title else None
     if clean_title and paragraphs and paragraphs[0].casefold() == clean_title.casefold():
         # Pages repeat their headline as the first line of the body: it is the title, not the text.
         removed.insert(0, Removal(what=paragraphs.pop(0), why="the title, repeated at the top of the body"))
@@ -44,3 +46,12 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
             Lineage(stage="cleanup", version=__version__, model="py3langid+lingua", details={"removed": len(removed)}),
         ],
     )
+
+
+def _at_most(title: str, characters: int) -> str:
+    """A page's <title> has no bound, and repairs can lengthen a title (a ligature "ﬃ" is three letters): past the
+    contract's bound it is cut at a space, with an ellipsis, rather than failing the article."""
+    if len(title) <= characters:
+        return title
+    cut = title[: characters - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[characters // 2 :] else cut) + "…"

@@ -14,6 +14,8 @@ import ftfy
 from ftfy.badness import is_bad
 from ftfy.chardata import CONTROL_CHARS, LIGATURES, WIDTH_MAP
 
+from newsflow_shared.text_safety import make_safe
+
 # Invisible characters that break words for search and models alike.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
 # Runs of two or more, or one space of another kind: a lone " " is left alone rather than matched and replaced by
@@ -195,6 +197,6 @@ def split_paragraphs(text: str) -> list[str]:
 
 def repair(text: str, quotes: Literal["ascii", "typographic"] = "ascii") -> list[str]:
     """All repairs in order; returns the non-empty paragraphs."""
-    text = remove_invisible(fix_encoding(text))
+    text = remove_invisible(make_safe(fix_encoding(text)))
     paragraphs = (mend_spacing(p) for p in split_paragraphs(text))
     return [normalise_quotes(p, quotes) for p in paragraphs if p]
