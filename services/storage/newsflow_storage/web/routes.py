@@ -137,7 +137,11 @@ async def article_page(request: Request, article_id: str) -> Response:
             "title": article.title or article.id,
             "article": article,
             "paragraphs": [p for p in article.text.split("\n\n") if p.strip()],
-            "changes": folded(changes(article.arrived_text, article.text, article.removed))
+            # In a thread: the diff of a long text takes a while, and this loop also serves the stage's Kafka
+            # consumer, whose heartbeats must not wait for a page.
+            "changes": await asyncio.to_thread(
+                lambda: folded(changes(article.arrived_text, article.text, article.removed))
+            )
             if article.arrived_text
             else None,
             "language": language_name(article.language),
