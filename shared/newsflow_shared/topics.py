@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from . import kafka_clients
@@ -30,9 +31,49 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
         await asyncio.sleep(0.1)
 
 
+def topic_configs(settings: ServiceSettings) -> dict[str, str]:
+    """What each topic is created with. With three copies or more, a write is acknowledged once two hold it: with
+    Kafka's default of one, ``acks=all`` waited for the leader alone when the others lagged, and a leader lost then
+    lost the write."""
+    configs = {"max.message.bytes": str(settings.kafka_max_message_bytes)}
+    if settings.topic_replication_factor >= 3:
+        configs["min.insync.replicas"] = "2"
+    return configs
+
+
+async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceSettings, names: list[str]) -> list[str]:
+    """What the settings ask of ``names`` (topics that exist already) that they do not have, each with the command
+    that gives it: existing topics are left as they are, because adding partitions moves keys (an article's next
+    revision would go to another partition than its last) and a topic's limits are the operator's to change."""
+    if not names:
+        return []
+    problems: list[str] = []
+    for topic in await admin.describe_topics(names):
+        have = len(topic.get("partitions") or [])
+        if topic.get("error_code", 0) == 0 and have < settings.topic_partitions:
+            problems.append(
+                f"topic {topic['topic']} has {have} partitions where TOPIC_PARTITIONS is {settings.topic_partitions}:"
+                f" replicas past {have} of a service stay idle. Add them once the pipeline has drained (keys move):"
+                f" kafka-topics.sh --alter --topic {topic['topic']} --partitions {settings.topic_partitions}"
+            )
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None}) for name in names]
+    for response in await admin.describe_configs(resources):
+        for _, _, _, name, entries, *_ in response.resources:
+            limit = next((int(value) for key, value, *_ in entries if key == "max.message.bytes" and value), None)
+            if limit is not None and limit < settings.kafka_max_message_bytes:
+                problems.append(
+                    f"topic {name} accepts records of {limit:,} bytes where KAFKA_MAX_MESSAGE_BYTES is"
+                    f" {settings.kafka_max_message_bytes:,}: larger records (and their dead letters) are refused."
+                    f" kafka-configs.sh --alter --entity-type topics --entity-name {name}"
+                    f" --add-config max.message.bytes={settings.kafka_max_message_bytes}"
+                )
+    return problems
+
+
 async def ensure_topics(settings: ServiceSettings) -> list[str]:
-    """Create every topic that is missing; return the names created. Existing topics are left as they are."""
-    topic_config = {"max.message.bytes": str(settings.kafka_max_message_bytes)}
+    """Create every topic that is missing; return the names created. Existing topics are left as they are, and
+    what they lack of the settings is logged as a warning with the command that gives it."""
+    topic_config = topic_configs(settings)
     wanted = {
         name: NewTopic(
             name=name,
@@ -57,6 +98,8 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
             log.info("created topic %s with %d partitions", name, settings.topic_partitions)
         if created:
             await _wait_for_leaders(admin, created)
+        for problem in await existing_topic_problems(admin, settings, sorted(set(wanted) & existing)):
+            log.warning("%s", problem)
         return created
     finally:
         await admin.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partiti
 from newsflow_cli.status import gather_status
 from newsflow_ingest import app as ingest_app
 from newsflow_ingest.settings import IngestSettings
-from newsflow_shared import ensure_topics
+from newsflow_shared import ServiceSettings, ensure_topics
 from newsflow_shared.health import watch_of
+from newsflow_shared.topics import topic_configs
 
 from .harness import Pipeline, article, isolated_env
 
@@ -319,3 +321,35 @@ async def test_status_with_dead_letters_to_read_answers_in_seconds(kafka_bootstr
     assert stages["ingest"].dead_letters == {"MalformedMessage": 3}
     assert stages["ingest"].lag == 1  # the raw topic, read after the dead letters, is found
     assert took < 10, f"status took {took:.1f} s"
+
+
+async def test_topic_init_says_what_existing_topics_lack_and_how_to_give_it(
+    kafka_bootstrap: str, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Re-running topic-init after raising TOPIC_PARTITIONS or KAFKA_MAX_MESSAGE_BYTES changed nothing and said
+    nothing: the topics kept their limit, and outputs between the two limits were refused."""
+    env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    first = ServiceSettings(**{k.lower(): v for k, v in env.items()}, kafka_max_message_bytes=2 * 1024 * 1024)
+    assert len(await ensure_topics(first)) == 8
+    caplog.clear()
+    raised = first.model_copy(update={"kafka_max_message_bytes": 4 * 1024 * 1024, "topic_partitions": 5})
+    with caplog.at_level(logging.WARNING, logger="newsflow_shared.topics"):
+        assert await ensure_topics(raised) == []
+    said = [record.getMessage() for record in caplog.records]
+    raw = first.topics.raw
+    assert f"topic {raw} has 3 partitions where TOPIC_PARTITIONS is 5" in "\n".join(said)
+    assert f"kafka-topics.sh --alter --topic {raw} --partitions 5" in "\n".join(said)
+    assert f"topic {raw} accepts records of 2,097,152 bytes where KAFKA_MAX_MESSAGE_BYTES is 4,194,304" in "\n".join(
+        said
+    )
+    assert f"--entity-name {raw} --add-config max.message.bytes=4194304" in "\n".join(said)
+    assert len(said) == 16  # two for each of the eight topics
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="newsflow_shared.topics"):
+        await ensure_topics(first)
+    assert not caplog.records  # what they have is what is asked: nothing to say
+
+
+def test_three_copies_or_more_want_two_in_sync() -> None:
+    assert topic_configs(ServiceSettings(topic_replication_factor=1)) == {"max.message.bytes": "33554432"}
+    assert topic_configs(ServiceSettings(topic_replication_factor=3))["min.insync.replicas"] == "2"
