@@ -30,7 +30,7 @@ from newsflow_shared import ServiceSettings
 
 from .test_images import ENGINE, ROOT, SERVICES, build_images, engine
 
-TOKEN = "compose-test-token"
+TOKEN = "compose-test-token-0123"
 # What `make demo` stores of samples/ (the rest is dead-lettered or skipped): the same here, through Compose.
 STORED_FROM_SAMPLES = 12
 

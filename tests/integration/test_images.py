@@ -27,7 +27,7 @@ from .harness import isolated_env
 
 ROOT = Path(__file__).parents[2]
 SERVICES = ("ingest", "cleanup", "classify", "storage")
-TOKEN = "images-test-token"
+TOKEN = "images-test-token-0123"
 
 
 def container_engine() -> str | None:

@@ -54,3 +54,12 @@ def test_a_service_with_a_wrong_setting_exits_2_with_one_readable_block() -> Non
         "  HEALTH_PORT='eighty': Input should be a valid integer, unable to parse string as an integer",
         "  LOG_LEVEL='TRACE': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'",
     ]
+
+
+@pytest.mark.parametrize("token", ["change-me", "s3cret", "x" * 15])
+def test_a_token_a_person_could_guess_is_refused(token: str) -> None:
+    """The Kubernetes manifest's placeholder was taken as the API's token."""
+    with pytest.raises(ValueError, match="use 16 or more random ones"):
+        StorageSettings(storage_api_token=token)
+    assert StorageSettings(storage_api_token="x" * 16).storage_api_token is not None
+    assert StorageSettings().storage_api_token is None  # unset: an open API, as before (the README says so)

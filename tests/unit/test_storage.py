@@ -101,14 +101,16 @@ async def test_search_filters_and_paginates(repository: ArticleRepository) -> No
 
 
 async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> None:
-    settings = StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", storage_api_token="s3cret")
+    settings = StorageSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", storage_api_token="s3cret-0123456789"
+    )
     app = create_app(settings)
     async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
         await app.state.repository.store([article("api-1")])
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/articles/api-1")).status_code == 401
-            client.headers["Authorization"] = "Bearer s3cret"
+            client.headers["Authorization"] = "Bearer s3cret-0123456789"
             found = await client.get("/articles", params={"q": "Douma", "topic": "medtop:16000000"})
             assert found.status_code == 200
             assert [a["id"] for a in found.json()["items"]] == ["api-1"]

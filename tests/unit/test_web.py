@@ -23,7 +23,7 @@ from newsflow_storage.web.changes import changes
 from .. import webdata
 from .test_storage import article
 
-TOKEN = "web-s3cret"
+TOKEN = "web-s3cret-0123456789"
 
 
 @dataclass

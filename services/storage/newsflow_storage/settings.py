@@ -1,7 +1,9 @@
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from newsflow_shared import ServiceSettings
 from newsflow_shared.settings import MOST_RECORDS_A_BATCH
+
+MIN_TOKEN_CHARACTERS = 16
 
 
 class StorageSettings(ServiceSettings):
@@ -9,8 +11,23 @@ class StorageSettings(ServiceSettings):
 
     storage_api_host: str = Field(default="127.0.0.1", description="Where the query API listens.")
     storage_api_port: int = Field(default=8080, description="Port of the query API (and /health).")
-    storage_api_token: SecretStr | None = Field(default=None, description="When set, the API wants 'Bearer <token>'.")
+    storage_api_token: SecretStr | None = Field(
+        default=None,
+        description=f"When set, the API wants 'Bearer <token>': {MIN_TOKEN_CHARACTERS} characters or more.",
+    )
     batch_max_records: int = Field(
         default=1000, ge=1, le=MOST_RECORDS_A_BATCH, description="Rows written per transaction."
     )
     storage_page_max: int = Field(default=200, ge=1, le=1000, description="Largest page the API returns.")
+
+    @field_validator("storage_api_token")
+    @classmethod
+    def _hard_to_guess(cls, token: SecretStr | None) -> SecretStr | None:
+        """The Kubernetes manifest's placeholder ("change-me") was taken as the token: a guessable key to the API
+        and the dead-letter re-drive. A token that short is a placeholder or a password, not a random key."""
+        if token is not None and len(token.get_secret_value()) < MIN_TOKEN_CHARACTERS:
+            raise ValueError(
+                f"the token has {len(token.get_secret_value())} characters; use {MIN_TOKEN_CHARACTERS} or more random"
+                " ones (openssl rand -hex 32), or leave STORAGE_API_TOKEN unset for an API open to all"
+            )
+        return token
