@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import promql_parser
 import pytest
 import yaml
 
@@ -160,10 +161,39 @@ def test_alerts_use_metrics_the_stages_serve() -> None:
     [rules] = of_kind("PrometheusRule").values()
     alerts = {r["alert"]: r["expr"] for group in rules["spec"]["groups"] for r in group["rules"]}
     assert {"NewsflowStageStuck", "NewsflowDeadLetterRate", "NewsflowLagGrowing"} <= set(alerts)
+    # A stage that is down serves no metrics: those two read Prometheus' and kube-state-metrics' own series.
+    outside = {"NewsflowStageDown": "up{", "NewsflowStageRestarting": "kube_pod_container_status_restarts_total{"}
     for alert, expr in alerts.items():
         used = {re.sub(r"_total$", "", name) for name in re.findall(r"newsflow_[a-z_]+", expr)}
+        if alert in outside:
+            assert outside[alert] in expr, alert
+            assert not used, alert
+            continue
         assert used, alert
         assert used <= served, f"{alert} uses {used - served}"
+
+
+def test_every_alert_is_promql_prometheus_can_read() -> None:
+    [rules] = of_kind("PrometheusRule").values()
+    for group in rules["spec"]["groups"]:
+        for rule in group["rules"]:
+            promql_parser.parse(rule["expr"])  # raises with what is wrong, e.g. "unclosed left parenthesis"
+    with pytest.raises(Exception, match="unclosed left parenthesis"):
+        promql_parser.parse("sum by (stage) (up ==")
+
+
+def test_the_down_alert_names_every_stage_and_the_services_it_scrapes() -> None:
+    """Each stage has its vector(0), and the services' regular expression covers every Service scraped."""
+    [rules] = of_kind("PrometheusRule").values()
+    down = next(r["expr"] for g in rules["spec"]["groups"] for r in g["rules"] if r["alert"] == "NewsflowStageDown")
+    assert set(re.findall(r'label_replace\(vector\(0\), "stage", "([a-z]+)"', down)) == set(SERVICES)
+    pattern = re.search(r'service=~"([^"]+)"', down).group(1)  # type: ignore[union-attr]
+    scraped = [
+        s["metadata"]["name"] for s in of_kind("Service").values() if s["metadata"]["labels"].get("newsflow.io/metrics")
+    ]
+    for name in scraped:
+        assert re.fullmatch(pattern, name), name
+        assert re.fullmatch(r"newsflow-([a-z]+).*", name).group(1) in SERVICES  # type: ignore[union-attr]
 
 
 def test_grafana_dashboard_charts_metrics_the_stages_serve() -> None:
