@@ -137,7 +137,9 @@ def test_budgets_probes_threads_and_scraping() -> None:
         assert budgets[name]["spec"]["selector"]["matchLabels"].items() <= labels.items()
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["livenessProbe"]["httpGet"]["path"] == "/health"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+        # Storage's Service carries its API, which needs only the database.
+        ready = "/ready/api" if name.endswith("storage") else "/ready"
+        assert container["readinessProbe"]["httpGet"]["path"] == ready
         startup = container["startupProbe"]
         # Start-up waits up to two minutes for the database (and classify loads and compiles its model).
         assert startup["periodSeconds"] * startup["failureThreshold"] >= (300 if name.endswith("classify") else 150)

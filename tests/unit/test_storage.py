@@ -12,6 +12,7 @@ from faststream.kafka import TestKafkaBroker
 
 from newsflow_shared import EnrichedArticle, Lineage, TopicScore
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.health import StageWatch, Verdict
 from newsflow_storage import repository as repository_module
 from newsflow_storage.app import create_app
 from newsflow_storage.repository import ArticleRepository, Query
@@ -125,6 +126,30 @@ async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> No
             assert stats["by_language"] == {"en": 1}
             assert (await client.get("/health")).json()["status"] == "ok"
             assert "/articles" in (await client.get("/openapi.json")).json()["paths"]
+            assert (await client.get("/ready/api")).json() == {"status": "ok", "problems": [], "lag": {}}
+
+
+async def test_the_api_stays_ready_while_kafka_is_away(tmp_path, monkeypatch) -> None:
+    """Only the consumer needs Kafka: the API's readiness asks the database alone, and says when it is away."""
+    app = create_app(StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ready.db"))
+
+    async def kafka_away(self: StageWatch) -> Verdict:
+        return Verdict(problems=["Kafka does not answer"])
+
+    monkeypatch.setattr(StageWatch, "readiness", kafka_away)
+    async with TestKafkaBroker(app.state.broker), app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/ready")).status_code == 503
+            assert (await client.get("/ready/api")).status_code == 200
+
+            async def database_away() -> None:
+                raise ConnectionRefusedError
+
+            monkeypatch.setattr(app.state.repository, "ping", database_away)
+            away = await client.get("/ready/api")
+            assert away.status_code == 503
+            assert away.json()["problems"] == ["the database does not answer: ConnectionRefusedError"]
 
 
 async def test_api_serves_ids_with_slashes_and_other_scripts(tmp_path) -> None:

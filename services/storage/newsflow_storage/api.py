@@ -142,6 +142,18 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
             verdict.problems.append(f"the database does not answer: {type(error).__name__}")
         return _verdict(verdict)
 
+    @app.get("/ready/api", tags=["operations"])
+    async def ready_to_serve(repo: Repo) -> JSONResponse:
+        """Readiness of the query API and the page: the database answers. Kubernetes routes the API's Service by
+        this one: with /ready, an outage of Kafka (which only the consumer needs) took every replica out of the
+        Service, and the articles already stored out of reach."""
+        verdict = Verdict()
+        try:
+            await repo.ping()
+        except Exception as error:
+            verdict.problems.append(f"the database does not answer: {type(error).__name__}")
+        return _verdict(verdict)
+
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics: FastStream's and Newsflow's (see the README's operations section)."""
