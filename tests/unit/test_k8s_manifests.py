@@ -213,3 +213,55 @@ def test_grafana_dashboard_charts_metrics_the_stages_serve() -> None:
             assert names <= served, f"{panel['title']}: {names - served}"
             charted |= names
     assert charted == served, f"metrics on no panel: {served - charted}"
+
+
+def _add(doc: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON patch "add" operations kustomize applies (RFC 6902; "-" appends), to a copy of ``doc``."""
+    doc = json.loads(json.dumps(doc))
+    for operation in operations:
+        assert operation["op"] == "add", operation
+        *parents, last = operation["path"].strip("/").split("/")
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node.insert(len(node) if last == "-" else int(last), operation["value"])
+        else:
+            node[last] = operation["value"]
+    return doc
+
+
+def test_the_sasl_component_logs_every_client_in_and_its_manifests_are_valid() -> None:
+    """kafka-sasl/: KEDA's scaler could not read the lag on a Kafka that wants a login, and nothing mounted the
+    files KAFKA_SSL_CA_FILE and KAFKA_SASL_PASSWORD_FILE name."""
+    folder = K8S / "kafka-sasl"
+    component = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    added = [doc for name in component["resources"] for doc in yaml.safe_load_all((folder / name).read_text())]
+    secrets = {doc["metadata"]["name"]: doc for doc in added if doc["kind"] == "Secret"}
+    for secret in secrets.values():
+        kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
+    [auth] = [doc for doc in added if doc["kind"] == "TriggerAuthentication"]
+    for ref in auth["spec"]["secretTargetRef"]:
+        assert ref["key"] in secrets[ref["name"]]["stringData"], ref
+    assert {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]} >= {"sasl", "username", "password", "tls"}
+
+    patches = {patch["target"]["kind"]: patch for patch in component["patches"]}
+    scaled_patch = yaml.safe_load(patches["ScaledObject"]["patch"])
+    for scaled in of_kind("ScaledObject").values():
+        patched = _add(scaled, scaled_patch)
+        validate_custom(patched)
+        assert patched["spec"]["triggers"][0]["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    for kind in ("Deployment", "Job"):
+        operations = yaml.safe_load((folder / patches[kind]["path"]).read_text())
+        for workload in of_kind(kind).values():
+            patched = _add(workload, operations)
+            kubernetes_validate.validate(patched, KUBERNETES_VERSION, strict=True)
+            [container] = patched["spec"]["template"]["spec"]["containers"]
+            env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+            [mount] = [m for m in container["volumeMounts"] if m["name"] == "kafka-client"]
+            [volume] = [v for v in patched["spec"]["template"]["spec"]["volumes"] if v["name"] == "kafka-client"]
+            files = set(secrets[volume["secret"]["secretName"]]["stringData"])
+            for variable in ("KAFKA_SSL_CA_FILE", "KAFKA_SASL_PASSWORD_FILE"):
+                assert variable.lower() in ServiceSettings.model_fields, variable
+                assert env[variable].removeprefix(mount["mountPath"] + "/") in files, variable
