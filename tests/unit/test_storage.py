@@ -167,3 +167,33 @@ async def test_api_serves_ids_with_slashes_and_other_scripts(tmp_path) -> None:
                 assert found.json()["id"] == article_id
                 revisions = await client.get(quoted + "/revisions")
                 assert [r["revision"] for r in revisions.json()] == [1]
+
+
+@pytest.mark.parametrize("sort", ["date", "relevance"])
+async def test_a_page_of_long_articles_stops_at_its_text_budget_and_the_cursor_goes_on(
+    database_url: str, sort: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 articles at ingest's 2 MiB limit, with the text as it arrived, made one page of over a gigabyte."""
+    monkeypatch.setattr(repository_module, "PAGE_TEXT_BUDGET", 250_000)
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        repo = ArticleRepository(engine)
+        long_text = "Douma " + "word " * 20_000  # 100,006 characters
+        await repo.store([article(f"long-{i}", text=long_text, arrived_text=long_text) for i in range(5)])
+        await repo.store([article(f"short-{i}") for i in range(3)])
+        seen: list[list[str]] = []
+        cursor = None
+        while True:
+            page = await repo.search(Query(q="Douma", sort=sort, limit=10, cursor=cursor))
+            seen.append([item.id for item in page.items])
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        ids = [article_id for page_ids in seen for article_id in page_ids]
+        assert sorted(ids) == sorted([*(f"long-{i}" for i in range(5)), *(f"short-{i}" for i in range(3))])
+        for page_ids in seen:  # 200,012 characters an article: one a page, with the short ones beside one of them
+            assert sum(1 for i in page_ids if i.startswith("long-")) == 1
+        assert len(seen) == 5
+    finally:
+        await engine.dispose()

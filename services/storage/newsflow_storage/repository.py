@@ -29,6 +29,11 @@ Duplicates = Literal["include", "exclude", "only"]
 Sort = Literal["date", "relevance"]
 
 RELEVANCE_WINDOW = 5_000
+# A page's articles carry their text, the text as it arrived and what cleanup removed: at ingest's 2 MiB limit,
+# 200 of them were over a gigabyte in storage's memory (the rows, the models, the JSON), past its container's
+# limit. A page stops short of STORAGE_PAGE_MAX once its texts pass this many characters (always one article at
+# least), and its next_cursor goes on from there.
+PAGE_TEXT_BUDGET = 16_000_000
 """On SQLite, sort=relevance ranks the newest this many articles that have the words."""
 # Control characters (NUL above all) are never part of a word: FTS5 and PostgreSQL refuse them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -209,9 +214,9 @@ class ArticleRepository:
             .limit(query.limit + 1)
         )
         async with self.engine.connect() as connection:
-            rows = list(await connection.execute(statement))
-        items = [from_row(r) for r in rows[: query.limit]]
-        next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if len(rows) > query.limit else None
+            rows, more = await _within_budget(await connection.stream(statement), query.limit)
+        items = [from_row(r) for r in rows]
+        next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if more else None
         return Page(items=items, next_cursor=next_cursor)
 
     def conditions(self, query: Query, *, full_text: bool = True, indexed: bool = False) -> list[Any]:
@@ -256,17 +261,21 @@ class ArticleRepository:
         async with self.engine.connect() as connection:
             if self._sqlite:
                 ids = await self._ranked_ids_sqlite(connection, words, conditions, offset, query.limit + 1)
-                found = await connection.execute(select(articles).where(articles.c.id.in_(ids))) if ids else []
+                sizes = await connection.execute(select(articles.c.id, _TEXT_SIZE).where(articles.c.id.in_(ids)))
+                size_of = {row.id: row.size for row in sizes}
+                taken, more = _ids_within_budget([i for i in ids if i in size_of], size_of, query.limit)
+                found = await connection.execute(select(articles).where(articles.c.id.in_(taken))) if taken else []
                 by_id = {row.id: row for row in found}
-                rows = [by_id[i] for i in ids if i in by_id]
+                rows = [by_id[i] for i in taken if i in by_id]
             else:
                 rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q)) DESC").bindparams(
                     rank_q=words
                 )
                 statement = select(articles).where(self._matches(words), *conditions).order_by(rank, articles.c.id)
-                rows = list(await connection.execute(statement.offset(offset).limit(query.limit + 1)))
-        items = [from_row(r) for r in rows[: query.limit]]
-        next_cursor = encode_offset(offset + query.limit) if len(rows) > query.limit else None
+                page = statement.offset(offset).limit(query.limit + 1)
+                rows, more = await _within_budget(await connection.stream(page), query.limit)
+        items = [from_row(r) for r in rows]
+        next_cursor = encode_offset(offset + len(items)) if more else None
         return Page(items=items, next_cursor=next_cursor)
 
     @staticmethod
@@ -444,3 +453,36 @@ def fts5_phrase(words: str) -> str:
 
 def day_start(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+_TEXT_SIZE = (func.length(articles.c.text) + func.coalesce(func.length(articles.c.arrived_text), 0)).label("size")
+
+
+def _text_size(row: Any) -> int:
+    return len(row.text or "") + len(row.arrived_text or "")
+
+
+async def _within_budget(result: Any, limit: int) -> tuple[list[Any], bool]:
+    """The rows of a streamed ``result`` (in the page's order, ``limit`` + 1 asked for) that fit a page: at most
+    ``limit``, and no more text than :data:`PAGE_TEXT_BUDGET` past the first; and whether more follow."""
+    rows: list[Any] = []
+    size = 0
+    async for row in result:
+        if len(rows) == limit or (rows and size + _text_size(row) > PAGE_TEXT_BUDGET):
+            await result.close()
+            return rows, True
+        rows.append(row)
+        size += _text_size(row)
+    return rows, False
+
+
+def _ids_within_budget(ids: list[str], size_of: dict[str, int], limit: int) -> tuple[list[str], bool]:
+    """As :func:`_within_budget`, on ids in the page's order and their text sizes, before their rows are read."""
+    taken: list[str] = []
+    size = 0
+    for article_id in ids:
+        if len(taken) == limit or (taken and size + size_of[article_id] > PAGE_TEXT_BUDGET):
+            return taken, True
+        taken.append(article_id)
+        size += size_of[article_id]
+    return taken, False
