@@ -34,7 +34,7 @@ def probe(port: int, *, timeout: float = TIMEOUT_SECONDS) -> tuple[bool, str]:
     except TimeoutError:  # connected, or not, and the answer did not come whole in time
         return False, f"{url}: no whole answer within {timeout:g} s"
     except OSError as error:  # refused, timed out: the service is not listening (yet), or not answering
-        return False, f"{url}: {error or type(error).__name__}"
+        return False, f"{url}: {str(error) or type(error).__name__}"
     head, _, body = answer.partition(b"\r\n\r\n")
     status_line = head.split(b"\r\n", 1)[0]
     version, _, rest = status_line.partition(b" ")

@@ -7,11 +7,12 @@ same in docker-compose.yml, the Kubernetes manifests and the README's table.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .kafka_security import KafkaSecuritySettings
@@ -216,10 +217,13 @@ class ServiceSettings(KafkaSecuritySettings):
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 SHOWN_VALUE_CHARACTERS = 80
+EXIT_CONFIG = 78
+"""The exit status of a process whose environment holds a setting it cannot use (sysexits.h's EX_CONFIG)."""
 
 
 def settings_from_environment(settings: type[SettingsT]) -> SettingsT:
-    """``settings()`` read from the environment, or a line for each variable it cannot use and exit status 2.
+    """``settings()`` read from the environment, or a line for each variable it cannot use and exit status
+    :data:`EXIT_CONFIG` (78, sysexits' EX_CONFIG: not 2, which ``newsflow status`` gives when Kafka does not answer).
 
     A deployment's typo (``LOG_LEVEL=TRACE``, ``KAFKA_BOOTSTRAP_SERVERS=kafka:99092``) should read as the variable and
     what is wrong with it, not as forty lines of pydantic's traceback in a crash-looping pod's log. Secrets are never
@@ -229,21 +233,28 @@ def settings_from_environment(settings: type[SettingsT]) -> SettingsT:
         return settings()
     except ValidationError as error:
         print(describe_settings_error(settings, error), file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 def describe_settings_error(settings: type[BaseSettings], error: ValidationError) -> str:
-    """What :func:`settings_from_environment` prints: a header and one line a variable."""
+    """What :func:`settings_from_environment` prints: a header and one line a variable. A value is shown only where
+    it is one variable's own and no secret: a rule across variables (TLS files given together, say) gets the
+    environment as a whole as its input, passwords included, so it is named without it."""
     lines = [f"{settings.__name__}: {error.error_count()} setting(s) in the environment cannot be used:"]
     for problem in error.errors(include_url=False):
         field = str(problem["loc"][0]) if problem["loc"] else ""
-        annotation = settings.model_fields[field].annotation if field in settings.model_fields else None
-        secret = "SecretStr" in str(annotation) or annotation is SecretStr
-        shown = "(a secret, not shown)" if secret else _shown(problem.get("input"))
-        lines.append(f"  {field.upper() or '(the settings)'}={shown}: {problem['msg']}")
+        if field not in settings.model_fields:
+            lines.append(f"  {problem['msg']}")
+            continue
+        lines.append(f"  {field.upper()}={_shown(settings, field, problem.get('input'))}: {problem['msg']}")
     return "\n".join(lines)
 
 
-def _shown(value: object) -> str:
+def _shown(settings: type[BaseSettings], field: str, value: object) -> str:
+    annotation = str(settings.model_fields[field].annotation)
+    if "SecretStr" in annotation or any(word in field for word in ("password", "secret", "token")):
+        return "(a secret, not shown)"
+    if isinstance(value, str) and "://" in value:  # a URL's password (DATABASE_URL's), if it has one
+        value = re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", value)
     text = repr(value)
     return text if len(text) <= SHOWN_VALUE_CHARACTERS else text[: SHOWN_VALUE_CHARACTERS - 1] + "…"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from newsflow_shared.settings import ServiceSettings, settings_from_environment
+from newsflow_shared.settings import ServiceSettings, _shown, settings_from_environment
 from newsflow_storage.settings import StorageSettings
 
 
@@ -29,7 +29,7 @@ def test_each_wrong_variable_gets_a_line_and_secrets_are_not_shown(
     monkeypatch.setenv("KAFKA_SASL_MECHANISM", "NOT-A-MECHANISM")  # makes the secrets' model fail beside them
     with pytest.raises(SystemExit) as stopped:
         settings_from_environment(StorageSettings)
-    assert stopped.value.code == 2
+    assert stopped.value.code == 78  # EX_CONFIG: not 2, newsflow status's "Kafka does not answer"
     said = capsys.readouterr().err
     assert said.startswith("StorageSettings: 4 setting(s) in the environment cannot be used:\n")
     assert "  LOG_LEVEL='TRACE': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'" in said
@@ -42,13 +42,13 @@ def test_each_wrong_variable_gets_a_line_and_secrets_are_not_shown(
     assert "Traceback" not in said
 
 
-def test_a_service_with_a_wrong_setting_exits_2_with_one_readable_block() -> None:
+def test_a_service_with_a_wrong_setting_exits_78_with_one_readable_block() -> None:
     """As a crash-looping pod's log shows it: the service's own process, before it imports the model or Kafka."""
     env = {**os.environ, "LOG_LEVEL": "TRACE", "HEALTH_PORT": "eighty"}
     started = subprocess.run(
         [sys.executable, "-m", "newsflow_ingest"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
-    assert started.returncode == 2
+    assert started.returncode == 78
     assert started.stderr.splitlines() == [
         "IngestSettings: 2 setting(s) in the environment cannot be used:",
         "  HEALTH_PORT='eighty': Input should be a valid integer, unable to parse string as an integer",
@@ -63,3 +63,32 @@ def test_a_token_a_person_could_guess_is_refused(token: str) -> None:
         StorageSettings(storage_api_token=token)
     assert StorageSettings(storage_api_token="x" * 16).storage_api_token is not None
     assert StorageSettings().storage_api_token is None  # unset: an open API, as before (the README says so)
+
+
+def test_a_rule_across_variables_is_named_without_the_environment_it_was_given(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A check across fields gets every value as its input, the password among them: it was printed whole."""
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "hunter2-password")
+    monkeypatch.setenv("KAFKA_SSL_CERT_FILE", "/certs/client.pem")  # without KAFKA_SSL_KEY_FILE
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://newsflow:db-password@db:5432/newsflow")
+    with pytest.raises(SystemExit):
+        settings_from_environment(ServiceSettings)
+    said = capsys.readouterr().err
+    assert "mutual TLS needs both KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE" in said
+    assert "hunter2" not in said
+    assert "db-password" not in said
+
+
+def test_a_urls_password_is_masked_where_its_value_is_shown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://newsflow:db-password@db:5432/newsflow")
+    monkeypatch.setenv("BATCH_MAX_RECORDS", "0")
+    with pytest.raises(SystemExit):
+        settings_from_environment(StorageSettings)
+    said = capsys.readouterr().err
+    assert "BATCH_MAX_RECORDS='0': Input should be greater than or equal to 1" in said
+    assert "db-password" not in said
+    shown = _shown(StorageSettings, "database_url", "postgresql+asyncpg://newsflow:db-password@db:5432/newsflow")
+    assert shown == "'postgresql+asyncpg://newsflow:***@db:5432/newsflow'"
