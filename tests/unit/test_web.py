@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import random
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -269,3 +270,24 @@ def test_word_diffs_past_the_budget_are_shown_whole() -> None:
     whole = [b for b in blocks if str(b.html).startswith("<del>") and "</del> <ins>" in str(b.html)]
     assert 0 < len(whole) < 40  # the first ones word by word, the rest whole
     assert str(blocks[0].html).count("<del>") == 2  # word by word: only the quotes changed
+
+
+def test_a_long_run_of_removed_lines_before_a_repaired_paragraph_is_still_paired() -> None:
+    """Past the pairing window the search slides on: 40 menu lines, then the story with its quotes straightened."""
+    menu = [f"Menu item {i}" for i in range(40)]
+    arrived = "\n\n".join([*menu, "He said \u201cnothing\u201d about the budget, officials confirmed."])
+    clean = 'He said "nothing" about the budget, officials confirmed.'
+    blocks = changes(arrived, clean, [Removal(what=m, why="menu") for m in menu])
+    assert [b.kind for b in blocks] == ["removed"] * 40 + ["repaired"]
+    assert {b.why for b in blocks[:40]} == {"menu"}
+
+
+def test_a_paragraph_with_the_same_letters_is_not_taken_for_the_one_repaired() -> None:
+    """Two long paragraphs of one language share most of their letters (difflib's quick ratio 0.97 here): the one
+    with the clean paragraph's words is its pair, and the other was removed."""
+    vocabulary = "the council met on tuesday to discuss the library budget and its opening hours this winter".split()  # noqa: SIM905
+    first, second = (" ".join(random.Random(seed).choices(vocabulary, k=250)) for seed in (1, 2))
+    assert difflib.SequenceMatcher(None, first, second.capitalize(), autojunk=False).quick_ratio() > 0.9
+    blocks = changes(f"{first}\n\n{second}", second.capitalize(), [])
+    assert [b.kind for b in blocks] == ["removed", "repaired"]
+    assert str(blocks[0].html) == first

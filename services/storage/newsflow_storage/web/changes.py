@@ -24,12 +24,15 @@ _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
 # 0.16 s at worst), and the rest of the page's past 25 million in all (~1 s at worst).
 _WORD_DIFF_MAX_PAIRS = 4_000_000
 _WORD_DIFF_BUDGET_PAIRS = 25_000_000
-# A repaired paragraph is looked for among this many arrived ones from where the last was found; a clear match
-# (cleanup changed a few characters) ends the search at once.
+# A repaired paragraph is looked for among this many arrived ones from where the last was found, the window sliding
+# on while none is like it at all (a long run of removed lines), for at most _PAIRING_BUDGET comparisons a page past
+# the first windows. One with the same words and letters (cleanup changed quotes, spaces, case) ends the search.
 _PAIRING_WINDOW = 32
-_CLEARLY_THE_SAME = 0.9
-# Why a paragraph went: its exact line in ``removed``, else the first like it among this many left, in order.
+_PAIRING_BUDGET = 200_000
+# Why a paragraph went: its exact line in ``removed``, else the one most like it among the first this many left and
+# the last _FUZZY_LAST (cleanup lists what it removed top to bottom, then the lead-in teasers it took off the top).
 _FUZZY_CANDIDATES = 32
+_FUZZY_LAST = 8
 
 
 @dataclass(frozen=True)
@@ -106,27 +109,50 @@ def changes(arrived: str, clean: str, removed: list[Removal]) -> list[Change]:
 
 
 def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _Budget) -> list[Change]:
-    """Pair each clean paragraph with the arrived one most like it, within :data:`_PAIRING_WINDOW` of where the
-    last was found; the unpaired ones were removed. Every clean paragraph against every arrived one took 19 s for
-    2,000 paragraphs whose quotes cleanup straightened."""
+    """Pair each clean paragraph with the arrived one most like it (:func:`_most_like`); the unpaired ones were
+    removed. Every clean paragraph against every arrived one took 22 s for 2,000 paragraphs whose quotes cleanup
+    straightened."""
     out: list[Change] = []
     start = 0
+    beyond = _Budget(_PAIRING_BUDGET)
     for new in after:
-        best, best_score = None, 0.0
-        for offset, old in enumerate(before[start : start + _PAIRING_WINDOW]):
-            score = difflib.SequenceMatcher(None, old, new, autojunk=False).quick_ratio()
-            if score > best_score:
-                best, best_score = offset, score
-            if score >= _CLEARLY_THE_SAME:
-                break
-        if best is None or best_score < 0.5:
+        found = _most_like(new, before, start, beyond)
+        if found is None:
             out.append(Change("added", Markup(escape(new))))
             continue
-        out += [reasons.removal(p) for p in before[start : start + best]]
-        out.append(Change("repaired", word_diff(before[start + best], new, budget)))
-        start += best + 1
+        out += [reasons.removal(p) for p in before[start:found]]
+        out.append(Change("repaired", word_diff(before[found], new, budget)))
+        start = found + 1
     out += [reasons.removal(p) for p in before[start:]]
     return out
+
+
+def _most_like(new: str, before: list[str], start: int, beyond: _Budget) -> int | None:
+    """The index of the arrived paragraph from ``start`` most like ``new`` (difflib's quick ratio, 0.5 at least):
+    the best of a window of :data:`_PAIRING_WINDOW`, or of the next while none in it comes near, as long as
+    ``beyond`` lasts. One with ``new``'s very words and letters ends the search: the quick ratio only counts
+    characters, and two long paragraphs of one language share most of theirs."""
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(new)  # its character counts are made once, for every candidate
+    words = None
+    window = start
+    while window < len(before):
+        best, best_score = None, 0.0
+        for index in range(window, min(window + _PAIRING_WINDOW, len(before))):
+            if window > start and not beyond.take(1):
+                return None
+            matcher.set_seq1(before[index])
+            score = matcher.quick_ratio()
+            if score > best_score:
+                best, best_score = index, score
+            if score >= 0.9:
+                words = words if words is not None else _normal(new)
+                if _normal(before[index]) == words:
+                    return index
+        if best is not None and best_score >= 0.5:
+            return best
+        window += _PAIRING_WINDOW
+    return None
 
 
 class _Budget:
@@ -175,11 +201,15 @@ class _Reasons:
         for index, (what, _) in enumerate(self.removed):
             if what == key:
                 return self.removed.pop(index)[1]
-        # The removals come in the text's order, so the one for this paragraph is the first left that is like it.
-        for index, (what, _) in enumerate(self.removed[:_FUZZY_CANDIDATES]):
-            if difflib.SequenceMatcher(None, what, key).ratio() >= 0.8:
-                return self.removed.pop(index)[1]
-        return None
+        # Mostly in the text's order: the one for this paragraph is among the first left, or the last (teasers).
+        count = len(self.removed)
+        candidates = sorted({*range(min(_FUZZY_CANDIDATES, count)), *range(max(0, count - _FUZZY_LAST), count)})
+        best, best_score = None, 0.8
+        for index in candidates:
+            matcher = difflib.SequenceMatcher(None, self.removed[index][0], key)
+            if matcher.quick_ratio() >= best_score and (score := matcher.ratio()) >= best_score:
+                best, best_score = index, score
+        return self.removed.pop(best)[1] if best is not None else None
 
 
 def _normal(text: str) -> str:
