@@ -10,8 +10,9 @@ raised ``UnicodeDecodeError`` out of ``getmany``, before any handler of ours cou
   same partition before the bad record: they were never handed to a handler, and the next commit skipped them.
 
 So where the fast parser refuses a batch, this one reads that batch again with aiokafka's own pure-Python parser,
-whose header names decode with U+FFFD in place of bytes that are not UTF-8. Every record comes through; the odd name
-is logged with its partition and offset. The fast parser reads every other batch, as before.
+whose header names decode with U+FFFD in place of bytes that are not UTF-8. Every record comes through; the first
+odd name of a batch is logged with its offset (aiokafka does not tell the records their partition). The fast parser
+reads every other batch, as before.
 
 :func:`read_every_header_name` installs it in aiokafka's fetcher, for every consumer in the process: the services'
 brokers (:func:`.make_broker`) and the command's consumers (:func:`.kafka_clients.consumer`) call it.
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any, SupportsIndex
 
 from aiokafka.consumer import fetcher
+from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import _DefaultRecordBatchPy
 from aiokafka.record.memory_records import _MemoryRecordsPy
 
@@ -85,7 +87,12 @@ class _ReadOnBatch:
             for record in self._batch:
                 read += 1
                 yield record
-        except UnicodeDecodeError as error:
+        except (UnicodeDecodeError, CorruptRecordException) as refused:
+            # aiokafka's compiled parser raises the decoding error; its pure-Python one (AIOKAFKA_NO_EXTENSIONS, or
+            # no wheel for the platform) wraps it in CorruptRecordException. A batch corrupt otherwise is Kafka's.
+            error = refused if isinstance(refused, UnicodeDecodeError) else refused.__cause__
+            if not isinstance(error, UnicodeDecodeError):
+                raise
             # The fast parser cannot go on in this batch: read it again, and skip the records already given.
             tolerant = _TolerantBatch(self._raw)
             for index, record in enumerate(tolerant):

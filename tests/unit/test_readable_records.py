@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from aiokafka.codec import lz4_encode
 from aiokafka.consumer.fetcher import PartitionRecords
+from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.record.util import calc_crc32c
@@ -66,8 +71,11 @@ def read(records: object) -> list:
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "lz4"])
 def test_the_fast_parser_refuses_the_batch_and_this_reads_every_record(compressed: bool) -> None:
     data = batch_with_a_bad_header_name(compressed=compressed) + batch_with_a_bad_header_name(bad_at=0, base_offset=5)
-    with pytest.raises(UnicodeDecodeError):
-        read(MemoryRecords(data))  # what aiokafka alone does: the partition stops here
+    # What aiokafka alone does, and the partition stops there: its compiled parser raises the decoding error, its
+    # pure-Python one (AIOKAFKA_NO_EXTENSIONS) wraps it.
+    with pytest.raises((UnicodeDecodeError, CorruptRecordException)) as refused:
+        read(MemoryRecords(data))
+    assert isinstance(refused.value, UnicodeDecodeError) or isinstance(refused.value.__cause__, UnicodeDecodeError)
     records = read(ReadableRecords(data))
     assert [record.key for record in records] == [b"k%d" % i for i in range(5)] * 2
     assert [record.value for record in records] == [b"v%d" % i for i in range(5)] * 2
@@ -94,3 +102,28 @@ def test_a_corrupt_batch_is_still_refused() -> None:
     data[-1] ^= 0xFF
     with pytest.raises(Exception, match="CRC"):
         read(ReadableRecords(bytes(data)))
+
+
+def test_the_same_with_aiokafkas_pure_python_parser(tmp_path: Path) -> None:
+    """Without its compiled parser (AIOKAFKA_NO_EXTENSIONS, or no wheel for the platform) aiokafka wraps the decoding
+    error in CorruptRecordException: the batch is read again all the same."""
+    data = tmp_path / "batch"
+    data.write_bytes(batch_with_a_bad_header_name(compressed=True))
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2])\n"
+        "from test_readable_records import read\n"
+        "from newsflow_shared.readable_records import ReadableRecords, _ReadOnBatch\n"
+        "from aiokafka.record.default_records import DefaultRecordBatch, _DefaultRecordBatchPy\n"
+        "assert DefaultRecordBatch is _DefaultRecordBatchPy\n"
+        "print(len(read(ReadableRecords(Path(sys.argv[1]).read_bytes()))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data), str(Path(__file__).parent)],
+        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "5"

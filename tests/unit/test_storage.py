@@ -14,7 +14,7 @@ from newsflow_shared import EnrichedArticle, Lineage, TopicScore
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.health import StageWatch, Verdict
 from newsflow_storage import repository as repository_module
-from newsflow_storage.app import create_app
+from newsflow_storage.app import create_app, open_to_others
 from newsflow_storage.repository import ArticleRepository, Query
 from newsflow_storage.settings import StorageSettings
 
@@ -197,3 +197,12 @@ async def test_a_page_of_long_articles_stops_at_its_text_budget_and_the_cursor_g
         assert len(seen) == 5
     finally:
         await engine.dispose()
+
+
+def test_an_api_open_beyond_this_machine_without_a_token_is_said() -> None:
+    """The image listens on 0.0.0.0 (a container's port must be reachable): with no token, that is said at start."""
+    assert open_to_others(StorageSettings(storage_api_host="0.0.0.0"))
+    assert open_to_others(StorageSettings(storage_api_host="storage.internal"))
+    assert not open_to_others(StorageSettings(storage_api_host="0.0.0.0", storage_api_token="t" * 32))
+    for here in ("127.0.0.1", "::1", "localhost"):
+        assert not open_to_others(StorageSettings(storage_api_host=here))

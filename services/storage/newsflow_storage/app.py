@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +21,19 @@ from .dead_letters import DeadLetterKeeper, DeadLetterStore
 from .repository import ArticleRepository
 from .settings import StorageSettings
 from .web import add_web
+
+log = logging.getLogger(__name__)
+
+
+def open_to_others(settings: StorageSettings) -> bool:
+    """Whether the API listens beyond this machine with no token: anyone who reaches the port reads every article
+    and re-drives dead letters. Allowed (a private network, a proxy that checks who comes), and said at start."""
+    if settings.storage_api_token is not None:
+        return False
+    try:
+        return not ipaddress.ip_address(settings.storage_api_host).is_loopback
+    except ValueError:  # a host name: "localhost" stays here, any other may be reached
+        return settings.storage_api_host != "localhost"
 
 SERVICE = "storage"
 
@@ -66,6 +81,13 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         stage.depends_on("database", lambda: ping_database(engine))
         keeper.store = app.state.dead_letters = DeadLetterStore(engine)
         await broker.start()
+        if open_to_others(settings):
+            log.warning(
+                "the query API listens on %s with no STORAGE_API_TOKEN: anyone who reaches port %d reads every"
+                " article and can re-drive dead letters; set STORAGE_API_TOKEN (openssl rand -hex 32)",
+                settings.storage_api_host,
+                settings.storage_api_port,
+            )
         freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
         try:
             yield
