@@ -56,10 +56,21 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
                 f" replicas past {have} of a service stay idle. Add them once the pipeline has drained (keys move):"
                 f" kafka-topics.sh --alter --topic {topic['topic']} --partitions {settings.topic_partitions}"
             )
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None}) for name in names]
+    wanted = topic_configs(settings)
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(wanted)) for name in names]
     for response in await admin.describe_configs(resources):
         for _, _, _, name, entries, *_ in response.resources:
-            limit = next((int(value) for key, value, *_ in entries if key == "max.message.bytes" and value), None)
+            have = {key: int(value) for key, value, *_ in entries if key in wanted and value}
+            in_sync = have.get("min.insync.replicas")
+            if "min.insync.replicas" in wanted and in_sync is not None and in_sync < int(wanted["min.insync.replicas"]):
+                problems.append(
+                    f"topic {name} acknowledges a write once {in_sync} cop{'y holds' if in_sync == 1 else 'ies hold'}"
+                    f" it where TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} wants"
+                    f" {wanted['min.insync.replicas']}: a leader lost then loses it."
+                    f" kafka-configs.sh --alter --entity-type topics --entity-name {name}"
+                    f" --add-config min.insync.replicas={wanted['min.insync.replicas']}"
+                )
+            limit = have.get("max.message.bytes")
             if limit is not None and limit < settings.kafka_max_message_bytes:
                 problems.append(
                     f"topic {name} accepts records of {limit:,} bytes where KAFKA_MAX_MESSAGE_BYTES is"
@@ -98,7 +109,12 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
             log.info("created topic %s with %d partitions", name, settings.topic_partitions)
         if created:
             await _wait_for_leaders(admin, created)
-        for problem in await existing_topic_problems(admin, settings, sorted(set(wanted) & existing)):
+        try:
+            problems = await existing_topic_problems(admin, settings, sorted(set(wanted) & existing))
+        except Exception as error:  # advice only: a broker that will not describe its topics must not stop the start
+            log.warning("could not compare the existing topics with the settings: %s: %s", type(error).__name__, error)
+            problems = []
+        for problem in problems:
             log.warning("%s", problem)
         return created
     finally:

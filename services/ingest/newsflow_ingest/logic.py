@@ -26,7 +26,8 @@ def _digest(text: str) -> str:
 def article_id(raw: RawArticle) -> str:
     """The given id; else ``url-`` and a hash of the normalised URL; else ``text-`` and a hash of the body.
 
-    Stable across runs and versions, so a re-sent article always gets the same id.
+    Stable across runs, so a re-sent article always gets the same id; across versions too, but for one change:
+    an article sent with blank text and a page now takes its id from the page (before, every such article had one).
     """
     if raw.id:
         return raw.id

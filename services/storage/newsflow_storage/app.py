@@ -35,6 +35,7 @@ def open_to_others(settings: StorageSettings) -> bool:
     except ValueError:  # a host name: "localhost" stays here, any other may be reached
         return settings.storage_api_host != "localhost"
 
+
 SERVICE = "storage"
 
 

@@ -29,12 +29,14 @@ Duplicates = Literal["include", "exclude", "only"]
 Sort = Literal["date", "relevance"]
 
 RELEVANCE_WINDOW = 5_000
-# A page's articles carry their text, the text as it arrived and what cleanup removed: at ingest's 2 MiB limit,
-# 200 of them were over a gigabyte in storage's memory (the rows, the models, the JSON), past its container's
-# limit. A page stops short of STORAGE_PAGE_MAX once its texts pass this many characters (always one article at
-# least), and its next_cursor goes on from there.
-PAGE_TEXT_BUDGET = 16_000_000
 """On SQLite, sort=relevance ranks the newest this many articles that have the words."""
+# A page's articles carry their text and the text as it arrived (with what cleanup removed, a part of the latter):
+# at ingest's 2 MiB limit, 200 of them were over a gigabyte in storage's memory (the rows, the models, the JSON),
+# past its container's limit. A page stops short of STORAGE_PAGE_MAX once those texts pass this many characters
+# (always one article at least), and its next_cursor goes on from there. The rows are read a few at a time
+# (_ROWS_AT_ONCE), so no more than that many are held past the budget.
+PAGE_TEXT_BUDGET = 16_000_000
+_ROWS_AT_ONCE = 8
 # Control characters (NUL above all) are never part of a word: FTS5 and PostgreSQL refuse them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -214,7 +216,9 @@ class ArticleRepository:
             .limit(query.limit + 1)
         )
         async with self.engine.connect() as connection:
-            rows, more = await _within_budget(await connection.stream(statement), query.limit)
+            rows, more = await _within_budget(
+                await connection.stream(statement.execution_options(yield_per=_ROWS_AT_ONCE)), query.limit
+            )
         items = [from_row(r) for r in rows]
         next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if more else None
         return Page(items=items, next_cursor=next_cursor)
@@ -272,7 +276,7 @@ class ArticleRepository:
                     rank_q=words
                 )
                 statement = select(articles).where(self._matches(words), *conditions).order_by(rank, articles.c.id)
-                page = statement.offset(offset).limit(query.limit + 1)
+                page = statement.offset(offset).limit(query.limit + 1).execution_options(yield_per=_ROWS_AT_ONCE)
                 rows, more = await _within_budget(await connection.stream(page), query.limit)
         items = [from_row(r) for r in rows]
         next_cursor = encode_offset(offset + len(items)) if more else None

@@ -1,0 +1,37 @@
+"""What topic-init says of topics that exist already, read from what the broker describes (a fake admin here: one
+broker cannot hold three copies; tests/integration/test_operations.py asks a real one for the rest)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from newsflow_shared import ServiceSettings
+from newsflow_shared.topics import existing_topic_problems
+
+
+class DescribingAdmin:
+    def __init__(self, partitions: int, configs: dict[str, str]) -> None:
+        self.partitions, self.configs = partitions, configs
+
+    async def describe_topics(self, names: list[str]) -> list[dict[str, Any]]:
+        return [{"topic": n, "error_code": 0, "partitions": [{"leader": 1}] * self.partitions} for n in names]
+
+    async def describe_configs(self, resources: list[Any]) -> list[Any]:
+        entries = [(key, value, False, 1, False) for key, value in self.configs.items()]
+        return [SimpleNamespace(resources=[(0, None, 2, resource.name, entries) for resource in resources])]
+
+
+async def test_three_copies_and_one_in_sync_is_said_with_the_command() -> None:
+    settings = ServiceSettings(topic_replication_factor=3, topic_partitions=6)
+    admin = DescribingAdmin(6, {"max.message.bytes": "33554432", "min.insync.replicas": "1"})
+    [problem] = await existing_topic_problems(admin, settings, ["articles.raw"])  # type: ignore[arg-type]
+    assert problem.startswith("topic articles.raw acknowledges a write once 1 copy holds it")
+    assert problem.endswith("--entity-name articles.raw --add-config min.insync.replicas=2")
+    agreed = DescribingAdmin(6, {"max.message.bytes": "33554432", "min.insync.replicas": "2"})
+    assert await existing_topic_problems(agreed, settings, ["articles.raw"]) == []  # type: ignore[arg-type]
+
+
+async def test_one_copy_asks_nothing_of_in_sync_replicas() -> None:
+    admin = DescribingAdmin(6, {"max.message.bytes": "33554432", "min.insync.replicas": "1"})
+    assert await existing_topic_problems(admin, ServiceSettings(), ["articles.raw"]) == []  # type: ignore[arg-type]
