@@ -8,8 +8,8 @@ the container's health log.
 
 It runs every 10 s in every container for as long as the pipeline runs, so what it imports is its cost: the
 services' own package takes over a second, and even ``urllib.request`` (with ``http.client`` and ``email``) made a
-probe 60 ms of CPU where Python alone starts in 10. So it speaks HTTP/1.0 over a socket: one request, and the
-status line of the answer, which the server ends by closing the connection.
+probe 66 ms of CPU, where this one takes 28 (20 probes in a row; Python's own start is ~20). So it speaks HTTP/1.0
+over a socket: one request, and the status line of the answer, which the server ends by closing the connection.
 """
 
 from __future__ import annotations
