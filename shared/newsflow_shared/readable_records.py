@@ -73,10 +73,11 @@ class _ReadOnBatch:
     def __getattr__(self, name: str) -> Any:  # base_offset, validate_crc, is_control_batch, next_offset, ...
         return getattr(self._batch, name)
 
-    def __iter__(self) -> _ReadOnBatch:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # The generator itself, not this object: a method call less for each record the fetcher reads.
+        return self._records if self._records is not None else self._each_record()
 
-    def __next__(self) -> Any:
+    def __next__(self) -> Any:  # aiokafka takes a control batch's one record with next()
         if self._records is None:
             self._records = self._each_record()
         return next(self._records)
