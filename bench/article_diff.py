@@ -48,12 +48,23 @@ def repetitive(count: int, words: int) -> tuple[str, str, list[Removal]]:
     )
 
 
+def spaced(count: int) -> tuple[str, str, list[Removal]]:
+    """``count`` paragraphs of ~3,600 characters whose runs of 20 spaces cleanup collapses (its real repairs): no
+    clean paragraph comes near its arrived one in difflib's quick ratio, so each is looked for past its window."""
+    from newsflow_cleanup.repair import repair
+
+    words = "council budget library winter hours residents mayor plan officials".split()
+    arrived = [(" " * 20).join(f"{words[(i + k) % len(words)]}{k}" for k in range(170)) for i in range(count)]
+    return "\n\n".join(arrived), "\n\n".join(repair("\n\n".join(arrived))), []
+
+
 CASES = {
     "1,000 paragraphs repaired (40 KB)": lambda: straightened(1000),
     "2,000 paragraphs repaired (81 KB)": lambda: straightened(2000),
     "1,000 repaired, 1,000 removed (76 KB)": lambda: with_removals(1000),
     "40 paragraphs of 900 repeated words (72 KB)": lambda: repetitive(40, 900),
     "100 paragraphs of 4,000 repeated words (800 KB)": lambda: repetitive(100, 4000),
+    "400 paragraphs whose runs of spaces cleanup collapsed (2.0 MB)": lambda: spaced(400),
 }
 
 

@@ -7,7 +7,6 @@ same in docker-compose.yml, the Kubernetes manifests and the README's table.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -250,11 +249,23 @@ def describe_settings_error(settings: type[BaseSettings], error: ValidationError
     return "\n".join(lines)
 
 
+def _without_password(value: str) -> str:
+    """A URL with its password masked: what lies between the user's name and the last "@" of its authority (a
+    password may hold "/" and "@"), as ``scheme://user:***@host/db``."""
+    scheme, separator, rest = value.partition("://")
+    at = rest.rfind("@")
+    if not separator or at < 0:
+        return value
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}:***@{rest[at + 1 :]}" if colon else value
+
+
 def _shown(settings: type[BaseSettings], field: str, value: object) -> str:
     annotation = str(settings.model_fields[field].annotation)
-    if "SecretStr" in annotation or any(word in field for word in ("password", "secret", "token")):
+    # By type, or by name (CLASSIFY_MAX_TOKENS is no secret: the name must end so).
+    if "SecretStr" in annotation or field.endswith(("_password", "_secret", "_token")):
         return "(a secret, not shown)"
-    if isinstance(value, str) and "://" in value:  # a URL's password (DATABASE_URL's), if it has one
-        value = re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", value)
+    if isinstance(value, str):
+        value = _without_password(value)
     text = repr(value)
     return text if len(text) <= SHOWN_VALUE_CHARACTERS else text[: SHOWN_VALUE_CHARACTERS - 1] + "…"

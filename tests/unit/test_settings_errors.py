@@ -92,3 +92,24 @@ def test_a_urls_password_is_masked_where_its_value_is_shown(
     assert "db-password" not in said
     shown = _shown(StorageSettings, "database_url", "postgresql+asyncpg://newsflow:db-password@db:5432/newsflow")
     assert shown == "'postgresql+asyncpg://newsflow:***@db:5432/newsflow'"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://user:pa/ss@host/db", "postgresql://user:***@host/db"),
+        ("postgresql://user:pa@ss@host/db", "postgresql://user:***@host/db"),
+        ("postgresql://user@host/db", "postgresql://user@host/db"),
+        ("sqlite+aiosqlite:///newsflow.db", "sqlite+aiosqlite:///newsflow.db"),
+    ],
+)
+def test_no_part_of_a_password_shows_whatever_it_holds(url: str, shown: str) -> None:
+    assert _shown(StorageSettings, "database_url", url) == repr(shown)
+
+
+def test_a_setting_named_like_tokens_is_no_secret() -> None:
+    """CLASSIFY_MAX_TOKENS is a count: hidden as a secret, the message hid the very value it was about."""
+    from newsflow_classify.settings import ClassifySettings
+
+    assert _shown(ClassifySettings, "classify_max_tokens", "lots") == "'lots'"
+    assert _shown(StorageSettings, "storage_api_token", "x" * 20) == "(a secret, not shown)"

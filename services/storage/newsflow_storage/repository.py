@@ -33,10 +33,9 @@ RELEVANCE_WINDOW = 5_000
 # A page's articles carry their text and the text as it arrived (with what cleanup removed, a part of the latter):
 # at ingest's 2 MiB limit, 200 of them were over a gigabyte in storage's memory (the rows, the models, the JSON),
 # past its container's limit. A page stops short of STORAGE_PAGE_MAX once those texts pass this many characters
-# (always one article at least), and its next_cursor goes on from there. The rows are read a few at a time
-# (_ROWS_AT_ONCE), so no more than that many are held past the budget.
+# (always one article at least), and its next_cursor goes on from there. The page's ids and their texts' sizes are
+# read first, then the rows of those that fit (a streamed read held up to 50 rows at once with asyncpg).
 PAGE_TEXT_BUDGET = 16_000_000
-_ROWS_AT_ONCE = 8
 # Control characters (NUL above all) are never part of a word: FTS5 and PostgreSQL refuse them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -210,15 +209,13 @@ class ArticleRepository:
                 or_(articles.c.stored_at < stored_at, and_(articles.c.stored_at == stored_at, articles.c.id < last_id))
             )
         statement = (
-            select(articles)
+            select(articles.c.id, self._text_size())
             .where(*conditions)
             .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
             .limit(query.limit + 1)
         )
         async with self.engine.connect() as connection:
-            rows, more = await _within_budget(
-                await connection.stream(statement.execution_options(yield_per=_ROWS_AT_ONCE)), query.limit
-            )
+            rows, more = await self._rows_within_budget(connection, list(await connection.execute(statement)), query)
         items = [from_row(r) for r in rows]
         next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if more else None
         return Page(items=items, next_cursor=next_cursor)
@@ -252,6 +249,21 @@ class ArticleRepository:
             conditions.append(articles.c.duplicate_of.is_not(None))
         return conditions
 
+    def _text_size(self) -> Any:
+        """The characters of an article's text and arrived text (bytes on PostgreSQL, whose octet_length reads the
+        size from a stored value's header without decompressing it)."""
+        size = func.length if self._sqlite else func.octet_length
+        return (size(articles.c.text) + func.coalesce(size(articles.c.arrived_text), 0)).label("size")
+
+    async def _rows_within_budget(
+        self, connection: AsyncConnection, sized: list[Any], query: Query
+    ) -> tuple[list[Any], bool]:
+        """The rows of the (id, size) pairs ``sized``, in their order, that fit a page; and whether more follow."""
+        taken, more = _ids_within_budget([row[0] for row in sized], {row[0]: row[1] for row in sized}, query.limit)
+        found = await connection.execute(select(articles).where(articles.c.id.in_(taken))) if taken else []
+        by_id = {row.id: row for row in found}
+        return [by_id[i] for i in taken if i in by_id], more
+
     async def _search_by_relevance(self, query: Query, words: str) -> Page:
         """Best match first (FTS5's bm25, PostgreSQL's ts_rank); the cursor is the position in that order.
 
@@ -265,19 +277,21 @@ class ArticleRepository:
         async with self.engine.connect() as connection:
             if self._sqlite:
                 ids = await self._ranked_ids_sqlite(connection, words, conditions, offset, query.limit + 1)
-                sizes = await connection.execute(select(articles.c.id, _TEXT_SIZE).where(articles.c.id.in_(ids)))
+                sizes = await connection.execute(select(articles.c.id, self._text_size()).where(articles.c.id.in_(ids)))
                 size_of = {row.id: row.size for row in sizes}
-                taken, more = _ids_within_budget([i for i in ids if i in size_of], size_of, query.limit)
-                found = await connection.execute(select(articles).where(articles.c.id.in_(taken))) if taken else []
-                by_id = {row.id: row for row in found}
-                rows = [by_id[i] for i in taken if i in by_id]
+                ranked = [(i, size_of[i]) for i in ids if i in size_of]
+                rows, more = await self._rows_within_budget(connection, ranked, query)
             else:
                 rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q)) DESC").bindparams(
                     rank_q=words
                 )
-                statement = select(articles).where(self._matches(words), *conditions).order_by(rank, articles.c.id)
-                page = statement.offset(offset).limit(query.limit + 1).execution_options(yield_per=_ROWS_AT_ONCE)
-                rows, more = await _within_budget(await connection.stream(page), query.limit)
+                statement = (
+                    select(articles.c.id, self._text_size())
+                    .where(self._matches(words), *conditions)
+                    .order_by(rank, articles.c.id)
+                )
+                ranked = list(await connection.execute(statement.offset(offset).limit(query.limit + 1)))
+                rows, more = await self._rows_within_budget(connection, ranked, query)
         items = [from_row(r) for r in rows]
         next_cursor = encode_offset(offset + len(items)) if more else None
         return Page(items=items, next_cursor=next_cursor)
@@ -459,29 +473,9 @@ def day_start(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-_TEXT_SIZE = (func.length(articles.c.text) + func.coalesce(func.length(articles.c.arrived_text), 0)).label("size")
-
-
-def _text_size(row: Any) -> int:
-    return len(row.text or "") + len(row.arrived_text or "")
-
-
-async def _within_budget(result: Any, limit: int) -> tuple[list[Any], bool]:
-    """The rows of a streamed ``result`` (in the page's order, ``limit`` + 1 asked for) that fit a page: at most
-    ``limit``, and no more text than :data:`PAGE_TEXT_BUDGET` past the first; and whether more follow."""
-    rows: list[Any] = []
-    size = 0
-    async for row in result:
-        if len(rows) == limit or (rows and size + _text_size(row) > PAGE_TEXT_BUDGET):
-            await result.close()
-            return rows, True
-        rows.append(row)
-        size += _text_size(row)
-    return rows, False
-
-
 def _ids_within_budget(ids: list[str], size_of: dict[str, int], limit: int) -> tuple[list[str], bool]:
-    """As :func:`_within_budget`, on ids in the page's order and their text sizes, before their rows are read."""
+    """The ids (in the page's order, ``limit`` + 1 asked for) whose articles fit a page: at most ``limit``, and no
+    more text than :data:`PAGE_TEXT_BUDGET` past the first; and whether more follow."""
     taken: list[str] = []
     size = 0
     for article_id in ids:

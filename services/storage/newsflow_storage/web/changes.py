@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -21,14 +22,14 @@ _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
 # its cost grows with the text, never with its square.
 # A word diff costs up to ~40 ns for each pair of tokens (words, spaces, marks) of the two paragraphs, when they
 # repeat the same few words. One paragraph's diff is shown whole past 4 million pairs (~2,000 tokens each side,
-# 0.16 s at worst), and the rest of the page's past 25 million in all (~1 s at worst).
+# 0.16 s at worst), and the rest of the page's past 10 million in all (~0.5 s at worst, with the markup).
 _WORD_DIFF_MAX_PAIRS = 4_000_000
-_WORD_DIFF_BUDGET_PAIRS = 25_000_000
+_WORD_DIFF_BUDGET_PAIRS = 10_000_000
 # A repaired paragraph is looked for among this many arrived ones from where the last was found, the window sliding
 # on while none is like it at all (a long run of removed lines), for at most _PAIRING_BUDGET comparisons a page past
-# the first windows. One with the same words and letters (cleanup changed quotes, spaces, case) ends the search.
+# the first windows (each takes as many steps as a paragraph has distinct characters). One with the same words and letters (cleanup changed quotes, spaces, case) ends the search.
 _PAIRING_WINDOW = 32
-_PAIRING_BUDGET = 200_000
+_PAIRING_BUDGET = 100_000  # ~0.5 s at most
 # Why a paragraph went: its exact line in ``removed``, else the one most like it among the first this many left and
 # the last _FUZZY_LAST (cleanup lists what it removed top to bottom, then the lead-in teasers it took off the top).
 _FUZZY_CANDIDATES = 32
@@ -94,6 +95,7 @@ def changes(arrived: str, clean: str, removed: list[Removal]) -> list[Change]:
     before, after = paragraphs_of(arrived), paragraphs_of(clean)
     reasons = _Reasons(removed)
     budget = _Budget(_WORD_DIFF_BUDGET_PAIRS)
+    beyond = _Budget(_PAIRING_BUDGET)
     out: list[Change] = []
     matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -104,19 +106,19 @@ def changes(arrived: str, clean: str, removed: list[Removal]) -> list[Change]:
         elif op == "insert":
             out += [Change("added", Markup(escape(p))) for p in after[j1:j2]]
         else:
-            out += _replaced(before[i1:i2], after[j1:j2], reasons, budget)
+            out += _replaced(before[i1:i2], after[j1:j2], reasons, budget, beyond)
     return out
 
 
-def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _Budget) -> list[Change]:
+def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _Budget, beyond: _Budget) -> list[Change]:
     """Pair each clean paragraph with the arrived one most like it (:func:`_most_like`); the unpaired ones were
     removed. Every clean paragraph against every arrived one took 22 s for 2,000 paragraphs whose quotes cleanup
     straightened."""
     out: list[Change] = []
     start = 0
-    beyond = _Budget(_PAIRING_BUDGET)
+    letters = _Letters(before)
     for new in after:
-        found = _most_like(new, before, start, beyond)
+        found = _most_like(new, before, start, beyond, letters)
         if found is None:
             out.append(Change("added", Markup(escape(new))))
             continue
@@ -127,13 +129,12 @@ def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _B
     return out
 
 
-def _most_like(new: str, before: list[str], start: int, beyond: _Budget) -> int | None:
+def _most_like(new: str, before: list[str], start: int, beyond: _Budget, letters: _Letters) -> int | None:
     """The index of the arrived paragraph from ``start`` most like ``new`` (difflib's quick ratio, 0.5 at least):
     the best of a window of :data:`_PAIRING_WINDOW`, or of the next while none in it comes near, as long as
     ``beyond`` lasts. One with ``new``'s very words and letters ends the search: the quick ratio only counts
     characters, and two long paragraphs of one language share most of theirs."""
-    matcher = difflib.SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2(new)  # its character counts are made once, for every candidate
+    counted = Counter(new)
     words = None
     window = start
     while window < len(before):
@@ -141,8 +142,7 @@ def _most_like(new: str, before: list[str], start: int, beyond: _Budget) -> int 
         for index in range(window, min(window + _PAIRING_WINDOW, len(before))):
             if window > start and not beyond.take(1):
                 return None
-            matcher.set_seq1(before[index])
-            score = matcher.quick_ratio()
+            score = _quick_ratio(letters.of(index), len(before[index]), counted, len(new))
             if score > best_score:
                 best, best_score = index, score
             if score >= 0.9:
@@ -155,8 +155,31 @@ def _most_like(new: str, before: list[str], start: int, beyond: _Budget) -> int 
     return None
 
 
+class _Letters:
+    """Each arrived paragraph's count of each character, made once (``Counter`` counts in C): a quick ratio from two
+    counts takes as many steps as one has distinct characters (tens), where difflib's walks every character."""
+
+    def __init__(self, paragraphs: list[str]) -> None:
+        self.paragraphs = paragraphs
+        self.counts: dict[int, Counter[str]] = {}
+
+    def of(self, index: int) -> Counter[str]:
+        if index not in self.counts:
+            self.counts[index] = Counter(self.paragraphs[index])
+        return self.counts[index]
+
+
+def _quick_ratio(a: Counter[str], length_a: int, b: Counter[str], length_b: int) -> float:
+    """difflib's ``SequenceMatcher.quick_ratio``: twice the characters the two have in common (counted with their
+    repeats) over both lengths."""
+    if len(a) > len(b):
+        a, b = b, a
+    common = sum(min(count, b[char]) for char, count in a.items())
+    return 2 * common / (length_a + length_b) if length_a + length_b else 1.0
+
+
 class _Budget:
-    """Pairs of tokens the page's word diffs may still compare."""
+    """What the page's diff may still spend: pairs of tokens on word diffs, or characters on pairing paragraphs."""
 
     def __init__(self, pairs: int) -> None:
         self.left = pairs
@@ -204,10 +227,14 @@ class _Reasons:
         # Mostly in the text's order: the one for this paragraph is among the first left, or the last (teasers).
         count = len(self.removed)
         candidates = sorted({*range(min(_FUZZY_CANDIDATES, count)), *range(max(0, count - _FUZZY_LAST), count)})
-        best, best_score = None, 0.8
-        for index in candidates:
+        best, best_score = None, 0.0
+        for index in candidates:  # the first of equals wins: the text's order
             matcher = difflib.SequenceMatcher(None, self.removed[index][0], key)
-            if matcher.quick_ratio() >= best_score and (score := matcher.ratio()) >= best_score:
+            if (
+                matcher.quick_ratio() >= max(0.8, best_score)
+                and (score := matcher.ratio()) >= 0.8
+                and score > best_score
+            ):
                 best, best_score = index, score
         return self.removed.pop(best)[1] if best is not None else None
 
