@@ -34,25 +34,9 @@ log = logging.getLogger(__name__)
 _MAGIC_OFFSET = 16  # base offset (8), batch length (4), leader epoch (4): then the magic byte
 
 
-class ReadableRecords:
-    """A partition's fetched bytes, as aiokafka's ``MemoryRecords``: the batches one by one, each readable whole."""
-
-    def __init__(self, data: bytes) -> None:
-        self._framing = _Framing(data)
-
-    def size_in_bytes(self) -> int:
-        return self._framing.size_in_bytes()
-
-    def has_next(self) -> bool:
-        return self._framing.has_next()
-
-    def next_batch(self) -> Any:
-        return self._framing.next_batch()
-
-
-class _Framing(_MemoryRecordsPy):  # type: ignore[misc]  # aiokafka marks it final; the framing is all we add to
-    """aiokafka's own slicing of a fetch into batches (the fast batch class reads each), keeping each batch's bytes
-    for the tolerant parser."""
+class ReadableRecords(_MemoryRecordsPy):  # type: ignore[misc]  # aiokafka marks it final; the framing is all we add
+    """A partition's fetched bytes, as aiokafka's ``MemoryRecords``: its own slicing into batches (the fast batch
+    class reads each), each batch's bytes kept for the tolerant parser."""
 
     def next_batch(self, *args: Any, **kwargs: Any) -> Any:
         raw = self._next_slice
