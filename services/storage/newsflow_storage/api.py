@@ -136,10 +136,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
     async def ready(request: Request, repo: Repo) -> JSONResponse:
         """Readiness: Kafka answers, the consumer joined its group, and the database answers."""
         verdict = await _watch(request).readiness()
-        try:
-            await repo.ping()
-        except Exception as error:
-            verdict.problems.append(f"the database does not answer: {type(error).__name__}")
+        verdict.problems += await _database_problems(repo)
         return _verdict(verdict)
 
     @app.get("/ready/api", tags=["operations"])
@@ -147,12 +144,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         """Readiness of the query API and the page: the database answers. Kubernetes routes the API's Service by
         this one: with /ready, an outage of Kafka (which only the consumer needs) took every replica out of the
         Service, and the articles already stored out of reach."""
-        verdict = Verdict()
-        try:
-            await repo.ping()
-        except Exception as error:
-            verdict.problems.append(f"the database does not answer: {type(error).__name__}")
-        return _verdict(verdict)
+        return _verdict(Verdict(problems=await _database_problems(repo)))
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -165,6 +157,15 @@ def _watch(request: Request) -> StageWatch:
     watch = watch_of(request.app.state.broker)
     assert watch is not None, "storage's broker belongs to its Stage"
     return watch
+
+
+async def _database_problems(repo: ArticleRepository) -> list[str]:
+    """What keeps the database from answering, for a readiness probe: nothing, or one sentence."""
+    try:
+        await repo.ping()
+    except Exception as error:
+        return [f"the database does not answer: {type(error).__name__}"]
+    return []
 
 
 def _verdict(verdict: Verdict) -> JSONResponse:
