@@ -67,18 +67,21 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
                     f"topic {name} acknowledges a write once {in_sync} cop{'y holds' if in_sync == 1 else 'ies hold'}"
                     f" it where TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} wants"
                     f" {wanted['min.insync.replicas']}: a leader lost then loses it."
-                    f" kafka-configs.sh --alter --entity-type topics --entity-name {name}"
-                    f" --add-config min.insync.replicas={wanted['min.insync.replicas']}"
+                    f" {_set_config(name, 'min.insync.replicas', wanted['min.insync.replicas'])}"
                 )
             limit = have.get("max.message.bytes")
             if limit is not None and limit < settings.kafka_max_message_bytes:
                 problems.append(
                     f"topic {name} accepts records of {limit:,} bytes where KAFKA_MAX_MESSAGE_BYTES is"
                     f" {settings.kafka_max_message_bytes:,}: larger records (and their dead letters) are refused."
-                    f" kafka-configs.sh --alter --entity-type topics --entity-name {name}"
-                    f" --add-config max.message.bytes={settings.kafka_max_message_bytes}"
+                    f" {_set_config(name, 'max.message.bytes', settings.kafka_max_message_bytes)}"
                 )
     return problems
+
+
+def _set_config(topic: str, key: str, value: object) -> str:
+    """The command that sets one of ``topic``'s configs."""
+    return f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config {key}={value}"
 
 
 async def ensure_topics(settings: ServiceSettings) -> list[str]:

@@ -259,7 +259,7 @@ class ArticleRepository:
         self, connection: AsyncConnection, sized: list[Any], query: Query
     ) -> tuple[list[Any], bool]:
         """The rows of the (id, size) pairs ``sized``, in their order, that fit a page; and whether more follow."""
-        taken, more = _ids_within_budget([row[0] for row in sized], {row[0]: row[1] for row in sized}, query.limit)
+        taken, more = _ids_within_budget(sized, query.limit)
         found = await connection.execute(select(articles).where(articles.c.id.in_(taken))) if taken else []
         by_id = {row.id: row for row in found}
         return [by_id[i] for i in taken if i in by_id], more
@@ -279,7 +279,7 @@ class ArticleRepository:
                 ids = await self._ranked_ids_sqlite(connection, words, conditions, offset, query.limit + 1)
                 sizes = await connection.execute(select(articles.c.id, self._text_size()).where(articles.c.id.in_(ids)))
                 size_of = {row.id: row.size for row in sizes}
-                ranked = [(i, size_of[i]) for i in ids if i in size_of]
+                ranked = [(i, size_of[i]) for i in ids if i in size_of]  # FTS5's order
                 rows, more = await self._rows_within_budget(connection, ranked, query)
             else:
                 rank = text("ts_rank(articles.search, websearch_to_tsquery('simple', :rank_q)) DESC").bindparams(
@@ -473,14 +473,15 @@ def day_start(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-def _ids_within_budget(ids: list[str], size_of: dict[str, int], limit: int) -> tuple[list[str], bool]:
-    """The ids (in the page's order, ``limit`` + 1 asked for) whose articles fit a page: at most ``limit``, and no
-    more text than :data:`PAGE_TEXT_BUDGET` past the first; and whether more follow."""
+def _ids_within_budget(sized: list[Any], limit: int) -> tuple[list[str], bool]:
+    """The ids of the (id, text size) pairs ``sized`` (in the page's order, ``limit`` + 1 asked for) whose articles
+    fit a page: at most ``limit``, and no more text than :data:`PAGE_TEXT_BUDGET` past the first; and whether more
+    follow."""
     taken: list[str] = []
-    size = 0
-    for article_id in ids:
-        if len(taken) == limit or (taken and size + size_of[article_id] > PAGE_TEXT_BUDGET):
+    total = 0
+    for article_id, size in sized:
+        if len(taken) == limit or (taken and total + size > PAGE_TEXT_BUDGET):
             return taken, True
         taken.append(article_id)
-        size += size_of[article_id]
+        total += size
     return taken, False

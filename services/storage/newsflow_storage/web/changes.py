@@ -27,7 +27,8 @@ _WORD_DIFF_MAX_PAIRS = 4_000_000
 _WORD_DIFF_BUDGET_PAIRS = 10_000_000
 # A repaired paragraph is looked for among this many arrived ones from where the last was found, the window sliding
 # on while none is like it at all (a long run of removed lines), for at most _PAIRING_BUDGET comparisons a page past
-# the first windows (each takes as many steps as a paragraph has distinct characters). One with the same words and letters (cleanup changed quotes, spaces, case) ends the search.
+# the first windows (each takes as many steps as a paragraph has distinct characters). One with the same words and
+# letters (cleanup changed quotes, spaces, case) ends the search.
 _PAIRING_WINDOW = 32
 _PAIRING_BUDGET = 100_000  # ~0.5 s at most
 # Why a paragraph went: its exact line in ``removed``, else the one most like it among the first this many left and
@@ -179,15 +180,15 @@ def _quick_ratio(a: Counter[str], length_a: int, b: Counter[str], length_b: int)
 
 
 class _Budget:
-    """What the page's diff may still spend: pairs of tokens on word diffs, or characters on pairing paragraphs."""
+    """What the page's diff may still spend: pairs of tokens on word diffs, or comparisons on pairing paragraphs."""
 
-    def __init__(self, pairs: int) -> None:
-        self.left = pairs
+    def __init__(self, amount: int) -> None:
+        self.left = amount
 
-    def take(self, pairs: int) -> bool:
-        if pairs > self.left:
+    def take(self, amount: int) -> bool:
+        if amount > self.left:
             return False
-        self.left -= pairs
+        self.left -= amount
         return True
 
 
