@@ -18,19 +18,36 @@ def test_the_level_names_logging_takes_are_taken(given: str, level: str) -> None
     assert ServiceSettings(log_level=given).log_level == level
 
 
+def refused(
+    settings: type[ServiceSettings],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    **environment: str,
+) -> str:
+    """What ``settings_from_environment(settings)`` says on standard error for ``environment``, which it refuses
+    with exit status 78 (EX_CONFIG: not 2, newsflow status's "Kafka does not answer")."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        settings_from_environment(settings)
+    assert stopped.value.code == 78
+    return capsys.readouterr().err
+
+
 def test_each_wrong_variable_gets_a_line_and_secrets_are_not_shown(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("LOG_LEVEL", "TRACE")
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:99092")
-    monkeypatch.setenv("BATCH_MAX_RECORDS", "x" * 500)
-    monkeypatch.setenv("STORAGE_API_TOKEN", "hunter2-hunter2-hunter2")
-    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret-password")
-    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "NOT-A-MECHANISM")  # makes the secrets' model fail beside them
-    with pytest.raises(SystemExit) as stopped:
-        settings_from_environment(StorageSettings)
-    assert stopped.value.code == 78  # EX_CONFIG: not 2, newsflow status's "Kafka does not answer"
-    said = capsys.readouterr().err
+    said = refused(
+        StorageSettings,
+        monkeypatch,
+        capsys,
+        LOG_LEVEL="TRACE",
+        KAFKA_BOOTSTRAP_SERVERS="kafka:99092",
+        BATCH_MAX_RECORDS="x" * 500,
+        STORAGE_API_TOKEN="hunter2-hunter2-hunter2",
+        KAFKA_SASL_PASSWORD="s3cret-password",
+        KAFKA_SASL_MECHANISM="NOT-A-MECHANISM",  # makes the secrets' model fail beside them
+    )
     assert said.startswith("StorageSettings: 4 setting(s) in the environment cannot be used:\n")
     assert "  LOG_LEVEL='TRACE': Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'" in said
     assert "  KAFKA_BOOTSTRAP_SERVERS='kafka:99092': Value error, 'kafka:99092' is not host:port" in said
@@ -69,12 +86,14 @@ def test_a_rule_across_variables_is_named_without_the_environment_it_was_given(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A check across fields gets every value as its input, the password among them: it was printed whole."""
-    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "hunter2-password")
-    monkeypatch.setenv("KAFKA_SSL_CERT_FILE", "/certs/client.pem")  # without KAFKA_SSL_KEY_FILE
-    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://newsflow:db-password@db:5432/newsflow")
-    with pytest.raises(SystemExit):
-        settings_from_environment(ServiceSettings)
-    said = capsys.readouterr().err
+    said = refused(
+        ServiceSettings,
+        monkeypatch,
+        capsys,
+        KAFKA_SASL_PASSWORD="hunter2-password",
+        KAFKA_SSL_CERT_FILE="/certs/client.pem",  # without KAFKA_SSL_KEY_FILE
+        DATABASE_URL="postgresql+asyncpg://newsflow:db-password@db:5432/newsflow",
+    )
     assert "mutual TLS needs both KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE" in said
     assert "hunter2" not in said
     assert "db-password" not in said
@@ -83,11 +102,13 @@ def test_a_rule_across_variables_is_named_without_the_environment_it_was_given(
 def test_a_urls_password_is_masked_where_its_value_is_shown(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://newsflow:db-password@db:5432/newsflow")
-    monkeypatch.setenv("BATCH_MAX_RECORDS", "0")
-    with pytest.raises(SystemExit):
-        settings_from_environment(StorageSettings)
-    said = capsys.readouterr().err
+    said = refused(
+        StorageSettings,
+        monkeypatch,
+        capsys,
+        DATABASE_URL="postgresql+asyncpg://newsflow:db-password@db:5432/newsflow",
+        BATCH_MAX_RECORDS="0",
+    )
     assert "BATCH_MAX_RECORDS='0': Input should be greater than or equal to 1" in said
     assert "db-password" not in said
     shown = _shown(StorageSettings, "database_url", "postgresql+asyncpg://newsflow:db-password@db:5432/newsflow")
