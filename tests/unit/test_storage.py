@@ -204,5 +204,5 @@ def test_an_api_open_beyond_this_machine_without_a_token_is_said() -> None:
     assert open_to_others(StorageSettings(storage_api_host="0.0.0.0"))
     assert open_to_others(StorageSettings(storage_api_host="storage.internal"))
     assert not open_to_others(StorageSettings(storage_api_host="0.0.0.0", storage_api_token="t" * 32))
-    for here in ("127.0.0.1", "::1", "localhost"):
+    for here in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST", "localhost."):
         assert not open_to_others(StorageSettings(storage_api_host=here))

@@ -291,3 +291,16 @@ def test_a_paragraph_with_the_same_letters_is_not_taken_for_the_one_repaired() -
     blocks = changes(f"{first}\n\n{second}", second.capitalize(), [])
     assert [b.kind for b in blocks] == ["removed", "repaired"]
     assert str(blocks[0].html) == first
+
+
+@pytest.mark.parametrize("article_id", ["..", ".", "wire/../politics", "wire/./x", "a/..", "%2e%2e", "wire/2026/1"])
+async def test_every_id_is_linked_to_its_own_page(site: Site, article_id: str) -> None:
+    """A browser (and httpx) resolves ``.`` and ``..`` in a path before asking: a link to ``/article/a/../b``
+    would open ``/article/b``. Every id's link from the search page must open that id's page."""
+    await site.app.state.repository.store([article(article_id, text="Dotted ids reach their page")])
+    results = await site.client.get("/", params={"q": "Dotted"})
+    links = re.findall(r'<h3><a href="([^"]+)">', results.text)
+    assert len(links) == 1
+    page = await site.client.get(links[0].replace("&amp;", "&"))
+    assert page.status_code == 200
+    assert f'<h1 id="story-title">Story {article_id}</h1>' in page.text

@@ -30,10 +30,12 @@ def open_to_others(settings: StorageSettings) -> bool:
     and re-drives dead letters. Allowed (a private network, a proxy that checks who comes), and said at start."""
     if settings.storage_api_token is not None:
         return False
+    # Host names are case-blind and may end in the root's dot; an IPv6 address may come in its URL brackets.
+    host = settings.storage_api_host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
     try:
-        return not ipaddress.ip_address(settings.storage_api_host).is_loopback
+        return not ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: "localhost" stays here, any other may be reached
-        return settings.storage_api_host != "localhost"
+        return host != "localhost"
 
 
 SERVICE = "storage"

@@ -1,4 +1,4 @@
-"""The pages: ``/`` (search), ``/article/{id}``, ``/pipeline``; ``POST`` for login and re-drive only.
+"""The pages: ``/`` (search), ``/article/{id}`` (or ``/article?id=``), ``/pipeline``; ``POST`` for login and re-drive only.
 
 No ``from __future__ import annotations``: FastAPI reads the annotations.
 """
@@ -102,6 +102,13 @@ async def search_page(request: Request) -> Response:
             "server_ms": (time.perf_counter() - started) * 1000,
         },
     )
+
+
+@router.get("/article")
+async def article_page_by_query(request: Request, id: str) -> Response:
+    """The same page for the ids a browser cannot keep in a path (a ``.`` or ``..`` segment): see
+    :func:`~newsflow_storage.web.templating.article_href`."""
+    return await article_page(request, id)
 
 
 @router.get("/article/{article_id:path}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -20,6 +21,19 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def article_href(article_id: str) -> str:
+    """The link to an article's page. An id is any text without spaces, and '/' is common in them, so the page
+    lives at ``/article/<id>``; but a browser resolves an id's ``.`` or ``..`` segment before asking, which would
+    open another page or none, so those ids are linked as ``/article?id=``."""
+    # Only literal dots: quote() writes an id's own "%2e" as "%252e", which no browser resolves.
+    if any(segment in {".", ".."} for segment in article_id.split("/")):
+        return "/article?id=" + quote(article_id, safe="")
+    return "/article/" + quote(article_id, safe="/")
+
+
+_ENV.globals["article_href"] = article_href
 
 HEADERS = {
     "Content-Security-Policy": (
