@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from .text_safety import SafeText, check_json
+from .text_safety import SafeText, check_json, free_key
 
 SCHEMA_VERSION = "1.1"
 """Bumped in its minor part for additive changes, in its major part for breaking ones."""
@@ -160,9 +160,12 @@ class RawArticle(Contract):
             return data
         folded = {k: v for k, v in data.items() if k in known}
         metadata = folded.get("metadata")
-        folded["metadata"] = {**extra, **(metadata if isinstance(metadata, dict) else {})}
         if metadata is not None and not isinstance(metadata, dict):
-            folded["metadata"] = metadata  # let validation report the wrong type
+            return folded  # let validation report the wrong type
+        merged = dict(metadata or {})
+        for key, value in extra.items():  # a field also in "metadata" keeps both values: "editor (2)"
+            merged[free_key(key, merged)] = value
+        folded["metadata"] = merged
         return folded
 
     @field_validator("url")

@@ -62,10 +62,26 @@ class Normaliser:
             self.changes["huge_integer"] += 1
             return str(value)
         if isinstance(value, dict):
-            return {self.text(str(k)): self.json(v, depth + 1) for k, v in value.items()}
+            cleaned: dict[str, Any] = {}
+            for key, item in value.items():
+                name = self.text(str(key))
+                if name in cleaned:  # "a\u0000" and "a": keep both values, not the last
+                    self.changes["metadata_key_renamed"] += 1
+                    name = free_key(name, cleaned)
+                cleaned[name] = self.json(item, depth + 1)
+            return cleaned
         if isinstance(value, list):
             return [self.json(item, depth + 1) for item in value]
         return value
+
+
+def free_key(name: str, taken: dict[str, Any]) -> str:
+    """``name``, or ``name (2)``, ``name (3)``… whichever ``taken`` does not hold yet: where two keys of a
+    message come to one name, both values are kept and the second is renamed where a person sees it."""
+    number = 2
+    while f"{name} ({number})" in taken:
+        number += 1
+    return name if name not in taken else f"{name} ({number})"
 
 
 def make_safe(value: str) -> str:

@@ -105,3 +105,15 @@ def test_an_integer_too_long_for_python_is_a_malformed_message_not_a_surprise() 
     assert json_problem(value) == "the message has an integer of more than 4,300 digits: send it as a string"
     fine = read_raw(b'{"text": "x", "metadata": {"n": ' + b"9" * 4000 + b"}}", max_metadata_bytes=1 << 20)[0]
     assert str(fine.metadata["n"]) == "9" * 4000  # kept (as text: past what JSON readers elsewhere hold exactly)
+
+
+def test_keys_that_come_to_one_name_keep_both_values() -> None:
+    """A top-level field also in "metadata", or two keys that differ only in a NUL ingest removes, are two values:
+    neither may be dropped for the other."""
+    raw = decode(b'{"text": "x", "editor": "Ann", "metadata": {"editor": "Bob", "editor (2)": "Cy"}}')
+    assert raw.metadata == {"editor": "Bob", "editor (2)": "Cy", "editor (3)": "Ann"}
+    article, normalised = read_raw(
+        b'{"text": "x", "metadata": {"tag\\u0000": 1, "tag": 2}}', max_metadata_bytes=1 << 20
+    )
+    assert article.metadata == {"tag": 1, "tag (2)": 2}
+    assert normalised == {"nul": 1, "metadata_key_renamed": 1}
