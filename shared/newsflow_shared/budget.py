@@ -112,15 +112,19 @@ class BudgetedWorker(Generic[State, Item, Result]):
         with self._lock:
             self._started()
 
-    def map(self, items: list[Item]) -> list[Result | Exception]:
-        """Each item's result, or the exception it raised; blocking (call it from a worker thread)."""
+    def map(self, items: list[Item], on_progress: Callable[[], None] = lambda: None) -> list[Result | Exception]:
+        """Each item's result, or the exception it raised; blocking (call it from a worker thread).
+
+        ``on_progress`` is called from this thread as records come back: a batch of records that each use most of
+        their budget takes many minutes, and the stage's liveness must see it moving."""
         with self._lock:
             outcomes: list[Result | Exception] = []
             while len(outcomes) < len(items):
-                outcomes += self._batch(items[len(outcomes) :])
+                outcomes += self._batch(items[len(outcomes) :], on_progress)
+                on_progress()
             return outcomes
 
-    def _batch(self, items: list[Item]) -> list[Result | Exception]:
+    def _batch(self, items: list[Item], on_progress: Callable[[], None]) -> list[Result | Exception]:
         """The items' outcomes, up to and including the first that stopped the child (then it is started anew)."""
         connection, process = self._started()
         assert process.pid is not None
@@ -138,6 +142,7 @@ class BudgetedWorker(Generic[State, Item, Result]):
                         WorkerDied(f"{self.name}'s worker process died on this record ({type(error).__name__})"),
                     ]
                 outcomes.append(outcome)
+                on_progress()
                 continue
             if _cpu_seconds(process.pid) - start > self.cpu_seconds:
                 if connection.poll(0):

@@ -1,7 +1,8 @@
 """What a stage's probes answer: is its consumer alive and moving, and can it do its work?
 
 Liveness fails only when restarting helps: the consume loop ended, or the stage has records waiting and has
-not started or finished a batch for ``HEALTH_STALL_SECONDS`` (a handler blocked for good). A dependency that is
+not started or finished a batch (or, in cleanup, a record of one) for ``HEALTH_STALL_SECONDS`` (a handler blocked
+for good). A dependency that is
 down (the database, a send to Kafka) fails batches, and a failing batch is still a consumer that moves: it backs
 off and tries again, and restarting would only add a loop of restarts to the outage. That shows in readiness
 instead: ready means Kafka answers, the consumer joined its group, and the last batch did not fail.
@@ -86,6 +87,10 @@ class StageWatch:
         self.metrics.activate()
         self.last_activity = time.time()
         return time.perf_counter()
+
+    def record_done(self) -> None:
+        """A record of a batch in hand is done (called from any thread): a long batch that moves is not stuck."""
+        self.last_activity = time.time()
 
     def batch_failed(self, error: BaseException, retry_in: float = 0.0) -> None:
         # Waiting out a back-off is the stage at work, not stuck: the stall clock starts when the retry is due. An

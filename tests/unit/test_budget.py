@@ -89,3 +89,22 @@ def test_short_headline_first_is_not_over_budget_while_lingua_loads() -> None:
         assert outcome.language == "en"
     finally:
         worker.close()
+
+
+def test_each_record_is_reported_done_as_it_comes_back_not_when_the_batch_ends() -> None:
+    """A batch of records that each use most of their budget takes many minutes: cleanup's liveness hears of every
+    record done, so such a batch is not taken for a stuck one and restarted for ever."""
+    worker = BudgetedWorker(no_state, burn_or_die, cpu_seconds=0.5, name="cleanup")
+    try:
+        worker.map([0.0])  # the child's start is not part of what is timed
+        reported: list[float] = []
+        started = time.monotonic()
+        outcomes = worker.map([0.0, 0.0, 3.0], on_progress=lambda: reported.append(time.monotonic()))
+        ended = time.monotonic()
+        assert isinstance(outcomes[2], OverBudget)
+        assert len(reported) >= 3
+        assert (
+            reported[0] - started < (ended - started) / 2
+        )  # the quick records were heard of before the slow one ended
+    finally:
+        worker.close()

@@ -467,3 +467,15 @@ def test_what_cleanup_makes_its_own_contract_accepts(
     assert "council met on Tuesday" in cleaned.text
     if title and len(title) > 100:
         assert cleaned.title.endswith("…")
+
+
+def test_cleanup_may_poll_as_seldom_as_its_slowest_batch_takes() -> None:
+    """Kafka's default five minutes between polls was 30 records at the 10 s budget: a batch past it was taken from
+    the replica and redone by the next, for ever. Cleanup's consumer is allowed the whole batch's worst case."""
+    from newsflow_cleanup.app import create_app
+
+    settings = CleanupSettings(cleanup_near_duplicates=False, cleanup_learn_boilerplate=False)
+    assert settings.longest_batch_ms() == 100 * (2 * 10 + 5) * 1000
+    assert CleanupSettings(batch_max_records=5).longest_batch_ms() == 300_000  # never below Kafka's default
+    [subscriber] = create_app(settings).broker.subscribers
+    assert subscriber._connection_args["max_poll_interval_ms"] == settings.longest_batch_ms()

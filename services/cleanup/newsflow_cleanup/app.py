@@ -60,7 +60,10 @@ class Cleanup:
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
         assert self.stage is not None
         # The whole batch goes to the worker process from one thread, so heartbeats go on meanwhile.
-        cleaned = await asyncio.to_thread(self.worker.map, [delivery.value for delivery in deliveries])
+        # Each record done counts as progress: a batch of slow ones takes minutes, and liveness must not end it.
+        cleaned = await asyncio.to_thread(
+            self.worker.map, [delivery.value for delivery in deliveries], self.stage.watch.record_done
+        )
         outputs: list[Output] = []
         passing: list[tuple[int, Delivery, CleanArticle]] = []
         for delivery, result in zip(deliveries, cleaned, strict=True):
@@ -121,7 +124,7 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
     stage = Stage.for_service(settings, SERVICE)
     broker = stage.broker
     service = Cleanup(settings, stage)
-    stage.consume(settings.topic_ingested, service.handle)
+    stage.consume(settings.topic_ingested, service.handle, max_poll_interval_ms=settings.longest_batch_ms())
     declare_outputs(stage, settings.topic_clean, settings.topic_unsupported)
 
     @asynccontextmanager

@@ -63,3 +63,10 @@ class CleanupSettings(ServiceSettings):
         description="CPU time one article may take in cleanup's worker process; longer ones are dead-lettered.",
     )
     cleanup_min_chars: int = Field(default=1, ge=0, description="Articles with less clean text are dead-lettered.")
+
+    def longest_batch_ms(self) -> int:
+        """How long one batch may take when every record uses its whole CPU budget: twice the budget in wall time
+        (the worker shares its core), and ~5 s to start the worker again after each record it had to stop (1.2 s
+        measured). Cleanup's consumer may go this long between polls; Kafka's default, 5 minutes, was 30 such
+        records, and a batch past it is taken from the replica, redone by the next, and taken again, for ever."""
+        return max(300_000, int(self.batch_max_records * (2 * self.cleanup_record_cpu_seconds + 5) * 1000))
