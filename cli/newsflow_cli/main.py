@@ -15,7 +15,13 @@ from aiokafka.errors import KafkaConnectionError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from newsflow_shared import KafkaSecurityError, ServiceSettings, ensure_topics, settings_from_environment
+from newsflow_shared import (
+    KafkaSecurityError,
+    ServiceSettings,
+    TopicsRefused,
+    ensure_topics,
+    settings_from_environment,
+)
 
 from .common import STATE, err, stop_on_signals, with_kafka
 from .dlq import dlq_app
@@ -360,3 +366,6 @@ def entry() -> None:
     except KafkaSecurityError as error:  # a setting to fix: one line, no traceback
         err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(3)
+    except TopicsRefused as error:  # the broker's reason for each topic, and the settings that bear on it
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        sys.exit(1)

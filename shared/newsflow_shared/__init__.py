@@ -24,6 +24,7 @@ from .errors import (
     NewsflowError,
     RejectedInput,
     TemporaryFailure,
+    TopicsRefused,
 )
 from .kafka_security import KafkaSecuritySettings, security_for
 from .logs import configure_logging
@@ -62,6 +63,7 @@ __all__ = [
     "TemporaryFailure",
     "TopicScore",
     "Topics",
+    "TopicsRefused",
     "configure_logging",
     "ensure_topics",
     "make_broker",

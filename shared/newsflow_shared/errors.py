@@ -61,3 +61,8 @@ class TemporaryFailure(NewsflowError):
 
 class KafkaSecurityError(NewsflowError):
     """Kafka refused the login or the TLS handshake failed; the message names the likely setting to fix."""
+
+
+class TopicsRefused(NewsflowError):
+    """Kafka refused to create topics (too few brokers for the replication factor, a limit, an ACL): each topic with
+    the broker's reason. Topic-init must fail on it: with automatic creation off, the pipeline would wait for ever."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import math
@@ -127,15 +128,27 @@ class _Server(uvicorn.Server):
             timer = threading.Timer(self.deadline, _exit_now, args=(self.deadline,))
             timer.daemon = True
             timer.start()
-            # The timer is Python: it cannot run while the interpreter finalises or a C call holds the GIL. A second
-            # later the kernel ends the process whatever state it is in (SIGALRM's default action).
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-            signal.alarm(math.ceil(self.deadline) + 1)
+            _arm_backstop(self.deadline + 1)
         super().handle_exit(sig, frame)
         if self._loop is not None:
             # A Python signal handler does not wake a loop waiting in epoll (PEP 475 retries the call); the loop's
             # own wake-up pipe does.
             self._loop.call_soon_threadsafe(self._stop_asked.set)
+
+
+def _arm_backstop(seconds: float) -> None:
+    """End the process in ``seconds`` whatever state it is in, saying where each thread was.
+
+    The exit timer is Python: it cannot run while the interpreter finalises or a C call holds the GIL.
+    faulthandler's watchdog is a C thread that needs neither; it writes every thread's stack to stderr and calls
+    ``_exit(1)``. Not SIGALRM's default action, as before: in a container the service is PID 1, and the kernel
+    drops a signal that PID 1 has no handler for, so that alarm ended nothing there.
+    """
+    try:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=2)
+    except (OSError, ValueError):  # no stderr to write to: the alarm, which still works outside a container
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(math.ceil(seconds))
 
 
 _LAST_WORD_SECONDS = 0.5

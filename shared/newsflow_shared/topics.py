@@ -7,9 +7,10 @@ import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from . import kafka_clients
+from .errors import TopicsRefused
 from .kafka_clients import wait_for_kafka
 from .settings import ServiceSettings
 
@@ -21,14 +22,30 @@ log = logging.getLogger(__name__)
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30.0) -> None:
     """New partitions take a moment to elect a leader; clients that come sooner see errors."""
     deadline = asyncio.get_running_loop().time() + timeout
+    waiting = topics
     while asyncio.get_running_loop().time() < deadline:
         described = await admin.describe_topics(topics)
-        if all(
-            t.get("error_code", 0) == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+        waiting = [
+            t["topic"]
             for t in described
-        ):
+            if not (t.get("error_code", 0) == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]))
+        ]
+        if not waiting:
             return
         await asyncio.sleep(0.1)
+    raise TopicsRefused(f"Kafka created {', '.join(waiting)} but gave them no leader within {timeout:g} s")
+
+
+def _refused(response: object) -> list[str]:
+    """Each topic the broker would not create, with its reason. aiokafka returns these in the response rather than
+    raising them: read unread, a cluster of fewer brokers than TOPIC_REPLICATION_FACTOR had topic-init end green."""
+    refused = []
+    for topic, code, *message in response.topic_errors:  # type: ignore[attr-defined]
+        if code in (0, TopicAlreadyExistsError.errno):  # already there: another replica or init job won the race
+            continue
+        reason = message[0] if message and message[0] else for_code(code).description
+        refused.append(f"{topic} ({for_code(code).__name__}: {reason})")
+    return refused
 
 
 def topic_configs(settings: ServiceSettings) -> dict[str, str]:
@@ -86,7 +103,8 @@ def _set_config(topic: str, key: str, value: object) -> str:
 
 async def ensure_topics(settings: ServiceSettings) -> list[str]:
     """Create every topic that is missing; return the names created. Existing topics are left as they are, and
-    what they lack of the settings is logged as a warning with the command that gives it."""
+    what they lack of the settings is logged as a warning with the command that gives it. Raises
+    :class:`TopicsRefused` when Kafka would not create one, or gave it no leader."""
     topic_config = topic_configs(settings)
     wanted = {
         name: NewTopic(
@@ -104,9 +122,15 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
         missing = [topic for name, topic in wanted.items() if name not in existing]
         if missing:
             try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another replica or init job won the race
+                refused = _refused(await admin.create_topics(missing))
+            except TopicAlreadyExistsError:  # older clients raised it: another replica or init job won the race
+                refused = []
+            if refused:
+                raise TopicsRefused(
+                    f"Kafka refused to create {len(refused)} topic(s): {'; '.join(refused)}."
+                    f" TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} needs that many brokers;"
+                    f" KAFKA_MAX_MESSAGE_BYTES={settings.kafka_max_message_bytes} must be within the broker's limits"
+                )
         created = [topic.name for topic in missing]
         for name in created:
             log.info("created topic %s with %d partitions", name, settings.topic_partitions)

@@ -21,7 +21,7 @@ from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partiti
 from newsflow_cli.status import gather_status
 from newsflow_ingest import app as ingest_app
 from newsflow_ingest.settings import IngestSettings
-from newsflow_shared import ServiceSettings, ensure_topics
+from newsflow_shared import ServiceSettings, TopicsRefused, ensure_topics
 from newsflow_shared.health import watch_of
 from newsflow_shared.topics import topic_configs
 
@@ -348,6 +348,21 @@ async def test_topic_init_says_what_existing_topics_lack_and_how_to_give_it(
     with caplog.at_level(logging.WARNING, logger="newsflow_shared.topics"):
         await ensure_topics(first)
     assert not caplog.records  # what they have is what is asked: nothing to say
+
+
+async def test_topic_init_fails_with_the_brokers_reason_when_kafka_refuses_the_topics(
+    kafka_bootstrap: str, tmp_path: Any
+) -> None:
+    """aiokafka returns a refusal in the response instead of raising it: three copies asked of a one-broker cluster
+    had topic-init log "created topic" for each and end green, and the pipeline then waited for topics never made."""
+    env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/t.db")
+    settings = ServiceSettings(**{k.lower(): v for k, v in env.items()}, topic_replication_factor=3)
+    with pytest.raises(
+        TopicsRefused, match=r"refused to create 8 topic\(s\): .*InvalidReplicationFactorError"
+    ) as refused:
+        await ensure_topics(settings)
+    assert "TOPIC_REPLICATION_FACTOR=3 needs that many brokers" in str(refused.value)
+    assert len(await ensure_topics(settings.model_copy(update={"topic_replication_factor": 1}))) == 8
 
 
 def test_three_copies_or_more_want_two_in_sync() -> None:

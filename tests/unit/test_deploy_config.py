@@ -102,6 +102,8 @@ def test_compose_runs_our_containers_locked_down_with_probes() -> None:
         assert port_var in services[name]["environment"], name
     for name in ("kafka", "postgres"):
         assert services[name]["cap_drop"] == ["ALL"], name
+        # After a crash or a reboot the services come back and wait for these: they must come back too.
+        assert services[name]["restart"] == "unless-stopped", name
     # Kafka's check is the bash probe of the listener the services use, mounted from the repository: Kafka's own
     # tool starts a JVM (~1.4 s of CPU) every time.
     kafka = services["kafka"]

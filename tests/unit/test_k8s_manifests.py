@@ -147,7 +147,14 @@ def test_budgets_probes_threads_and_scraping() -> None:
         port = container["ports"][0]["containerPort"]
         assert annotations["prometheus.io/port"] == str(port)
         assert annotations["prometheus.io/path"] == "/metrics"
+        [spread] = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
+    # A Job's template is immutable: a finished topic-init must go, or the next apply with a new image fails.
+    assert of_kind("Job")["newsflow-topic-init"]["spec"]["ttlSecondsAfterFinished"] > 0
     [classify] = of_kind("Deployment")["newsflow-classify"]["spec"]["template"]["spec"]["containers"]
+    # Classify uses no database: it is not given DATABASE_URL and its password.
+    assert {"secretRef": {"name": "newsflow-secrets"}} not in classify["envFrom"]
     [threads] = [e for e in classify["env"] if e["name"] == "CLASSIFY_THREADS"]
     assert threads["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
     scraped = {

@@ -7,9 +7,11 @@ import asyncio
 import io
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -115,3 +117,36 @@ def test_the_deadline_exit_leaves_even_while_another_thread_holds_the_logs_lock(
     assert finished.returncode == 0
     said = "still busy 9s after the stop signal: exiting now" in finished.stderr
     assert said is not lock_held
+
+
+def _as_first_process() -> list[str]:
+    """``unshare`` makes the child PID 1 of a namespace of its own, as in a container, where one can (root)."""
+    trial = (
+        subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
+        if shutil.which("unshare")
+        else None
+    )
+    return ["unshare", "--pid", "--fork"] if trial is not None and trial.returncode == 0 else []
+
+
+def test_the_backstop_ends_a_process_stuck_in_c_even_as_a_containers_first_process() -> None:
+    """The exit timer is Python and cannot run while a C call holds the GIL; the backstop behind it was SIGALRM's
+    default action, which the kernel drops for PID 1: in a container such a process lived on until SIGKILL."""
+    script = textwrap.dedent(
+        """
+        import os
+        from newsflow_shared import service
+
+        print("pid", os.getpid(), flush=True)
+        service._arm_backstop(1)
+        sum(range(10**12))  # one C call, GIL held, for hours
+        """
+    )
+    started = time.monotonic()
+    finished = subprocess.run(
+        [*_as_first_process(), sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert time.monotonic() - started < 20
+    assert finished.returncode == 1
+    assert "Timeout (0:00:01)!" in finished.stderr
+    assert "most recent call first" in finished.stderr  # where it was stuck, for whoever reads the log
