@@ -58,6 +58,15 @@ def spaced(count: int) -> tuple[str, str, list[Removal]]:
     return "\n\n".join(arrived), "\n\n".join(repair("\n\n".join(arrived))), []
 
 
+def alternating(count: int) -> tuple[str, str, list[Removal]]:
+    """``count`` short lines, two of them in turn, kept as they came between a first and a last line cleanup
+    removed: difflib's alignment of whole paragraphs grows with the square of their number when they repeat."""
+    kept = ["Share this story", "Follow us"] * (count // 2)
+    arrived = ["Advertisement", *kept, "Read more"]
+    removed = [Removal(what="Advertisement", why="rule: advertisement"), Removal(what="Read more", why="rule: teaser")]
+    return "\n".join(arrived), "\n".join(kept), removed
+
+
 CASES = {
     "1,000 paragraphs repaired (40 KB)": lambda: straightened(1000),
     "2,000 paragraphs repaired (81 KB)": lambda: straightened(2000),
@@ -65,6 +74,7 @@ CASES = {
     "40 paragraphs of 900 repeated words (72 KB)": lambda: repetitive(40, 900),
     "100 paragraphs of 4,000 repeated words (800 KB)": lambda: repetitive(100, 4000),
     "400 paragraphs whose runs of spaces cleanup collapsed (2.0 MB)": lambda: spaced(400),
+    "40,000 short lines, two in turn (0.6 MB)": lambda: alternating(40_000),
 }
 
 

@@ -35,6 +35,10 @@ _PAIRING_BUDGET = 100_000  # ~0.5 s at most
 # the last _FUZZY_LAST (cleanup lists what it removed top to bottom, then the lead-in teasers it took off the top).
 _FUZZY_CANDIDATES = 32
 _FUZZY_LAST = 8
+# difflib aligns whole paragraphs in time that grows with the square of their number when they repeat (a list of
+# the same two lines: 4,000 took 1 s, 40,000 would take ~100). Past this many pairs, once the common start and end
+# are set aside, the middle is paired by the bounded search below instead (2,000 x 2,000: 0.3 s at worst).
+_ALIGN_MAX_PAIRS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -97,18 +101,38 @@ def changes(arrived: str, clean: str, removed: list[Removal]) -> list[Change]:
     reasons = _Reasons(removed)
     budget = _Budget(_WORD_DIFF_BUDGET_PAIRS)
     beyond = _Budget(_PAIRING_BUDGET)
-    out: list[Change] = []
-    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            out += [Change("kept", Markup(escape(p))) for p in after[j1:j2]]
-        elif op == "delete":
-            out += [reasons.removal(p) for p in before[i1:i2]]
-        elif op == "insert":
-            out += [Change("added", Markup(escape(p))) for p in after[j1:j2]]
-        else:
-            out += _replaced(before[i1:i2], after[j1:j2], reasons, budget, beyond)
-    return out
+    head = _common_start(before, after)
+    tail = _common_start(before[head:][::-1], after[head:][::-1])
+    out = [Change("kept", Markup(escape(p))) for p in after[:head]]
+    before, after, ending = (
+        before[head : len(before) - tail],
+        after[head : len(after) - tail],
+        after[len(after) - tail :],
+    )
+    if len(before) * len(after) > _ALIGN_MAX_PAIRS:
+        out += _replaced(before, after, reasons, budget, beyond)
+    else:
+        matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            if op == "equal":
+                out += [Change("kept", Markup(escape(p))) for p in after[j1:j2]]
+            elif op == "delete":
+                out += [reasons.removal(p) for p in before[i1:i2]]
+            elif op == "insert":
+                out += [Change("added", Markup(escape(p))) for p in after[j1:j2]]
+            else:
+                out += _replaced(before[i1:i2], after[j1:j2], reasons, budget, beyond)
+    return out + [Change("kept", Markup(escape(p))) for p in ending]
+
+
+def _common_start(a: list[str], b: list[str]) -> int:
+    """How many paragraphs ``a`` and ``b`` begin with alike."""
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _Budget, beyond: _Budget) -> list[Change]:
@@ -124,7 +148,10 @@ def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _B
             out.append(Change("added", Markup(escape(new))))
             continue
         out += [reasons.removal(p) for p in before[start:found]]
-        out.append(Change("repaired", word_diff(before[found], new, budget)))
+        same = before[found] == new  # (where difflib's alignment was too dear, kept paragraphs come here too)
+        out.append(
+            Change("kept", Markup(escape(new))) if same else Change("repaired", word_diff(before[found], new, budget))
+        )
         start = found + 1
     out += [reasons.removal(p) for p in before[start:]]
     return out
