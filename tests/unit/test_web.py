@@ -326,3 +326,28 @@ async def test_every_id_is_linked_to_its_own_page(site: Site, article_id: str) -
     page = await site.client.get(links[0].replace("&amp;", "&"))
     assert page.status_code == 200
     assert f'<h1 id="story-title">Story {article_id}</h1>' in page.text
+
+
+async def test_the_first_page_of_long_articles_stops_at_its_text_budget(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's first view read its 21 newest articles whole, past the budget the API keeps (21 at ingest's 2 MiB
+    limit, with the text as it arrived, were ~90 million characters a view): it stops there too, and pages on."""
+    from newsflow_storage import repository as repository_module
+
+    monkeypatch.setattr(repository_module, "PAGE_TEXT_BUDGET", 250_000)
+    long_text = "Budgeted " + "word " * 20_000
+    await site.app.state.repository.store(
+        [article(f"long-{i}", text=long_text, arrived_text=long_text) for i in range(3)]
+    )
+    seen: list[str] = []
+    url: str | None = "/?q=Budgeted"
+    while url is not None:
+        page = await site.client.get(url)
+        assert page.status_code == 200
+        shown = re.findall(r'<h3><a href="/article/(long-\d)">', page.text)
+        assert len(shown) == 1  # 200,000 characters each: one fits the budget
+        seen += shown
+        more = re.search(r'<a href="([^"]+)" rel="next">', page.text)
+        url = more.group(1).replace("&amp;", "&") if more else None
+    assert sorted(seen) == ["long-0", "long-1", "long-2"]
