@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, func, select, update
+from sqlalchemy import Column, Select, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +22,8 @@ from newsflow_shared.db.tables import dead_letters
 from newsflow_shared.stage import Output
 
 log = logging.getLogger(__name__)
+REDRIVE_AT_ONCE = 10_000
+"""The most letters one click re-drives: their originals are read and sent while the operator waits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,10 @@ class DeadLetterStore:
         async with self.engine.connect() as connection:
             return list(await connection.execute(statement))
 
-    async def kinds(self) -> list[Kind]:
-        """Each (stage, error) with how many wait for a re-drive and how many were re-driven."""
-        statement = (
+    @staticmethod
+    def kinds_statement() -> Select[Any]:
+        """Counts of each (stage, error), all of them read from the index ``ix_dead_letters_kind``."""
+        return (
             select(
                 dead_letters.c.stage,
                 dead_letters.c.error,
@@ -80,6 +83,10 @@ class DeadLetterStore:
             .group_by(dead_letters.c.stage, dead_letters.c.error)
             .order_by(dead_letters.c.stage, dead_letters.c.error)
         )
+
+    async def kinds(self) -> list[Kind]:
+        """Each (stage, error) with how many wait for a re-drive and how many were re-driven."""
+        statement = self.kinds_statement()
         async with self.engine.connect() as connection:
             rows = list(await connection.execute(statement))
             reasons = dict(
@@ -118,7 +125,7 @@ class DeadLetterStore:
             row = (await connection.execute(select(dead_letters).where(dead_letters.c.id == letter_id))).first()
         return _from_row(row) if row is not None else None
 
-    async def waiting_ids(self, stage: str, error: str, limit: int = 10_000) -> list[int]:
+    async def waiting_ids(self, stage: str, error: str, limit: int = REDRIVE_AT_ONCE) -> list[int]:
         """The letters of one kind not re-driven yet, oldest first."""
         statement = (
             select(dead_letters.c.id)
@@ -129,12 +136,28 @@ class DeadLetterStore:
         async with self.engine.connect() as connection:
             return list((await connection.execute(statement)).scalars())
 
-    async def mark_redriven(self, letter_ids: list[int], at: datetime | None = None) -> None:
+    async def claim(self, letter_ids: list[int], at: datetime | None = None) -> list[int]:
+        """Mark those of ``letter_ids`` not re-driven yet as re-driven, and return them: one request alone gets
+        each, so a double click or a second operator sends none twice. :meth:`release` gives back the ones that
+        could not be sent."""
+        if not letter_ids:
+            return []
+        async with self.engine.begin() as connection:
+            claimed = await connection.execute(
+                update(dead_letters)
+                .where(dead_letters.c.id.in_(letter_ids), dead_letters.c.redriven_at.is_(None))
+                .values(redriven_at=at or datetime.now(UTC))
+                .returning(dead_letters.c.id)
+            )
+            return sorted(claimed.scalars())
+
+    async def release(self, letter_ids: list[int]) -> None:
+        """Waiting again: letters claimed that were not sent."""
+        if not letter_ids:
+            return
         async with self.engine.begin() as connection:
             await connection.execute(
-                update(dead_letters)
-                .where(dead_letters.c.id.in_(letter_ids))
-                .values(redriven_at=at or datetime.now(UTC))
+                update(dead_letters).where(dead_letters.c.id.in_(letter_ids)).values(redriven_at=None)
             )
 
 

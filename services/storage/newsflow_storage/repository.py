@@ -435,8 +435,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, article_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), article_id
-    except ValueError as error:
+        # In UTC here, as every cursor this API wrote: a made-up year 1 at +14:00 cannot be, and PostgreSQL's
+        # driver raised OverflowError converting it, a 500 where a bad cursor is a 422.
+        return as_utc(datetime.fromisoformat(stamp)), article_id
+    except (ValueError, OverflowError) as error:
         raise ValueError("the cursor is not one this API returned") from error
 
 

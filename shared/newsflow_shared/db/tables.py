@@ -147,5 +147,5 @@ dead_letters = Table(
     Column("redriven_at", DateTime(timezone=True)),
     UniqueConstraint("source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"),
     Index("ix_dead_letters_failed_at", "failed_at"),
-    Index("ix_dead_letters_kind", "stage", "error"),
+    Index("ix_dead_letters_kind", "stage", "error", "redriven_at", "id"),  # the page counts each kind from it
 )

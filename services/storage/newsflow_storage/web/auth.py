@@ -4,10 +4,14 @@ Browsers do not send ``Authorization`` headers by themselves, so the page accept
 two ways: the same bearer header (scripts, tests), or a session cookie set by ``POST /login``. The
 cookie holds an HMAC of the token, never the token, and is ``HttpOnly`` and ``SameSite=Strict``.
 
-Every POST must also carry a form token (an HMAC of a per-process secret) and, when the browser
-says where it comes from, come from this same origin: another site can neither read the form
-token nor make the browser send a same-site request, so a re-drive cannot be forged. GETs never
-change state.
+The cookie is signed with the time it was issued and honoured for :data:`SESSION_SECONDS` from then, on the
+server too: a copied cookie stops working, where one HMAC of the token alone worked until the token changed.
+
+Every POST must also carry a form token and, when the browser says where it comes from, come from this same
+origin: another site can neither read the form token nor make the browser send a same-site request, so a re-drive
+cannot be forged. GETs never change state. The form token is an HMAC keyed by a secret every replica shares (the
+API token, else the database URL): with a key of each process's own, a form served by one replica was refused by
+the next, and storage scales to several.
 """
 
 from __future__ import annotations
@@ -15,25 +19,39 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from urllib.parse import urlsplit
 
 from fastapi import Request
 
 COOKIE = "newsflow_session"
+SESSION_SECONDS = 12 * 3600
 
 
 class WebAuth:
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, shared_secret: str) -> None:
         self.token = token
-        self._secret = secrets.token_bytes(32)
+        key = (token or shared_secret).encode()
+        self._form_token = hmac.new(key, b"newsflow-web-form", hashlib.sha256).hexdigest()
 
     @property
     def required(self) -> bool:
         return self.token is not None
 
-    def session_value(self) -> str:
+    def session_value(self, issued: int | None = None) -> str:
+        """``<issued>.<HMAC of the token and that time>``: what the cookie holds."""
         assert self.token is not None
-        return hmac.new(self.token.encode(), b"newsflow-web-session", hashlib.sha256).hexdigest()
+        issued = int(time.time()) if issued is None else issued
+        signed = hmac.new(self.token.encode(), f"newsflow-web-session|{issued}".encode(), hashlib.sha256)
+        return f"{issued}.{signed.hexdigest()}"
+
+    def _session_holds(self, cookie: str) -> bool:
+        issued, _, _ = cookie.partition(".")
+        if not issued.isdigit() or len(issued) > 12:
+            return False
+        if not 0 <= time.time() - int(issued) < SESSION_SECONDS:
+            return False
+        return secrets.compare_digest(cookie.encode(), self.session_value(int(issued)).encode())
 
     def token_matches(self, candidate: str) -> bool:
         return self.token is not None and secrets.compare_digest(candidate.encode(), self.token.encode())
@@ -46,10 +64,10 @@ class WebAuth:
         if header.lower().startswith("bearer ") and self.token_matches(header[7:].strip()):
             return True
         cookie = request.cookies.get(COOKIE, "")
-        return bool(cookie) and secrets.compare_digest(cookie.encode(), self.session_value().encode())
+        return bool(cookie) and self._session_holds(cookie)
 
     def form_token(self) -> str:
-        return hmac.new(self._secret, b"newsflow-web-form", hashlib.sha256).hexdigest()
+        return self._form_token
 
     def form_token_matches(self, candidate: str | None) -> bool:
         return candidate is not None and secrets.compare_digest(candidate.encode(), self.form_token().encode())

@@ -19,9 +19,10 @@ from newsflow_shared.db.tables import articles
 from newsflow_shared.taxonomy import load_taxonomy
 
 from ..api import _bound
+from ..dead_letters import REDRIVE_AT_ONCE
 from ..repository import RELEVANCE_WINDOW, Query, search_words
 from . import charts
-from .auth import COOKIE, safe_next, same_origin
+from .auth import COOKIE, SESSION_SECONDS, safe_next, same_origin
 from .browse import browse
 from .changes import changes, folded
 from .highlight import marked, snippet, word_pattern
@@ -44,7 +45,10 @@ def _guard(request: Request) -> None:
 
 
 def _login_redirect(request: Request) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The path as it was sent: request.url.path is decoded, so an id's "%41" came back as "A" and its "%2e%2e" as a
+    # ".." that the browser then resolved, after signing in, to another page.
+    path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    target = path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
 
 
@@ -183,17 +187,23 @@ async def pipeline_page(request: Request) -> Response:
             "hour_start": time.time() - MINUTES * 60,
             "hour_seconds": MINUTES * 60,
             "form_token": state.web_auth.form_token(),
-            "done": request.query_params.get("redriven"),
-            "refused": request.query_params.get("refused"),
+            "redrive_at_once": REDRIVE_AT_ONCE,
+            # Counts only: any other text there would be shown as this page's own notice.
+            "done": _count(request.query_params.get("redriven")),
+            "refused": _count(request.query_params.get("refused")),
         },
     )
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 @router.post("/pipeline/redrive")
 async def redrive(
     request: Request,
     csrf: Annotated[str, Form()] = "",
-    letter: Annotated[int | None, Form()] = None,
+    letter: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None,  # the column's range: past it the driver raised
     stage: Annotated[str | None, Form(max_length=64)] = None,
     error: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
@@ -209,34 +219,60 @@ async def redrive(
         ids = await state.dead_letters.waiting_ids(stage, error)
     else:
         return _problem(request, 422, "Say which dead letter to re-drive, or which stage and error.")
-    done, refused = await _send_back(state, ids)
-    return RedirectResponse(f"/pipeline?{urlencode({'redriven': len(done), 'refused': refused})}", status_code=303)
+    sent, refused, failure = await _send_back(state, ids)
+    if failure is not None:
+        return _problem(
+            request,
+            503,
+            f"Kafka did not take every dead letter ({type(failure).__name__}: {failure}). {len(sent)} were re-driven;"
+            " the others wait to be re-driven again.",
+        )
+    return RedirectResponse(f"/pipeline?{urlencode({'redriven': len(sent), 'refused': refused})}", status_code=303)
 
 
-async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int]:
-    done, refused, pending = [], 0, []
-    for letter_id in ids:
-        letter = await state.dead_letters.letter(letter_id)
-        if letter is None:
-            refused += 1
-            continue
-        try:
-            record = redrive_record(letter)
-        except RejectedInput:  # the original was cut short: only its source can send it again
-            refused += 1
-            continue
-        pending.append(
-            await state.broker.publish(
+async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Exception | None]:
+    """Send the letters back: those sent, how many could not be (already re-driven, or cut short), and what Kafka
+    said when it took not all. They are claimed first and the ones not sent given back: read, sent and only then
+    marked, a double click or a reload sent them all again, and a send that failed half-way left the sent ones
+    waiting, to be sent again by the next try."""
+    letters = state.dead_letters
+    claimed = await letters.claim(ids)
+    refused, not_sent = len(ids) - len(claimed), []
+    pending: list[tuple[int, Any]] = []
+    failure: Exception | None = None
+    try:
+        for letter_id in claimed:
+            letter = await letters.letter(letter_id)
+            try:
+                record = redrive_record(letter) if letter is not None else None
+            except RejectedInput:  # the original was cut short: only its source can send it again
+                record = None
+            if record is None:
+                refused += 1
+                not_sent.append(letter_id)
+                continue
+            confirmation = await state.broker.publish(
                 record.value, record.topic, key=record.key, headers=record.headers, no_confirm=True
             )
-        )
-        done.append(letter_id)
-    confirmations = [p for p in pending if p is not None]
-    if confirmations:
-        await asyncio.gather(*confirmations)
-    if done:
-        await state.dead_letters.mark_redriven(done)
-    return done, refused
+            pending.append((letter_id, confirmation))
+    except Exception as error:  # the broker: what was not handed over waits again
+        failure = error
+    outcomes = await asyncio.gather(*(_confirmed(c) for _, c in pending), return_exceptions=True)
+    sent = []
+    for (letter_id, _), outcome in zip(pending, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            failure = failure or outcome
+            not_sent.append(letter_id)
+        else:
+            sent.append(letter_id)
+    handled = {*sent, *not_sent}
+    await letters.release([*not_sent, *(i for i in claimed if i not in handled)])
+    return sent, refused, failure
+
+
+async def _confirmed(confirmation: Any) -> None:
+    if confirmation is not None:
+        await confirmation
 
 
 @router.get("/login")
@@ -263,7 +299,7 @@ async def login(request: Request, token: Annotated[str, Form()] = "", next: Anno
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        max_age=12 * 3600,
+        max_age=SESSION_SECONDS,
     )
     return response
 
