@@ -439,3 +439,26 @@ async def test_the_dead_letters_of_each_kind_are_counted_from_an_index(site: Sit
         compiled = statement.compile(connection.engine, compile_kwargs={"literal_binds": True})
         plan = " ".join(str(row[-1]) for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
     assert "USING COVERING INDEX ix_dead_letters_kind" in plan
+
+
+async def test_an_original_with_many_copies_says_how_many_and_links_to_them_all(site: Site) -> None:
+    """The page listed the first 50 copies with no word of the rest, and nothing could list them."""
+    await site.app.state.repository.store(
+        [article("wire-original", text="Storm reaches the coast")]
+        + [
+            article(f"copy-{i:02}", text="Storm reaches the coast", duplicate_of="wire-original", duplicate_score=0.9)
+            for i in range(55)
+        ]
+    )
+    page = await site.client.get("/article/wire-original")
+    dups = page.text.split('id="h-dups"', 1)[1].split("</section>", 1)[0]
+    assert dups.count("<li>") == 50
+    assert "the first 50 of 55" in dups
+    link = re.search(r'<a href="([^"]+)">all of them</a>', dups)
+    assert link is not None
+    listed = await site.client.get(link.group(1).replace("&amp;", "&"))
+    assert "Near-duplicates of wire-original" in listed.text
+    shown = re.findall(r'<h3><a href="/article/([^"]+)">', listed.text)
+    assert shown and all(i.startswith("copy-") for i in shown)  # the copies, not the original
+    api = (await site.client.get("/articles", params={"duplicate_of": "wire-original", "limit": 100})).json()
+    assert sorted(item["id"] for item in api["items"]) == [f"copy-{i:02}" for i in range(55)]

@@ -73,12 +73,15 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
             str | None, Param(alias="to", description="Published before that time; a date includes the whole day.")
         ] = None,
         duplicates: Annotated[Duplicates, Param(description="Near-duplicates: include, exclude or only.")] = "include",
+        duplicate_of: Annotated[
+            str | None, Param(max_length=200, description="Only the near-duplicates of the article with this id.")
+        ] = None,
         limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = 50,
         cursor: Annotated[str | None, Param(max_length=1000, description="next_cursor of the previous page.")] = None,
         sort: Annotated[Sort, Param(description="date: newest first; relevance: best match of q first.")] = "date",
     ) -> ArticlePage:
         """Stored articles, newest first, filtered; follow ``next_cursor`` for the next page."""
-        _refuse_nul(q=q, language=language, source=source, cursor=cursor)
+        _refuse_nul(q=q, language=language, source=source, cursor=cursor, duplicate_of=duplicate_of)
         try:
             page = await repo.search(
                 Query(
@@ -89,6 +92,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
                     published_from=_bound(published_from, end=False),
                     published_to=_bound(published_to, end=True),
                     duplicates=duplicates,
+                    duplicate_of=duplicate_of,
                     limit=limit,
                     cursor=cursor,
                     sort=sort,

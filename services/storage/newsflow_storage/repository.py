@@ -55,6 +55,7 @@ class Query:
     published_from: datetime | None = None
     published_to: datetime | None = None
     duplicates: Duplicates = "include"
+    duplicate_of: str | None = None  # the copies of one article
     limit: int = 50
     cursor: str | None = None
     sort: Sort = "date"
@@ -249,6 +250,8 @@ class ArticleRepository:
             conditions.append(articles.c.duplicate_of.is_(None))
         elif query.duplicates == "only":
             conditions.append(articles.c.duplicate_of.is_not(None))
+        if query.duplicate_of:  # a few rows of ix_articles_duplicate_of: the planner may well drive by it
+            conditions.append(articles.c.duplicate_of == query.duplicate_of)
         return conditions
 
     def _text_size(self) -> Any:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from newsflow_shared import RejectedInput, redrive_record
 from newsflow_shared.db.tables import articles
@@ -33,6 +33,7 @@ from .templating import render
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
 SHOWN_REVISIONS = 20  # on an article's page, the newest; the rest through /articles/{id}/revisions
+SHOWN_COPIES = 50  # an article's near-duplicates on its page, the first found; the rest through a search
 
 
 class _LoginNeeded(Exception):
@@ -131,8 +132,18 @@ async def article_page(request: Request, article_id: str) -> Response:
                 select(articles.c.id, articles.c.title, articles.c.duplicate_score)
                 .where(articles.c.duplicate_of == article.id)
                 .order_by(articles.c.stored_at)
-                .limit(50)
+                .limit(SHOWN_COPIES)
             )
+        )
+        # A wire story is copied by hundreds: say how many, and link to the search that lists them all.
+        copy_count = (
+            (
+                await connection.execute(
+                    select(func.count()).select_from(articles).where(articles.c.duplicate_of == article.id)
+                )
+            ).scalar_one()
+            if len(copies) == SHOWN_COPIES
+            else len(copies)
         )
         original = None
         if article.duplicate_of:
@@ -158,6 +169,8 @@ async def article_page(request: Request, article_id: str) -> Response:
             "language": language_name(article.language),
             "score_bar": charts.score_bar,
             "copies": copies,
+            "copy_count": copy_count,
+            "all_copies": "/?" + urlencode({"duplicate_of": article.id}),
             "original": original,
             "original_id": article.duplicate_of,
             # The newest few: a live blog re-sent with each update has thousands (the API pages through them all).
@@ -335,6 +348,7 @@ def _query(params: Any) -> Query:
         published_from=_bound(params.get("from") or None, end=False),
         published_to=_bound(params.get("to") or None, end=True),
         duplicates=duplicates,  # type: ignore[arg-type]
+        duplicate_of=params.get("duplicate_of") or None,
         limit=PAGE_SIZE,
         cursor=params.get("cursor") or None,
         sort=sort,  # type: ignore[arg-type]
