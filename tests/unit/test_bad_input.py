@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -117,3 +119,26 @@ def test_keys_that_come_to_one_name_keep_both_values() -> None:
     )
     assert article.metadata == {"tag": 1, "tag (2)": 2}
     assert normalised == {"nul": 1, "metadata_key_renamed": 1}
+
+
+def test_a_record_too_large_for_any_article_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 32 MiB record was parsed whole (~100 MB of objects) before its size was checked."""
+    from newsflow_ingest import reading
+
+    parsed: list[bytes] = []
+    monkeypatch.setattr(reading.json, "loads", lambda text: parsed.append(text) or {"text": "x"})
+    largest = reading.largest_readable(1024 * 1024, 64 * 1024)
+    value = b'{"text": "' + b"a" * largest + b'"}'
+    with pytest.raises(ArticleTooLarge, match=r"no article within INGEST_MAX_BYTES and INGEST_MAX_METADATA_BYTES"):
+        read_raw(value, max_metadata_bytes=64 * 1024, max_bytes=1024 * 1024)
+    assert parsed == []
+
+
+def test_the_most_escaped_article_within_the_limits_is_still_read() -> None:
+    """Every character escaped as JSON's longest form for its size (one UTF-8 byte as six): not too large."""
+    text = "\x01" * (1024 * 1024)  # 1 MiB in UTF-8
+    metadata = {"k": "\u00e9" * (30 * 1024)}  # 60 KiB in UTF-8, 180 KiB escaped
+    value = json.dumps({"text": text, "metadata": metadata}, ensure_ascii=True).encode()
+    assert len(value) > 6 * 1024 * 1024
+    article, _ = read_raw(value, max_metadata_bytes=64 * 1024, max_bytes=1024 * 1024)
+    assert article.text == text

@@ -459,6 +459,7 @@ async def test_an_original_with_many_copies_says_how_many_and_links_to_them_all(
     listed = await site.client.get(link.group(1).replace("&amp;", "&"))
     assert "Near-duplicates of wire-original" in listed.text
     shown = re.findall(r'<h3><a href="/article/([^"]+)">', listed.text)
-    assert shown and all(i.startswith("copy-") for i in shown)  # the copies, not the original
+    assert shown
+    assert all(i.startswith("copy-") for i in shown)  # the copies, not the original
     api = (await site.client.get("/articles", params={"duplicate_of": "wire-original", "limit": 100})).json()
     assert sorted(item["id"] for item in api["items"]) == [f"copy-{i:02}" for i in range(55)]

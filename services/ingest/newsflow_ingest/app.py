@@ -42,7 +42,11 @@ class Ingest:
         accepted: list[tuple[Delivery, IngestedArticle]] = []
         for delivery in deliveries:
             try:
-                raw, normalised = read_raw(delivery.value, max_metadata_bytes=self.settings.ingest_max_metadata_bytes)
+                raw, normalised = read_raw(
+                    delivery.value,
+                    max_metadata_bytes=self.settings.ingest_max_metadata_bytes,
+                    max_bytes=self.settings.ingest_max_bytes,
+                )
                 accepted.append(
                     (delivery, ingest(raw, max_bytes=self.settings.ingest_max_bytes, normalised=normalised))
                 )

@@ -17,9 +17,31 @@ from newsflow_shared import ArticleTooLarge, InvalidArticle, MalformedMessage, R
 from newsflow_shared.reasons import describe_validation_error, json_problem
 from newsflow_shared.text_safety import Normaliser
 
+# JSON may spell one character in up to 12 bytes ("\ud83d\ude00" for an emoji of 4 in UTF-8, "\u0001" for one of 1):
+# six times the UTF-8 bytes bounds every escaping a producer may use.
+_MOST_BYTES_A_CHARACTER_TAKES = 6
+# Title, URL, source, language, dates and the JSON around them, each bounded by the contract: well under this.
+_FIELDS_BESIDE_THE_BODY = 64 * 1024
 
-def read_raw(value: bytes, *, max_metadata_bytes: int) -> tuple[RawArticle, dict[str, int]]:
-    """The article in ``value`` and what normalising it removed, by kind; :class:`RejectedInput` if unreadable."""
+
+def largest_readable(max_bytes: int, max_metadata_bytes: int) -> int:
+    """The most bytes a raw record can take and still hold an article within the limits, however it is escaped."""
+    return _MOST_BYTES_A_CHARACTER_TAKES * (max_bytes + max_metadata_bytes) + _FIELDS_BESIDE_THE_BODY
+
+
+def read_raw(
+    value: bytes, *, max_metadata_bytes: int, max_bytes: int | None = None
+) -> tuple[RawArticle, dict[str, int]]:
+    """The article in ``value`` and what normalising it removed, by kind; :class:`RejectedInput` if unreadable.
+
+    With ``max_bytes`` (``INGEST_MAX_BYTES``), a record too large to hold any article within the limits is refused
+    before it is parsed: a 32 MiB record became ~100 MB of Python objects first, a batch of them more than a
+    replica's memory."""
+    if max_bytes is not None and len(value) > (largest := largest_readable(max_bytes, max_metadata_bytes)):
+        raise ArticleTooLarge(
+            f"the message is {len(value) / 1_048_576:.1f} MiB: no article within INGEST_MAX_BYTES and "
+            f"INGEST_MAX_METADATA_BYTES takes more than {largest / 1_048_576:.1f} MiB, however it is escaped"
+        )
     try:
         # Python's parser, not pydantic's: it reads the escaped lone surrogates that JavaScript and
         # Python encoders write, so they can be replaced rather than refuse the whole article.
