@@ -39,13 +39,13 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
 def _refused(response: object) -> list[str]:
     """Each topic the broker would not create, with its reason. aiokafka returns these in the response rather than
     raising them: read unread, a cluster of fewer brokers than TOPIC_REPLICATION_FACTOR had topic-init end green."""
-    refused = []
+    by_reason: dict[str, list[str]] = {}  # eight topics refused for one reason: the reason once
     for topic, code, *message in response.topic_errors:  # type: ignore[attr-defined]
         if code in (0, TopicAlreadyExistsError.errno):  # already there: another replica or init job won the race
             continue
         reason = message[0] if message and message[0] else for_code(code).description
-        refused.append(f"{topic} ({for_code(code).__name__}: {reason})")
-    return refused
+        by_reason.setdefault(f"{for_code(code).__name__}: {reason}", []).append(topic)
+    return [f"{', '.join(topics)} ({reason})" for reason, topics in by_reason.items()]
 
 
 def topic_configs(settings: ServiceSettings) -> dict[str, str]:
@@ -127,7 +127,7 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
                 refused = []
             if refused:
                 raise TopicsRefused(
-                    f"Kafka refused to create {len(refused)} topic(s): {'; '.join(refused)}."
+                    f"Kafka refused to create topics: {'; '.join(refused)}."
                     f" TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} needs that many brokers;"
                     f" KAFKA_MAX_MESSAGE_BYTES={settings.kafka_max_message_bytes} must be within the broker's limits"
                 )
