@@ -272,3 +272,38 @@ def test_the_sasl_component_logs_every_client_in_and_its_manifests_are_valid() -
             for variable in ("KAFKA_SSL_CA_FILE", "KAFKA_SASL_PASSWORD_FILE"):
                 assert variable.lower() in ServiceSettings.model_fields, variable
                 assert env[variable].removeprefix(mount["mountPath"] + "/") in files, variable
+
+
+def test_the_network_policy_component_lets_in_only_the_api_and_prometheus() -> None:
+    """network-policy/: every pod closed but for storage's API (any client) and the stages' /metrics (Prometheus'
+    namespace); each policy names pods that exist and a port their container has."""
+    folder = K8S / "network-policy"
+    component = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
+    policies = {
+        doc["metadata"]["name"]: doc
+        for name in component["resources"]
+        for doc in yaml.safe_load_all((folder / name).read_text())
+    }
+    for policy in policies.values():
+        kubernetes_validate.validate(policy, KUBERNETES_VERSION, strict=True)
+    deny = policies["newsflow-default-deny-ingress"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+    def pods(selector: dict[str, Any]) -> set[str]:
+        names = set(selector.get("matchLabels", {}).values())
+        for expression in selector.get("matchExpressions", []):
+            names |= set(expression["values"])
+        return names
+
+    opened = {}
+    for name, policy in policies.items():
+        for rule in policy["spec"].get("ingress", []):
+            for selected in pods(policy["spec"]["podSelector"]):
+                opened[selected] = (name, rule)
+    assert set(opened) == {f"newsflow-{service}" for service in SERVICES}
+    for selected, (_, rule) in opened.items():
+        [container] = of_kind("Deployment")[selected]["spec"]["template"]["spec"]["containers"]
+        assert {p["port"] for p in rule["ports"]} <= {p["name"] for p in container["ports"]}
+        everyone = "from" not in rule
+        assert everyone is (selected == "newsflow-storage"), selected  # only the API is open to every client
