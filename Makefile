@@ -11,7 +11,7 @@ export UV_CACHE_DIR ?= $(HOME)/.cache/newsflow/uv
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup system-packages demo test test-fast test-images images lint format schemas check-contracts release-schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench train eval eval-compare eval-language eval-cleanup eval-duplicates clean
+.PHONY: setup system-packages demo test test-fast test-images images lint format schemas check-contracts release-schemas kafka-jars kafka-start kafka-stop postgres-start postgres-stop bench train eval eval-compare eval-language eval-cleanup eval-duplicates clean constraints upgrade-deps
 
 setup: system-packages $(VENV)/.installed kafka-jars
 
@@ -23,11 +23,20 @@ system-packages:
 
 # Bytecode compiled at install, as in the images: where PYTHONDONTWRITEBYTECODE is set (or the folder is read-only)
 # every service start would otherwise compile torch and transformers again (classify's imports: ~20 s -> ~9 s here).
-$(VENV)/.installed: pyproject.toml
+# The versions the tests ran with (constraints.txt), as the images install them.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[all,dev]'
+	$(UV) pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[all,dev]' -c constraints.txt
 	@touch $@
+
+# constraints.txt from the test virtualenv: after `make upgrade-deps` and a `make test` that passed.
+constraints: $(VENV)/.installed
+	$(BIN)/python scripts/write_constraints.py
+
+# Newer versions of every dependency, within pyproject.toml's bounds; then `make test` and `make constraints`.
+upgrade-deps: $(VENV)/.installed
+	$(UV) pip install --python $(BIN)/python --quiet --compile-bytecode --upgrade -e '.[all,dev]'
 
 kafka-jars: $(VENV)/.installed
 	@$(BIN)/newsflow kafka fetch
