@@ -288,7 +288,13 @@ def test_the_network_policy_component_lets_in_only_the_api_and_prometheus() -> N
     for policy in policies.values():
         kubernetes_validate.validate(policy, KUBERNETES_VERSION, strict=True)
     deny = policies["newsflow-default-deny-ingress"]["spec"]
-    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    # Newsflow's pods, all of them, and no other: a PostgreSQL in the same namespace must still take connections.
+    assert deny == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "newsflow"}},
+        "policyTypes": ["Ingress"],
+    }
+    for workload in [*of_kind("Deployment").values(), *of_kind("Job").values()]:
+        assert workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "newsflow"
 
     def pods(selector: dict[str, Any]) -> set[str]:
         names = set(selector.get("matchLabels", {}).values())

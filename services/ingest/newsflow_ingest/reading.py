@@ -18,10 +18,12 @@ from newsflow_shared.reasons import describe_validation_error, json_problem
 from newsflow_shared.text_safety import Normaliser
 
 # JSON may spell one character in up to 12 bytes ("\ud83d\ude00" for an emoji of 4 in UTF-8, "\u0001" for one of 1):
-# six times the UTF-8 bytes bounds every escaping a producer may use.
+# six times the UTF-8 bytes bounds every escaping a producer may use of the characters ingest keeps. (A record that
+# is mostly characters ingest removes, NUL and bidi controls, can be larger and is refused: it is not an article.)
 _MOST_BYTES_A_CHARACTER_TAKES = 6
-# Title, URL, source, language, dates and the JSON around them, each bounded by the contract: well under this.
-_FIELDS_BESIDE_THE_BODY = 64 * 1024
+# Title, URL, source, language, dates and the JSON around them, each bounded by the contract (title and URL escaped
+# at 12 bytes a character: ~72 KB), and whitespace between the fields: well under this.
+_FIELDS_BESIDE_THE_BODY = 512 * 1024
 
 
 def largest_readable(max_bytes: int, max_metadata_bytes: int) -> int:

@@ -23,8 +23,7 @@ STATIC = Path(__file__).parent / "static"
 def add_web(app: FastAPI, settings: StorageSettings) -> None:
     """Mount the pages and their assets on the API's app; state the routes read lives on ``app.state``."""
     token = settings.storage_api_token.get_secret_value() if settings.storage_api_token else None
-    # Without a token the form token's key is the database URL: what every replica shares, and no other site knows.
-    app.state.web_auth = WebAuth(token, shared_secret=settings.database_url)
+    app.state.web_auth = WebAuth(token)
     app.state.web_settings = settings
     app.state.lag_probe = LagProbe(settings)
     app.include_router(router)

@@ -9,9 +9,10 @@ server too: a copied cookie stops working, where one HMAC of the token alone wor
 
 Every POST must also carry a form token and, when the browser says where it comes from, come from this same
 origin: another site can neither read the form token nor make the browser send a same-site request, so a re-drive
-cannot be forged. GETs never change state. The form token is an HMAC keyed by a secret every replica shares (the
-API token, else the database URL): with a key of each process's own, a form served by one replica was refused by
-the next, and storage scales to several.
+cannot be forged. GETs never change state. The form token is a random value the page puts both in its form and in
+a cookie of its own (``SameSite=Strict``), and a POST must bring the two alike: any replica can check that with no
+secret of its own, where a key of each process's own made a form served by one replica refused by the next, and
+a key derived from shared settings could be worked out from their defaults.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ COOKIE = "newsflow_session"
 SESSION_SECONDS = 12 * 3600
 
 
+FORM_COOKIE = "newsflow_form"
+_CLOCK_SKEW_SECONDS = 60  # a replica whose clock runs ahead issues cookies "from the future" by this much
+
+
 class WebAuth:
-    def __init__(self, token: str | None, shared_secret: str) -> None:
+    def __init__(self, token: str | None) -> None:
         self.token = token
-        key = (token or shared_secret).encode()
-        self._form_token = hmac.new(key, b"newsflow-web-form", hashlib.sha256).hexdigest()
 
     @property
     def required(self) -> bool:
@@ -49,7 +52,7 @@ class WebAuth:
         issued, _, _ = cookie.partition(".")
         if not issued.isdigit() or len(issued) > 12:
             return False
-        if not 0 <= time.time() - int(issued) < SESSION_SECONDS:
+        if not -_CLOCK_SKEW_SECONDS <= time.time() - int(issued) < SESSION_SECONDS:
             return False
         return secrets.compare_digest(cookie.encode(), self.session_value(int(issued)).encode())
 
@@ -66,11 +69,20 @@ class WebAuth:
         cookie = request.cookies.get(COOKIE, "")
         return bool(cookie) and self._session_holds(cookie)
 
-    def form_token(self) -> str:
-        return self._form_token
 
-    def form_token_matches(self, candidate: str | None) -> bool:
-        return candidate is not None and secrets.compare_digest(candidate.encode(), self.form_token().encode())
+def form_token(request: Request) -> tuple[str, bool]:
+    """The form token for this browser: the one its cookie holds, else a new one; and whether it is new (then the
+    page sets the cookie)."""
+    held = request.cookies.get(FORM_COOKIE, "")
+    if len(held) == 32 and all(c in "0123456789abcdef" for c in held):
+        return held, False
+    return secrets.token_hex(16), True
+
+
+def form_token_matches(request: Request, candidate: str | None) -> bool:
+    """The form's token is the cookie's: only a page of this site, read by this browser, could have put it there."""
+    held = request.cookies.get(FORM_COOKIE, "")
+    return bool(held) and candidate is not None and secrets.compare_digest(candidate.encode(), held.encode())
 
 
 def same_origin(request: Request) -> bool:

@@ -22,7 +22,7 @@ from ..api import _bound
 from ..dead_letters import REDRIVE_AT_ONCE
 from ..repository import RELEVANCE_WINDOW, Query, search_words
 from . import charts
-from .auth import COOKIE, SESSION_SECONDS, safe_next, same_origin
+from .auth import COOKIE, FORM_COOKIE, SESSION_SECONDS, form_token, form_token_matches, safe_next, same_origin
 from .browse import browse
 from .changes import changes, folded
 from .highlight import marked, snippet, word_pattern
@@ -188,7 +188,8 @@ async def pipeline_page(request: Request) -> Response:
         return _login_redirect(request)
     state = request.app.state
     views = await stage_views(state.repository, state.dead_letters, state.lag_probe, state.web_settings)
-    return render(
+    token, new_token = form_token(request)
+    page = render(
         request,
         "pipeline.html",
         {
@@ -199,13 +200,23 @@ async def pipeline_page(request: Request) -> Response:
             "charts": charts,
             "hour_start": time.time() - MINUTES * 60,
             "hour_seconds": MINUTES * 60,
-            "form_token": state.web_auth.form_token(),
+            "form_token": token,
             "redrive_at_once": REDRIVE_AT_ONCE,
             # Counts only: any other text there would be shown as this page's own notice.
             "done": _count(request.query_params.get("redriven")),
             "refused": _count(request.query_params.get("refused")),
         },
     )
+    if new_token:
+        page.set_cookie(
+            FORM_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/pipeline",
+        )
+    return page
 
 
 def _count(value: str | None) -> int | None:
@@ -224,7 +235,7 @@ async def redrive(
     state = request.app.state
     if not state.web_auth.allowed(request):
         return _problem(request, 401, "Re-driving needs the API token: sign in first.")
-    if not same_origin(request) or not state.web_auth.form_token_matches(csrf):
+    if not same_origin(request) or not form_token_matches(request, csrf):
         return _problem(request, 403, "This form did not come from this page: reload the pipeline page and try again.")
     if letter is not None:
         ids = [letter]
@@ -250,36 +261,37 @@ async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Except
     waiting, to be sent again by the next try."""
     letters = state.dead_letters
     claimed = await letters.claim(ids)
-    refused, not_sent = len(ids) - len(claimed), []
+    refused, sent = len(ids) - len(claimed), []
     pending: list[tuple[int, Any]] = []
     failure: Exception | None = None
     try:
-        for letter_id in claimed:
-            letter = await letters.letter(letter_id)
-            try:
-                record = redrive_record(letter) if letter is not None else None
-            except RejectedInput:  # the original was cut short: only its source can send it again
-                record = None
-            if record is None:
-                refused += 1
-                not_sent.append(letter_id)
-                continue
-            confirmation = await state.broker.publish(
-                record.value, record.topic, key=record.key, headers=record.headers, no_confirm=True
-            )
-            pending.append((letter_id, confirmation))
-    except Exception as error:  # the broker: what was not handed over waits again
-        failure = error
-    outcomes = await asyncio.gather(*(_confirmed(c) for _, c in pending), return_exceptions=True)
-    sent = []
-    for (letter_id, _), outcome in zip(pending, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            failure = failure or outcome
-            not_sent.append(letter_id)
-        else:
-            sent.append(letter_id)
-    handled = {*sent, *not_sent}
-    await letters.release([*not_sent, *(i for i in claimed if i not in handled)])
+        try:
+            for letter_id in claimed:
+                letter = await letters.letter(letter_id)
+                try:
+                    record = redrive_record(letter) if letter is not None else None
+                except RejectedInput:  # the original was cut short: only its source can send it again
+                    record = None
+                if record is None:
+                    refused += 1
+                    continue
+                confirmation = await state.broker.publish(
+                    record.value, record.topic, key=record.key, headers=record.headers, no_confirm=True
+                )
+                pending.append((letter_id, confirmation))
+        except Exception as error:  # the broker: what was not handed over waits again
+            failure = error
+        outcomes = await asyncio.gather(*(_confirmed(c) for _, c in pending), return_exceptions=True)
+        for (letter_id, _), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                failure = failure or outcome
+            else:
+                sent.append(letter_id)
+    finally:
+        # Also when the request is cancelled (a shutdown in the middle of 10,000): what Kafka did not confirm waits
+        # again, rather than stay marked re-driven for good.
+        done = set(sent)
+        await asyncio.shield(letters.release([i for i in claimed if i not in done]))
     return sent, refused, failure
 
 
