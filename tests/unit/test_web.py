@@ -523,3 +523,11 @@ async def test_a_re_drive_cut_short_leaves_what_kafka_did_not_take_waiting(
         await asyncio.sleep(0.01)
     assert (kind.waiting, kind.redriven) == (3, 0)
     assert len(sent) == 1
+
+
+async def test_the_api_finds_an_id_no_client_can_keep_in_a_path(site: Site) -> None:
+    await site.app.state.repository.store([article("wire/../politics", text="Dotted")])
+    assert (await site.client.get("/articles/wire/../politics")).status_code == 404  # httpx asked /articles/politics
+    found = (await site.client.get("/articles", params={"id": "wire/../politics"})).json()
+    assert [item["id"] for item in found["items"]] == ["wire/../politics"]
+    assert (await site.client.get("/articles", params={"id": "nothing"})).json()["items"] == []

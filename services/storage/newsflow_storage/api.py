@@ -76,12 +76,20 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         duplicate_of: Annotated[
             str | None, Param(max_length=200, description="Only the near-duplicates of the article with this id.")
         ] = None,
+        id: Annotated[
+            str | None,
+            Param(
+                max_length=200,
+                description="Only the article with this id: for ids with a '.' or '..' segment, which clients "
+                "resolve in a path before sending it.",
+            ),
+        ] = None,
         limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = 50,
         cursor: Annotated[str | None, Param(max_length=1000, description="next_cursor of the previous page.")] = None,
         sort: Annotated[Sort, Param(description="date: newest first; relevance: best match of q first.")] = "date",
     ) -> ArticlePage:
         """Stored articles, newest first, filtered; follow ``next_cursor`` for the next page."""
-        _refuse_nul(q=q, language=language, source=source, cursor=cursor, duplicate_of=duplicate_of)
+        _refuse_nul(q=q, language=language, source=source, cursor=cursor, duplicate_of=duplicate_of, id=id)
         try:
             page = await repo.search(
                 Query(
@@ -93,6 +101,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
                     published_to=_bound(published_to, end=True),
                     duplicates=duplicates,
                     duplicate_of=duplicate_of,
+                    article_id=id,
                     limit=limit,
                     cursor=cursor,
                     sort=sort,

@@ -56,6 +56,7 @@ class Query:
     published_to: datetime | None = None
     duplicates: Duplicates = "include"
     duplicate_of: str | None = None  # the copies of one article
+    article_id: str | None = None  # one article: for ids a client cannot keep in a path (a ".." segment)
     limit: int = 50
     cursor: str | None = None
     sort: Sort = "date"
@@ -252,6 +253,8 @@ class ArticleRepository:
             conditions.append(articles.c.duplicate_of.is_not(None))
         if query.duplicate_of:  # a few rows of ix_articles_duplicate_of: the planner may well drive by it
             conditions.append(articles.c.duplicate_of == query.duplicate_of)
+        if query.article_id is not None:
+            conditions.append(articles.c.id == query.article_id)
         return conditions
 
     def _text_size(self) -> Any:
