@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -18,29 +19,29 @@ def test_the_level_names_logging_takes_are_taken(given: str, level: str) -> None
     assert ServiceSettings(log_level=given).log_level == level
 
 
-def refused(
-    settings: type[ServiceSettings],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    **environment: str,
-) -> str:
-    """What ``settings_from_environment(settings)`` says on standard error for ``environment``, which it refuses
-    with exit status 78 (EX_CONFIG: not 2, newsflow status's "Kafka does not answer")."""
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit) as stopped:
-        settings_from_environment(settings)
-    assert stopped.value.code == 78
-    return capsys.readouterr().err
+Refused = Callable[..., str]
 
 
-def test_each_wrong_variable_gets_a_line_and_secrets_are_not_shown(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Refused:
+    """``refused(settings, **environment)``: what ``settings_from_environment(settings)`` says on standard error for
+    ``environment``, which it refuses with exit status 78 (EX_CONFIG: not 2, newsflow status's "Kafka does not
+    answer")."""
+
+    def said(settings: type[ServiceSettings], **environment: str) -> str:
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit) as stopped:
+            settings_from_environment(settings)
+        assert stopped.value.code == 78
+        return capsys.readouterr().err
+
+    return said
+
+
+def test_each_wrong_variable_gets_a_line_and_secrets_are_not_shown(refused: Refused) -> None:
     said = refused(
         StorageSettings,
-        monkeypatch,
-        capsys,
         LOG_LEVEL="TRACE",
         KAFKA_BOOTSTRAP_SERVERS="kafka:99092",
         BATCH_MAX_RECORDS="x" * 500,
@@ -82,14 +83,10 @@ def test_a_token_a_person_could_guess_is_refused(token: str) -> None:
     assert StorageSettings().storage_api_token is None  # unset: an open API, as before (the README says so)
 
 
-def test_a_rule_across_variables_is_named_without_the_environment_it_was_given(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_rule_across_variables_is_named_without_the_environment_it_was_given(refused: Refused) -> None:
     """A check across fields gets every value as its input, the password among them: it was printed whole."""
     said = refused(
         ServiceSettings,
-        monkeypatch,
-        capsys,
         KAFKA_SASL_PASSWORD="hunter2-password",
         KAFKA_SSL_CERT_FILE="/certs/client.pem",  # without KAFKA_SSL_KEY_FILE
         DATABASE_URL="postgresql+asyncpg://newsflow:db-password@db:5432/newsflow",
@@ -99,13 +96,9 @@ def test_a_rule_across_variables_is_named_without_the_environment_it_was_given(
     assert "db-password" not in said
 
 
-def test_a_urls_password_is_masked_where_its_value_is_shown(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_urls_password_is_masked_where_its_value_is_shown(refused: Refused) -> None:
     said = refused(
         StorageSettings,
-        monkeypatch,
-        capsys,
         DATABASE_URL="postgresql+asyncpg://newsflow:db-password@db:5432/newsflow",
         BATCH_MAX_RECORDS="0",
     )
