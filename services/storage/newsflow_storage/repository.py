@@ -210,19 +210,8 @@ class ArticleRepository:
             conditions.append(
                 or_(articles.c.stored_at < stored_at, and_(articles.c.stored_at == stored_at, articles.c.id < last_id))
             )
-        statement = (
-            select(articles.c.id, self._text_size())
-            .where(*conditions)
-            .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
-            .limit(query.limit + 1)
-        )
         async with self.engine.connect() as connection:
-            rows, more = await self._rows_within_budget(
-                connection, list(await connection.execute(statement)), query.limit
-            )
-        items = [from_row(r) for r in rows]
-        next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if more else None
-        return Page(items=items, next_cursor=next_cursor)
+            return await self._newest_page(connection, conditions, query.limit)
 
     def conditions(self, query: Query, *, full_text: bool = True, indexed: bool = False) -> list[Any]:
         """The WHERE clauses of ``query``'s filters (not its cursor): shared by search and the web page's facets.
@@ -391,15 +380,21 @@ class ArticleRepository:
 
     async def newest_of(self, connection: AsyncConnection, ids: list[str], limit: int) -> Page:
         """The page of ``limit`` articles out of ``ids`` (the first ``limit`` + 1 a search found), newest first."""
+        if not ids:
+            return Page(items=[], next_cursor=None)
+        return await self._newest_page(connection, [articles.c.id.in_(ids)], limit)
+
+    async def _newest_page(self, connection: AsyncConnection, conditions: list[Any], limit: int) -> Page:
+        """The newest ``limit`` articles that meet ``conditions``, as every page is read: ids and text sizes first,
+        then the rows that fit :data:`PAGE_TEXT_BUDGET` (the web page's first view read 21 articles whole, ~90
+        million characters at ingest's limit); its cursor goes on from the last."""
         statement = (
             select(articles.c.id, self._text_size())
-            .where(articles.c.id.in_(ids))
+            .where(*conditions)
             .order_by(articles.c.stored_at.desc(), articles.c.id.desc())
             .limit(limit + 1)
         )
-        # Sizes first, as search does: 21 articles at ingest's 2 MiB, read whole, were ~90 million characters a view.
-        sized = list(await connection.execute(statement)) if ids else []
-        rows, more = await self._rows_within_budget(connection, sized, limit)
+        rows, more = await self._rows_within_budget(connection, list(await connection.execute(statement)), limit)
         items = [from_row(r) for r in rows]
         next_cursor = encode_cursor(items[-1].stored_at, items[-1].id) if more and items else None
         return Page(items=items, next_cursor=next_cursor)
