@@ -450,6 +450,7 @@ def test_a_session_ends_on_the_server_and_allows_for_a_replica_whose_clock_runs_
     forged = f"{now}.{auth.session_value(now - 100).split('.')[1]}"
     assert not auth._session_holds(forged)
     assert not auth._session_holds("x" * 64)
+    assert not auth._session_holds("\u00b2.abc")  # a digit to str.isdigit, not to int(): a 500 on every page
 
 
 async def test_signing_in_comes_back_to_the_page_asked_for_as_it_was_asked(guarded: Site) -> None:

@@ -50,7 +50,7 @@ class WebAuth:
 
     def _session_holds(self, cookie: str) -> bool:
         issued, _, _ = cookie.partition(".")
-        if not issued.isdigit() or len(issued) > 12:
+        if not (issued.isascii() and issued.isdigit()) or len(issued) > 12:  # "²" is a digit int() refuses
             return False
         if not -_CLOCK_SKEW_SECONDS <= time.time() - int(issued) < SESSION_SECONDS:
             return False
