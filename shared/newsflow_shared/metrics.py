@@ -206,6 +206,11 @@ def _track_database_writes() -> None:
 
     @event.listens_for(Engine, "rollback")
     def _rollback(connection) -> None:  # type: ignore[no-untyped-def]
+        # A transaction cancelled mid-statement (a shutdown, a deadline) leaves its connection invalidated, and
+        # reading .info then raised PendingRollbackError from inside the rollback, in place of the CancelledError.
+        # Nothing to clear there: the next begin on that pool entry writes its own start.
+        if connection.invalidated:
+            return
         connection.info.pop("newsflow_tx", None)
         connection.info.pop("newsflow_committing", None)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import pytest
 from faststream.kafka import TestKafkaBroker
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from newsflow_ingest.app import create_app as create_ingest
 from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import CleanArticle, DeadLetter, Emit, IngestedArticle, Topics
+from newsflow_shared.db import make_engine
 from newsflow_shared.health import watch_of
 from newsflow_shared.metrics import StageMetrics, outcome_of
 from newsflow_shared.settings import ServiceSettings
@@ -88,3 +93,34 @@ def test_inference_time_is_observed_once_per_article() -> None:
     metrics.inference_time(8, 0.4)
     assert sample(metrics.registry, "newsflow_inference_seconds_per_article_count") == 8
     assert abs(sample(metrics.registry, "newsflow_inference_seconds_per_article_sum") - 0.4) < 1e-9
+
+
+async def test_a_transaction_cancelled_mid_statement_raises_the_cancellation(tmp_path) -> None:
+    """The write timer's rollback hook read the invalidated connection's info and raised PendingRollbackError in
+    place of the CancelledError: a shutdown in the middle of a batch's write looked like a failing record."""
+    StageMetrics("test", CollectorRegistry())  # installs the hooks on every engine
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    counting = (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 20000000) SELECT count(*) FROM r"
+    )
+
+    written = asyncio.Event()
+
+    async def long_write() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (x INTEGER)"))
+            await connection.execute(text("INSERT INTO t VALUES (1)"))
+            written.set()
+            await connection.execute(text(counting))
+
+    try:
+        task = asyncio.create_task(long_write())
+        await written.wait()
+        await asyncio.sleep(0.1)  # into the statement, which runs for seconds
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with engine.connect() as connection:  # the pool still serves, and nothing was committed
+            assert (await connection.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+    finally:
+        await engine.dispose()
