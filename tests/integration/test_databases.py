@@ -7,6 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -89,6 +91,49 @@ async def test_postgres_keeps_what_it_can_search_through_0006_and_back(fresh_pos
         await engine.dispose()
 
 
+def _differences_from_tables(connection: Connection) -> list[object]:
+    """Alembic's autogenerate comparison, less what the migrations make in a dialect's own SQL: SQLite's FTS5 tables
+    and PostgreSQL's search column, its index and trigger (tables.py cannot declare those)."""
+
+    def declared(item: object, name: str | None, kind: str, reflected: bool, compared_to: object) -> bool:
+        if kind == "table" and reflected and compared_to is None:
+            return False  # a table tables.py does not have: articles_fts and its shadow tables
+        return not (name or "").startswith(("search", "ix_articles_search"))
+
+    context = MigrationContext.configure(connection, opts={"include_object": declared})
+    return list(compare_metadata(context, metadata))
+
+
+async def test_0008_sets_letters_aside_and_its_downgrade_keeps_them(tmp_path: Path) -> None:
+    """0008 adds ``set_aside_at`` to the dead letters and their kinds' index; going back keeps every letter."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/m.db"
+    await upgrade(url, "0007")
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, error, reason,"
+                    " original, original_size, original_truncated, headers, attempts, failed_at)"
+                    " VALUES ('articles.raw', 0, 7, 'ingest', 'MalformedMessage', 'not JSON', x'7b', 1, 0, '{}', 1,"
+                    " '2026-12-01 00:00:00')"
+                )
+            )
+        await upgrade(url)
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE dead_letters SET set_aside_at = '2026-12-02 00:00:00'"))
+            index = await connection.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'ix_dead_letters_kind'"))
+        assert "set_aside_at" in index
+        await downgrade(engine, "0007")
+        async with engine.connect() as connection:
+            kept = (await connection.execute(text("SELECT source_offset, reason FROM dead_letters"))).all()
+            columns = {row[1] for row in await connection.execute(text("PRAGMA table_info(dead_letters)"))}
+        assert [tuple(row) for row in kept] == [(7, "not JSON")]
+        assert "set_aside_at" not in columns
+    finally:
+        await engine.dispose()
+
+
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     """Alembic's downgrade to ``revision`` (the services only ever upgrade)."""
 
@@ -109,7 +154,11 @@ async def migrate_and_check(url: str) -> None:
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
         for table in metadata.tables:
             assert (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
+        # The migrations build what tables.py declares, column for column and index for index: a column added to
+        # one and not the other (0008's set_aside_at, say) is a service that fails on the other's database.
+        differences = await connection.run_sync(_differences_from_tables)
     await engine.dispose()
+    assert differences == []
     assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 

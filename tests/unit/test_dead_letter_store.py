@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_storage import dead_letters as dead_letters_module
 from newsflow_storage.dead_letters import DeadLetterStore
 
 from .. import webdata
@@ -44,5 +49,48 @@ async def test_a_letter_with_nul_in_its_key_and_headers_is_kept(database_url: st
         [kept] = await store.recent()
         assert (kept.article_id, kept.original_key, kept.reason) == ("a\ufffdb", "k\ufffd", "bad \ufffd byte")
         assert kept.headers == {"newsflow-trace-id": "t\ufffd", "x\ufffd": "v"}
+    finally:
+        await engine.dispose()
+
+
+async def test_settled_letters_go_after_the_time_kept_and_waiting_ones_stay(database_url: str) -> None:
+    """Storage's copy of the DLQ grew without end: a flood of junk input (300,000 letters an hour) stayed for good."""
+    now = datetime.now(UTC)
+    old = now - timedelta(days=40)
+    letters = [webdata.dead_letter(i).model_copy(update={"failed_at": old}) for i in range(6)]
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        store = DeadLetterStore(engine)
+        await store.keep([*letters, webdata.dead_letter(6)])
+        ids = {row.source_offset: row.id for row in await store.recent()}
+        await store.claim([ids[0]], at=old)  # re-driven 40 days ago: goes
+        await store.claim([ids[1]], at=now - timedelta(days=2))  # re-driven lately: stays
+        assert await store.set_aside(letter_id=ids[2], at=old) == 1  # set aside 40 days ago: goes
+        assert await store.set_aside(letter_id=ids[3], at=now) == 1  # set aside today: stays
+        assert await store.set_aside(letter_id=ids[0]) == 0  # re-driven already
+        # 4 and 5 wait, however old they are; 6 failed just now.
+
+        assert await store.prune(timedelta(days=30)) == 2
+        assert sorted(row.source_offset for row in await store.recent()) == [1, 3, 4, 5, 6]
+        assert await store.prune(timedelta(days=30)) == 0
+        assert await store.claim([ids[3], ids[4]]) == [ids[4]]  # one set aside is never re-driven
+    finally:
+        await engine.dispose()
+
+
+async def test_pruning_goes_on_in_statements_of_a_bounded_size(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dead_letters_module, "PRUNE_AT_ONCE", 3)
+    old = datetime.now(UTC) - timedelta(days=40)
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        store = DeadLetterStore(engine)
+        await store.keep([webdata.dead_letter(i).model_copy(update={"failed_at": old}) for i in range(8)])
+        assert await store.set_aside(kind=("ingest", "MalformedMessage"), at=old) == 8
+        assert await store.prune(timedelta(days=30)) == 8
+        assert await store.recent() == []
     finally:
         await engine.dispose()

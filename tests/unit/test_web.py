@@ -532,3 +532,54 @@ async def test_the_api_finds_an_id_no_client_can_keep_in_a_path(site: Site) -> N
     found = (await site.client.get("/articles", params={"id": "wire/../politics"})).json()
     assert [item["id"] for item in found["items"]] == ["wire/../politics"]
     assert (await site.client.get("/articles", params={"id": "nothing"})).json()["items"] == []
+
+
+async def test_letters_set_aside_wait_no_longer_and_are_never_re_driven(site: Site) -> None:
+    """A letter that cannot be re-driven (cut short, or junk) waited for good, and a kind's count of letters waiting
+    never came down: set aside, one or a whole kind, they stop waiting and a re-drive leaves them be."""
+    assert (await site.client.post("/pipeline/set-aside", data={"letter": 1})).status_code == 403
+    token = await form_token(site)
+    forged = await site.client.post(
+        "/pipeline/set-aside", data={"letter": 1, "csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403
+    nothing = await site.client.post("/pipeline/set-aside", data={"csrf": token})
+    assert nothing.status_code == 422
+
+    one = await site.client.post("/pipeline/set-aside", data={"letter": 1, "csrf": token})
+    assert one.headers["location"] == "/pipeline?set_aside=1"
+    again = await site.client.post("/pipeline/set-aside", data={"letter": 1, "csrf": token})
+    assert again.headers["location"] == "/pipeline?set_aside=0"
+    [kind] = await site.app.state.dead_letters.kinds()
+    assert (kind.waiting, kind.redriven, kind.set_aside) == (2, 0, 1)
+
+    refused = await site.client.post("/pipeline/redrive", data={"letter": 1, "csrf": token})
+    assert refused.headers["location"] == "/pipeline?redriven=0&refused=1"
+    rest = await site.client.post(
+        "/pipeline/redrive", data={"stage": "ingest", "error": "MalformedMessage", "csrf": token}
+    )
+    assert rest.headers["location"] == "/pipeline?redriven=2&refused=0"
+    assert len(site.raw) == 2  # the letter set aside was not among them
+
+    await site.app.state.dead_letters.keep([webdata.dead_letter(i, truncated=True) for i in range(10, 13)])
+    page = await site.client.get("/pipeline")
+    assert "Set aside all 3" in page.text
+    assert "push again from the source" in page.text
+    kind_aside = await site.client.post(
+        "/pipeline/set-aside", data={"stage": "ingest", "error": "MalformedMessage", "csrf": token}
+    )
+    assert kind_aside.headers["location"] == "/pipeline?set_aside=3"
+    [kind] = await site.app.state.dead_letters.kinds()
+    assert (kind.waiting, kind.redriven, kind.set_aside) == (0, 2, 4)
+    page = await site.client.get("/pipeline?set_aside=3")
+    assert (
+        "Set aside 3 dead letters: they wait no longer, and go with the re-driven ones 30 days from now." in page.text
+    )
+    assert "Set aside all" not in page.text
+    assert page.text.count("set aside ") >= 4
+
+
+async def test_setting_aside_needs_the_token_where_one_is_set(guarded: Site) -> None:
+    response = await guarded.client.post("/pipeline/set-aside", data={"letter": 1})
+    assert response.status_code == 401
+    assert "Setting dead letters aside needs the API token" in response.text

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -17,7 +20,7 @@ from newsflow_shared.stage import Output
 
 from . import __version__
 from .api import add_routes
-from .dead_letters import DeadLetterKeeper, DeadLetterStore
+from .dead_letters import DeadLetterKeeper, DeadLetterStore, prune_every
 from .repository import ArticleRepository
 from .settings import StorageSettings
 from .web import add_web
@@ -83,6 +86,10 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         service.repository = app.state.repository = ArticleRepository(engine)
         stage.depends_on("database", lambda: ping_database(engine))
         keeper.store = app.state.dead_letters = DeadLetterStore(engine)
+        pruning = None
+        if settings.storage_dead_letter_keep_days:
+            keep = timedelta(days=settings.storage_dead_letter_keep_days)
+            pruning = asyncio.create_task(prune_every(keeper.store, keep), name="prune dead letters")
         await broker.start()
         if open_to_others(settings):
             log.warning(
@@ -95,6 +102,10 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if pruning is not None:
+                pruning.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruning
             await broker.stop()
             await engine.dispose()
 

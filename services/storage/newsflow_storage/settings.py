@@ -19,6 +19,12 @@ class StorageSettings(ServiceSettings):
         default=1000, ge=1, le=MOST_RECORDS_A_BATCH, description="Rows written per transaction."
     )
     storage_page_max: int = Field(default=200, ge=1, le=1000, description="Largest page the API returns.")
+    storage_dead_letter_keep_days: float = Field(
+        default=30,
+        ge=0,
+        description="Days the web page keeps a dead letter after it was re-driven or set aside; 0 keeps them all."
+        " Waiting letters are kept until they are.",
+    )
 
     @field_validator("storage_api_token")
     @classmethod

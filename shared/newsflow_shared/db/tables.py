@@ -145,7 +145,11 @@ dead_letters = Table(
     Column("attempts", Integer, nullable=False),
     Column("failed_at", DateTime(timezone=True), nullable=False),
     Column("redriven_at", DateTime(timezone=True)),
+    # An operator's "nothing to re-drive here" (junk input, or an article pushed again from its source): the letter
+    # no longer waits, and like a re-driven one it is deleted STORAGE_DEAD_LETTER_KEEP_DAYS later.
+    Column("set_aside_at", DateTime(timezone=True)),
     UniqueConstraint("source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"),
     Index("ix_dead_letters_failed_at", "failed_at"),
-    Index("ix_dead_letters_kind", "stage", "error", "redriven_at", "id"),  # the page counts each kind from it
+    # The page counts each kind from it.
+    Index("ix_dead_letters_kind", "stage", "error", "redriven_at", "set_aside_at", "id"),
 )

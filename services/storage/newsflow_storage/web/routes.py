@@ -1,4 +1,4 @@
-"""The pages: ``/`` (search), ``/article/{id}`` (or ``/article?id=``), ``/pipeline``; ``POST`` for login and re-drive only.
+"""The pages: ``/`` (search), ``/article/{id}`` (or ``/article?id=``), ``/pipeline``; ``POST`` for login, re-drive and set aside.
 
 No ``from __future__ import annotations``: FastAPI reads the annotations.
 """
@@ -205,6 +205,8 @@ async def pipeline_page(request: Request) -> Response:
             # Counts only: any other text there would be shown as this page's own notice.
             "done": _count(request.query_params.get("redriven")),
             "refused": _count(request.query_params.get("refused")),
+            "set_aside": _count(request.query_params.get("set_aside")),
+            "keep_days": state.web_settings.storage_dead_letter_keep_days,
         },
     )
     if new_token:
@@ -233,10 +235,8 @@ async def redrive(
 ) -> Response:
     """Send dead letters back to the topic their stage consumed them from; mark their rows re-driven."""
     state = request.app.state
-    if not state.web_auth.allowed(request):
-        return _problem(request, 401, "Re-driving needs the API token: sign in first.")
-    if not same_origin(request) or not form_token_matches(request, csrf):
-        return _problem(request, 403, "This form did not come from this page: reload the pipeline page and try again.")
+    if (refusal := _form_refusal(request, csrf, "Re-driving")) is not None:
+        return refusal
     if letter is not None:
         ids = [letter]
     elif stage and error:
@@ -252,6 +252,39 @@ async def redrive(
             " the others wait to be re-driven again.",
         )
     return RedirectResponse(f"/pipeline?{urlencode({'redriven': len(sent), 'refused': refused})}", status_code=303)
+
+
+@router.post("/pipeline/set-aside")
+async def set_aside(
+    request: Request,
+    csrf: Annotated[str, Form()] = "",
+    letter: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None,
+    stage: Annotated[str | None, Form(max_length=64)] = None,
+    error: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    """Mark waiting dead letters as set aside: nothing to re-drive (junk input, or pushed again from the source).
+
+    They stop counting as waiting and are deleted with the re-driven ones, ``STORAGE_DEAD_LETTER_KEEP_DAYS`` later.
+    """
+    if (refusal := _form_refusal(request, csrf, "Setting dead letters aside")) is not None:
+        return refusal
+    letters = request.app.state.dead_letters
+    if letter is not None:
+        count = await letters.set_aside(letter_id=letter)
+    elif stage and error:
+        count = await letters.set_aside(kind=(stage, error))
+    else:
+        return _problem(request, 422, "Say which dead letter to set aside, or which stage and error.")
+    return RedirectResponse(f"/pipeline?{urlencode({'set_aside': count})}", status_code=303)
+
+
+def _form_refusal(request: Request, csrf: str, doing: str) -> HTMLResponse | None:
+    """The page's answer when a form that changes dead letters may not: not signed in, or not this page's form."""
+    if not request.app.state.web_auth.allowed(request):
+        return _problem(request, 401, f"{doing} needs the API token: sign in first.")
+    if not same_origin(request) or not form_token_matches(request, csrf):
+        return _problem(request, 403, "This form did not come from this page: reload the pipeline page and try again.")
+    return None
 
 
 async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Exception | None]:
