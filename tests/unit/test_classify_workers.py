@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -154,3 +155,22 @@ def test_the_plan_asks_for_the_device_only(monkeypatch: pytest.MonkeyPatch) -> N
         assert worker_plan(ClassifySettings(classify_device="cpu")).workers >= 1
     finally:
         model.bf16_pays_off.cache_clear()
+
+
+def test_the_service_lets_its_model_threads_go_when_it_closes() -> None:
+    """The pool of the model calls' threads was never shut down: each start of the app in a process left one."""
+    from newsflow_classify.app import Classify
+
+    service = Classify(ClassifySettings(), stage=None)  # type: ignore[arg-type] - the stage is not used here
+    service.use(SimpleNamespace(classify=lambda texts: texts), workers=2)  # type: ignore[arg-type]
+    assert service.workers is not None
+    assert service.workers(["a", "bb"]) == ["a", "bb"]
+    pool = service.workers._pool
+    assert pool is not None
+    threads = list(pool._threads)
+    assert threads
+    assert all(thread.is_alive() for thread in threads)
+    service.close()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in threads)

@@ -58,6 +58,11 @@ class Classify:
         self.classifier = classifier
         self.workers = BatchWorkers(classifier.classify, workers)
 
+    def close(self) -> None:
+        """Let the model calls' threads go (see :meth:`BatchWorkers.close`)."""
+        if self.workers is not None:
+            self.workers.close()
+
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
         articles, outputs = self.stage.decode_each(deliveries, CleanArticle)
         if not articles:
@@ -96,6 +101,11 @@ def create_app(settings: ClassifySettings | None = None) -> AsgiFastStream:
             # The compiled model comes after start-up's freeze, with as many objects again (the compiler's graphs):
             # left in sight, a full pass over them cost ~0.3 s of the event loop's CPU in the middle of a batch.
             embedder.when_compiled(freeze_long_lived)
-        yield
+        try:
+            yield
+        finally:
+            # After the broker stopped, so no batch runs: the model threads go with the app (a test or an
+            # embedding process that starts the app again would otherwise keep one idle pool per start).
+            service.close()
 
     return service_app(broker, lifespan)
