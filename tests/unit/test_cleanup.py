@@ -305,6 +305,15 @@ def test_boilerplate_lines_are_removed_with_a_reason() -> None:
         ("Report an error", "comments prompt"),
         ("WATCH: The moment the bridge collapsed", "read-more link"),
         ("We use cookies to improve your experience", "cookie notice"),
+        # The page speaking of itself in a whole sentence still goes.
+        ("Sign up for our newsletter to get the latest news delivered to your inbox.", "newsletter prompt"),
+        ("We use cookies to improve your experience on our website.", "cookie notice"),
+        ("Copyright 2026 Daily Herald. All rights reserved.", "copyright notice"),
+        ("This article was originally published on The Conversation.", "page furniture"),
+        ("Follow BBC Yorkshire on Facebook, X and Instagram.", "social prompt"),
+        ("Reporting by John Smith; Editing by Jane Doe.", "wire credit"),
+        ("Image caption, Firefighters at the scene of the blaze on Tuesday.", "photo credit"),
+        ("Support our independent journalism with a donation today.", "newsletter prompt"),
     ],
 )
 def test_each_kind_of_boilerplate_line(line: str, why: str) -> None:
@@ -321,6 +330,14 @@ def test_each_kind_of_boilerplate_line(line: str, why: str) -> None:
         "Share prices rose 3% in early trading.",
         "Subscribers to the service will pay more from March.",
         "Follow-up talks are due on Wednesday.",
+        # News sentences the whole-line rules took for a photo credit, a copyright notice, a cookie notice, a
+        # newsletter prompt and page furniture.
+        "Video, shared widely online, showed the moment the bridge collapsed on Tuesday.",
+        "Copyright lawyers said the ruling would reshape the music industry.",
+        "The EU's new cookie policy rules take effect in May, regulators said.",
+        "Voters must register by Friday to get email updates about polling stations.",
+        "Sources: three ministers are set to resign, officials told the paper.",
+        "Published 3 March 2026, the report found rising rents in every region.",
     ],
 )
 def test_prose_that_looks_like_a_prompt_stays(prose: str) -> None:
@@ -337,6 +354,43 @@ def test_a_headline_repeated_as_the_first_line_is_taken_out(detector: LanguageDe
     cleaned = clean(article, detector, CleanupSettings())
     assert cleaned.text == "The storm closed roads."
     assert [r.why for r in cleaned.removed] == ["the title, repeated at the top of the body"]
+
+
+def test_a_news_flash_whose_text_is_its_title_is_kept(detector: LanguageDetector) -> None:
+    """The repeated-title rule took the only paragraph, and the flash was dead-lettered as an empty article."""
+    flash = IngestedArticle(id="f", title="Earthquake hits Tokyo", text="Earthquake hits Tokyo", content_hash="h")
+    cleaned = clean(flash, detector, CleanupSettings())
+    assert cleaned.text == "Earthquake hits Tokyo"
+    assert cleaned.removed == []
+
+
+def test_an_emptied_article_says_what_was_taken_out(detector: LanguageDetector) -> None:
+    with pytest.raises(EmptyArticle) as emptied:
+        clean(
+            IngestedArticle(id="e", text="Advertisement\n\nShare this article", content_hash="h"),
+            detector,
+            CleanupSettings(),
+        )
+    assert str(emptied.value) == (
+        "no article text is left after cleanup (nothing): 2 line(s) were taken out as not the article,"
+        " the first 'Advertisement' (rule: advertisement marker)"
+    )
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "परिषद ने कहा कि योजना पर तीन साल में खर्च होगा।",
+        "议会表示 该计划三年内耗资120万英镑。",
+        "كونسل نے کہا کہ منصوبے پر تین سال لگیں گے۔",
+    ],
+    ids=["hindi", "chinese", "urdu"],
+)
+def test_a_sentence_ending_in_its_own_scripts_full_stop_is_not_a_teaser(sentence: str) -> None:
+    standfirst = "A long standfirst without a full stop that goes on for a good many words before the story"
+    kept, removed = strip_lead_in_teasers([standfirst, sentence, "The story."])
+    assert removed == []
+    assert kept == [standfirst, sentence, "The story."]
 
 
 def test_a_teaser_between_standfirst_and_story_goes_but_subheadings_stay() -> None:

@@ -62,7 +62,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
             r".*\b(sign up|subscribe|register)\b.*\b(newsletter|updates|alerts|inbox|briefing|email)s?\b.*",
             r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*",
             r"(click here to )?subscribe( now| today| here)?( for .*| to .*)?|already a subscriber\?.*",
-            r"support (our|independent|quality|local) (journalism|reporting).*|become a (member|subscriber|supporter).*",
+            r"support (our |independent |quality |local )+(journalism|reporting).*|become a (member|subscriber|supporter).*",
             r"newsletters?|(sign up|subscribe) to our .*",
         ),
     ),
@@ -107,6 +107,55 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ),
     ("wire credit", _rule(r"(additional )?(reporting|editing|writing) by.*")),
 ]
+_RULES_BY_WHY = dict(_RULES)
+# What each kind still removes from a line that reads as a sentence (it ends in a full stop and has
+# _SENTENCE_WORDS words or more): only the page talking about itself ("we use cookies", "sign up to our
+# newsletter", "this article was first published"). The whole-line rules took news too: "Video, shared
+# widely online, showed the moment the bridge collapsed." as a photo credit, "Copyright lawyers said ..."
+# as a copyright notice, "Sources: three ministers are set to resign, officials told the paper." as page
+# furniture. A kind not here never removes a sentence.
+_IN_SENTENCES: dict[str, re.Pattern[str]] = {
+    "share prompt": _rule(r"(click|tap) (here )?to (share|email|print)\b.*"),
+    "audio prompt": _rule(r"listen to (this|the) (article|story)( .*)?"),
+    "newsletter prompt": _rule(
+        r"(sign up|subscribe|register)\b.*\b(newsletter|updates|alerts|inbox|briefing|email)s?\b.*",
+        r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*",
+        r"(sign up|subscribe) to our .*|already a subscriber\?.*",
+        r"support (our |independent |quality |local )+(journalism|reporting).*|become a (member|subscriber|supporter).*",
+    ),
+    "social prompt": _RULES_BY_WHY["social prompt"],
+    "photo credit": _rule(
+        r"\(?(photo|image|picture|photograph|illustration)s?( credit| by| source)?\s*[:/].*\)?",
+        r"\(?(photo|image|picture)s? by .*\)?|image caption[:,]? .*|pictured:.*",
+    ),
+    "copyright notice": _rule(r"(©|\(c\)|copyright *(©|\(c\)|\d{4})).*", r".*\ball rights reserved\b.*"),
+    "comments prompt": _rule(
+        r"join the (conversation|discussion|debate)",
+        r"report (an error|a (correction|mistake|typo))|(found|spotted) (an error|a mistake|a typo)\?.*",
+    ),
+    "cookie notice": _rule(
+        r".*\b(we use cookies|accept all cookies|(our|this (site|website)'?s?) cookie (settings|policy|preferences))\b.*"
+    ),
+    "page furniture": _rule(
+        r"this (article|story) (was|has been) (originally |first )?(published|updated)\b.*",
+        r"(this|the) (article|story) was (originally|first) published\b.*",
+        r"this (story|article|page) is (developing|being updated).*|(enjoy|get) unlimited (digital )?access.*",
+        r".*\breaders like you\b.*|(don'?t|do not) have an account\?.*",
+    ),
+    "wire credit": _RULES_BY_WHY["wire credit"],
+}
+# Full stops of the scripts cleanup meets: Latin, Devanagari and Bengali (danda), Arabic and Urdu, CJK (full
+# width), Ethiopic, Burmese, Armenian. A line ending in one reads as a sentence whatever its language.
+SENTENCE_STOPS = (".", "!", "?", "।", "॥", "۔", "؟", "。", "！", "？", "።", "။", "։")
+_CLOSING = "\"'\u201d\u2019\u00bb)]"
+_SENTENCE_WORDS = 6
+
+
+def reads_as_sentence(paragraph: str) -> bool:
+    """It ends in a full stop (before any closing quote or bracket) and has a sentence's words."""
+    return paragraph.rstrip().rstrip(_CLOSING).endswith(SENTENCE_STOPS) and len(paragraph.split()) >= _SENTENCE_WORDS
+
+
 # A short line that is not a sentence (no closing stop) and speaks the page's own language:
 # buttons, account links, app prompts. Prose ends in a stop; headings rarely say "log in".
 _INTERFACE_WORDS = re.compile(
@@ -137,6 +186,8 @@ def _matching_rule(paragraph: str) -> str | None:
         return None
     stripped = paragraph.strip()
     line = stripped.lower().rstrip(" .:!|›»>")
+    if reads_as_sentence(stripped):
+        return next((why for why, pattern in _IN_SENTENCES.items() if pattern.match(line)), None)
     for why, pattern in _RULES:
         if pattern.match(line):
             return why
@@ -146,7 +197,7 @@ def _matching_rule(paragraph: str) -> str | None:
     return None
 
 
-_SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", "\u2019", ")")
+_SENTENCE_END = (*SENTENCE_STOPS, '"', "'", "\u201d", "\u2019", ")")
 _MAX_TEASER_WORDS = 12
 _LEAD_IN_PARAGRAPHS = 4  # a text with no full stops at all must not lose its short lines
 

@@ -22,14 +22,15 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
 
     paragraphs, removed = strip_boilerplate(repair(body, settings.cleanup_quotes))
     clean_title = _at_most(" ".join(repair(title, settings.cleanup_quotes)), MAX_TITLE) if title else None
-    if clean_title and paragraphs and paragraphs[0].casefold() == clean_title.casefold():
-        # Pages repeat their headline as the first line of the body: it is the title, not the text.
+    if clean_title and len(paragraphs) > 1 and paragraphs[0].casefold() == clean_title.casefold():
+        # Pages repeat their headline as the first line of the body: it is the title, not the text. Not when it is
+        # the whole body: a news flash sent with its text as its title is an article, not an empty one.
         removed.insert(0, Removal(what=paragraphs.pop(0), why="the title, repeated at the top of the body"))
     paragraphs, teasers = strip_lead_in_teasers(paragraphs)
     removed += teasers
     text = "\n\n".join(paragraphs)
     if len(text) < settings.cleanup_min_chars or not any(ch.isalnum() for ch in text):
-        raise EmptyArticle("no article text is left after cleanup: the body is empty, markup or boilerplate only")
+        raise EmptyArticle(_emptied(text, removed, settings.cleanup_min_chars))
 
     language = detector.detect(text, hint=article.language_hint)
     return CleanArticle(
@@ -45,6 +46,23 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
             *article.lineage,
             Lineage(stage="cleanup", version=__version__, model="py3langid+lingua", details={"removed": len(removed)}),
         ],
+    )
+
+
+def _emptied(text: str, removed: list[Removal], min_chars: int) -> str:
+    """The dead letter's reason: what was left, and what cleanup took out, so that a rule that took too much shows."""
+    if not text.strip():
+        left = "nothing"
+    elif not any(ch.isalnum() for ch in text):
+        left = "only symbols"
+    else:
+        left = f"{len(text)} characters, fewer than CLEANUP_MIN_CHARS ({min_chars})"
+    if not removed:
+        return f"no article text is left after cleanup ({left}): the body is empty or markup only"
+    first = removed[0].what if len(removed[0].what) <= 80 else removed[0].what[:79] + "…"
+    return (
+        f"no article text is left after cleanup ({left}): {len(removed)} line(s) were taken out as not the article,"
+        f" the first {first!r} ({removed[0].why})"
     )
 
 
