@@ -583,3 +583,35 @@ async def test_setting_aside_needs_the_token_where_one_is_set(guarded: Site) -> 
     response = await guarded.client.post("/pipeline/set-aside", data={"letter": 1})
     assert response.status_code == 401
     assert "Setting dead letters aside needs the API token" in response.text
+
+
+def test_removals_that_match_no_paragraph_exactly_are_each_found_once_in_order() -> None:
+    """Cleanup repairs a line before it removes it ("&copy;" becomes "©"): the page pairs each paragraph with its
+    own removal, looked up without scanning every removal for every paragraph (bench/article_diff.py)."""
+    count = 200
+    arrived = "\n\n".join(["The story.", *(f"&copy; Reuters {i}" for i in range(count)), "Read more"])
+    removed = [Removal(what=f"\u00a9 Reuters {i}", why=f"credit {i}") for i in range(count)]
+    removed.append(Removal(what="Read more", why="rule: read-more link"))
+    blocks = changes(arrived, "The story.", removed)
+    whys = [block.why for block in blocks if block.kind == "removed"]
+    assert whys == [f"credit {i}" for i in range(count)] + ["rule: read-more link"]
+
+
+def test_a_removal_is_taken_once_and_the_first_of_equal_lines_first() -> None:
+    removed = [Removal(what="Advertisement", why="first"), Removal(what="Advertisement", why="second")]
+    blocks = changes("Advertisement\n\nStory.\n\nAdvertisement\n\nAdvertisement", "Story.", removed)
+    assert [block.why for block in blocks if block.kind == "removed"] == [
+        "first",
+        "second",
+        "removed with its surroundings by cleanup",
+    ]
+
+
+def test_past_its_comparisons_a_page_shows_removed_lines_without_their_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No removal matches its paragraph exactly (cleanup mended mojibake in each): each is looked for among the first
+    and last few, until the page's budget of comparisons is spent."""
+    monkeypatch.setattr(changes_module, "_FUZZY_BUDGET", 10)
+    arrived = "\n\n".join(["The story.", *(f"Reuters\u00e2\u20ac\u2122 photo desk {i}" for i in range(20))])
+    removed = [Removal(what=f"Reuters\u2019 photo desk {i}", why=f"credit {i}") for i in range(20)]
+    whys = [block.why for block in changes(arrived, "The story.", removed) if block.kind == "removed"]
+    assert whys == [f"credit {i}" for i in range(10)] + ["removed with its surroundings by cleanup"] * 10
