@@ -122,6 +122,32 @@ def test_keys_that_come_to_one_name_keep_both_values() -> None:
     assert normalised == {"nul": 1, "metadata_key_renamed": 1}
 
 
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (b'{"id": 9007199254740993, "text": "x"}', "id"),  # past 2**53: once turned into text and taken
+        (b'{"text": 12345678901234567890}', "text"),
+        (b'{"text": "x", "url": -99999999999999999999}', "url"),  # its id would have come from that "URL"
+        (b'{"text": "x", "title": 1e400}', "title"),  # infinite: once made null, the title gone without a word
+    ],
+)
+def test_a_number_in_a_field_is_refused_however_large(value: bytes, field: str) -> None:
+    """Ingest's normalising of numbers (huge integers to text, infinities to null) is for metadata; on the contract's
+    own fields it slipped numbers past the strict strings."""
+    with pytest.raises(InvalidArticle, match=f"field '{field}': Input should be a valid string"):
+        read_raw(value, max_metadata_bytes=1 << 20)
+
+
+def test_a_key_that_comes_to_a_fields_name_keeps_its_value_beside_it() -> None:
+    article, normalised = read_raw(
+        b'{"text": "x", "title\\u202e": "a", "title": "b", "n": 9007199254740993, "f": 1e400}',
+        max_metadata_bytes=1 << 20,
+    )
+    assert article.title == "b"
+    assert article.metadata == {"title (2)": "a", "n": "9007199254740993", "f": None}
+    assert normalised == {"bidi_control": 1, "huge_integer": 1, "non_finite_number": 1, "metadata_key_renamed": 1}
+
+
 def test_a_record_too_large_for_any_article_is_refused_before_it_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 32 MiB record was parsed whole (~100 MB of objects) before its size was checked."""
     from newsflow_ingest import reading

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from newsflow_shared import ArticleTooLarge, InvalidArticle, MalformedMessage, RawArticle
 from newsflow_shared.reasons import describe_validation_error, json_problem
-from newsflow_shared.text_safety import Normaliser
+from newsflow_shared.text_safety import Normaliser, free_key
 
 # JSON may spell one character in up to 12 bytes ("\ud83d\ude00" for an emoji of 4 in UTF-8, "\u0001" for one of 1):
 # six times the UTF-8 bytes bounds every escaping a producer may use of the characters ingest keeps. (A record that
@@ -54,7 +54,7 @@ def read_raw(
         raise MalformedMessage(json_problem(value) or "the message is not a JSON object")
     normaliser = Normaliser()
     try:
-        data = normaliser.json(data)
+        data = _normalised(data, normaliser)
         article = RawArticle.model_validate(data)
     except ValidationError as error:
         raise InvalidArticle(describe_validation_error(error, "RawArticle")) from None
@@ -67,3 +67,24 @@ def read_raw(
             f"the limit is {max_metadata_bytes / 1024:.0f} KiB (INGEST_MAX_METADATA_BYTES)"
         )
     return article, dict(normaliser.changes)
+
+
+_FIELDS = frozenset(RawArticle.model_fields) - {"metadata"}
+
+
+def _normalised(data: dict[str, Any], normaliser: Normaliser) -> dict[str, Any]:
+    """The message with its strings made safe, and only the free-form part (metadata, unknown fields) made JSON every
+    store takes. A contract field keeps a number as it came, for the contract to refuse: turned into text or null
+    like a metadata value, a huge integer passed as an ``id`` where a small one was refused, and a ``title`` of
+    ``1e400`` vanished without a word."""
+    fields = {
+        key: normaliser.text(value) if isinstance(value, str) else value
+        for key, value in data.items()
+        if key in _FIELDS
+    }
+    for key, value in normaliser.json({k: v for k, v in data.items() if k not in _FIELDS}).items():
+        if key in fields:  # a name that came to a field's once made safe ("title\u202e"): both values are kept
+            normaliser.changes["metadata_key_renamed"] += 1
+            key = free_key(key, fields)
+        fields[key] = value
+    return fields
