@@ -78,9 +78,22 @@ def _json(data: bytes, label: str) -> Iterator[Input]:
         return
     if isinstance(parsed, list):
         for index, item in enumerate(parsed):
-            yield Input(f"{label}[{index}]", json.dumps(item, ensure_ascii=False).encode())
+            yield Input(f"{label}[{index}]", _encoded(item))
+    elif isinstance(parsed, dict):
+        # Sent as read, not as the file's bytes: a BOM or UTF-16 that Python's reader takes, ingest (UTF-8 only)
+        # refused, where the same object in a list went through.
+        yield Input(label, _encoded(parsed))
     else:
-        yield Input(label, data)
+        yield Input(label, data)  # not an object: ingest dead-letters it with the reason
+
+
+def _encoded(value: object) -> bytes:
+    """``value`` as UTF-8 JSON; a lone surrogate (``"\\ud800"`` in the file) stays escaped for ingest to replace, as
+    it does in a JSONL line, where encoding it as UTF-8 raised and stopped the whole command."""
+    try:
+        return json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(value).encode()
 
 
 def decode_text(data: bytes) -> str | None:

@@ -45,3 +45,21 @@ def test_unknown_paths_and_types_are_reported(tmp_path: Path) -> None:
     (tmp_path / "doc.pdf").write_bytes(b"%PDF")
     with pytest.raises(UnreadablePath, match=r"not '\.pdf'"):
         list(read_inputs([str(tmp_path / "doc.pdf")]))
+
+
+def test_a_lone_surrogate_in_a_json_file_is_sent_escaped_with_the_rest(tmp_path: Path) -> None:
+    """Encoding the array's items as UTF-8 raised on a lone surrogate, and the command stopped before sending any."""
+    listed = tmp_path / "list.json"
+    listed.write_text('[{"id": "ok-1", "text": "Fine article."}, {"id": "bad", "text": "a\\ud800b"}]')
+    first, second = read_inputs([str(listed)])
+    assert json.loads(first.value) == {"id": "ok-1", "text": "Fine article."}
+    assert second.value == b'{"id": "bad", "text": "a\\ud800b"}'  # ingest replaces it with U+FFFD
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_one_object_in_a_json_file_is_sent_as_utf8_whatever_the_file_was(tmp_path: Path, encoding: str) -> None:
+    """Python's reader takes a BOM and UTF-16; the file's own bytes went to ingest, which reads UTF-8 only."""
+    single = tmp_path / "one.json"
+    single.write_text('{"id": "one", "text": "Caf\u00e9 opens."}', encoding=encoding)
+    [item] = read_inputs([str(single)])
+    assert item.value.decode("utf-8") == '{"id": "one", "text": "Caf\u00e9 opens."}'
