@@ -615,3 +615,21 @@ def test_past_its_comparisons_a_page_shows_removed_lines_without_their_reason(mo
     removed = [Removal(what=f"Reuters\u2019 photo desk {i}", why=f"credit {i}") for i in range(20)]
     whys = [block.why for block in changes(arrived, "The story.", removed) if block.kind == "removed"]
     assert whys == [f"credit {i}" for i in range(10)] + ["removed with its surroundings by cleanup"] * 10
+
+
+async def test_odd_ids_cursors_and_dates_get_clear_answers(site: Site) -> None:
+    await site.app.state.repository.store([article("x/revisions", text="An article whose id ends in revisions.")])
+    missing = await site.client.get("/articles/x/revisions")
+    assert missing.status_code == 404
+    assert "/articles?id=x%2Frevisions" in missing.json()["detail"]
+    found = await site.client.get("/articles", params={"id": "x/revisions"})
+    assert [item["id"] for item in found.json()["items"]] == ["x/revisions"]
+    # A made-up cursor whose id holds a NUL: PostgreSQL refuses one in a query (a 500); it is not a cursor we made.
+    nul = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|\x00").decode()
+    assert (await site.client.get("/articles", params={"cursor": nul})).status_code == 422
+    # The last day there is: "to" it means everything, where the day after it overflowed into "not a date".
+    assert (await site.client.get("/articles", params={"to": "9999-12-31"})).status_code == 200
+    assert (await site.client.get("/", params={"to": "9999-12-31"})).status_code == 200
+    early = await site.client.get("/articles", params={"from": "0001-01-01T00:00:00+14:00"})
+    assert early.status_code == 422
+    assert "outside the years" in early.text

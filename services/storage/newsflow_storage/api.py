@@ -4,8 +4,9 @@ No `from __future__ import annotations` here: FastAPI reads the annotations, som
 """
 
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import MAXYEAR, date, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi import Query as Param
@@ -81,7 +82,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
             Param(
                 max_length=200,
                 description="Only the article with this id: for ids with a '.' or '..' segment, which clients "
-                "resolve in a path before sending it.",
+                "resolve in a path before sending it, and ids ending in '/revisions', which name another route.",
             ),
         ] = None,
         limit: Annotated[int, Param(ge=1, le=settings.storage_page_max)] = 50,
@@ -124,7 +125,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         revisions = await repo.revisions(article_id, after=after, limit=limit)
         # Past the last page: [] for an article there is (every one has revision 1), 404 for one there is not.
         if not revisions and (after == 0 or not await repo.revisions(article_id, limit=1)):
-            raise HTTPException(404, f"no article with id {article_id!r}")
+            raise HTTPException(404, _not_found(article_id, f"{article_id}/revisions"))
         return revisions
 
     @app.get("/articles/{article_id:path}", response_model=StoredArticle, dependencies=guarded, tags=["articles"])
@@ -132,7 +133,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
         """One stored article by id (ids may hold slashes: ``/articles/a/b`` is the article ``a/b``)."""
         article = await repo.get(article_id)
         if article is None:
-            raise HTTPException(404, f"no article with id {article_id!r}")
+            raise HTTPException(404, _not_found(article_id))
         return article
 
     @app.get("/stats", response_model=Stats, dependencies=guarded, tags=["articles"])
@@ -185,6 +186,16 @@ def _verdict(verdict: Verdict) -> JSONResponse:
     return JSONResponse(verdict.as_json(), status_code=200 if verdict.ok else 503)
 
 
+def _not_found(article_id: str, asked: str | None = None) -> str:
+    """404's detail; for a path ending in /revisions, how to reach an article whose own id ends so."""
+    if asked is None:
+        return f"no article with id {article_id!r}"
+    return (
+        f"no article with id {article_id!r} (an article whose id is {asked!r} itself is at "
+        f"/articles?id={quote(asked, safe='')})"
+    )
+
+
 def _refuse_nul(**values: str | None) -> None:
     """A NUL character is never in stored text, and PostgreSQL refuses it outright: a clear 422, not a 500."""
     for name, value in values.items():
@@ -197,9 +208,14 @@ def _bound(value: str | None, *, end: bool) -> datetime | None:
     if value is None:
         return None
     try:
-        if len(value) == 10:
-            day = day_start(date.fromisoformat(value))
-            return day + timedelta(days=1) if end else day
-        return as_utc(datetime.fromisoformat(value))
-    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
+        moment = day_start(date.fromisoformat(value)) if len(value) == 10 else datetime.fromisoformat(value)
+    except ValueError:
         raise HTTPException(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    try:
+        if len(value) == 10:
+            return moment + timedelta(days=1) if end else moment
+        return as_utc(moment)
+    except OverflowError:  # the day after 9999-12-31, or year 1 or 9999 moved to UTC
+        if end and moment.year == MAXYEAR:
+            return None  # up to the end of time: no bound
+        raise HTTPException(422, f"{value!r} is outside the years a time can be searched in") from None

@@ -436,6 +436,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, article_id = raw.split("|", 1)
+        if not could_be_stored(article_id):  # a made-up cursor: PostgreSQL refuses its NUL, a 500 for a 422
+            raise ValueError(article_id)
         # In UTC here, as every cursor this API wrote: a made-up year 1 at +14:00 cannot be, and PostgreSQL's
         # driver raised OverflowError converting it, a 500 where a bad cursor is a 422.
         return as_utc(datetime.fromisoformat(stamp)), article_id
