@@ -54,12 +54,13 @@ def test_compose_topics_are_the_defaults() -> None:
 
 
 def test_kubernetes_manifests_match() -> None:
-    config = list(yaml.safe_load_all((ROOT / "deploy/k8s/config.yaml").read_text()))
-    shared = set(config[0]["data"]) | set(config[1]["stringData"])
+    [config] = yaml.safe_load_all((ROOT / "deploy/k8s/config.yaml").read_text())
+    secrets = list(yaml.safe_load_all((ROOT / "deploy/k8s/secrets.example.yaml").read_text()))
+    shared = set(config["data"]) | set(secrets[0]["stringData"])
     assert shared <= env_names(ServiceSettings)  # what every pod gets: no secret only one service reads
     # The API's token is storage's alone, in a Secret only its Deployment names.
-    assert config[2]["metadata"]["name"] == "newsflow-api-token"
-    assert set(config[2]["stringData"]) == {"STORAGE_API_TOKEN"}
+    assert secrets[1]["metadata"]["name"] == "newsflow-api-token"
+    assert set(secrets[1]["stringData"]) == {"STORAGE_API_TOKEN"}
     for name in [*SERVICES, "topic-init"]:
         mentions = "newsflow-api-token" in (ROOT / f"deploy/k8s/{name}.yaml").read_text()
         assert mentions == (name == "storage"), name

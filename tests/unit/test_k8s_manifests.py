@@ -80,13 +80,51 @@ def test_validation_catches_mistakes() -> None:
 def test_kustomization_lists_every_file_and_sets_every_image() -> None:
     for folder in (K8S, K8S / "monitoring"):
         listed = set(yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"])
-        assert listed == {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+        examples = {p.name for p in folder.glob("*.example.yaml")}
+        assert listed == {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"} - examples
     images = {i["name"]: i for i in yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]}
     used = {c["image"] for pod in pod_specs().values() for c in pod["containers"]}
     assert used == {f"newsflow-{name}" for name in SERVICES}
     for name in used:  # registry and tag come from the kustomization alone
         assert ":" not in name
         assert {"newName", "newTag"} <= set(images[name])
+
+
+def test_no_apply_puts_placeholder_secrets_back() -> None:
+    """The Secrets with "change-me" were resources: every `kubectl apply -k` after an image bump overwrote the real
+    ones, and storage stopped on a 9-character token. They are examples now, and every one a pod reads is there."""
+    applied = [
+        doc
+        for folder in (K8S, K8S / "kafka-sasl", K8S / "monitoring", K8S / "network-policy")
+        for name in yaml.safe_load((folder / "kustomization.yaml").read_text()).get("resources", [])
+        for doc in yaml.safe_load_all((folder / name).read_text())
+        if doc
+    ]
+    assert [doc["metadata"]["name"] for doc in applied if doc["kind"] == "Secret"] == []
+    examples = {
+        doc["metadata"]["name"]: doc
+        for path in (K8S / "secrets.example.yaml", K8S / "kafka-sasl/secrets.example.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+    }
+    for secret in examples.values():
+        kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
+        assert secret["metadata"]["namespace"] == "newsflow"
+    read = {
+        ref["secretRef"]["name"]
+        for pod in pod_specs().values()
+        for c in pod["containers"]
+        for ref in c.get("envFrom", [])
+        if "secretRef" in ref
+    }
+    read |= {
+        item["valueFrom"]["secretKeyRef"]["name"]
+        for pod in pod_specs().values()
+        for c in pod["containers"]
+        for item in c.get("env", [])
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
+    assert read == {"newsflow-secrets", "newsflow-api-token"}
+    assert read <= set(examples)
 
 
 def pod_specs() -> dict[str, dict[str, Any]]:
@@ -245,7 +283,8 @@ def test_the_sasl_component_logs_every_client_in_and_its_manifests_are_valid() -
     component = yaml.safe_load((folder / "kustomization.yaml").read_text())
     assert component["kind"] == "Component"
     added = [doc for name in component["resources"] for doc in yaml.safe_load_all((folder / name).read_text())]
-    secrets = {doc["metadata"]["name"]: doc for doc in added if doc["kind"] == "Secret"}
+    examples = yaml.safe_load_all((folder / "secrets.example.yaml").read_text())
+    secrets = {doc["metadata"]["name"]: doc for doc in examples if doc["kind"] == "Secret"}
     for secret in secrets.values():
         kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
     [auth] = [doc for doc in added if doc["kind"] == "TriggerAuthentication"]
