@@ -229,18 +229,21 @@ def test_every_alert_is_promql_prometheus_can_read() -> None:
         promql_parser.parse("sum by (stage) (up ==")
 
 
-def test_the_down_alert_names_every_stage_and_the_services_it_scrapes() -> None:
-    """Each stage has its vector(0), and the services' regular expression covers every Service scraped."""
+def test_the_down_alert_names_every_stage_and_the_pods_it_scrapes() -> None:
+    """Each stage has its vector(0), and the pods' regular expression covers every stage's pods and no other."""
     [rules] = of_kind("PrometheusRule").values()
     down = next(r["expr"] for g in rules["spec"]["groups"] for r in g["rules"] if r["alert"] == "NewsflowStageDown")
     assert set(re.findall(r'label_replace\(vector\(0\), "stage", "([a-z]+)"', down)) == set(SERVICES)
-    pattern = re.search(r'service=~"([^"]+)"', down).group(1)  # type: ignore[union-attr]
-    scraped = [
-        s["metadata"]["name"] for s in of_kind("Service").values() if s["metadata"]["labels"].get("newsflow.io/metrics")
-    ]
-    for name in scraped:
-        assert re.fullmatch(pattern, name), name
-        assert re.fullmatch(r"newsflow-([a-z]+).*", name).group(1) in SERVICES  # type: ignore[union-attr]
+    # The pods' names, as both a ServiceMonitor and annotation-based scraping label them (`service` is the
+    # ServiceMonitor's alone: without the operator that rule saw every stage down, for good).
+    pattern = re.search(r'up\{pod=~"([^"]+)"\}', down).group(1)  # type: ignore[union-attr]
+    for name, deployment in of_kind("Deployment").items():
+        pod = f"{name}-5d8f7c9b4-x2x7q"  # a Deployment's pods: its name, the ReplicaSet's hash, their own
+        assert re.fullmatch(pattern, pod), pod
+        assert re.fullmatch(r"newsflow-([a-z]+)-.+", pod).group(1) in SERVICES  # type: ignore[union-attr]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+    assert not re.fullmatch(pattern, "newsflow-topic-init-abcde")
 
 
 def test_grafana_dashboard_charts_metrics_the_stages_serve() -> None:
