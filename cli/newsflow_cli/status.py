@@ -81,10 +81,12 @@ async def gather_status(
         )
         for _ in range(2)
     )
-    await kafka_clients.connect(admin, settings)
-    await kafka_clients.connect(consumer, settings)
-    await kafka_clients.connect(reader, settings)
     try:
+        # Inside: a broker that does not answer fails the first, and the clients made are closed all the same (left
+        # open, each printed "Unclosed AIOKafkaConsumer" under the command's one line).
+        await kafka_clients.connect(admin, settings)
+        await kafka_clients.connect(consumer, settings)
+        await kafka_clients.connect(reader, settings)
         now = time.time()
         since = now - max(dlq_window, stuck_after, 60.0)
         letters = await _dead_letters(consumer, reader, settings.topic_dlq, since=since)
@@ -260,7 +262,8 @@ async def watch_status(settings: ServiceSettings, every: float, **options: Any) 
 
 
 def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_window: float) -> int:
-    """What ``newsflow status`` does; the exit status is 1 when a stage is stuck, 2 when Kafka does not answer."""
+    """What ``newsflow status`` does; the exit status is 1 when a stage is stuck, 3 when Kafka cannot be read (down,
+    unreachable, or refusing the login), as for the other commands: 2 is a usage error."""
     from rich.console import Console
 
     settings = settings_from_environment(ServiceSettings)
@@ -279,7 +282,7 @@ def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_wi
             print(json.dumps({"ok": False, "error": message, "stages": []}))
         else:
             Console(stderr=True).print(f"[red]{message}[/red]")
-        return 2
+        return 3
     stuck = [s.stage for s in stages if s.stuck]
     if as_json:
         print(json.dumps({"ok": not stuck, "stuck": stuck, "stages": [s.as_json() for s in stages]}))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import logging
+
+import pytest
 from rich.console import Console
 
-from newsflow_cli.status import StageStatus, render
+from newsflow_cli.status import StageStatus, render, run_status
 
 
 def test_screen_shows_each_stage_and_marks_the_stuck_one() -> None:
@@ -38,3 +43,17 @@ def test_screen_shows_each_stage_and_marks_the_stuck_one() -> None:
     assert "\x1b[1;31mSTUCK, no replicas" in styled  # bold red
     assert "\x1b[33mbehind" in styled  # yellow
     assert stages[2].as_json()["stuck"] is True
+
+
+def test_kafka_that_cannot_be_read_is_exit_3_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """It was exit 2, a usage error's code to typer, where every other command says 3; and the clients made before
+    the broker failed were left open, each printing "Unclosed AIOKafkaConsumer" under the answer."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    caplog.set_level(logging.ERROR)
+    assert run_status(as_json=True, watch=None, stuck_after=600, dlq_window=3600) == 3
+    gc.collect()  # where an unclosed client says so
+    out, err = capsys.readouterr()
+    assert json.loads(out)["ok"] is False
+    assert "Unclosed" not in err + caplog.text
