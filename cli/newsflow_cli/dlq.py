@@ -6,11 +6,13 @@ marked with the ``newsflow-redrive`` header (see :func:`newsflow_shared.redrive_
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -22,6 +24,9 @@ from newsflow_shared.sending import send_all
 
 from .common import err, with_kafka
 from .kafka_io import producer, topic_partitions
+
+if TYPE_CHECKING:
+    from newsflow_storage.dead_letters import DeadLetterStore
 
 dlq_app = typer.Typer(help="Dead letters: list, show, and re-drive them to the stage that refused them.")
 
@@ -187,21 +192,120 @@ def redrive_command(
         err.print("[red]error:[/] say which dead letters (--stage, --error, --id, --since), or --all")
         raise typer.Exit(2)
 
-    async def main(settings: ServiceSettings) -> tuple[int, list[str]]:
-        sent, refused = 0, []
-        async with producer(settings) as client:
-            async for found in dead_letters(settings, where):
-                try:
-                    record = redrive_record(found.letter)
-                except RejectedInput as problem:
-                    refused.append(f"{found.where}: {problem.reason}")
-                    continue
-                if not dry_run:
-                    await send_all(client, [record])
-                sent += 1
-        return sent, refused
+    async def main(settings: ServiceSettings) -> Redriven:
+        done = Redriven()
+        # After with_kafka found the local stack (it sets DATABASE_URL to `newsflow run`'s database).
+        pages = await PageCopy.open(await asyncio.to_thread(page_copy_url))
+        try:
+            async with producer(settings) as client:
+                batch: list[Found] = []
+                async for found in dead_letters(settings, where):
+                    batch.append(found)
+                    if len(batch) == 500:
+                        await _redrive(batch, client, pages, done, dry_run=dry_run)
+                        batch = []
+                await _redrive(batch, client, pages, done, dry_run=dry_run)
+        finally:
+            if pages is not None:
+                await pages.close()
+        return done
 
-    sent, refused = with_kafka(main)
-    for line in refused:
+    done = with_kafka(main)
+    for line in done.refused:
         err.print(f"[yellow]not re-driven[/] {escape(line)}")
-    err.print(f"{'would re-drive' if dry_run else 're-drove'} {sent} dead letters")
+    if done.settled:
+        err.print(f"[yellow]not re-driven[/] {done.settled} dead letters the web page re-drove or set aside")
+    err.print(f"{'would re-drive' if dry_run else 're-drove'} {done.sent} dead letters")
+
+
+@dataclass
+class Redriven:
+    sent: int = 0
+    settled: int = 0  # re-driven or set aside on storage's page
+    refused: list[str] = field(default_factory=list)
+
+
+class PageCopy:
+    """Storage's copy of the dead letters (the web page's), where ``DATABASE_URL`` names it: the letters this command
+    re-drives are marked there, and those the page re-drove or set aside are not sent again. Without it the two
+    re-drives knew nothing of each other: the page offered letters the command had sent, and the command re-sent
+    letters the page had."""
+
+    def __init__(self, store: DeadLetterStore) -> None:
+        self.store = store
+
+    @classmethod
+    async def open(cls, url: str | None) -> PageCopy | None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from newsflow_shared.db import make_engine
+        from newsflow_storage.dead_letters import DeadLetterStore
+
+        if url is None:
+            return None
+        store = DeadLetterStore(make_engine(url))
+        try:
+            await store.rows_at([("", 0, 0)])
+            return cls(store)
+        except (SQLAlchemyError, OSError) as error:
+            await store.engine.dispose()
+            _cannot_read(type(error).__name__)
+            return None
+
+    async def close(self) -> None:
+        await self.store.engine.dispose()
+
+
+async def _redrive(batch: list[Found], client: Any, pages: PageCopy | None, done: Redriven, *, dry_run: bool) -> None:
+    """Send one batch back: claimed on the page's copy first (as the page claims its own), released if Kafka fails."""
+    records = []
+    for found in batch:
+        try:
+            records.append((found, redrive_record(found.letter)))
+        except RejectedInput as problem:
+            done.refused.append(f"{found.where}: {problem.reason}")
+    rows = await pages.store.rows_at([_place(found.letter) for found, _ in records]) if pages and records else {}
+    waiting = [(found, record) for found, record in records if not rows.get(_place(found.letter), (0, False))[1]]
+    done.settled += len(records) - len(waiting)
+    if dry_run or not waiting:
+        done.sent += len(waiting)
+        return
+    ids = [rows[_place(found.letter)][0] for found, _ in waiting if _place(found.letter) in rows]
+    claimed = set(await pages.store.claim(ids)) if pages and ids else set()
+    # A row claimed by the page between the read and the claim is its to send.
+    sending = [
+        r for found, r in waiting if _place(found.letter) not in rows or rows[_place(found.letter)][0] in claimed
+    ]
+    done.settled += len(waiting) - len(sending)
+    try:
+        await send_all(client, sending)
+    except BaseException:
+        if pages and claimed:
+            await asyncio.shield(pages.store.release(sorted(claimed)))  # waiting again, as on the page
+        raise
+    done.sent += len(sending)
+
+
+def page_copy_url() -> str | None:
+    """``DATABASE_URL`` where it names storage's copy; never the default, a stray newsflow.db in this folder."""
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return None
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not os.path.isfile(parsed.database or ""):
+        _cannot_read("no such SQLite file")  # opening it would make an empty one
+        return None
+    return url
+
+
+def _cannot_read(problem: str) -> None:
+    err.print(
+        f"[yellow]warning:[/] storage's copy of the dead letters at DATABASE_URL cannot be read ({problem}):"
+        " letters re-driven here will still show as waiting on its web page"
+    )
+
+
+def _place(letter: DeadLetter) -> tuple[str, int, int]:
+    return (letter.source_topic, letter.source_partition, letter.source_offset)

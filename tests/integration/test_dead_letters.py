@@ -16,6 +16,8 @@ import pytest
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher
 from newsflow_cli.local_kafka import free_port
+from newsflow_shared.db import make_engine
+from newsflow_storage.dead_letters import DeadLetterStore
 
 from .harness import Pipeline, first_with_id, isolated_env
 
@@ -82,17 +84,33 @@ async def test_dead_letters_are_listed_and_redriven_after_the_fix(strict_cleanup
 
     refused = await asyncio.to_thread(newsflow, env, "dlq", "redrive")
     assert refused.returncode == 2  # no filter and no --all: nothing is sent by accident
-    watcher = OutcomeWatcher(strict_cleanup.settings)
-    await watcher.start()
+    # Storage's copy (the web page's) has the letter waiting: the command marks it, as the page's button does.
+    page_copy = DeadLetterStore(make_engine(env["DATABASE_URL"]))
     try:
-        redriven = await asyncio.to_thread(newsflow, env, "dlq", "redrive", "--id", "too-short")
-        assert redriven.returncode == 0, redriven.stderr
-        assert "re-drove 1 dead letters" in redriven.stderr
-        kind, record = await asyncio.wait_for(first_with_id(watcher, {"too-short"}), 180)
+        for _ in range(60):
+            if [kind.waiting for kind in await page_copy.kinds()] == [1]:
+                break
+            await asyncio.sleep(0.5)
+        watcher = OutcomeWatcher(strict_cleanup.settings)
+        await watcher.start()
+        try:
+            redriven = await asyncio.to_thread(newsflow, env, "dlq", "redrive", "--id", "too-short")
+            assert redriven.returncode == 0, redriven.stderr
+            assert "re-drove 1 dead letters" in redriven.stderr
+            kind, record = await asyncio.wait_for(first_with_id(watcher, {"too-short"}), 180)
+        finally:
+            await watcher.stop()
+        assert kind == "stored"
+        assert record["id"] == "too-short"
+        [counted] = await page_copy.kinds()
+        assert (counted.waiting, counted.redriven) == (0, 1)
+        # And what the page (or this command) re-drove is not sent again.
+        again = await asyncio.to_thread(newsflow, env, "dlq", "redrive", "--id", "too-short")
+        said = " ".join(again.stderr.split())  # as rich wrapped it
+        assert "not re-driven 1 dead letters the web page re-drove or set aside" in said
+        assert "re-drove 0 dead letters" in said
     finally:
-        await watcher.stop()
-    assert kind == "stored"
-    assert record["id"] == "too-short"
+        await page_copy.engine.dispose()
 
 
 def test_a_broker_that_does_not_answer_is_one_clear_line(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Select, and_, delete, func, or_, select, update
+from sqlalchemy import Column, Select, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -144,6 +144,21 @@ class DeadLetterStore:
         )
         async with self.engine.connect() as connection:
             return list((await connection.execute(statement)).scalars())
+
+    async def rows_at(self, places: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], tuple[int, bool]]:
+        """The row of each refused record's place (source topic, partition, offset) kept here: its id, and whether it
+        is settled (re-driven or set aside). ``newsflow dlq redrive`` reads the DLQ topic; this is how it and the web
+        page know of each other's re-drives."""
+        found: dict[tuple[str, int, int], tuple[int, bool]] = {}
+        place = tuple_(dead_letters.c.source_topic, dead_letters.c.source_partition, dead_letters.c.source_offset)
+        async with self.engine.connect() as connection:
+            for start in range(0, len(places), 500):
+                statement = select(dead_letters.c.id, *place.clauses, ~_waiting()).where(
+                    place.in_(places[start : start + 500])
+                )
+                for letter_id, topic, partition, offset, settled in await connection.execute(statement):
+                    found[(topic, partition, offset)] = (letter_id, bool(settled))
+        return found
 
     async def claim(self, letter_ids: list[int], at: datetime | None = None) -> list[int]:
         """Mark those of ``letter_ids`` still waiting as re-driven, and return them: one request alone gets each, so
