@@ -67,6 +67,10 @@ class StageWatch:
         self.settings = settings
         self.metrics = metrics
         self.subscribers: list[Any] = []
+        # Side readers (ingest's and storage's of the DLQ), by the name their metrics carry as `stage`: their lag
+        # and progress are exported, and a loop that ended fails liveness, but they are not the stage's own lag.
+        self.side: dict[str, Any] = {}
+        self._side_lag: set[tuple[str, str, int]] = set()
         self.last_activity = time.time()
         self.failing: str | None = None
         self.lag: dict[tuple[str, int], int] = {}
@@ -80,6 +84,14 @@ class StageWatch:
     def attach(self, subscriber: Any) -> None:
         """Watch ``subscriber`` (FastStream's Kafka subscriber: its aiokafka consumer and consume-loop task)."""
         self.subscribers.append(subscriber)
+
+    def attach_side(self, name: str, subscriber: Any) -> None:
+        """Watch a side reader: its lag and last progress under ``name`` (``<stage>-<reader>``), its loop alive."""
+        self.side[name] = subscriber
+        self.side_progressed(name)
+
+    def side_progressed(self, name: str) -> None:
+        self.metrics.last_progress.labels(name).set(time.time())
 
     # Hooks called by Stage around each batch.
 
@@ -138,6 +150,7 @@ class StageWatch:
             return
         finally:
             self._refreshed_at = time.monotonic()
+        await self._read_side_lag()
         for topic, partition in set(self.lag) - set(lag):
             with contextlib.suppress(KeyError):
                 self.metrics.lag.remove(self.metrics.stage, topic, str(partition))
@@ -149,9 +162,28 @@ class StageWatch:
             self.last_activity = time.time()
             self.metrics.progressed()
 
+    async def _read_side_lag(self) -> None:
+        """The side readers' lag as gauges of their own name; one that is caught up has made progress."""
+        for name, subscriber in self.side.items():
+            if (consumer := getattr(subscriber, "consumer", None)) is None:
+                continue
+            try:
+                lag = await asyncio.wait_for(_consumer_lag(consumer), timeout=5.0)
+            except Exception:
+                continue  # unknown this time: the gauges keep their last reading
+            fresh = {(name, topic, partition) for topic, partition in lag}
+            for _, topic, partition in {key for key in self._side_lag if key[0] == name} - fresh:
+                with contextlib.suppress(KeyError):  # a partition no longer assigned to this replica
+                    self.metrics.lag.remove(name, topic, str(partition))
+            self._side_lag = {key for key in self._side_lag if key[0] != name} | fresh
+            for (topic, partition), behind in lag.items():
+                self.metrics.lag.labels(name, topic, str(partition)).set(behind)
+            if not any(lag.values()):
+                self.side_progressed(name)
+
     async def liveness(self) -> Verdict:
         verdict = Verdict()
-        for subscriber in self.subscribers:
+        for subscriber in [*self.subscribers, *self.side.values()]:
             if any(task.done() for task in getattr(subscriber, "tasks", ())):
                 verdict.problems.append(
                     f"the consume loop of {getattr(subscriber, 'title_', None) or 'a subscriber'} has ended"

@@ -120,6 +120,7 @@ class Stage:
         *,
         on_published: Callable[[list[Output]], Awaitable[None]] | None = None,
         watched: bool = True,
+        side: str | None = None,
         **subscriber_options: Any,
     ) -> None:
         """Register ``handler`` for batches of ``topic`` in this service's consumer group.
@@ -127,7 +128,8 @@ class Stage:
         ``on_published`` runs after Kafka acknowledged the outputs and before the
         commit: the place to record state that must never run ahead of Kafka.
         ``watched=False`` for a side subscription (ingest and storage reading the DLQ): it gets the
-        same delivery and isolation, but the stage's metrics, lag and liveness are about its main topic.
+        same delivery and isolation, but the stage's metrics, lag and liveness are about its main topic; with
+        ``side``, its own lag and progress are exported under that name and its loop is part of liveness.
         """
 
         async def on_batch(message: KafkaMessage) -> None:
@@ -144,6 +146,8 @@ class Stage:
             self._failures_in_a_row = 0
             if watched:
                 self.watch.batch_succeeded(deliveries, outputs, started)
+            elif side is not None:
+                self.watch.side_progressed(side)
 
         options: dict[str, Any] = {
             "group_id": self.settings.group_id(self.name),
@@ -165,16 +169,21 @@ class Stage:
         subscriber(on_batch)
         if watched:
             self.watch.attach(subscriber)
+        elif side is not None:
+            self.watch.attach_side(side, subscriber)
 
     def read_dead_letters(self, reader: str, handler: BatchHandler) -> None:
-        """A side reader of the DLQ (``reader`` names it): a consumer group of its own, same isolation, not watched.
+        """A side reader of the DLQ (``reader`` names it): a consumer group of its own, same isolation.
 
-        Ingest reads it to forget what later stages refused; storage keeps a copy for its web page.
+        Ingest reads it to forget what later stages refused; storage keeps a copy for its web page. Its lag and
+        progress are metrics of ``<stage>-<reader>`` (the stuck and lag alerts see it), and a loop of it that ended
+        fails liveness: behind or dead, ingest would skip re-pushed articles and the page would go stale unseen.
         """
         self.consume(
             self.settings.topic_dlq,
             handler,
             watched=False,
+            side=f"{self.name}-{reader}",
             group_id=self.settings.group_id(f"{self.name}-{reader}"),
             title=f"{self.name}-{reader}:{self.settings.topic_dlq}",
         )

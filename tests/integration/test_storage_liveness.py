@@ -79,3 +79,13 @@ async def test_database_outage_fails_readiness_not_liveness(
         passed = total(samples((await client.get("/metrics")).text), "newsflow_records_total", outcome="passed")
         assert passed == await records_in(settings, settings.topic_stored)
         assert passed >= 10
+        # The web page's reader of the DLQ is watched as its own "stage": its lag (none here) and its progress.
+        found = samples((await client.get("/metrics")).text)
+        side = [
+            labels
+            for name, labels in found
+            if name == "newsflow_consumer_lag_records" and ("stage", "storage-dlq") in labels
+        ]
+        assert side, "the DLQ reader's partitions have lag series"
+        assert total(found, "newsflow_consumer_lag_records", stage="storage-dlq") == 0
+        assert total(found, "newsflow_consumer_last_progress_timestamp_seconds", stage="storage-dlq") > time.time() - 60

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry
 
 from newsflow_shared.health import _consumer_lag
 
@@ -89,3 +90,54 @@ def test_a_group_reads_from_its_commit_or_the_partitions_start() -> None:
     assert read_from(5, OffsetAndMetadata(12, "")) == 12
     assert read_from(20, OffsetAndMetadata(12, "")) == 20  # what it committed was deleted since: nothing to read there
     assert read_from(3, OffsetAndMetadata(-1, "")) == 3  # "no offset" as the broker writes it
+
+
+class _Subscriber:
+    def __init__(self, consumer: object, tasks: tuple[asyncio.Future[None], ...] = ()) -> None:
+        self.consumer = consumer
+        self.tasks = tasks
+        self.title_ = "storage-dlq:articles.dlq"
+
+
+def test_a_side_reader_has_its_own_lag_and_progress_and_its_loop_is_watched() -> None:
+    """Storage's and ingest's readers of the DLQ had no lag, no progress and no place in liveness: behind or dead,
+    the web page went stale and ingest skipped re-pushed articles, unseen."""
+    from newsflow_shared.health import StageWatch
+    from newsflow_shared.metrics import StageMetrics
+    from newsflow_shared.settings import ServiceSettings
+
+    async def scenario() -> None:
+        metrics = StageMetrics("storage", CollectorRegistry())
+        watch = StageWatch(None, ServiceSettings(), metrics)  # type: ignore[arg-type]
+        main = _Subscriber(CaughtUpConsumer())
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        side = _Subscriber(HeldFetchConsumer(), (ended,))
+        watch.attach(main)
+        watch.attach_side("storage-dlq", side)
+        registry = metrics.registry
+        before = registry.get_sample_value(
+            "newsflow_consumer_last_progress_timestamp_seconds", {"stage": "storage-dlq"}
+        )
+        assert before is not None
+        verdict = await watch.liveness()
+        assert verdict.problems == []
+        assert verdict.lag == {"enriched[0]": 0}  # the stage's own lag only
+        behind = {"stage": "storage-dlq", "topic": "in", "partition": "0"}
+        assert registry.get_sample_value("newsflow_consumer_lag_records", behind) == 6
+        ended.set_result(None)
+        watch._refreshed_at = 0.0
+        verdict = await watch.liveness()
+        assert verdict.problems == ["the consume loop of storage-dlq:articles.dlq has ended"]
+
+    asyncio.run(scenario())
+
+
+class CaughtUpConsumer:
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("enriched", 0)}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return 5
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return 5
