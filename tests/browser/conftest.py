@@ -85,7 +85,9 @@ async def _seed(url: str) -> None:
     engine = make_engine(url)
     try:
         await ArticleRepository(engine).store([webdata.seed_article(), webdata.hostile_article()])
-        await DeadLetterStore(engine).keep([webdata.dead_letter(i) for i in range(3)])
+        # Three to re-drive, and one cut short that can only be set aside.
+        letters = [webdata.dead_letter(i) for i in range(3)] + [webdata.dead_letter(3, stage="cleanup", truncated=True)]
+        await DeadLetterStore(engine).keep(letters)
     finally:
         await engine.dispose()
 

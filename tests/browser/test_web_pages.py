@@ -67,6 +67,20 @@ def test_redrive_one_dead_letter_and_then_all_of_a_kind(page: Any, served: Serve
     assert len(served.redriven) == before + 3
 
 
+def test_set_aside_a_letter_that_cannot_be_re_driven(page: Any, served: Served) -> None:
+    page.goto(served.url + "/pipeline")
+    assert "push again from the source" in page.locator("table.letters").inner_text()
+    before = len(served.redriven)
+    page.get_by_role("button", name="Set aside all 1 MalformedMessage of cleanup").click()  # asks first
+    page.wait_for_url("**/pipeline?set_aside=1")
+    assert page.get_by_role("status").inner_text().startswith("Set aside 1 dead letter: it waits no longer")
+    assert any("They will not be re-driven" in message for message in page.dialogs)
+    row = page.locator("table[aria-labelledby=h-kinds] tr", has_text="cleanup")
+    assert row.get_by_role("button").count() == 0
+    assert "set aside" in page.locator("table.letters").inner_text()
+    assert len(served.redriven) == before  # nothing was sent
+
+
 def test_a_stored_script_never_runs(page: Any, served: Served) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
