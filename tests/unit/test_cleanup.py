@@ -314,6 +314,11 @@ def test_boilerplate_lines_are_removed_with_a_reason() -> None:
         ("Reporting by John Smith; Editing by Jane Doe.", "wire credit"),
         ("Image caption, Firefighters at the scene of the blaze on Tuesday.", "photo credit"),
         ("Support our independent journalism with a donation today.", "newsletter prompt"),
+        ("Click here to subscribe to our newsletter.", "newsletter prompt"),
+        ("To continue reading, please subscribe to our newsletter today.", "newsletter prompt"),
+        ("Subscribe now for unlimited access to all our journalism.", "newsletter prompt"),
+        ("Read more: Government announces new plan for schools.", "read-more link"),
+        ("Related: Five things to know about the election results.", "read-more link"),
     ],
 )
 def test_each_kind_of_boilerplate_line(line: str, why: str) -> None:
@@ -338,6 +343,8 @@ def test_each_kind_of_boilerplate_line(line: str, why: str) -> None:
         "Voters must register by Friday to get email updates about polling stations.",
         "Sources: three ministers are set to resign, officials told the paper.",
         "Published 3 March 2026, the report found rising rents in every region.",
+        "Live music venues reopened across the city on Friday night.",
+        "Analysis of the data showed rents rising in every region.",
     ],
 )
 def test_prose_that_looks_like_a_prompt_stays(prose: str) -> None:

@@ -120,10 +120,17 @@ _IN_SENTENCES: dict[str, re.Pattern[str]] = {
     "newsletter prompt": _rule(
         r"(sign up|subscribe|register)\b.*\b(newsletter|updates|alerts|inbox|briefing|email)s?\b.*",
         r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*",
-        r"(sign up|subscribe) to our .*|already a subscriber\?.*",
+        # An imperative "subscribe" or "sign up" at the start, or the page's own "subscribe to our ...".
+        r"(click here to |please )?(subscribe|sign up)\b.*|.*\b(subscribe|sign up) (to|for) our\b.*",
+        r"already a subscriber\?.*",
         r"support (our |independent |quality |local )+(journalism|reporting).*|become a (member|subscriber|supporter).*",
     ),
     "social prompt": _RULES_BY_WHY["social prompt"],
+    # "Read more: Government announces new plan for schools." is a link: the separator after the label marks it.
+    "read-more link": _rule(
+        r"(read more|read|also read|see also|related|more on this story|more from [\w ]+|watch|listen|video"
+        r"|opinion|explainer|analysis|live|recommended|further reading)\s*[:|»>–—-].*"
+    ),
     "photo credit": _rule(
         r"\(?(photo|image|picture|photograph|illustration)s?( credit| by| source)?\s*[:/].*\)?",
         r"\(?(photo|image|picture)s? by .*\)?|image caption[:,]? .*|pictured:.*",
