@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, kafka_clients, redrive_record
-from newsflow_shared.sending import send_all
+from newsflow_shared.sending import OutgoingRecord, queue_all
 
 from .common import err, with_kafka
 from .kafka_io import producer, topic_partitions
@@ -46,6 +46,10 @@ class Filter:
             and (self.error is None or letter.error == self.error)
             and (self.article_id is None or letter.article_id == self.article_id)
         )
+
+
+Place = tuple[str, int, int]
+"""Where a refused record was: source topic, partition, offset (a dead letter's identity)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,8 @@ def redrive_command(
         err.print(f"[yellow]not re-driven[/] {escape(line)}")
     if done.settled:
         err.print(f"[yellow]not re-driven[/] {done.settled} dead letters the web page re-drove or set aside")
+    if done.repeats:
+        err.print(f"{done.repeats} dead letters were the same refused record again: sent once")
     err.print(f"{'would re-drive' if dry_run else 're-drove'} {done.sent} dead letters")
 
 
@@ -222,7 +228,9 @@ def redrive_command(
 class Redriven:
     sent: int = 0
     settled: int = 0  # re-driven or set aside on storage's page
+    repeats: int = 0  # the same refused record on the DLQ again: sent once
     refused: list[str] = field(default_factory=list)
+    places: set[Place] = field(default_factory=set)
 
 
 class PageCopy:
@@ -257,33 +265,51 @@ class PageCopy:
 
 
 async def _redrive(batch: list[Found], client: Any, pages: PageCopy | None, done: Redriven, *, dry_run: bool) -> None:
-    """Send one batch back: claimed on the page's copy first (as the page claims its own), released if Kafka fails."""
-    records = []
+    """Send one batch back: claimed on the page's copy first (as the page claims its own); what Kafka did not take
+    is given back there, to wait again."""
+    records: dict[Place, tuple[Found, OutgoingRecord]] = {}
     for found in batch:
+        place = _place(found.letter)
+        if place in done.places:  # the same refused record twice on the DLQ (its stage restarted before committing)
+            done.repeats += 1
+            continue
+        done.places.add(place)
         try:
-            records.append((found, redrive_record(found.letter)))
+            records[place] = (found, redrive_record(found.letter))
         except RejectedInput as problem:
             done.refused.append(f"{found.where}: {problem.reason}")
-    rows = await pages.store.rows_at([_place(found.letter) for found, _ in records]) if pages and records else {}
-    waiting = [(found, record) for found, record in records if not rows.get(_place(found.letter), (0, False))[1]]
+    if pages is not None and records and not dry_run:
+        # A letter storage's reader has not kept yet (it is behind, or storage is down) is kept here first: marked
+        # like the others, rather than arrive later as waiting and be offered again.
+        await pages.store.keep([found.letter for found, _ in records.values()])
+    rows = await pages.store.rows_at(list(records)) if pages is not None and records else {}
+    waiting = {place: record for place, (_, record) in records.items() if not rows.get(place, (0, False))[1]}
     done.settled += len(records) - len(waiting)
     if dry_run or not waiting:
         done.sent += len(waiting)
         return
-    ids = [rows[_place(found.letter)][0] for found, _ in waiting if _place(found.letter) in rows]
-    claimed = set(await pages.store.claim(ids)) if pages and ids else set()
-    # A row claimed by the page between the read and the claim is its to send.
-    sending = [
-        r for found, r in waiting if _place(found.letter) not in rows or rows[_place(found.letter)][0] in claimed
-    ]
+    ids = [rows[place][0] for place in waiting if place in rows]
+    claimed = set(await pages.store.claim(ids)) if pages is not None and ids else set()
+    # A row the page claimed between the read and the claim is the page's to send.
+    sending = {place: record for place, record in waiting.items() if place not in rows or rows[place][0] in claimed}
     done.settled += len(waiting) - len(sending)
+    taken: set[Place] = set()
     try:
-        await send_all(client, sending)
-    except BaseException:
-        if pages and claimed:
-            await asyncio.shield(pages.store.release(sorted(claimed)))  # waiting again, as on the page
-        raise
-    done.sent += len(sending)
+        queued = await queue_all(client, sending.values())
+        outcomes = await asyncio.gather(*queued, return_exceptions=True)
+        taken = {
+            place for place, outcome in zip(sending, outcomes, strict=True) if not isinstance(outcome, BaseException)
+        }
+        if failed := next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None):
+            raise failed
+    finally:
+        # Only what Kafka did not take waits again: the ones it took are re-driven, even when others failed.
+        back = [
+            rows[place][0] for place in sending if place in rows and rows[place][0] in claimed and place not in taken
+        ]
+        if pages is not None and back:
+            await asyncio.shield(pages.store.release(back))
+        done.sent += len(taken)
 
 
 def page_copy_url() -> str | None:
@@ -307,5 +333,5 @@ def _cannot_read(problem: str) -> None:
     )
 
 
-def _place(letter: DeadLetter) -> tuple[str, int, int]:
+def _place(letter: DeadLetter) -> Place:
     return (letter.source_topic, letter.source_partition, letter.source_offset)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-__all__ = ["OutgoingRecord", "producer_of", "send_all"]
+__all__ = ["OutgoingRecord", "producer_of", "queue_all", "send_all"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,13 @@ async def send_all(producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]
     The producer's linger gathers the queued records into one request per broker, and its default partitioner puts
     each keyed record in its key's partition, so an article stays in its partition on every hop.
     """
-    queued = [
+    await asyncio.gather(*await queue_all(producer, records))
+
+
+async def queue_all(producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]) -> list[asyncio.Future[Any]]:
+    """Queue every record and return each one's acknowledgement to await: for a caller that must know which of them
+    Kafka took when not all were (a re-drive marks those, and gives the others back)."""
+    return [
         await producer.send(
             record.topic,
             record.value,
@@ -60,4 +67,3 @@ async def send_all(producer: AIOKafkaProducer, records: Iterable[OutgoingRecord]
         )
         for record in records
     ]
-    await asyncio.gather(*queued)

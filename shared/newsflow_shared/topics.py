@@ -96,6 +96,22 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
     return problems
 
 
+async def topic_config(settings: ServiceSettings, topic: str, key: str) -> str | None:
+    """One config of ``topic`` as the broker has it (its own or the broker's default); None if it does not say."""
+    admin = kafka_clients.admin(settings, client_id=f"{settings.kafka_group_prefix}-config")
+    try:
+        await kafka_clients.connect(admin, settings)
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {key: None})
+        for response in await admin.describe_configs([resource]):
+            for _, _, _, _, entries, *_ in response.resources:
+                for name, value, *_ in entries:
+                    if name == key:
+                        return str(value) if value is not None else None
+        return None
+    finally:
+        await admin.close()
+
+
 def _set_config(topic: str, key: str, value: object) -> str:
     """The command that sets one of ``topic``'s configs."""
     return f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config {key}={value}"

@@ -369,3 +369,24 @@ async def test_topic_init_fails_with_the_brokers_reason_when_kafka_refuses_the_t
 def test_three_copies_or_more_want_two_in_sync() -> None:
     assert topic_configs(ServiceSettings(topic_replication_factor=1)) == {"max.message.bytes": "33554432"}
     assert topic_configs(ServiceSettings(topic_replication_factor=3))["min.insync.replicas"] == "2"
+
+
+async def test_storage_warns_when_its_copy_of_dead_letters_goes_before_the_topics(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A settled letter deleted from storage's copy while articles.dlq still held it was sent again by `dlq redrive`
+    (no row said the page had re-driven or set it aside): storage says so at start when its days are the fewer."""
+    from datetime import timedelta
+
+    from newsflow_storage.dead_letters import warn_if_kept_shorter_than_the_topic
+
+    settings = ServiceSettings(
+        **{k.lower(): v for k, v in isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///u.db").items()}
+    )
+    await ensure_topics(settings)
+    caplog.set_level(logging.WARNING)
+    await warn_if_kept_shorter_than_the_topic(settings, timedelta(days=30))  # the broker's default: 7 days
+    assert "STORAGE_DEAD_LETTER_KEEP_DAYS" not in caplog.text
+    await warn_if_kept_shorter_than_the_topic(settings, timedelta(days=1))
+    assert "STORAGE_DEAD_LETTER_KEEP_DAYS (1) is shorter than" in caplog.text
+    assert "retention.ms=604800000" in caplog.text

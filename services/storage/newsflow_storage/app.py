@@ -89,7 +89,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         pruning = None
         if settings.storage_dead_letter_keep_days:
             keep = timedelta(days=settings.storage_dead_letter_keep_days)
-            pruning = asyncio.create_task(prune_every(keeper.store, keep), name="prune dead letters")
+            pruning = asyncio.create_task(prune_every(keeper.store, keep, settings), name="prune dead letters")
         await broker.start()
         if open_to_others(settings):
             log.warning(
@@ -104,7 +104,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         finally:
             if pruning is not None:
                 pruning.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(BaseException):  # its own failure must not skip what follows
                     await pruning
             await broker.stop()
             await engine.dispose()

@@ -20,10 +20,11 @@ from sqlalchemy import Column, Select, and_, delete, func, or_, select, tuple_, 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from newsflow_shared import DeadLetter, Delivery, RejectedInput, TemporaryFailure
+from newsflow_shared import DeadLetter, Delivery, RejectedInput, ServiceSettings, TemporaryFailure
 from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite, minute_of, utc_period
 from newsflow_shared.db.tables import dead_letters
 from newsflow_shared.stage import Output
+from newsflow_shared.topics import topic_config
 
 log = logging.getLogger(__name__)
 REDRIVE_AT_ONCE = 10_000
@@ -225,18 +226,45 @@ class DeadLetterStore:
                 return deleted
 
 
-async def prune_every(store: DeadLetterStore, keep: timedelta, every: float = 3600.0) -> None:
-    """Run :meth:`DeadLetterStore.prune` now and every ``every`` seconds, until cancelled.
+async def prune_every(
+    store: DeadLetterStore, keep: timedelta, settings: ServiceSettings | None = None, every: float = 3600.0
+) -> None:
+    """Run :meth:`DeadLetterStore.prune` now and every ``every`` seconds, until cancelled; first, with ``settings``,
+    warn if the DLQ topic keeps its records longer than this copy keeps settled letters.
 
-    A database that does not answer is tried again next time: the letters only wait longer to go.
+    Whatever fails (the database away, a pool timed out) is tried again next time: the letters only wait longer.
     """
+    if settings is not None:
+        await warn_if_kept_shorter_than_the_topic(settings, keep)
     while True:
         try:
             if deleted := await store.prune(keep):
                 log.info("deleted %d dead letters settled more than %s ago", deleted, keep)
-        except (OperationalError, InterfaceError, DBAPIError, OSError) as error:
-            log.warning("could not delete the settled dead letters (trying again in %.0f s): %s", every, error)
+        except Exception as error:  # any: a task that ended here would prune no more, unseen
+            log.warning("could not delete the settled dead letters (trying again in %.0f s): %r", every, error)
         await asyncio.sleep(every)
+
+
+async def warn_if_kept_shorter_than_the_topic(settings: ServiceSettings, keep: timedelta) -> None:
+    """Say so when settled letters leave this copy before their records leave ``articles.dlq``: ``newsflow dlq
+    redrive`` reads the topic, finds no row for such a letter and sends it again, set aside or not."""
+    try:
+        retention = await asyncio.wait_for(topic_config(settings, settings.topic_dlq, "retention.ms"), 15)
+    except Exception as error:  # Kafka's answer is a nicety here: storage starts without it
+        log.info("could not read %s's retention.ms: %r", settings.topic_dlq, error)
+        return
+    if retention is None or not retention.lstrip("-").isdigit():
+        return
+    if int(retention) < 0 or int(retention) > keep / timedelta(milliseconds=1):  # -1: kept for ever
+        log.warning(
+            "STORAGE_DEAD_LETTER_KEEP_DAYS (%g) is shorter than %s keeps its records (retention.ms=%s): a letter"
+            " re-driven or set aside here and deleted after %g days can be sent again by `newsflow dlq redrive`,"
+            " which reads the topic; keep them here at least as long",
+            keep / timedelta(days=1),
+            settings.topic_dlq,
+            retention,
+            keep / timedelta(days=1),
+        )
 
 
 def _waiting() -> Any:

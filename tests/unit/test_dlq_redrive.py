@@ -1,0 +1,102 @@
+"""`newsflow dlq redrive` against storage's copy of the dead letters (the web page's): what it marks and skips."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from newsflow_cli.dlq import Found, PageCopy, Redriven, _redrive
+from newsflow_shared.db import make_engine, upgrade
+from newsflow_storage.dead_letters import DeadLetterStore
+
+from .. import webdata
+
+
+class Producer:
+    """Takes every record but those whose value is in ``refuse``: its acknowledgement fails."""
+
+    def __init__(self, refuse: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        self.refuse = refuse
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if len(self.sent) in self.refuse:
+            acknowledged.set_exception(RuntimeError("the broker refused it"))
+        else:
+            acknowledged.set_result(None)
+        self.sent.append((topic, value))
+        return acknowledged
+
+
+def found(offset: int, **changes: Any) -> Found:
+    return Found(partition=0, offset=100 + offset, letter=webdata.dead_letter(offset).model_copy(update=changes))
+
+
+async def page_copy(url: str) -> PageCopy:
+    await upgrade(url)
+    return PageCopy(DeadLetterStore(make_engine(url)))
+
+
+async def test_what_kafka_took_stays_re_driven_when_the_rest_fails(tmp_path: Any) -> None:
+    """All the claimed letters were given back when one send failed: those Kafka had taken were offered again."""
+    pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
+    try:
+        batch = [found(0), found(1)]
+        await pages.store.keep([f.letter for f in batch])
+        done = Redriven()
+        try:
+            await _redrive(batch, Producer(refuse={1}), pages, done, dry_run=False)
+        except RuntimeError:
+            pass
+        [kind] = await pages.store.kinds()
+        assert (kind.waiting, kind.redriven, done.sent) == (1, 1, 1)
+    finally:
+        await pages.close()
+
+
+async def test_a_letter_storage_has_not_kept_yet_is_kept_and_marked(tmp_path: Any) -> None:
+    """Sent unmarked, it arrived on the page later as waiting and was offered again."""
+    pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
+    try:
+        producer, done = Producer(), Redriven()
+        await _redrive([found(0)], producer, pages, done, dry_run=False)
+        [kind] = await pages.store.kinds()
+        assert (kind.waiting, kind.redriven, done.sent, len(producer.sent)) == (0, 1, 1, 1)
+        # storage's reader keeps it now: nothing changes, and a second run sends nothing.
+        await pages.store.keep([found(0).letter])
+        again = Redriven()
+        await _redrive([found(0)], producer, pages, again, dry_run=False)
+        assert (again.sent, again.settled, len(producer.sent)) == (0, 1, 1)
+    finally:
+        await pages.close()
+
+
+async def test_the_same_refused_record_twice_on_the_dlq_is_sent_once(tmp_path: Any) -> None:
+    pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
+    try:
+        producer, done = Producer(), Redriven()
+        twice = found(0)
+        await _redrive([twice, Found(partition=1, offset=7, letter=twice.letter)], producer, pages, done, dry_run=False)
+        assert (done.sent, done.repeats, len(producer.sent)) == (1, 1, 1)
+        without_copy, producer = Redriven(), Producer()
+        await _redrive([twice, twice], producer, None, without_copy, dry_run=False)
+        assert (without_copy.sent, without_copy.repeats, len(producer.sent)) == (1, 1, 1)
+    finally:
+        await pages.close()
+
+
+async def test_a_letter_set_aside_on_the_page_is_not_sent(tmp_path: Any) -> None:
+    pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
+    try:
+        await pages.store.keep([found(0).letter, found(1).letter])
+        [first, _] = sorted(row.id for row in await pages.store.recent())
+        assert await pages.store.set_aside(letter_id=first) == 1
+        producer, done = Producer(), Redriven()
+        await _redrive([found(0), found(1)], producer, pages, done, dry_run=False)
+        assert (done.sent, done.settled, len(producer.sent)) == (1, 1, 1)
+        dry = Redriven()
+        await _redrive([found(2)], producer, pages, dry, dry_run=True)
+        assert (dry.sent, len(producer.sent), await pages.store.rows_at([("articles.raw", 0, 2)])) == (1, 1, {})
+    finally:
+        await pages.close()
