@@ -8,8 +8,10 @@ refuses them (:data:`SafeText`), so a later stage that makes one is caught at it
 
 from __future__ import annotations
 
+import html
 import math
 import re
+import unicodedata
 from collections import Counter
 from typing import Annotated, Any
 
@@ -90,6 +92,25 @@ def free_key(name: str, taken: dict[str, Any], numbers: dict[str, int] | None = 
         number += 1
     numbers[name] = number + 1
     return f"{name} ({number})"
+
+
+# Format characters (zero-width space and joiners, the BOM, word joiner), controls and separators: none of them is
+# anything a reader sees.
+_UNSEEN = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+
+
+def reads_blank(text: str | None) -> bool:
+    """Nothing a reader would see: empty, whitespace, zero-width characters, or entities of those ("&nbsp;").
+
+    Ingest and cleanup both ask it of an article's text before they take its page instead: with ``str.strip`` a text
+    of one zero-width space hid the page (cleanup then emptied the text and dead-lettered the article), and gave
+    every such article one id.
+    """
+    if not text:
+        return True
+    if "&" in text:
+        text = html.unescape(text)
+    return all(ch.isspace() or unicodedata.category(ch) in _UNSEEN for ch in text)
 
 
 def make_safe(value: str) -> str:

@@ -7,6 +7,7 @@ import re
 import re._constants as sre
 import re._parser as sre_parser
 import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ftfy
@@ -15,6 +16,7 @@ from ftfy import badness, chardata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsflow_cleanup import html_article
 from newsflow_cleanup.boilerplate import strip_boilerplate, strip_lead_in_teasers
 from newsflow_cleanup.html_article import extract_article
 from newsflow_cleanup.language import LanguageDetector
@@ -38,7 +40,7 @@ from newsflow_cleanup.repair import (
     repair,
 )
 from newsflow_cleanup.settings import CleanupSettings
-from newsflow_shared import EmptyArticle, IngestedArticle
+from newsflow_shared import ArticleTooLarge, EmptyArticle, IngestedArticle
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 
@@ -363,6 +365,21 @@ def test_a_headline_repeated_as_the_first_line_is_taken_out(detector: LanguageDe
     assert [r.why for r in cleaned.removed] == ["the title, repeated at the top of the body"]
 
 
+@pytest.mark.parametrize("text", ["", "\n", "\u200b", "\ufeff", "&nbsp;", "\u2060\u200d"])
+def test_text_a_reader_would_not_see_gives_way_to_the_page_and_its_date(detector: LanguageDetector, text: str) -> None:
+    """A zero-width space as the text hid the page (cleanup then emptied the text: a dead letter); and the page's
+    date was read and dropped, where the README said it is kept."""
+    page = (SAMPLES / "storm-warning.html").read_text()
+    cleaned = clean(IngestedArticle(id="p", text=text, html=page, content_hash="h"), detector, CleanupSettings())
+    assert cleaned.title == "Storm Elin to bring 90mph gusts and flooding to the west coast"
+    assert "amber warning for wind" in cleaned.text
+    assert cleaned.published_at == datetime(2026, 11, 2, tzinfo=UTC)
+    sent_with_a_date = IngestedArticle(
+        id="p", text=text, html=page, content_hash="h", published_at=datetime(2026, 11, 3, 6, tzinfo=UTC)
+    )
+    assert clean(sent_with_a_date, detector, CleanupSettings()).published_at == datetime(2026, 11, 3, 6, tzinfo=UTC)
+
+
 def test_a_news_flash_whose_text_is_its_title_is_kept(detector: LanguageDetector) -> None:
     """The repeated-title rule took the only paragraph, and the flash was dead-lettered as an empty article."""
     flash = IngestedArticle(id="f", title="Earthquake hits Tokyo", text="Earthquake hits Tokyo", content_hash="h")
@@ -429,6 +446,39 @@ def test_html_page_keeps_the_story_and_drops_the_chrome() -> None:
     assert "amber warning for wind" in page.text
     for chrome in ("cookies", "Most read", "Comments", "Stay safe", "All rights reserved", "newsletter", "Share on"):
         assert chrome not in page.text
+
+
+STORY = "The storm brought heavy rain and strong winds to the coast on Tuesday, forcing hundreds to leave their homes."
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        f"<p>{STORY}</p>",  # a fragment of one element: trafilatura's own parser refused it
+        f"<article><p>{STORY}</p></article>",
+        "<html><body>" + "<font size=2>" * 300 + f"<p>{STORY}</p></body></html>",  # past libxml2's 256 levels
+        f"<?xml version='1.0' encoding='utf-8'?><html><body><p>{STORY}</p></body></html>",
+    ],
+    ids=["one-paragraph", "one-article", "nested-300-deep", "xml-declaration"],
+)
+def test_fragments_and_deep_pages_keep_their_story(html: str) -> None:
+    assert extract_article(html).text == STORY
+
+
+def test_what_a_browser_never_shows_is_not_text() -> None:
+    page = extract_article(
+        f"<html><body><article><p>{STORY}</p><p hidden>Editor's note: check the casualty figures.</p>"
+        "<template><p>Correction: an earlier version gave the wrong date.</p></template></article></body></html>"
+    )
+    assert page.text == STORY
+
+
+def test_a_page_of_more_paragraphs_than_any_article_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """trafilatura's paragraph search grows with the square of their number: 100,000 took 23 s, past the budget."""
+    monkeypatch.setattr(html_article, "MOST_PARAGRAPHS", 50)
+    with pytest.raises(ArticleTooLarge, match="the page has 51 paragraphs"):
+        extract_article(f"<article><p>{STORY}</p></article>" + "<p>a" * 50)
+    assert extract_article(f"<article><p>{STORY}</p></article>" + "<p>a" * 49).text.startswith(STORY)
 
 
 def test_the_seed_article_comes_out_clean(detector: LanguageDetector) -> None:

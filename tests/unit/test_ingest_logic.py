@@ -22,6 +22,9 @@ def test_html_only_articles_sent_with_blank_text_get_ids_of_their_own() -> None:
     story_a = article_id(RawArticle(text="\n", html="<p>Story A</p>"))
     assert story_a != article_id(RawArticle(text="\n", html="<p>Story B</p>"))
     assert story_a == article_id(RawArticle(html="<p>Story A</p>"))
+    # Blank as a reader sees it, as cleanup decides it: a zero-width space or "&nbsp;" gave every page one id.
+    for unseen in ("\u200b", "\ufeff", "&nbsp;", "\u2060\u200d"):
+        assert article_id(RawArticle(text=unseen, html="<p>Story A</p>")) == story_a
     # Text that is there still decides, as it always did: the ids of stored articles do not change.
     assert article_id(RawArticle(text="Body", html="<p>A</p>")) == article_id(RawArticle(text="Body", html="<p>B</p>"))
 

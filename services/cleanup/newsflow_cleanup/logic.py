@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from pydantic import TypeAdapter
+
 from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage, Removal
-from newsflow_shared.contracts import MAX_TITLE
-from newsflow_shared.text_safety import make_safe
+from newsflow_shared.contracts import MAX_TITLE, PlausibleDate
+from newsflow_shared.text_safety import make_safe, reads_blank
 
 from . import __version__
 from .boilerplate import strip_boilerplate, strip_lead_in_teasers
@@ -15,10 +19,11 @@ from .settings import CleanupSettings
 
 
 def clean(article: IngestedArticle, detector: LanguageDetector, settings: CleanupSettings) -> CleanArticle:
-    title, author, body = article.title, None, article.text or ""
-    if not body.strip() and article.html:
+    title, author, body, published_at = article.title, None, article.text or "", article.published_at
+    if reads_blank(body) and article.html:
         page = extract_article(article.html, article.url)
         title, author, body = title or page.title, page.author and make_safe(page.author), page.text
+        published_at = published_at or _page_date(page.date)
 
     paragraphs, removed = strip_boilerplate(repair(body, settings.cleanup_quotes))
     clean_title = _at_most(" ".join(repair(title, settings.cleanup_quotes)), MAX_TITLE) if title else None
@@ -34,7 +39,8 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
 
     language = detector.detect(text, hint=article.language_hint)
     return CleanArticle(
-        **article.model_dump(exclude={"text", "html", "language_hint", "title", "lineage"}),
+        **article.model_dump(exclude={"text", "html", "language_hint", "title", "lineage", "published_at"}),
+        published_at=published_at,
         title=clean_title,
         text=text,
         author=author,
@@ -64,6 +70,20 @@ def _emptied(text: str, removed: list[Removal], min_chars: int) -> str:
         f"no article text is left after cleanup ({left}): {len(removed)} line(s) were taken out as not the article,"
         f" the first {first!r} ({removed[0].why})"
     )
+
+
+def _page_date(found: str | None) -> datetime | None:
+    """The date the page gives (its metadata or markup, as trafilatura reads it), for an article sent without one; a
+    date the contract would refuse (before 1800, after 2200) is left out rather than fail the article."""
+    if not found:
+        return None
+    try:
+        return _PAGE_DATE.validate_python(found)
+    except ValueError:  # pydantic's ValidationError is one
+        return None
+
+
+_PAGE_DATE: TypeAdapter[datetime] = TypeAdapter(PlausibleDate)
 
 
 def _at_most(title: str, characters: int) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from newsflow_shared import ArticleTooLarge, IngestedArticle, Lineage, RawArticle
+from newsflow_shared.text_safety import reads_blank
 
 from . import __version__
 
@@ -27,15 +28,17 @@ def article_id(raw: RawArticle) -> str:
     """The given id; else ``url-`` and a hash of the normalised URL; else ``text-`` and a hash of the body.
 
     Stable across runs, so a re-sent article always gets the same id; across versions too, but for one change:
-    an article sent with blank text and a page now takes its id from the page (before, every such article had one).
+    an article sent with blank text and a page now takes its id from the page (before, every such article had one),
+    blank as a reader sees it: zero-width characters and "&nbsp;" too.
     """
     if raw.id:
         return raw.id
     if raw.url and raw.url.strip():
         return "url-" + _digest(normalise_url(raw.url))
-    # The body cleanup will read: the page where the text is blank. Blank text alone gave every HTML-only article
-    # sent with "text": "\n" one id, and storage kept each as a revision of the last.
-    body = raw.text if raw.text and raw.text.strip() else raw.html or raw.text or ""
+    # The body cleanup will read: the page where the text is blank (as cleanup decides it). Blank text alone gave
+    # every HTML-only article sent with "text": "\n" (or a zero-width space) one id, and storage kept each as a
+    # revision of the last.
+    body = (raw.html or raw.text or "") if reads_blank(raw.text) else (raw.text or "")
     return "text-" + _digest((raw.title or "") + "\n" + body)
 
 
