@@ -242,6 +242,15 @@ class CleanArticle(ArticleBase):
         "what storage's web page shows the clean text's changes against. Added in 1.1.",
     )
 
+    @field_validator("text")
+    @classmethod
+    def _has_words(cls, text: str) -> str:
+        """Cleanup dead-letters an article with no letter or digit left; one that another producer put on the topic
+        was given topics all the same (an empty text: 0.43 politics)."""
+        if not any(ch.isalnum() for ch in text):
+            raise ValueError("the text has no letter or digit: there is nothing to classify or store")
+        return text
+
 
 class TopicScore(BaseModel):
     """One IPTC Media Topic assigned to an article."""
