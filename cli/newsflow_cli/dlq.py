@@ -293,23 +293,28 @@ async def _redrive(batch: list[Found], client: Any, pages: PageCopy | None, done
     # A row the page claimed between the read and the claim is the page's to send.
     sending = {place: record for place, record in waiting.items() if place not in rows or rows[place][0] in claimed}
     done.settled += len(waiting) - len(sending)
-    taken: set[Place] = set()
+    queued: list[tuple[Place, asyncio.Future[Any]]] = []
     try:
-        queued = await queue_all(client, sending.values())
-        outcomes = await asyncio.gather(*queued, return_exceptions=True)
-        taken = {
-            place for place, outcome in zip(sending, outcomes, strict=True) if not isinstance(outcome, BaseException)
-        }
-        if failed := next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None):
-            raise failed
+        for place, record in sending.items():  # one at a time: a send that raises keeps what went before it
+            [acknowledgement] = await queue_all(client, [record])
+            queued.append((place, acknowledgement))
+        await asyncio.gather(*(acknowledgement for _, acknowledgement in queued), return_exceptions=True)
     finally:
-        # Only what Kafka did not take waits again: the ones it took are re-driven, even when others failed.
+        # Queued and not refused counts as sent, acknowledged or not yet (cancelled meanwhile: the producer's stop
+        # flushes it); the rest waits again on the page. Released wholesale, the ones Kafka took were offered again.
+        taken = {place for place, acknowledgement in queued if not _refused(acknowledgement)}
         back = [
             rows[place][0] for place in sending if place in rows and rows[place][0] in claimed and place not in taken
         ]
         if pages is not None and back:
             await asyncio.shield(pages.store.release(back))
         done.sent += len(taken)
+    if refusal := next((a.exception() for _, a in queued if _refused(a)), None):
+        raise refusal
+
+
+def _refused(acknowledgement: asyncio.Future[Any]) -> bool:
+    return acknowledgement.done() and (acknowledgement.cancelled() or acknowledgement.exception() is not None)
 
 
 def page_copy_url() -> str | None:

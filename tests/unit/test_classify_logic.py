@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from newsflow_classify.logic import model_input
-from newsflow_shared import CleanArticle
+from newsflow_shared import CleanArticle, EnrichedArticle
+from newsflow_shared.contracts import AS_STORED
 
 LEAD = "The striker scored twice in the second half as the champions won the cup final 3-1."
 
@@ -29,3 +30,11 @@ def test_a_clean_article_without_a_word_is_refused(text: str) -> None:
     """Cleanup never sends one; another producer on articles.clean did, and the model gave it topics."""
     with pytest.raises(ValidationError, match="no letter or digit"):
         article(None, text)
+
+
+def test_an_article_stored_before_the_check_is_still_read() -> None:
+    """Rows stored before it (classified then) are read back as stored: the API, the pages and replay list them."""
+    row = article("Markets").model_dump() | {"topics": [], "text": "\U0001f4c8 \u2014 \U0001f4c9"}
+    assert EnrichedArticle.model_validate(row, context=AS_STORED).text == "\U0001f4c8 \u2014 \U0001f4c9"
+    with pytest.raises(ValidationError, match="no letter or digit"):
+        EnrichedArticle.model_validate(row)

@@ -346,6 +346,12 @@ def test_each_kind_of_boilerplate_line(line: str, why: str) -> None:
         "Sources: three ministers are set to resign, officials told the paper.",
         "Published 3 March 2026, the report found rising rents in every region.",
         "Live music venues reopened across the city on Friday night.",
+        # A hyphen joined to the label's word is a compound, not a link's separator; a quoted "subscribe to our".
+        "Live-streaming of the final drew a record audience of two million viewers.",
+        "Video-sharing apps such as TikTok were banned on government phones last year.",
+        "Related-party transactions rose by five per cent, the auditors found.",
+        "Sign up numbers for the scheme were lower than ministers had expected.",
+        "\"You can't force people to subscribe to our values,\" the minister said.",
         "Analysis of the data showed rents rising in every region.",
     ],
 )
@@ -463,6 +469,24 @@ STORY = "The storm brought heavy rain and strong winds to the coast on Tuesday, 
 )
 def test_fragments_and_deep_pages_keep_their_story(html: str) -> None:
     assert extract_article(html).text == STORY
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("</p>", "\x08</p>"),  # a control character: lxml keeps it, and trafilatura then gave up on the page
+        ("</body>", "\x1b</body>"),
+        ('<html lang="en">', '<html lang="en" />'),  # a self-closing <html/>, which trafilatura's loading opened
+        ("<html", "<html hidden"),  # hidden until script shows it: the page is still the article
+        ("<body", "<body hidden"),
+        ("<article", "<article hidden='until-found'"),  # collapsed, and find-in-page opens it
+    ],
+    ids=["backspace", "escape", "self-closing-html", "hidden-html", "hidden-body", "until-found"],
+)
+def test_odd_pages_still_give_their_story(old: str, new: str) -> None:
+    page = (SAMPLES / "storm-warning.html").read_text()
+    assert old in page
+    assert extract_article(page.replace(old, new, 1)).text == extract_article(page).text
 
 
 def test_what_a_browser_never_shows_is_not_text() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from newsflow_cli.dlq import Found, PageCopy, Redriven, _redrive
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_storage.dead_letters import DeadLetterStore
@@ -13,13 +15,17 @@ from .. import webdata
 
 
 class Producer:
-    """Takes every record but those whose value is in ``refuse``: its acknowledgement fails."""
+    """Takes every record but the ``refuse``-th ones (their acknowledgement fails); ``raise_at``: the send itself
+    raises there, as aiokafka's does for a topic it does not know or a record too large."""
 
-    def __init__(self, refuse: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, refuse: set[int] = frozenset(), raise_at: int | None = None) -> None:  # type: ignore[assignment]
         self.refuse = refuse
+        self.raise_at = raise_at
         self.sent: list[tuple[str, bytes]] = []
 
     async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        if len(self.sent) == self.raise_at:
+            raise RuntimeError("no such topic")
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if len(self.sent) in self.refuse:
             acknowledged.set_exception(RuntimeError("the broker refused it"))
@@ -45,12 +51,26 @@ async def test_what_kafka_took_stays_re_driven_when_the_rest_fails(tmp_path: Any
         batch = [found(0), found(1)]
         await pages.store.keep([f.letter for f in batch])
         done = Redriven()
-        try:
+        with pytest.raises(RuntimeError, match="refused"):
             await _redrive(batch, Producer(refuse={1}), pages, done, dry_run=False)
-        except RuntimeError:
-            pass
         [kind] = await pages.store.kinds()
         assert (kind.waiting, kind.redriven, done.sent) == (1, 1, 1)
+    finally:
+        await pages.close()
+
+
+async def test_a_send_that_raises_keeps_what_was_queued_before_it(tmp_path: Any) -> None:
+    """Every claimed letter was given back when a send raised part way: those queued before it were sent all the
+    same (the producer flushes them), and were offered again."""
+    pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
+    try:
+        batch = [found(0), found(1), found(2)]
+        await pages.store.keep([f.letter for f in batch])
+        done = Redriven()
+        with pytest.raises(RuntimeError, match="no such topic"):
+            await _redrive(batch, Producer(raise_at=1), pages, done, dry_run=False)
+        [kind] = await pages.store.kinds()
+        assert (kind.waiting, kind.redriven, done.sent) == (2, 1, 1)
     finally:
         await pages.close()
 

@@ -95,7 +95,7 @@ class Cleanup:
                 articles = await self.boilerplate.strip_many(connection, articles, lines)
             results: list[CleanArticle | RejectedInput] = []
             for article in articles:
-                empty = not article.text.strip()
+                empty = not any(ch.isalnum() for ch in article.text)  # as clean() and the CleanArticle contract
                 results.append(
                     EmptyArticle("no article text is left after removing this source's learned boilerplate")
                     if empty

@@ -47,8 +47,8 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         "read-more link",
         _rule(
             r"(read more|read|also read|see also|related|more on this story|more from [\w ]+|watch|listen|video"
-            r"|opinion|explainer|analysis|live|recommended|further reading)\s*[:|»>–—-].*",
-            r"(read|watch|listen) next\s*[:|»>–—-].*|read more|read the full (story|article)|click here( to read more)?",
+            r"|opinion|explainer|analysis|live|recommended|further reading)(\s*[:|»>]|\s+[–—-]|[–—]).*",
+            r"(read|watch|listen) next(\s*[:|»>]|\s+[–—-]|[–—]).*|read more|read the full (story|article)|click here( to read more)?",
             r"(watch|play) (the )?video|watch|listen( now| live)?|video",
         ),
     ),
@@ -120,8 +120,10 @@ _IN_SENTENCES: dict[str, re.Pattern[str]] = {
     "newsletter prompt": _rule(
         r"(sign up|subscribe|register)\b.*\b(newsletter|updates|alerts|inbox|briefing|email)s?\b.*",
         r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*",
-        # An imperative "subscribe" or "sign up" at the start, or the page's own "subscribe to our ...".
-        r"(click here to |please )?(subscribe|sign up)\b.*|.*\b(subscribe|sign up) (to|for) our\b.*",
+        # An imperative "subscribe (now) to/for" or "sign up for" at the start, or after "please": not a quote's
+        # "subscribe to our values", nor "Sign up numbers".
+        r"(click here to )?(subscribe|sign up)( now| today| here)? (to|for)\b.*",
+        r".*\bplease (subscribe|sign up)( now| today| here)? (to|for)\b.*",
         r"already a subscriber\?.*",
         r"support (our |independent |quality |local )+(journalism|reporting).*|become a (member|subscriber|supporter).*",
     ),
@@ -129,7 +131,7 @@ _IN_SENTENCES: dict[str, re.Pattern[str]] = {
     # "Read more: Government announces new plan for schools." is a link: the separator after the label marks it.
     "read-more link": _rule(
         r"(read more|read|also read|see also|related|more on this story|more from [\w ]+|watch|listen|video"
-        r"|opinion|explainer|analysis|live|recommended|further reading)\s*[:|»>–—-].*"
+        r"|opinion|explainer|analysis|live|recommended|further reading)(\s*[:|»>]|\s+[–—-]|[–—]).*"
     ),
     "photo credit": _rule(
         r"\(?(photo|image|picture|photograph|illustration)s?( credit| by| source)?\s*[:/].*\)?",

@@ -17,6 +17,11 @@ _PARSER = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=
 # trafilatura's paragraph search grows with the square of a page's <p> elements (60,000: 7.8 s, 100,000: 23 s, past
 # cleanup's CPU budget, and the article was lost with it); 20,000 take ~0.5 s, and no article page has that many.
 MOST_PARAGRAPHS = 20_000
+# What a browser never shows: <template>, and elements marked hidden, but not hidden="until-found" (a collapsed
+# section find-in-page opens) nor a hidden <html> or <body> (a page that script reveals: its text is the article).
+_UNSEEN = (
+    "//template | //body//*[@hidden][translate(normalize-space(@hidden), 'UNTILFOD', 'untilfod') != 'until-found']"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ def extract_article(html: str, url: str | None = None) -> ExtractedPage:
             f"the page has {paragraphs:,} paragraphs (<p>): cleanup reads pages of at most {MOST_PARAGRAPHS:,},"
             " more than any one article has"
         )
-    for unseen in tree.xpath("//template | //*[@hidden]"):
+    for unseen in tree.xpath(_UNSEEN):
         unseen.drop_tree()
     document = trafilatura.bare_extraction(
         tree,
@@ -64,6 +69,9 @@ def extract_article(html: str, url: str | None = None) -> ExtractedPage:
 
 
 def _parsed(html: str) -> lxml.html.HtmlElement | None:
+    # What trafilatura's own loading did first: control characters out (lxml keeps them in the tree, and trafilatura
+    # then failed on the whole page: "All strings must be XML compatible"), a self-closing <html/> opened.
+    html = trafilatura.utils.repair_faulty_html(html, html[:50].lower())
     try:
         try:
             return lxml.html.document_fromstring(html, parser=_PARSER)

@@ -27,9 +27,11 @@ def _digest(text: str) -> str:
 def article_id(raw: RawArticle) -> str:
     """The given id; else ``url-`` and a hash of the normalised URL; else ``text-`` and a hash of the body.
 
-    Stable across runs, so a re-sent article always gets the same id; across versions too, but for one change:
-    an article sent with blank text and a page now takes its id from the page (before, every such article had one),
-    blank as a reader sees it: zero-width characters and "&nbsp;" too.
+    Stable across runs, so a re-sent article always gets the same id; across versions too, but for two changes:
+    an article sent with blank text and a page takes its id from the page (before, every such article had one); and
+    blank is as a reader sees it since session 30, zero-width characters and "&nbsp;" too. The articles the second
+    moved (text of only such characters, and a page) were never stored: cleanup emptied their text and dead-lettered
+    them, and ingest forgot them then, so a re-send is read anew under its new id rather than stored twice.
     """
     if raw.id:
         return raw.id

@@ -22,7 +22,7 @@ class StorageSettings(ServiceSettings):
     storage_dead_letter_keep_days: float = Field(
         default=30,
         ge=0,
-        le=36_500,  # a hundred years: "now minus" more overflowed
+        le=36_500,  # a hundred years is for ever here; a bound, so a typo of many zeros is named at start
         description="Days the web page keeps a dead letter after it was re-driven or set aside; 0 keeps them all."
         " Waiting letters are kept until they are.",
     )
