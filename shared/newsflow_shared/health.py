@@ -70,7 +70,7 @@ class StageWatch:
         # Side readers (ingest's and storage's of the DLQ), by the name their metrics carry as `stage`: their lag
         # and progress are exported, and a loop that ended fails liveness, but they are not the stage's own lag.
         self.side: dict[str, Any] = {}
-        self._side_lag: set[tuple[str, str, int]] = set()
+        self._side_lag: dict[str, dict[tuple[str, int], int]] = {}
         self.last_activity = time.time()
         self.failing: str | None = None
         self.lag: dict[tuple[str, int], int] = {}
@@ -150,17 +150,14 @@ class StageWatch:
             return
         finally:
             self._refreshed_at = time.monotonic()
-        await self._read_side_lag()
-        for topic, partition in set(self.lag) - set(lag):
-            with contextlib.suppress(KeyError):
-                self.metrics.lag.remove(self.metrics.stage, topic, str(partition))
-        for (topic, partition), behind in lag.items():
-            self.metrics.lag.labels(self.metrics.stage, topic, str(partition)).set(behind)
+        self._publish_lag(self.metrics.stage, lag, self.lag)
         self.lag, self.lag_known = lag, True
         if not any(lag.values()):
             # Caught up is progress too: an idle stage is not a stuck one.
             self.last_activity = time.time()
             self.metrics.progressed()
+        # After the stage's own: a probe waits for this task, and the side readers' lag is not what it answers.
+        await self._read_side_lag()
 
     async def _read_side_lag(self) -> None:
         """The side readers' lag as gauges of their own name; one that is caught up has made progress."""
@@ -171,15 +168,18 @@ class StageWatch:
                 lag = await asyncio.wait_for(_consumer_lag(consumer), timeout=5.0)
             except Exception:
                 continue  # unknown this time: the gauges keep their last reading
-            fresh = {(name, topic, partition) for topic, partition in lag}
-            for _, topic, partition in {key for key in self._side_lag if key[0] == name} - fresh:
-                with contextlib.suppress(KeyError):  # a partition no longer assigned to this replica
-                    self.metrics.lag.remove(name, topic, str(partition))
-            self._side_lag = {key for key in self._side_lag if key[0] != name} | fresh
-            for (topic, partition), behind in lag.items():
-                self.metrics.lag.labels(name, topic, str(partition)).set(behind)
+            self._publish_lag(name, lag, self._side_lag.get(name, {}))
+            self._side_lag[name] = lag
             if not any(lag.values()):
                 self.side_progressed(name)
+
+    def _publish_lag(self, name: str, lag: dict[tuple[str, int], int], before: dict[tuple[str, int], int]) -> None:
+        """The gauges of ``name`` to ``lag``; a partition no longer assigned to this replica loses its series."""
+        for topic, partition in set(before) - set(lag):
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(name, topic, str(partition))
+        for (topic, partition), behind in lag.items():
+            self.metrics.lag.labels(name, topic, str(partition)).set(behind)
 
     async def liveness(self) -> Verdict:
         verdict = Verdict()
