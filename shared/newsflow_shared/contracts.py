@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from .text_safety import SafeText, check_json, free_key
+from .text_safety import SafeText, check_json, free_key, has_words
 
 SCHEMA_VERSION = "1.1"
 """Bumped in its minor part for additive changes, in its major part for breaking ones."""
@@ -248,7 +248,7 @@ class CleanArticle(ArticleBase):
         """Cleanup dead-letters an article with no letter or digit left; one that another producer put on the topic
         was given topics all the same (an empty text: 0.43 politics). Not asked of a stored row (``AS_STORED``):
         articles stored before this check must still be read, listed and replayed."""
-        if not any(ch.isalnum() for ch in text) and not (info.context and info.context.get("as_stored")):
+        if not has_words(text) and not (info.context and info.context.get("as_stored")):
             raise ValueError("the text has no letter or digit: there is nothing to classify or store")
         return text
 

@@ -99,6 +99,12 @@ def free_key(name: str, taken: dict[str, Any], numbers: dict[str, int] | None = 
 _UNSEEN = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
 
 
+def has_words(text: str) -> bool:
+    """A letter or a digit somewhere: what an article's clean text must have to be classified and stored. Cleanup
+    asks it of what it leaves, and the CleanArticle contract of what any producer sends."""
+    return any(ch.isalnum() for ch in text)
+
+
 def reads_blank(text: str | None) -> bool:
     """Nothing a reader would see: empty, whitespace, zero-width characters, or entities of those ("&nbsp;").
 

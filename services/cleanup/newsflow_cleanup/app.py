@@ -21,6 +21,7 @@ from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
+from newsflow_shared.text_safety import has_words
 
 from .learned import LearnedBoilerplate
 from .near_duplicates import DuplicateIndex
@@ -95,7 +96,7 @@ class Cleanup:
                 articles = await self.boilerplate.strip_many(connection, articles, lines)
             results: list[CleanArticle | RejectedInput] = []
             for article in articles:
-                empty = not any(ch.isalnum() for ch in article.text)  # as clean() and the CleanArticle contract
+                empty = not has_words(article.text)  # as clean() and the CleanArticle contract
                 results.append(
                     EmptyArticle("no article text is left after removing this source's learned boilerplate")
                     if empty

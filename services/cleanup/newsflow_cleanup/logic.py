@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 
 from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage, Removal
 from newsflow_shared.contracts import MAX_TITLE, PlausibleDate
-from newsflow_shared.text_safety import make_safe, reads_blank
+from newsflow_shared.text_safety import has_words, make_safe, reads_blank
 
 from . import __version__
 from .boilerplate import strip_boilerplate, strip_lead_in_teasers
@@ -34,7 +34,7 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
     paragraphs, teasers = strip_lead_in_teasers(paragraphs)
     removed += teasers
     text = "\n\n".join(paragraphs)
-    if len(text) < settings.cleanup_min_chars or not any(ch.isalnum() for ch in text):
+    if len(text) < settings.cleanup_min_chars or not has_words(text):
         raise EmptyArticle(_emptied(text, removed, settings.cleanup_min_chars))
 
     language = detector.detect(text, hint=article.language_hint)
@@ -59,7 +59,7 @@ def _emptied(text: str, removed: list[Removal], min_chars: int) -> str:
     """The dead letter's reason: what was left, and what cleanup took out, so that a rule that took too much shows."""
     if not text.strip():
         left = "nothing"
-    elif not any(ch.isalnum() for ch in text):
+    elif not has_words(text):
         left = "only symbols"
     else:
         left = f"{len(text)} characters, fewer than CLEANUP_MIN_CHARS ({min_chars})"
