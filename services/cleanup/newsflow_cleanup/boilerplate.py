@@ -12,6 +12,20 @@ def _rule(*alternatives: str) -> re.Pattern[str]:
     return re.compile("^(?:" + "|".join(alternatives) + ")$")
 
 
+# Alternatives both the whole-line rules and the rules for sentences use.
+# A label, then a separator: a colon, bar or arrow, or a dash with space before it ("Live - ..."); a hyphen joined to
+# the word is a compound ("Live-streaming of the final ...").
+_SEPARATOR = r"(\s*[:|»>]|\s+[–—-]|[–—])"
+_LABELLED_LINK = (
+    r"(read more|read|also read|see also|related|more on this story|more from [\w ]+|watch|listen|video"
+    r"|opinion|explainer|analysis|live|recommended|further reading)" + _SEPARATOR + ".*"
+)
+_CLICK_TO_SHARE = r"(click|tap) (here )?to (share|email|print)\b.*"
+_DELIVERED_TO_YOU = r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*"
+_SUPPORT_US = (
+    r"support (our |independent |quality |local )+(journalism|reporting).*|become a (member|subscriber|supporter).*"
+)
+
 # Whole-line patterns, matched case-insensitively on short lines only: a long line that happens to
 # start with "Read more" is prose, not a prompt. Each kind reads as the `why` of a removal.
 _RULES: list[tuple[str, re.Pattern[str]]] = [
@@ -40,15 +54,16 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         _rule(
             r"share( this| the)?( article| story| page| post)?( on \w+| via \w+)?|share via .*",
             r"(tweet|email|print|copy link|whatsapp|facebook|twitter|linkedin|pinterest|reddit)( this( \w+)?)?",
-            r"(click|tap) (here )?to (share|email|print)\b.*",
+            _CLICK_TO_SHARE,
         ),
     ),
     (
         "read-more link",
         _rule(
-            r"(read more|read|also read|see also|related|more on this story|more from [\w ]+|watch|listen|video"
-            r"|opinion|explainer|analysis|live|recommended|further reading)(\s*[:|»>]|\s+[–—-]|[–—]).*",
-            r"(read|watch|listen) next(\s*[:|»>]|\s+[–—-]|[–—]).*|read more|read the full (story|article)|click here( to read more)?",
+            _LABELLED_LINK,
+            r"(read|watch|listen) next"
+            + _SEPARATOR
+            + r".*|read more|read the full (story|article)|click here( to read more)?",
             r"(watch|play) (the )?video|watch|listen( now| live)?|video",
         ),
     ),
@@ -60,9 +75,9 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         "newsletter prompt",
         _rule(
             r".*\b(sign up|subscribe|register)\b.*\b(newsletter|updates|alerts|inbox|briefing|email)s?\b.*",
-            r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*",
+            _DELIVERED_TO_YOU,
             r"(click here to )?subscribe( now| today| here)?( for .*| to .*)?|already a subscriber\?.*",
-            r"support (our |independent |quality |local )+(journalism|reporting).*|become a (member|subscriber|supporter).*",
+            _SUPPORT_US,
             r"newsletters?|(sign up|subscribe) to our .*",
         ),
     ),
@@ -115,24 +130,21 @@ _RULES_BY_WHY = dict(_RULES)
 # as a copyright notice, "Sources: three ministers are set to resign, officials told the paper." as page
 # furniture. A kind not here never removes a sentence.
 _IN_SENTENCES: dict[str, re.Pattern[str]] = {
-    "share prompt": _rule(r"(click|tap) (here )?to (share|email|print)\b.*"),
+    "share prompt": _rule(_CLICK_TO_SHARE),
     "audio prompt": _rule(r"listen to (this|the) (article|story)( .*)?"),
     "newsletter prompt": _rule(
         r"(sign up|subscribe|register)\b.*\b(newsletter|updates|alerts|inbox|briefing|email)s?\b.*",
-        r".*\b(headlines|news|stories|updates)\b.*\b(delivered|straight) to your (inbox|phone|email)\b.*",
+        _DELIVERED_TO_YOU,
         # An imperative "subscribe (now) to/for" or "sign up for" at the start, or after "please": not a quote's
         # "subscribe to our values", nor "Sign up numbers".
         r"(click here to )?(subscribe|sign up)( now| today| here)? (to|for)\b.*",
         r".*\bplease (subscribe|sign up)( now| today| here)? (to|for)\b.*",
         r"already a subscriber\?.*",
-        r"support (our |independent |quality |local )+(journalism|reporting).*|become a (member|subscriber|supporter).*",
+        _SUPPORT_US,
     ),
     "social prompt": _RULES_BY_WHY["social prompt"],
     # "Read more: Government announces new plan for schools." is a link: the separator after the label marks it.
-    "read-more link": _rule(
-        r"(read more|read|also read|see also|related|more on this story|more from [\w ]+|watch|listen|video"
-        r"|opinion|explainer|analysis|live|recommended|further reading)(\s*[:|»>]|\s+[–—-]|[–—]).*"
-    ),
+    "read-more link": _rule(_LABELLED_LINK),
     "photo credit": _rule(
         r"\(?(photo|image|picture|photograph|illustration)s?( credit| by| source)?\s*[:/].*\)?",
         r"\(?(photo|image|picture)s? by .*\)?|image caption[:,]? .*|pictured:.*",
