@@ -119,7 +119,6 @@ class Stage:
         handler: BatchHandler,
         *,
         on_published: Callable[[list[Output]], Awaitable[None]] | None = None,
-        watched: bool = True,
         side: str | None = None,
         **subscriber_options: Any,
     ) -> None:
@@ -127,10 +126,11 @@ class Stage:
 
         ``on_published`` runs after Kafka acknowledged the outputs and before the
         commit: the place to record state that must never run ahead of Kafka.
-        ``watched=False`` for a side subscription (ingest and storage reading the DLQ): it gets the
-        same delivery and isolation, but the stage's metrics, lag and liveness are about its main topic; with
-        ``side``, its own lag and progress are exported under that name and its loop is part of liveness.
+        ``side`` names a side subscription (ingest and storage reading the DLQ): it gets the same delivery and
+        isolation, but the stage's metrics, lag and liveness are about its main topic; the side reader's own lag
+        and progress are exported under that name, and its loop is part of liveness.
         """
+        watched = side is None
 
         async def on_batch(message: KafkaMessage) -> None:
             deliveries = [Delivery.from_record(record) for record in message.raw_message]
@@ -144,9 +144,9 @@ class Stage:
                 await self._back_off(error, len(deliveries), delay)
                 raise  # NACK: the batch is rewound and redelivered
             self._failures_in_a_row = 0
-            if watched:
+            if side is None:
                 self.watch.batch_succeeded(deliveries, outputs, started)
-            elif side is not None:
+            else:
                 self.watch.side_progressed(side)
 
         options: dict[str, Any] = {
@@ -167,9 +167,9 @@ class Stage:
         subscriber = self.broker.subscriber(topic, **options)
         take_records_promptly(subscriber)
         subscriber(on_batch)
-        if watched:
+        if side is None:
             self.watch.attach(subscriber)
-        elif side is not None:
+        else:
             self.watch.attach_side(side, subscriber)
 
     def read_dead_letters(self, reader: str, handler: BatchHandler) -> None:
@@ -182,7 +182,6 @@ class Stage:
         self.consume(
             self.settings.topic_dlq,
             handler,
-            watched=False,
             side=f"{self.name}-{reader}",
             group_id=self.settings.group_id(f"{self.name}-{reader}"),
             title=f"{self.name}-{reader}:{self.settings.topic_dlq}",
