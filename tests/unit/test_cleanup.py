@@ -351,7 +351,7 @@ def test_each_kind_of_boilerplate_line(line: str, why: str) -> None:
         "Video-sharing apps such as TikTok were banned on government phones last year.",
         "Related-party transactions rose by five per cent, the auditors found.",
         "Sign up numbers for the scheme were lower than ministers had expected.",
-        "\"You can't force people to subscribe to our values,\" the minister said.",
+        '"You can\'t force people to subscribe to our values," the minister said.',
         "Analysis of the data showed rents rising in every region.",
     ],
 )
