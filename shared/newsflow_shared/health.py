@@ -150,14 +150,14 @@ class StageWatch:
             return
         finally:
             self._refreshed_at = time.monotonic()
+        # Before the stage's own is published: a scrape that shows the stage's lag shows its side readers' too.
+        await self._read_side_lag()
         self._publish_lag(self.metrics.stage, lag, self.lag)
         self.lag, self.lag_known = lag, True
         if not any(lag.values()):
             # Caught up is progress too: an idle stage is not a stuck one.
             self.last_activity = time.time()
             self.metrics.progressed()
-        # After the stage's own: a probe waits for this task, and the side readers' lag is not what it answers.
-        await self._read_side_lag()
 
     async def _read_side_lag(self) -> None:
         """The side readers' lag as gauges of their own name; one that is caught up has made progress."""
