@@ -5,6 +5,11 @@ over the last minute (what it wrote to its output topics and the DLQ in that min
 members), its dead letters by error class (over ``--dlq-window``), and the age of the oldest record it has not
 answered (the record at each partition's committed offset).
 
+The DLQ's side readers follow, each a consumer group of its own: ingest's (``ingest-forget``: behind, ingest skips
+a re-pushed article that a later stage refused) and storage's (``storage-dlq``: behind, the web page's dead letters
+go stale). They write nothing to Kafka, so they have no rate; one that never ran here (ingest without
+``INGEST_DEDUPE``) is left out.
+
 A stage is *stuck* when records wait, the oldest has waited longer than ``stuck_after`` seconds, and the stage
 wrote nothing in that time: a busy stage behind a backlog still writes, a blocked or dead one does not.
 """
@@ -40,7 +45,7 @@ class StageStatus:
     group: str
     topic: str
     lag: int = 0
-    records_per_second: float = 0.0
+    records_per_second: float | None = 0.0  # None for a side reader, which writes nothing
     replicas: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     oldest_unanswered_seconds: float | None = None
@@ -60,6 +65,10 @@ def stage_topics(settings: ServiceSettings) -> dict[str, tuple[str, tuple[str, .
         "classify": (t.clean, (t.enriched,)),
         "storage": (t.enriched, (t.stored,)),
     }
+
+
+SIDE_READERS = ("ingest-forget", "storage-dlq")
+"""The DLQ's side readers (``Stage.read_dead_letters``), by the name their group and metrics carry."""
 
 
 async def gather_status(
@@ -90,7 +99,7 @@ async def gather_status(
         now = time.time()
         since = now - max(dlq_window, stuck_after, 60.0)
         letters = await _dead_letters(consumer, reader, settings.topic_dlq, since=since)
-        groups = {stage: settings.group_id(stage) for stage in stage_topics(settings)}
+        groups = {stage: settings.group_id(stage) for stage in (*stage_topics(settings), *SIDE_READERS)}
         members = await _members(admin, list(groups.values()))
         result = []
         for stage, (source, outputs) in stage_topics(settings).items():
@@ -109,6 +118,20 @@ async def gather_status(
             status.stuck = (
                 status.lag > 0 and (oldest or 0.0) > stuck_after and (quiet_for is None or quiet_for > stuck_after)
             )
+            result.append(status)
+        for side in SIDE_READERS:
+            status = StageStatus(
+                stage=side,
+                group=groups[side],
+                topic=settings.topic_dlq,
+                records_per_second=None,
+                replicas=members.get(groups[side], 0),
+            )
+            if not status.replicas and not await _ever_committed(admin, status.group, consumer, status.topic):
+                continue  # not part of this deployment
+            oldest = await _fill_lag(admin, consumer, reader, status, now)
+            # It only reads: a dead letter waiting longer than stuck_after means it does not.
+            status.stuck = status.lag > 0 and (oldest or 0.0) > stuck_after
             result.append(status)
         return result
     finally:
@@ -158,6 +181,13 @@ async def _fill_lag(
     oldest = None if oldest is None else max(0.0, oldest)
     status.oldest_unanswered_seconds = None if oldest is None else round(oldest, 1)
     return oldest
+
+
+async def _ever_committed(admin: AIOKafkaAdminClient, group: str, consumer: AIOKafkaConsumer, topic: str) -> bool:
+    """Whether ``group`` committed anything on ``topic``: a group with no members ran here before (and is down now)."""
+    partitions = await topic_partitions(consumer, topic)
+    committed = await coordinator_ready(partial(committed_offsets, admin, group, partitions)) if partitions else {}
+    return any(offset.offset >= 0 for offset in committed.values())
 
 
 async def _timestamp_at(reader: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:
@@ -236,7 +266,7 @@ def render(stages: list[StageStatus]) -> Table:
         table.add_row(
             s.stage,
             str(s.lag),
-            f"{s.records_per_second:.1f}",
+            "-" if s.records_per_second is None else f"{s.records_per_second:.1f}",
             str(s.replicas),
             oldest,
             letters,

@@ -143,12 +143,14 @@ async def test_thousand_articles_show_in_every_stage_s_metrics_and_in_status(kaf
         print(f"written per topic: {written}; ingest-to-stored count {stored}")
 
         stages = {s.stage: s for s in await gather_status(pipeline.settings)}
-        assert {name: s.lag for name, s in stages.items()} == dict.fromkeys(STAGES, 0)
-        assert {name: s.replicas for name, s in stages.items()} == dict.fromkeys(STAGES, 1)
+        readers = ("ingest-forget", "storage-dlq")  # the DLQ's side readers follow the stages
+        assert {name: s.lag for name, s in stages.items()} == dict.fromkeys((*STAGES, *readers), 0)
+        assert {name: s.replicas for name, s in stages.items()} == dict.fromkeys((*STAGES, *readers), 1)
         assert not any(s.stuck or s.dead_letters for s in stages.values())
+        assert [stages[name].records_per_second for name in readers] == [None, None]  # they write nothing
         code, screen = status_cli(env)
         assert code == 0
-        assert [s["lag"] for s in screen["stages"]] == [0, 0, 0, 0]
+        assert [s["lag"] for s in screen["stages"]] == [0] * 6
     finally:
         await pipeline.stop()
 
@@ -333,6 +335,42 @@ async def test_status_with_dead_letters_to_read_answers_in_seconds(kafka_bootstr
     assert stages["ingest"].dead_letters == {"MalformedMessage": 3}
     assert stages["ingest"].lag == 1  # the raw topic, read after the dead letters, is found
     assert took < 10, f"status took {took:.1f} s"
+
+
+async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_bootstrap: str) -> None:
+    """Storage's copy of the dead letters (the web page) and ingest's forgetting read the DLQ in groups of their own:
+    one that stopped left the page stale, or re-pushed articles skipped, and `newsflow status` showed nothing."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    # Storage's reader ran here once (it committed where it was), then stopped; ingest's never ran (no dedupe).
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=settings.group_id("storage-dlq"), enable_auto_commit=False
+    )
+    await reader.start()
+    try:
+        partitions = await topic_partitions(reader, settings.topic_dlq)
+        reader.assign(partitions)
+        await reader.commit(dict.fromkeys(partitions, 0))
+    finally:
+        await reader.stop()
+    letter = {"stage": "cleanup", "error": "EmptyArticle", "reason": "no words", "schema_version": "1.1"}
+    async with producer(settings) as client:
+        for _ in range(2):
+            await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
+    await asyncio.sleep(1.5)
+
+    stages = {s.stage: s for s in await gather_status(settings, stuck_after=1)}
+    assert "ingest-forget" not in stages  # not part of this deployment
+    side = stages["storage-dlq"]
+    assert (side.topic, side.lag, side.replicas, side.stuck) == (settings.topic_dlq, 2, 0, True)
+    assert side.records_per_second is None
+    assert side.oldest_unanswered_seconds is not None
+    assert side.oldest_unanswered_seconds >= 1
+    assert not stages["cleanup"].stuck  # its dead letters are its output, not its input
+    code, screen = await asyncio.to_thread(status_cli, env, "--stuck-after", "1")
+    assert code == 1
+    assert screen["stuck"] == ["storage-dlq"]
 
 
 async def test_topic_init_says_what_existing_topics_lack_and_how_to_give_it(

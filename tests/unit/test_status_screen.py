@@ -28,6 +28,7 @@ def test_screen_shows_each_stage_and_marks_the_stuck_one() -> None:
             oldest_unanswered_seconds=612,
             stuck=True,
         ),
+        StageStatus("storage-dlq", "newsflow-storage-dlq", "articles.dlq", replicas=1, records_per_second=None),
     ]
     console = Console(record=True, width=160, color_system="truecolor")
     console.print(render(stages))
@@ -39,6 +40,7 @@ def test_screen_shows_each_stage_and_marks_the_stuck_one() -> None:
     assert "behind" in rows["cleanup"]
     assert "ok" in rows["ingest"]
     assert "16.7" in rows["ingest"]
+    assert [cell.strip() for cell in rows["storage-dlq"].split("│")[2:4]] == ["0", "-"]  # a reader has no rate
     styled = console.export_text(styles=True)
     assert "\x1b[1;31mSTUCK, no replicas" in styled  # bold red
     assert "\x1b[33mbehind" in styled  # yellow
