@@ -161,6 +161,10 @@ class Stage:
             **self.settings.consumer_options(),
             "decoder": _no_decoding,
             "parser": _tolerant_headers,
+            # Our handlers answer by publishing their outputs. Without this FastStream also sent an empty reply to
+            # any topic a record's ``reply_to`` header named, and a reply it could not send rewound the batch
+            # (outputs already sent) again and again.
+            "no_reply": True,
             "title": f"{self.name}:{topic}",
         }
         options.update(subscriber_options)

@@ -68,6 +68,22 @@ async def test_ingest_passes_valid_articles_and_dead_letters_the_rest(tmp_path) 
     assert SkippedArticle.model_validate_json(spy[2][1]).id == "a1"
 
 
+async def test_a_record_s_reply_to_header_is_not_answered(tmp_path) -> None:
+    """FastStream answers a record's ``reply_to`` header by default: a sender could make any stage write an empty
+    record to any topic, and one it could not send rewound the batch after its outputs were sent, again and again."""
+    settings = IngestSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    app = create_ingest(settings)
+    broker = app.broker
+    spy = capture(broker, settings.topic_ingested, settings.topic_stored, settings.topic_dlq)
+    async with TestKafkaBroker(broker), app.lifespan_context():
+        await broker.publish(
+            b'{"id": "a1", "title": "T", "text": "Body"}', settings.topic_raw, headers={"reply_to": "articles.stored"}
+        )
+        await broker.publish(b"not json", settings.topic_raw, headers={"reply_to": settings.topic_stored})
+
+    assert [topic for topic, _, _ in spy] == [settings.topic_ingested, settings.topic_dlq]
+
+
 async def test_ingest_gives_a_record_without_a_trace_id_one_made_from_where_it_sits(tmp_path) -> None:
     settings = IngestSettings(database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
     app = create_ingest(settings)
