@@ -106,9 +106,9 @@ class Contract(BaseModel):
     def _known_major_version(self) -> Contract:
         major = self.schema_version.split(".", 1)[0]
         if major != SCHEMA_VERSION.split(".", 1)[0]:
-            raise ValueError(
-                f"schema_version {self.schema_version!r} is not supported; this service reads {SCHEMA_VERSION}"
-            )
+            # The value as sent, but not all of it: a record can hold megabytes there.
+            shown = repr(self.schema_version[:40]) + ("…" if len(self.schema_version) > 40 else "")
+            raise ValueError(f"schema_version {shown} is not supported; this service reads {SCHEMA_VERSION}")
         return self
 
 

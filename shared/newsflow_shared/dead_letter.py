@@ -9,6 +9,9 @@ from .reasons import explain
 KEPT_CHARACTERS = 1_024
 """What is kept of a key, an id, a header's name and its value when the record's own left its original no room."""
 KEPT_HEADERS = 32
+REASON_CHARACTERS = 2_000
+"""A reason's longest: one that quotes what it refused (a value, a driver's message) is cut there. A person reads a
+sentence, and a reason of megabytes made the letter itself too large for Kafka, replaced by one about its size."""
 
 
 def dead_letter(
@@ -35,7 +38,7 @@ def dead_letter(
     letter = DeadLetter(
         stage=stage,
         error=type(error).__name__,
-        reason=explain(error),
+        reason=_readable(explain(error)),
         article_id=article_id,
         original=b"",
         original_size=len(original),
@@ -54,6 +57,12 @@ def dead_letter(
         room = _room_for_original(letter, max_record_bytes)
     kept = original[: max(min(room, max_original_bytes), 0)]
     return letter.model_copy(update={"original": kept, "original_truncated": True})
+
+
+def _readable(reason: str) -> str:
+    if len(reason) <= REASON_CHARACTERS:
+        return reason
+    return f"{reason[:REASON_CHARACTERS]}… (cut; {len(reason):,} characters in all)"
 
 
 def _room_for_original(letter: DeadLetter, max_record_bytes: int | None) -> int:

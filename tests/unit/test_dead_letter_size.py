@@ -6,10 +6,13 @@ refused it, the batch failed each time it was tried, and the partition stopped b
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from newsflow_shared import TRACE_HEADER, Delivery, MalformedMessage, ServiceSettings, Stage
-from newsflow_shared.dead_letter import KEPT_CHARACTERS, KEPT_HEADERS
+from newsflow_shared import TRACE_HEADER, CleanArticle, Delivery, MalformedMessage, ServiceSettings, Stage
+from newsflow_shared.dead_letter import KEPT_CHARACTERS, KEPT_HEADERS, REASON_CHARACTERS
+from newsflow_shared.errors import RejectedInput
 
 MiB = 1024 * 1024
 LIMITS = [ServiceSettings(), ServiceSettings(kafka_max_message_bytes=MiB)]  # the default, 32 MiB, and the least
@@ -93,3 +96,27 @@ def test_a_long_original_is_cut_before_the_key_and_headers_are() -> None:
     assert letter.original_truncated
     assert (letter.original_key, letter.headers) == ("k" * 5_000, arrived.headers)
     assert len(letter.original) > 600_000
+
+
+def test_a_reason_that_quotes_megabytes_of_input_is_cut_and_still_says_what_was_wrong() -> None:
+    """A schema_version of junk was quoted whole (written as escapes, five bytes a byte): the letter outgrew Kafka's
+    limit and went out as one about its own size, the record's reason lost."""
+    settings = ServiceSettings(kafka_max_message_bytes=MiB)
+    stage = Stage.for_service(settings, "classify")
+    value = json.dumps(
+        {"schema_version": "1x" + "\x7f" * 220_000, "id": "a1", "text": "Words here.", "language": "en"}
+        | {"language_confidence": 0.9, "content_hash": "h"},
+        ensure_ascii=False,
+    ).encode()
+    arrived = Delivery(value=value, key=b"a1", headers={}, topic="articles.clean", partition=0, offset=7)
+    _, [letter] = stage.decode_each([arrived], CleanArticle)
+    assert letter.error == "InvalidArticle"
+    assert "schema_version '1x\\x7f" in letter.reason
+    assert "is not supported" in letter.reason
+    assert len(letter.reason) < 400
+    stage.encode(letter)  # fits
+
+    long = stage.reject(arrived, RejectedInput("refused: " + "y" * 100_000))
+    assert long.reason.startswith("refused: yyy")
+    assert long.reason.endswith("… (cut; 100,009 characters in all)")
+    assert len(long.reason) <= REASON_CHARACTERS + 40
