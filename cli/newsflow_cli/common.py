@@ -12,6 +12,7 @@ from typing import TypeVar
 import typer
 from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
+from rich.markup import escape
 
 from newsflow_shared import ServiceSettings, settings_from_environment
 
@@ -37,7 +38,7 @@ def with_kafka(main: Callable[[ServiceSettings], Awaitable[T]]) -> T:
     try:
         return asyncio.run(checked())
     except (KafkaUnavailable, KafkaConnectionError) as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(3) from None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, kafka_clients, redrive_record
+from newsflow_shared.lag import stage_inputs
 from newsflow_shared.sending import OutgoingRecord, queue_all
 
 from .common import err, with_kafka
@@ -145,8 +146,8 @@ def list_command(
         table.add_row(
             item.where,
             letter.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            letter.stage,
-            letter.error,
+            escape(letter.stage),  # a letter's every field is whatever was written to the DLQ
+            escape(letter.error),
             escape(letter.article_id or "—"),
             escape(letter.reason[:160]),
         )
@@ -198,6 +199,7 @@ def redrive_command(
 
     async def main(settings: ServiceSettings) -> Redriven:
         done = Redriven()
+        inputs = set(stage_inputs(settings).values())
         # After with_kafka found the local stack (it sets DATABASE_URL to `newsflow run`'s database).
         pages = await PageCopy.open(await asyncio.to_thread(page_copy_url))
         try:
@@ -206,9 +208,9 @@ def redrive_command(
                 async for found in dead_letters(settings, where):
                     batch.append(found)
                     if len(batch) == 500:
-                        await _redrive(batch, client, pages, done, dry_run=dry_run)
+                        await _redrive(batch, client, pages, done, dry_run=dry_run, inputs=inputs)
                         batch = []
-                await _redrive(batch, client, pages, done, dry_run=dry_run)
+                await _redrive(batch, client, pages, done, dry_run=dry_run, inputs=inputs)
         finally:
             if pages is not None:
                 await pages.close()
@@ -264,9 +266,17 @@ class PageCopy:
         await self.store.engine.dispose()
 
 
-async def _redrive(batch: list[Found], client: Any, pages: PageCopy | None, done: Redriven, *, dry_run: bool) -> None:
-    """Send one batch back: claimed on the page's copy first (as the page claims its own); what Kafka did not take
-    is given back there, to wait again."""
+async def _redrive(
+    batch: list[Found],
+    client: Any,
+    pages: PageCopy | None,
+    done: Redriven,
+    *,
+    dry_run: bool,
+    inputs: Collection[str],
+) -> None:
+    """Send one batch back to the stages' ``inputs``: claimed on the page's copy first (as the page claims its own);
+    what Kafka did not take is given back there, to wait again."""
     records: dict[Place, tuple[Found, OutgoingRecord]] = {}
     for found in batch:
         place = _place(found.letter)
@@ -275,7 +285,7 @@ async def _redrive(batch: list[Found], client: Any, pages: PageCopy | None, done
             continue
         done.places.add(place)
         try:
-            records[place] = (found, redrive_record(found.letter))
+            records[place] = (found, redrive_record(found.letter, inputs=inputs))
         except RejectedInput as problem:
             done.refused.append(f"{found.where}: {problem.reason}")
     if pages is not None and records and not dry_run:

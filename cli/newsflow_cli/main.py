@@ -45,7 +45,7 @@ def _inputs(paths: list[str]) -> list[Input]:
     try:
         return list(read_inputs(paths))
     except UnreadablePath as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(2) from None
 
 
@@ -72,7 +72,7 @@ def push_command(
             + (f"; {summary.too_large} too large for Kafka went to {settings.topic_dlq}" if summary.too_large else "")
         )
         for failure in summary.failed:
-            err.print(f"[red]not sent:[/] {failure}")
+            err.print(f"[red]not sent:[/] {escape(str(failure))}")
         if summary.failed:
             raise typer.Exit(1)
 
@@ -175,7 +175,7 @@ def process(
     try:
         code = asyncio.run(main())
     except (KafkaUnavailable, KafkaConnectionError) as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(3) from None
     raise typer.Exit(code)
 
@@ -341,7 +341,7 @@ def kafka_start(
     try:
         kafka = LocalKafka(workdir, port=port).start()
     except KafkaUnavailable as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(3) from None
     say(f"Kafka is serving; export KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap_servers}")
     print(kafka.bootstrap_servers)

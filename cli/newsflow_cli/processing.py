@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from newsflow_shared import ServiceSettings
@@ -85,7 +86,7 @@ async def process_inputs(
         async with producer(settings) as client:
             summary = await push(client, settings, inputs)
         for failure in summary.failed:
-            err.print(f"[red]not sent:[/] {failure}")
+            err.print(f"[red]not sent:[/] {escape(str(failure))}")
         expected = len(inputs) - len(summary.failed)
 
         async def gather() -> None:

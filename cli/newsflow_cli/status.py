@@ -196,7 +196,8 @@ async def _timestamp_at(reader: AIOKafkaConsumer, tp: TopicPartition, offset: in
     reader.seek(tp, offset)
     batch = await reader.getmany(tp, timeout_ms=5000, max_records=1)
     records = batch.get(tp) or []
-    return records[0].timestamp / 1000.0 if records else None
+    # A producer sets its records' times: -1 or 0 (none given) is not an age of 56 years.
+    return records[0].timestamp / 1000.0 if records and records[0].timestamp > 0 else None
 
 
 async def _written_since(
@@ -242,10 +243,15 @@ async def _dead_letters(
             break
         for tp, records in batch.items():
             for record in records:
+                # Anyone who can write to the DLQ can write anything there: JSON that is not an object, or nested
+                # past the parser's depth, counts as unreadable, not as Kafka failing to answer.
                 try:
                     letter = json.loads(record.value or b"{}")
+                except (ValueError, RecursionError):
+                    letter = None
+                if isinstance(letter, dict):
                     letters.append((str(letter.get("stage")), record.timestamp / 1000.0, str(letter.get("error"))))
-                except ValueError:
+                else:
                     letters.append(("?", record.timestamp / 1000.0, "unreadable"))
             if records and records[-1].offset + 1 >= wanted[tp]:
                 del wanted[tp]

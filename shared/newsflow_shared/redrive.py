@@ -6,6 +6,8 @@ Used by ``newsflow dlq redrive`` and by storage's web page. The record carries t
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from .contracts import DeadLetter
 from .delivery import REDRIVE_HEADER, TRACE_HEADER
 from .errors import RejectedInput
@@ -15,8 +17,18 @@ RedriveRecord = OutgoingRecord
 """What to send to Kafka to give a dead letter another go: a record like any stage's output."""
 
 
-def redrive_record(letter: DeadLetter) -> OutgoingRecord:
-    """The original record, addressed to the topic it was consumed from, marked as re-driven."""
+def redrive_record(letter: DeadLetter, *, inputs: Collection[str]) -> OutgoingRecord:
+    """The original record, addressed to the topic it was consumed from, marked as re-driven.
+
+    Only to one of the stages' ``inputs``: anyone who can write to the DLQ can write a letter naming any topic, and
+    re-driven as it says, it put its bytes on ``articles.stored``, or (a topic that does not exist) failed the
+    re-drive of every letter after it.
+    """
+    if letter.source_topic not in inputs:
+        raise RejectedInput(
+            f"the dead letter names {letter.source_topic[:200]!r} as where it came from, not one of the stages'"
+            f" input topics ({', '.join(sorted(inputs))}): junk written to the DLQ, or the topics renamed since"
+        )
     if letter.original_truncated:
         raise RejectedInput(
             f"the dead letter kept only {len(letter.original)} of {letter.original_size} bytes of the original: "

@@ -373,6 +373,27 @@ async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_boo
     assert screen["stuck"] == ["storage-dlq"]
 
 
+async def test_status_reads_junk_on_the_dlq_and_records_without_a_time(kafka_bootstrap: str) -> None:
+    """JSON on the DLQ that is not an object made `newsflow status` fail as if Kafka did not answer (exit 3); a record
+    whose producer gave it no time (0) was 56 years old, and its stage stuck at once."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    async with producer(settings) as client:
+        for junk in (b"[1, 2]", b'"x"', b"7", b"[" * 100_000, b"\xff\xfe"):
+            await client.send_and_wait(settings.topic_dlq, junk)
+        await client.send_and_wait(settings.topic_raw, b'{"id": "timeless"}', timestamp_ms=0)
+
+    stages = {s.stage: s for s in await gather_status(settings, stuck_after=1)}
+    assert not any(s.dead_letters for s in stages.values())  # none names a stage
+    assert stages["ingest"].lag == 1
+    assert stages["ingest"].oldest_unanswered_seconds is None
+    assert not stages["ingest"].stuck
+    code, screen = await asyncio.to_thread(status_cli, env, "--stuck-after", "1")
+    assert code == 0
+    assert screen["ok"] is True
+
+
 async def test_topic_init_says_what_existing_topics_lack_and_how_to_give_it(
     kafka_bootstrap: str, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -35,6 +35,9 @@ class Producer:
         return acknowledged
 
 
+INPUTS = {"articles.raw", "articles.ingested", "articles.clean", "articles.enriched"}
+
+
 def found(offset: int, **changes: Any) -> Found:
     return Found(partition=0, offset=100 + offset, letter=webdata.dead_letter(offset).model_copy(update=changes))
 
@@ -52,7 +55,7 @@ async def test_what_kafka_took_stays_re_driven_when_the_rest_fails(tmp_path: Any
         await pages.store.keep([f.letter for f in batch])
         done = Redriven()
         with pytest.raises(RuntimeError, match="refused"):
-            await _redrive(batch, Producer(refuse={1}), pages, done, dry_run=False)
+            await _redrive(batch, Producer(refuse={1}), pages, done, dry_run=False, inputs=INPUTS)
         [kind] = await pages.store.kinds()
         assert (kind.waiting, kind.redriven, done.sent) == (1, 1, 1)
     finally:
@@ -68,7 +71,7 @@ async def test_a_send_that_raises_keeps_what_was_queued_before_it(tmp_path: Any)
         await pages.store.keep([f.letter for f in batch])
         done = Redriven()
         with pytest.raises(RuntimeError, match="no such topic"):
-            await _redrive(batch, Producer(raise_at=1), pages, done, dry_run=False)
+            await _redrive(batch, Producer(raise_at=1), pages, done, dry_run=False, inputs=INPUTS)
         [kind] = await pages.store.kinds()
         assert (kind.waiting, kind.redriven, done.sent) == (2, 1, 1)
     finally:
@@ -80,13 +83,13 @@ async def test_a_letter_storage_has_not_kept_yet_is_kept_and_marked(tmp_path: An
     pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
     try:
         producer, done = Producer(), Redriven()
-        await _redrive([found(0)], producer, pages, done, dry_run=False)
+        await _redrive([found(0)], producer, pages, done, dry_run=False, inputs=INPUTS)
         [kind] = await pages.store.kinds()
         assert (kind.waiting, kind.redriven, done.sent, len(producer.sent)) == (0, 1, 1, 1)
         # storage's reader keeps it now: nothing changes, and a second run sends nothing.
         await pages.store.keep([found(0).letter])
         again = Redriven()
-        await _redrive([found(0)], producer, pages, again, dry_run=False)
+        await _redrive([found(0)], producer, pages, again, dry_run=False, inputs=INPUTS)
         assert (again.sent, again.settled, len(producer.sent)) == (0, 1, 1)
     finally:
         await pages.close()
@@ -97,10 +100,10 @@ async def test_the_same_refused_record_twice_on_the_dlq_is_sent_once(tmp_path: A
     try:
         producer, done = Producer(), Redriven()
         twice = found(0)
-        await _redrive([twice, Found(partition=1, offset=7, letter=twice.letter)], producer, pages, done, dry_run=False)
+        await _redrive([twice, Found(partition=1, offset=7, letter=twice.letter)], producer, pages, done, dry_run=False, inputs=INPUTS)
         assert (done.sent, done.repeats, len(producer.sent)) == (1, 1, 1)
         without_copy, producer = Redriven(), Producer()
-        await _redrive([twice, twice], producer, None, without_copy, dry_run=False)
+        await _redrive([twice, twice], producer, None, without_copy, dry_run=False, inputs=INPUTS)
         assert (without_copy.sent, without_copy.repeats, len(producer.sent)) == (1, 1, 1)
     finally:
         await pages.close()
@@ -113,10 +116,27 @@ async def test_a_letter_set_aside_on_the_page_is_not_sent(tmp_path: Any) -> None
         [first, _] = sorted(row.id for row in await pages.store.recent())
         assert await pages.store.set_aside(letter_id=first) == 1
         producer, done = Producer(), Redriven()
-        await _redrive([found(0), found(1)], producer, pages, done, dry_run=False)
+        await _redrive([found(0), found(1)], producer, pages, done, dry_run=False, inputs=INPUTS)
         assert (done.sent, done.settled, len(producer.sent)) == (1, 1, 1)
         dry = Redriven()
-        await _redrive([found(2)], producer, pages, dry, dry_run=True)
+        await _redrive([found(2)], producer, pages, dry, dry_run=True, inputs=INPUTS)
         assert (dry.sent, len(producer.sent), await pages.store.rows_at([("articles.raw", 0, 2)])) == (1, 1, {})
+    finally:
+        await pages.close()
+
+
+async def test_a_letter_naming_a_topic_no_stage_reads_is_refused_and_the_rest_go(tmp_path: Any) -> None:
+    """One such letter stopped `dlq redrive --all` (the send to a topic that does not exist raised), and every later
+    run stopped at the same letter."""
+    pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
+    try:
+        batch = [found(0), found(1, source_topic="no-such-topic"), found(2)]
+        await pages.store.keep([f.letter for f in batch])
+        done, client = Redriven(), Producer()
+        await _redrive(batch, client, pages, done, dry_run=False, inputs=INPUTS)
+        assert [topic for topic, _ in client.sent] == ["articles.raw", "articles.raw"]
+        assert done.sent == 2
+        [line] = done.refused
+        assert line.startswith("0:101: the dead letter names 'no-such-topic'")
     finally:
         await pages.close()

@@ -6,6 +6,9 @@ from newsflow_shared import REDRIVE_HEADER, TRACE_HEADER, Delivery, RejectedInpu
 from newsflow_shared.dead_letter import dead_letter
 
 
+INPUTS = {"articles.raw", "articles.ingested", "articles.clean", "articles.enriched"}
+
+
 def letter_for(value: bytes, *, max_original_bytes: int = 1_000):
     delivery = Delivery(
         value=value,
@@ -26,7 +29,7 @@ def letter_for(value: bytes, *, max_original_bytes: int = 1_000):
 
 
 def test_redrive_sends_the_original_back_to_the_refusing_stage() -> None:
-    record = redrive_record(letter_for(b'{"id": "a-1"}'))
+    record = redrive_record(letter_for(b'{"id": "a-1"}'), inputs=INPUTS)
     assert record.topic == "articles.clean"
     assert record.key == b"a-1"
     assert record.value == b'{"id": "a-1"}'
@@ -39,4 +42,13 @@ def test_a_redriven_record_counts_as_reprocessed_on_purpose() -> None:
 
 def test_a_truncated_original_cannot_be_redriven() -> None:
     with pytest.raises(RejectedInput, match="kept only 10 of 20 bytes"):
-        redrive_record(letter_for(b"x" * 20, max_original_bytes=10))
+        redrive_record(letter_for(b"x" * 20, max_original_bytes=10), inputs=INPUTS)
+
+
+def test_a_letter_that_names_a_topic_no_stage_reads_is_not_sent_there() -> None:
+    """Anyone who can write to the DLQ can write a letter naming any topic: re-driven as it said, its bytes went to
+    ``articles.stored``, or to a topic that does not exist, failing the re-drive of every letter after it."""
+    letter = letter_for(b'{"id": "a-1"}')
+    for topic in ("articles.stored", "no-such-topic", "articles.dlq"):
+        with pytest.raises(RejectedInput, match=f"names '{topic}' as where it came from, not one of the stages'"):
+            redrive_record(letter.model_copy(update={"source_topic": topic}), inputs=INPUTS)

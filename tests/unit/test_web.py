@@ -197,6 +197,25 @@ async def test_redrive_is_post_only_needs_the_form_token_and_sends_the_original_
     assert "Re-drive all" not in page.text
 
 
+async def test_a_letter_naming_a_topic_no_stage_reads_is_refused_not_sent_there(site: Site) -> None:
+    """Anyone who can write to the DLQ can name any topic in a letter: the page sent its bytes there."""
+    stored: list[bytes] = []
+
+    @site.app.state.broker.subscriber("articles.stored", group_id="test-stored")
+    async def _stored(body: bytes) -> None:
+        stored.append(body)
+
+    junk = webdata.dead_letter(3).model_copy(update={"source_topic": "articles.stored", "original": b"junk"})
+    await site.app.state.dead_letters.keep([junk])
+    token = await form_token(site)
+    everything = await site.client.post(
+        "/pipeline/redrive", data={"stage": "ingest", "error": "MalformedMessage", "csrf": token}
+    )
+    assert everything.headers["location"] == "/pipeline?redriven=3&refused=1"
+    assert len(site.raw) == 3
+    assert stored == []
+
+
 async def test_a_token_guards_every_page_and_the_login_sets_a_session_cookie(guarded: Site) -> None:
     client = guarded.client
     for path in ("/", "/article/seed-douma", "/pipeline"):

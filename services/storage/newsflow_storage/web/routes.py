@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from newsflow_shared import RejectedInput, redrive_record
 from newsflow_shared.db.tables import articles
+from newsflow_shared.lag import stage_inputs
 from newsflow_shared.taxonomy import load_taxonomy
 
 from ..api import _bound
@@ -293,6 +294,7 @@ async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Except
     marked, a double click or a reload sent them all again, and a send that failed half-way left the sent ones
     waiting, to be sent again by the next try."""
     letters = state.dead_letters
+    inputs = set(stage_inputs(state.web_settings).values())
     claimed = await letters.claim(ids)
     refused, sent = len(ids) - len(claimed), []
     pending: list[tuple[int, Any]] = []
@@ -302,8 +304,8 @@ async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Except
             for letter_id in claimed:
                 letter = await letters.letter(letter_id)
                 try:
-                    record = redrive_record(letter) if letter is not None else None
-                except RejectedInput:  # the original was cut short: only its source can send it again
+                    record = redrive_record(letter, inputs=inputs) if letter is not None else None
+                except RejectedInput:  # cut short (only its source can send it again), or not from a stage's input
                     record = None
                 if record is None:
                     refused += 1
