@@ -9,6 +9,7 @@
      │    ├── OverBudget          it took more CPU time than a record may
      │    └── EmptyArticle        nothing of substance left after cleanup
      ├── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
+     ├── DeadLetterRefused    Kafka answers but refused a dead letter (the DLQ's size limit, an ACL): hold, say so
      └── KafkaSecurityError   Kafka refused the login, or TLS failed: a setting is wrong, retrying cannot help
 
 Anything else a stage raises is sorted by :mod:`newsflow_shared.failures`: a failure of Kafka or
@@ -57,6 +58,11 @@ class EmptyArticle(RejectedInput):
 
 class TemporaryFailure(NewsflowError):
     """Retry later: the input is fine, something it depends on is not."""
+
+
+class DeadLetterRefused(NewsflowError):
+    """Kafka answers but refused a record's dead letter: the record cannot be answered, so its batch is held (never
+    committed past it) and tried again, and the log names the DLQ topic's setting or permission to fix."""
 
 
 class KafkaSecurityError(NewsflowError):

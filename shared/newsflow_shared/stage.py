@@ -39,7 +39,7 @@ from .broker import make_broker
 from .contracts import DeadLetter
 from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
-from .errors import OutputTooLarge, RejectedInput
+from .errors import DeadLetterRefused, OutputTooLarge, RejectedInput
 from .failures import Fault, fault_of
 from .health import StageWatch
 from .logs import configure_logging
@@ -258,7 +258,17 @@ class Stage:
                 letter.reason,
             )
             return letter
-        await self.publish([letter])
+        try:
+            await self.publish([letter])
+        except Exception as refusal:
+            if fault_of(refusal) is Fault.ENVIRONMENT and not await self.environment_answers():
+                raise  # Kafka is away: the batch waits for it
+            raise DeadLetterRefused(
+                f"Kafka answers but refused the dead letter of {delivery.topic}[{delivery.partition}]@"
+                f"{delivery.offset} ({letter.error}): {type(refusal).__name__}: {_short(refusal)}. The record stays"
+                f" unanswered and its batch is tried again: check that {self.settings.topic_dlq} takes records of"
+                " KAFKA_MAX_MESSAGE_BYTES (its max.message.bytes) and that this service may write to it"
+            ) from refusal
         return letter
 
     async def environment_answers(self) -> bool:
@@ -373,6 +383,10 @@ class Stage:
         return min(30.0, 0.5 * 2 ** min(self._failures_in_a_row - 1, 6))
 
     async def _back_off(self, error: BaseException, size: int, delay: float) -> None:
+        if isinstance(error, DeadLetterRefused):
+            log.error("batch of %d failed: %s; retrying it in %.1fs, nothing is committed", size, error, delay)
+            await asyncio.sleep(delay)
+            return
         log.warning(
             "batch of %d failed (%s: %s) and Kafka or the database does not answer; retrying it in %.1fs, "
             "nothing is committed",

@@ -5,7 +5,6 @@ import pytest
 from newsflow_shared import REDRIVE_HEADER, TRACE_HEADER, Delivery, RejectedInput, redrive_record
 from newsflow_shared.dead_letter import dead_letter
 
-
 INPUTS = {"articles.raw", "articles.ingested", "articles.clean", "articles.enriched"}
 
 

@@ -6,10 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sql_errors
 
 from newsflow_shared import DeadLetter, Delivery, ServiceSettings, Stage, TemporaryFailure
 from newsflow_shared.contracts import SkippedArticle
+from newsflow_shared.errors import DeadLetterRefused
 from newsflow_shared.stage import Emit, Output
 
 from .test_failures import database_error
@@ -121,3 +123,27 @@ async def test_a_dead_letter_a_side_reader_fails_on_is_not_dead_lettered_again()
     outputs = await stage.settle(letter_on_the_dlq, handler_failing_on({0}, ValueError("cannot store it"), calls))
     assert stage.sent == []  # nothing fed back into the DLQ its reader consumes
     assert [type(o).__name__ for o in outputs] == ["DeadLetter"]
+
+
+class RefusingDeadLetters(RecordingStage):
+    """Kafka answers, but the DLQ refuses letters: its max.message.bytes below the others', or an ACL."""
+
+    async def publish(self, outputs: Any) -> None:
+        outputs = list(outputs)
+        if any(isinstance(o, DeadLetter) for o in outputs):
+            raise KafkaError("MessageSizeTooLargeError: the DLQ topic's limit")
+        await super().publish(outputs)
+
+
+async def test_a_dead_letter_kafka_refuses_holds_the_batch_and_says_why() -> None:
+    """The refusal went out of the stage as if Kafka did not answer ("Kafka or the database does not answer"), and
+    the batch was retried for ever under that line: the log now names the DLQ's limit and permissions."""
+    stage = RefusingDeadLetters(max_attempts=1)
+    calls: list[int] = []
+    with pytest.raises(DeadLetterRefused, match=r"refused the dead letter of in\[0\]@1 \(ValueError\)") as refused:
+        await stage.settle(deliveries(2), handler_failing_on({1}, ValueError("odd article"), calls))
+    assert "articles.dlq takes records of KAFKA_MAX_MESSAGE_BYTES" in str(refused.value)
+
+    away = RefusingDeadLetters(environment_up=False, max_attempts=1)
+    with pytest.raises(KafkaError):  # Kafka is away: not called a refusal
+        await away.settle(deliveries(2), handler_failing_on({1}, ValueError("odd article"), []))
