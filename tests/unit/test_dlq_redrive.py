@@ -100,7 +100,14 @@ async def test_the_same_refused_record_twice_on_the_dlq_is_sent_once(tmp_path: A
     try:
         producer, done = Producer(), Redriven()
         twice = found(0)
-        await _redrive([twice, Found(partition=1, offset=7, letter=twice.letter)], producer, pages, done, dry_run=False, inputs=INPUTS)
+        await _redrive(
+            [twice, Found(partition=1, offset=7, letter=twice.letter)],
+            producer,
+            pages,
+            done,
+            dry_run=False,
+            inputs=INPUTS,
+        )
         assert (done.sent, done.repeats, len(producer.sent)) == (1, 1, 1)
         without_copy, producer = Redriven(), Producer()
         await _redrive([twice, twice], producer, None, without_copy, dry_run=False, inputs=INPUTS)
