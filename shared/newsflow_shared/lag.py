@@ -78,10 +78,12 @@ async def stage_lag(
     consumer = kafka_clients.consumer(
         settings, client_id="newsflow-lag", enable_auto_commit=False, request_timeout_ms=request_timeout_ms
     )
-    await kafka_clients.connect(admin, settings)
     try:
-        await kafka_clients.connect(consumer, settings)
         try:
+            # Inside: a client whose start failed or was cancelled (the page's probe waits 3 s) is closed all the
+            # same; left open, each probe of an unreachable Kafka logged "Unclosed AIOKafkaConsumer".
+            await kafka_clients.connect(admin, settings)
+            await kafka_clients.connect(consumer, settings)
             lag: dict[str, int] = {}
             for stage, topic in stage_inputs(settings).items():
                 partitions = consumer.partitions_for_topic(topic)

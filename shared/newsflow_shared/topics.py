@@ -132,8 +132,8 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
         for name in settings.topics.all()
     }
     admin = kafka_clients.admin(settings)
-    await kafka_clients.connect(admin, settings)
     try:
+        await kafka_clients.connect(admin, settings)  # inside: a client whose start failed is closed too
         existing = set(await admin.list_topics())
         missing = [topic for name, topic in wanted.items() if name not in existing]
         if missing:

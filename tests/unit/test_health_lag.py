@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from newsflow_shared import ServiceSettings
 from newsflow_shared.health import _consumer_lag
+from newsflow_shared.lag import stage_lag
 
 A, B = TopicPartition("in", 0), TopicPartition("in", 1)
 
@@ -141,3 +147,26 @@ class CaughtUpConsumer:
 
     async def committed(self, tp: TopicPartition) -> int | None:
         return 5
+
+
+async def test_a_lag_reading_that_cannot_reach_kafka_closes_its_clients(caplog: pytest.LogCaptureFixture) -> None:
+    """Storage's pipeline page reads the lag every 10 s; with Kafka unreachable each reading left a consumer open
+    ("Unclosed AIOKafkaConsumer" in the log), whether its start failed or the page's 3 s wait cancelled it."""
+    caplog.set_level(logging.ERROR)
+    settings = ServiceSettings(kafka_bootstrap_servers="127.0.0.1:9")
+    with pytest.raises((KafkaError, OSError)):
+        await stage_lag(settings, request_timeout_ms=500)
+
+    async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the connection, answers nothing: the client waits until cancelled
+
+    silent = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    async with silent:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                stage_lag(ServiceSettings(kafka_bootstrap_servers=f"127.0.0.1:{port}"), request_timeout_ms=5000), 0.3
+            )
+    gc.collect()  # where an unclosed client says so
+    await asyncio.sleep(0)
+    assert "Unclosed" not in caplog.text
