@@ -57,7 +57,8 @@ async def describe_waiting(settings: ServiceSettings, state: Answers) -> str:
     parts = []
     for stage, items in by_stage.items():
         lag_text = f", its lag {lag[stage]}" if lag is not None and stage in lag else ""
-        labels = ", ".join(item.label for item in items[:3]) + (" …" if len(items) > 3 else "")
+        # Labels are file names and ids: escaped, as the line is printed as rich markup.
+        labels = ", ".join(escape(item.label) for item in items[:3]) + (" …" if len(items) > 3 else "")
         parts.append(f"{len(items)} at {stage}{lag_text} ({labels})")
     lag_line = "; lag by stage: " + ", ".join(f"{s} {n}" for s, n in lag.items()) if lag is not None else ""
     return f"waiting for {len(state.unanswered)} of {len(state.inputs)}: " + "; ".join(parts) + lag_line

@@ -7,8 +7,8 @@ answered (the record at each partition's committed offset).
 
 The DLQ's side readers follow, each a consumer group of its own: ingest's (``ingest-forget``: behind, ingest skips
 a re-pushed article that a later stage refused) and storage's (``storage-dlq``: behind, the web page's dead letters
-go stale). They write nothing to Kafka, so they have no rate; one that never ran here (ingest without
-``INGEST_DEDUPE``) is left out.
+go stale). They write nothing to Kafka, so they have no rate; one whose group has no members is left out (off here, as
+ingest's is without ``INGEST_DEDUPE``, or its stage is down, which the stage's line shows).
 
 A stage is *stuck* when records wait, the oldest has waited longer than ``stuck_after`` seconds, and the stage
 wrote nothing in that time: a busy stage behind a backlog still writes, a blocked or dead one does not.
@@ -27,6 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
+from rich.markup import escape
 from rich.table import Table
 
 from newsflow_shared import ServiceSettings, kafka_clients, settings_from_environment
@@ -114,9 +115,11 @@ async def gather_status(
             status.records_per_second = round(written_last_minute / 60.0, 2)
             quiet_for = None if last_output is None else max(0.0, now - last_output)
             status.last_output_seconds_ago = None if quiet_for is None else round(quiet_for, 1)
-            # The exact ages, not the rounded ones shown: 3.04 s rounds to 3.0, which is not over a limit of 3.
+            # The exact ages, not the rounded ones shown: 3.04 s rounds to 3.0, which is not over a limit of 3. A
+            # waiting record with no time (its producer gave none) has waited at least since the stage last wrote.
+            waited = oldest if oldest is not None else quiet_for
             status.stuck = (
-                status.lag > 0 and (oldest or 0.0) > stuck_after and (quiet_for is None or quiet_for > stuck_after)
+                status.lag > 0 and (waited or 0.0) > stuck_after and (quiet_for is None or quiet_for > stuck_after)
             )
             result.append(status)
         for side in SIDE_READERS:
@@ -127,10 +130,12 @@ async def gather_status(
                 records_per_second=None,
                 replicas=members.get(groups[side], 0),
             )
-            if not status.replicas and not await _ever_committed(admin, status.group, consumer, status.topic):
-                continue  # not part of this deployment
+            if not status.replicas:
+                # Its stage runs it, so none means off here (ingest without INGEST_DEDUPE; a group left from when it
+                # was on keeps its offsets for a week), or its stage is down, which the stage's own line shows.
+                continue
             oldest = await _fill_lag(admin, consumer, reader, status, now)
-            # It only reads: a dead letter waiting longer than stuck_after means it does not.
+            # It only reads, thousands of letters a second: one waiting longer than stuck_after means it does not.
             status.stuck = status.lag > 0 and (oldest or 0.0) > stuck_after
             result.append(status)
         return result
@@ -181,13 +186,6 @@ async def _fill_lag(
     oldest = None if oldest is None else max(0.0, oldest)
     status.oldest_unanswered_seconds = None if oldest is None else round(oldest, 1)
     return oldest
-
-
-async def _ever_committed(admin: AIOKafkaAdminClient, group: str, consumer: AIOKafkaConsumer, topic: str) -> bool:
-    """Whether ``group`` committed anything on ``topic``: a group with no members ran here before (and is down now)."""
-    partitions = await topic_partitions(consumer, topic)
-    committed = await coordinator_ready(partial(committed_offsets, admin, group, partitions)) if partitions else {}
-    return any(offset.offset >= 0 for offset in committed.values())
 
 
 async def _timestamp_at(reader: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:
@@ -317,7 +315,7 @@ def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_wi
         if as_json:
             print(json.dumps({"ok": False, "error": message, "stages": []}))
         else:
-            Console(stderr=True).print(f"[red]{message}[/red]")
+            Console(stderr=True).print(f"[red]{escape(message)}[/red]")
         return 3
     stuck = [s.stage for s in stages if s.stuck]
     if as_json:

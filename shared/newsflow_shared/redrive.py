@@ -27,7 +27,8 @@ def redrive_record(letter: DeadLetter, *, inputs: Collection[str]) -> OutgoingRe
     if letter.source_topic not in inputs:
         raise RejectedInput(
             f"the dead letter names {letter.source_topic[:200]!r} as where it came from, not one of the stages'"
-            f" input topics ({', '.join(sorted(inputs))}): junk written to the DLQ, or the topics renamed since"
+            f" input topics ({', '.join(sorted(inputs))}): junk written to the DLQ, the topics renamed since, or"
+            " this command's TOPIC_* settings not the pipeline's"
         )
     if letter.original_truncated:
         raise RejectedInput(

@@ -264,10 +264,11 @@ class Stage:
             if fault_of(refusal) is Fault.ENVIRONMENT and not await self.environment_answers():
                 raise  # Kafka is away: the batch waits for it
             raise DeadLetterRefused(
-                f"Kafka answers but refused the dead letter of {delivery.topic}[{delivery.partition}]@"
+                f"Kafka answers but did not take the dead letter of {delivery.topic}[{delivery.partition}]@"
                 f"{delivery.offset} ({letter.error}): {type(refusal).__name__}: {_short(refusal)}. The record stays"
-                f" unanswered and its batch is tried again: check that {self.settings.topic_dlq} takes records of"
-                " KAFKA_MAX_MESSAGE_BYTES (its max.message.bytes) and that this service may write to it"
+                f" unanswered and its batch is tried again; if this repeats, check that {self.settings.topic_dlq}"
+                " takes records of KAFKA_MAX_MESSAGE_BYTES (its max.message.bytes) and that this service may write"
+                " to it"
             ) from refusal
         return letter
 

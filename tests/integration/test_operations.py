@@ -343,34 +343,49 @@ async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_boo
     env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
     settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
     await ensure_topics(settings)
-    # Storage's reader ran here once (it committed where it was), then stopped; ingest's never ran (no dedupe).
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=kafka_bootstrap, group_id=settings.group_id("storage-dlq"), enable_auto_commit=False
+    # Ingest's reader ran here once and was turned off (INGEST_DEDUPE=false): its group keeps what it committed.
+    gone = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=settings.group_id("ingest-forget"), enable_auto_commit=False
     )
-    await reader.start()
+    await gone.start()
     try:
-        partitions = await topic_partitions(reader, settings.topic_dlq)
-        reader.assign(partitions)
-        await reader.commit(dict.fromkeys(partitions, 0))
+        partitions = await topic_partitions(gone, settings.topic_dlq)
+        gone.assign(partitions)
+        await gone.commit(dict.fromkeys(partitions, 0))
     finally:
-        await reader.stop()
-    letter = {"stage": "cleanup", "error": "EmptyArticle", "reason": "no words", "schema_version": "1.1"}
-    async with producer(settings) as client:
-        for _ in range(2):
-            await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
-    await asyncio.sleep(1.5)
+        await gone.stop()
+    # Storage's reader is in its group and reads nothing on (a blocked handler).
+    blocked = AIOKafkaConsumer(
+        settings.topic_dlq,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=settings.group_id("storage-dlq"),
+        enable_auto_commit=False,
+    )
+    await blocked.start()
+    try:
+        letter = {"stage": "cleanup", "error": "EmptyArticle", "reason": "no words", "schema_version": "1.1"}
+        async with producer(settings) as client:
+            for _ in range(2):
+                await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
+        deadline = time.monotonic() + 30
+        while not blocked.assignment():
+            assert time.monotonic() < deadline, "the reader never joined its group"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)
 
-    stages = {s.stage: s for s in await gather_status(settings, stuck_after=1)}
-    assert "ingest-forget" not in stages  # not part of this deployment
-    side = stages["storage-dlq"]
-    assert (side.topic, side.lag, side.replicas, side.stuck) == (settings.topic_dlq, 2, 0, True)
-    assert side.records_per_second is None
-    assert side.oldest_unanswered_seconds is not None
-    assert side.oldest_unanswered_seconds >= 1
-    assert not stages["cleanup"].stuck  # its dead letters are its output, not its input
-    code, screen = await asyncio.to_thread(status_cli, env, "--stuck-after", "1")
-    assert code == 1
-    assert screen["stuck"] == ["storage-dlq"]
+        stages = {s.stage: s for s in await gather_status(settings, stuck_after=1)}
+        assert "ingest-forget" not in stages  # off here: its group has no members, whatever it committed once
+        side = stages["storage-dlq"]
+        assert (side.topic, side.lag, side.replicas, side.stuck) == (settings.topic_dlq, 2, 1, True)
+        assert side.records_per_second is None
+        assert side.oldest_unanswered_seconds is not None
+        assert side.oldest_unanswered_seconds >= 1
+        assert not stages["cleanup"].stuck  # its dead letters are its output, not its input
+        code, screen = await asyncio.to_thread(status_cli, env, "--stuck-after", "1")
+        assert code == 1
+        assert screen["stuck"] == ["storage-dlq"]
+    finally:
+        await blocked.stop()
 
 
 async def test_status_reads_junk_on_the_dlq_and_records_without_a_time(kafka_bootstrap: str) -> None:

@@ -140,7 +140,7 @@ async def test_a_dead_letter_kafka_refuses_holds_the_batch_and_says_why() -> Non
     the batch was retried for ever under that line: the log now names the DLQ's limit and permissions."""
     stage = RefusingDeadLetters(max_attempts=1)
     calls: list[int] = []
-    with pytest.raises(DeadLetterRefused, match=r"refused the dead letter of in\[0\]@1 \(ValueError\)") as refused:
+    with pytest.raises(DeadLetterRefused, match=r"did not take the dead letter of in\[0\]@1 \(ValueError\)") as refused:
         await stage.settle(deliveries(2), handler_failing_on({1}, ValueError("odd article"), calls))
     assert "articles.dlq takes records of KAFKA_MAX_MESSAGE_BYTES" in str(refused.value)
 

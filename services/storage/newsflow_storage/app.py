@@ -90,16 +90,16 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         if settings.storage_dead_letter_keep_days:
             keep = timedelta(days=settings.storage_dead_letter_keep_days)
             pruning = asyncio.create_task(prune_every(keeper.store, keep, settings), name="prune dead letters")
-        await broker.start()
-        if open_to_others(settings):
-            log.warning(
-                "the query API listens on %s with no STORAGE_API_TOKEN: anyone who reaches port %d reads every"
-                " article and can re-drive dead letters; set STORAGE_API_TOKEN (openssl rand -hex 32)",
-                settings.storage_api_host,
-                settings.storage_api_port,
-            )
-        freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
         try:
+            await broker.start()  # inside: a broker that never answers still ends the pruning and the engine
+            if open_to_others(settings):
+                log.warning(
+                    "the query API listens on %s with no STORAGE_API_TOKEN: anyone who reaches port %d reads every"
+                    " article and can re-drive dead letters; set STORAGE_API_TOKEN (openssl rand -hex 32)",
+                    settings.storage_api_host,
+                    settings.storage_api_port,
+                )
+            freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
             yield
         finally:
             if pruning is not None:
