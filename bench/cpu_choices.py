@@ -93,6 +93,15 @@ def measure(kind: str, count: int, rounds: int) -> list[dict[str, object]]:
     classifier.embedder.wait_compiled()  # type: ignore[attr-defined]
     label = f"the service as it runs: auto, {plan.workers} call(s) at once of {plan.threads_each} thread(s)"
     runs[label] = (BatchWorkers(classifier.classify, plan.workers), batch, plan.threads_each)
+    if compiles(settings.classify_compile, Runtime.choose("cpu", settings.classify_precision)):
+        # The same calls with the eager model: what compiling gains in the way the service runs, on this kind.
+        eager = ClassifySettings(classify_compile="off")
+        eager_classifier = load_classifier(eager, worker_plan(eager))
+        runs["the service as it runs, but eager (CLASSIFY_COMPILE=off)"] = (
+            BatchWorkers(eager_classifier.classify, plan.workers),
+            batch,
+            plan.threads_each,
+        )
     results: dict[str, list[tuple[float, float]]] = {label: [] for label in runs}
     for function, size, threads in runs.values():
         torch.set_num_threads(threads)
