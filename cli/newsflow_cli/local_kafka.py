@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import re
 import shutil
 import signal
@@ -100,10 +101,39 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port no one listens on now, for a process about to listen there, and never one handed out before.
+
+    Not the kernel's pick (a bind to port 0): that comes from the range it also gives outgoing connections, and
+    between this check and the service binding the port, one of the pipeline's own Kafka connections took it once (a
+    `make demo` whose cleanup could not bind its health port). Below that range no outgoing connection lands.
+    """
+    low = _ephemeral_low()
+    start = max(1024, low - 16_000)
+    for _ in range(1_000):
+        port = random.randrange(start, low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # the wildcard: taken if anything listens on any address there
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise OSError(f"no free port found between {start} and {low}")
+
+
+def _ephemeral_low() -> int:
+    """Where the kernel's range for outgoing connections starts (Linux's is 32768-60999 by default)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # elsewhere (macOS: 49152 up) the same is below it too
+    return low if low > 2_048 else 32_768  # a range that starts that low leaves nothing below: use the common one
 
 
 def port_open(port: int) -> bool:

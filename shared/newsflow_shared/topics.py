@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
@@ -34,6 +35,22 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
             return
         await asyncio.sleep(0.1)
     raise TopicsRefused(f"Kafka created {', '.join(waiting)} but gave them no leader within {timeout:g} s")
+
+
+async def _wait_for_partitions(settings: ServiceSettings, topics: list[str]) -> None:
+    """A partition's leader is in the metadata a moment before that broker serves it as leader: the first clients
+    then logged "Failed fetch offsets ... NotLeaderForPartitionError" (three such lines under `make demo` on a slow
+    machine) or retried their first sends. Asking every new partition's end offset retries quietly until each
+    leader answers."""
+    consumer = kafka_clients.consumer(
+        settings, client_id=f"{settings.kafka_group_prefix}-topics", enable_auto_commit=False
+    )
+    try:
+        await kafka_clients.connect(consumer, settings)
+        partitions = [TopicPartition(topic, p) for topic in topics for p in range(settings.topic_partitions)]
+        await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
 
 
 def _refused(response: object) -> list[str]:
@@ -152,6 +169,7 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
             log.info("created topic %s with %d partitions", name, settings.topic_partitions)
         if created:
             await _wait_for_leaders(admin, created)
+            await _wait_for_partitions(settings, created)
         try:
             problems = await existing_topic_problems(admin, settings, sorted(set(wanted) & existing))
         except Exception as error:  # advice only: a broker that will not describe its topics must not stop the start
