@@ -111,10 +111,9 @@ def free_port() -> int:
     between this check and the service binding the port, one of the pipeline's own Kafka connections took it once (a
     `make demo` whose cleanup could not bind its health port). Below that range no outgoing connection lands.
     """
-    low = _ephemeral_low()
-    start = max(1024, low - 16_000)
+    start, stop = _listening_ports()
     for _ in range(1_000):
-        port = random.randrange(start, low)
+        port = random.randrange(start, stop)
         if port in _HANDED_OUT:
             continue
         with socket.socket() as sock:
@@ -124,7 +123,16 @@ def free_port() -> int:
                 continue
         _HANDED_OUT.add(port)
         return port
-    raise OSError(f"no free port found between {start} and {low}")
+    raise OSError(f"no free port found between {start} and {stop}")
+
+
+def _listening_ports() -> tuple[int, int]:
+    """Where to look: up to 16,000 ports below the outgoing range, above 10,000 (well-known services, 8080) and below
+    30,000 (Kubernetes' node ports, which a local cluster rewrites unseen by a bind). A range tuned to start lower
+    leaves no room there: then 20,000-30,000, inside it, as likely to race as the kernel's own pick was."""
+    stop = min(_ephemeral_low(), 30_000)
+    start = max(stop - 16_000, 10_000)
+    return (start, stop) if stop - start >= 1_000 else (20_000, 30_000)
 
 
 def _ephemeral_low() -> int:

@@ -20,8 +20,11 @@ __all__ = ["ensure_topics", "wait_for_kafka"]
 log = logging.getLogger(__name__)
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30.0) -> None:
-    """New partitions take a moment to elect a leader; clients that come sooner see errors."""
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 30.0
+) -> list[TopicPartition]:
+    """New partitions take a moment to elect a leader; clients that come sooner see errors. Returns the partitions
+    (another client may have created a topic first, with other settings)."""
     deadline = asyncio.get_running_loop().time() + timeout
     waiting = topics
     while asyncio.get_running_loop().time() < deadline:
@@ -32,23 +35,25 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
             if not (t.get("error_code", 0) == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]))
         ]
         if not waiting:
-            return
+            return [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
         await asyncio.sleep(0.1)
     raise TopicsRefused(f"Kafka created {', '.join(waiting)} but gave them no leader within {timeout:g} s")
 
 
-async def _wait_for_partitions(settings: ServiceSettings, topics: list[str]) -> None:
+async def _wait_for_partitions(settings: ServiceSettings, partitions: list[TopicPartition]) -> None:
     """A partition's leader is in the metadata a moment before that broker serves it as leader: the first clients
     then logged "Failed fetch offsets ... NotLeaderForPartitionError" (three such lines under `make demo` on a slow
     machine) or retried their first sends. Asking every new partition's end offset retries quietly until each
-    leader answers."""
+    leader answers. Only a courtesy: the topics exist, so a broker that does not answer in time is logged, not
+    raised (clients retry on their own)."""
     consumer = kafka_clients.consumer(
-        settings, client_id=f"{settings.kafka_group_prefix}-topics", enable_auto_commit=False
+        settings, client_id=f"{settings.kafka_group_prefix}-topics", enable_auto_commit=False, request_timeout_ms=15_000
     )
     try:
         await kafka_clients.connect(consumer, settings)
-        partitions = [TopicPartition(topic, p) for topic in topics for p in range(settings.topic_partitions)]
         await consumer.end_offsets(partitions)
+    except Exception as error:
+        log.warning("the new topics' partitions did not all answer yet: %s: %s", type(error).__name__, error)
     finally:
         await consumer.stop()
 
@@ -168,8 +173,7 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
         for name in created:
             log.info("created topic %s with %d partitions", name, settings.topic_partitions)
         if created:
-            await _wait_for_leaders(admin, created)
-            await _wait_for_partitions(settings, created)
+            await _wait_for_partitions(settings, await _wait_for_leaders(admin, created))
         try:
             problems = await existing_topic_problems(admin, settings, sorted(set(wanted) & existing))
         except Exception as error:  # advice only: a broker that will not describe its topics must not stop the start

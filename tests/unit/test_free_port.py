@@ -7,25 +7,36 @@ check and the service binding it, one of the pipeline's own Kafka connections to
 
 from __future__ import annotations
 
+import random
 import socket
-from pathlib import Path
 
-from newsflow_cli.local_kafka import _ephemeral_low, free_port
+import pytest
+
+from newsflow_cli.local_kafka import _ephemeral_low, _listening_ports, free_port
 
 
 def test_ports_are_below_the_outgoing_range_free_and_never_handed_out_twice() -> None:
-    low = _ephemeral_low()
-    if Path("/proc/sys/net/ipv4/ip_local_port_range").exists():
-        assert low == int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) or low == 32_768
+    start, stop = _listening_ports()
     ports = [free_port() for _ in range(50)]
     assert len(set(ports)) == 50
-    assert all(1024 <= port < low for port in ports)
+    assert all(start <= port < stop for port in ports)
+    assert 8080 not in range(start, stop)
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", ports[0]))  # each is free to listen on
         listening.listen()
         with socket.socket() as outgoing:
             outgoing.connect(("127.0.0.1", ports[0]))
-            assert outgoing.getsockname()[1] >= low  # where an outgoing connection's own port comes from
+            if stop <= _ephemeral_low():  # the usual ranges: where outgoing connections take their own port is above
+                assert outgoing.getsockname()[1] >= stop
+
+
+@pytest.mark.parametrize(
+    ("outgoing_from", "expected"),
+    [(32_768, (14_000, 30_000)), (49_152, (14_000, 30_000)), (24_000, (10_000, 24_000)), (10_000, (20_000, 30_000))],
+)
+def test_the_ports_looked_at_avoid_well_known_ones_and_node_ports(monkeypatch, outgoing_from, expected) -> None:
+    monkeypatch.setattr("newsflow_cli.local_kafka._ephemeral_low", lambda: outgoing_from)
+    assert _listening_ports() == expected
 
 
 def test_a_port_someone_listens_on_is_not_handed_out(monkeypatch) -> None:
@@ -34,9 +45,11 @@ def test_a_port_someone_listens_on_is_not_handed_out(monkeypatch) -> None:
     port = taken.getsockname()[1]
     taken.listen()
     try:
-        sequence = iter([port, port, port + 1 if port + 1 < 65_536 else port - 1])
-        monkeypatch.setattr("newsflow_cli.local_kafka.random.randrange", lambda start, stop: next(sequence))
-        monkeypatch.setattr("newsflow_cli.local_kafka._ephemeral_low", lambda: 65_535)
+        offered, anything = iter([port, port]), random.Random(7).randrange  # the taken one twice, then anything
+        monkeypatch.setattr(
+            "newsflow_cli.local_kafka.random.randrange",
+            lambda start, stop: next(offered, None) or anything(start, stop),
+        )
         assert free_port() != port
     finally:
         taken.close()
