@@ -138,10 +138,9 @@ def _listening_ports() -> tuple[int, int]:
 def _ephemeral_low() -> int:
     """Where the kernel's range for outgoing connections starts (Linux's is 32768-60999 by default)."""
     try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32_768  # elsewhere (macOS: 49152 up) the same is below it too
-    return low if low > 2_048 else 32_768  # a range that starts that low leaves nothing below: use the common one
 
 
 def port_open(port: int) -> bool:

@@ -130,16 +130,15 @@ class Stage:
         isolation, but the stage's metrics, lag and liveness are about its main topic; the side reader's own lag
         and progress are exported under that name, and its loop is part of liveness.
         """
-        watched = side is None
 
         async def on_batch(message: KafkaMessage) -> None:
             deliveries = [Delivery.from_record(record) for record in message.raw_message]
-            started = self.watch.batch_started() if watched else 0.0
+            started = self.watch.batch_started() if side is None else 0.0
             try:
                 outputs = await self.settle(deliveries, handler, on_published)
             except Exception as error:
                 delay = self._next_delay()
-                if watched:
+                if side is None:
                     self.watch.batch_failed(error, retry_in=delay)
                 await self._back_off(error, len(deliveries), delay)
                 raise  # NACK: the batch is rewound and redelivered
@@ -386,16 +385,15 @@ class Stage:
     async def _back_off(self, error: BaseException, size: int, delay: float) -> None:
         if isinstance(error, DeadLetterRefused):
             log.error("batch of %d failed: %s; retrying it in %.1fs, nothing is committed", size, error, delay)
-            await asyncio.sleep(delay)
-            return
-        log.warning(
-            "batch of %d failed (%s: %s) and Kafka or the database does not answer; retrying it in %.1fs, "
-            "nothing is committed",
-            size,
-            type(error).__name__,
-            _short(error),
-            delay,
-        )
+        else:
+            log.warning(
+                "batch of %d failed (%s: %s) and Kafka or the database does not answer; retrying it in %.1fs, "
+                "nothing is committed",
+                size,
+                type(error).__name__,
+                _short(error),
+                delay,
+            )
         await asyncio.sleep(delay)
 
 

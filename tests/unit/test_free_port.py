@@ -32,7 +32,13 @@ def test_ports_are_below_the_outgoing_range_free_and_never_handed_out_twice() ->
 
 @pytest.mark.parametrize(
     ("outgoing_from", "expected"),
-    [(32_768, (14_000, 30_000)), (49_152, (14_000, 30_000)), (24_000, (10_000, 24_000)), (10_000, (20_000, 30_000))],
+    [
+        (32_768, (14_000, 30_000)),
+        (49_152, (14_000, 30_000)),
+        (24_000, (10_000, 24_000)),
+        (10_000, (20_000, 30_000)),
+        (1_024, (20_000, 30_000)),
+    ],
 )
 def test_the_ports_looked_at_avoid_well_known_ones_and_node_ports(monkeypatch, outgoing_from, expected) -> None:
     monkeypatch.setattr("newsflow_cli.local_kafka._ephemeral_low", lambda: outgoing_from)
