@@ -265,7 +265,8 @@ def render(stages: list[StageStatus]) -> Table:
         state, style = ("STUCK", "bold red") if s.stuck else (("behind", "yellow") if s.lag else ("ok", "green"))
         if s.replicas == 0 and s.lag:
             state += ", no replicas"
-        letters = ", ".join(f"{error} {n}" for error, n in sorted(s.dead_letters.items())) or "-"
+        # An error class is whatever a DLQ record said it was: escaped, as the cells are rich markup.
+        letters = ", ".join(f"{escape(error)} {n}" for error, n in sorted(s.dead_letters.items())) or "-"
         oldest = "-" if s.oldest_unanswered_seconds is None else f"{s.oldest_unanswered_seconds:.0f}s"
         table.add_row(
             s.stage,

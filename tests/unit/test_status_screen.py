@@ -47,6 +47,13 @@ def test_screen_shows_each_stage_and_marks_the_stuck_one() -> None:
     assert stages[2].as_json()["stuck"] is True
 
 
+def test_an_error_class_a_dlq_record_made_up_is_shown_as_written() -> None:
+    """A letter's `error` is whatever was written to the DLQ: "[/]" stopped the screen with a MarkupError."""
+    console = Console(record=True, width=160)
+    console.print(render([StageStatus("ingest", "newsflow-ingest", "articles.raw", dead_letters={"[/]": 2})]))
+    assert "[/] 2" in console.export_text()
+
+
 def test_kafka_that_cannot_be_read_is_exit_3_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
