@@ -65,15 +65,26 @@ def admin(settings: ServiceSettings, **options: Any) -> AIOKafkaAdminClient:
 
 
 async def connect(client: _Startable, settings: ServiceSettings) -> None:
-    """Start ``client``; a refused login or a failed TLS handshake raises :class:`KafkaSecurityError` saying which."""
+    """Start ``client``; a refused login or a failed TLS handshake raises :class:`KafkaSecurityError` saying which.
+
+    A client whose start failed is closed here, so a caller may start it outside its ``try``: left open, aiokafka
+    printed "Unclosed AIOKafkaConsumer" under the command's own error when Kafka went away just before.
+    """
     try:
         with _quiet_bootstrap():
             await client.start()
-    except KafkaConnectionError:
-        cause = await diagnose(settings)
-        if cause is not None:
+    except BaseException as error:
+        await _close_quietly(client)
+        if isinstance(error, KafkaConnectionError) and (cause := await diagnose(settings)) is not None:
             raise cause from None
         raise
+
+
+async def _close_quietly(client: _Startable) -> None:
+    close = getattr(client, "stop", None) or getattr(client, "close", None)  # the admin client has only close()
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(close())
 
 
 async def diagnose(settings: ServiceSettings, timeout_ms: int = 5000) -> KafkaSecurityError | None:
