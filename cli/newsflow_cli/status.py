@@ -8,7 +8,8 @@ answered (the record at each partition's committed offset).
 The DLQ's side readers follow, each a consumer group of its own: ingest's (``ingest-forget``: behind, ingest skips
 a re-pushed article that a later stage refused) and storage's (``storage-dlq``: behind, the web page's dead letters
 go stale). They write nothing to Kafka, so they have no rate; one whose group has no members is left out (off here, as
-ingest's is without ``INGEST_DEDUPE``, or its stage is down, which the stage's line shows).
+ingest's is without ``INGEST_DEDUPE``, or its stage is down, which the stage's line shows). One is stuck when a letter
+has waited longer than ``stuck_after`` and its group commits nothing for ``SIDE_PROGRESS_SECONDS``.
 
 A stage is *stuck* when records wait, the oldest has waited longer than ``stuck_after`` seconds, and the stage
 wrote nothing in that time: a busy stage behind a backlog still writes, a blocked or dead one does not.
@@ -70,6 +71,9 @@ def stage_topics(settings: ServiceSettings) -> dict[str, tuple[str, tuple[str, .
 
 SIDE_READERS = ("ingest-forget", "storage-dlq")
 """The DLQ's side readers (``Stage.read_dead_letters``), by the name their group and metrics carry."""
+SIDE_PROGRESS_SECONDS = 3.0
+"""How long a side reader with an old letter waiting is watched for a commit before it reads as stuck: it commits
+each batch, and a batch of letters takes it well under a second."""
 
 
 async def gather_status(
@@ -135,8 +139,14 @@ async def gather_status(
                 # was on keeps its offsets for a week), or its stage is down, which the stage's own line shows.
                 continue
             oldest = await _fill_lag(admin, consumer, reader, status, now)
-            # It only reads, thousands of letters a second: one waiting longer than stuck_after means it does not.
-            status.stuck = status.lag > 0 and (oldest or 0.0) > stuck_after
+            # It only reads, thousands of letters a second: one waiting longer than stuck_after means it does not,
+            # unless it is working through a backlog of old letters (a new replica, a reset group), which shows as
+            # its committed offsets moving on.
+            status.stuck = (
+                status.lag > 0
+                and (oldest or 0.0) > stuck_after
+                and not await _moves_on(admin, consumer, status, SIDE_PROGRESS_SECONDS)
+            )
             result.append(status)
         return result
     finally:
@@ -186,6 +196,18 @@ async def _fill_lag(
     oldest = None if oldest is None else max(0.0, oldest)
     status.oldest_unanswered_seconds = None if oldest is None else round(oldest, 1)
     return oldest
+
+
+async def _moves_on(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, status: StageStatus, seconds: float
+) -> bool:
+    """Whether the group of ``status`` commits past where it stood within ``seconds``."""
+    partitions = await topic_partitions(consumer, status.topic)
+    read = partial(committed_offsets, admin, status.group, partitions)
+    before = await coordinator_ready(read)
+    await asyncio.sleep(seconds)
+    after = await coordinator_ready(read)
+    return any(after[tp].offset > before[tp].offset for tp in partitions)
 
 
 async def _timestamp_at(reader: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:

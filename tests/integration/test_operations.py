@@ -388,6 +388,50 @@ async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_boo
         await blocked.stop()
 
 
+async def test_a_side_reader_working_through_old_letters_is_not_stuck(kafka_bootstrap: str) -> None:
+    """A new storage replica (or a reset group) starts on a backlog of letters older than --stuck-after: it reads them
+    and commits as it goes, and `newsflow status` called it stuck until it caught up."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    letter = {"stage": "cleanup", "error": "EmptyArticle", "reason": "no words", "schema_version": "1.1"}
+    async with producer(settings) as client:
+        for _ in range(40):
+            await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
+    await asyncio.sleep(1.5)  # every letter is older than the limit of 1 s now
+    slow = AIOKafkaConsumer(
+        settings.topic_dlq,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=settings.group_id("storage-dlq"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=1,
+    )
+    await slow.start()
+
+    async def read_slowly() -> None:  # a letter every 0.3 s, each committed: slow, but moving on
+        while True:
+            if await slow.getmany(timeout_ms=500):
+                await slow.commit()
+            await asyncio.sleep(0.3)
+
+    reading = asyncio.create_task(read_slowly())
+    try:
+        deadline = time.monotonic() + 30
+        while not slow.assignment():
+            assert time.monotonic() < deadline, "the reader never joined its group"
+            await asyncio.sleep(0.2)
+        stages = {s.stage: s for s in await gather_status(settings, stuck_after=1)}
+        side = stages["storage-dlq"]
+        assert (side.replicas, side.lag > 0) == (1, True)
+        assert (side.oldest_unanswered_seconds or 0) > 1
+        assert not side.stuck
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        await slow.stop()
+
+
 async def test_status_reads_junk_on_the_dlq_and_records_without_a_time(kafka_bootstrap: str) -> None:
     """JSON on the DLQ that is not an object made `newsflow status` fail as if Kafka did not answer (exit 3); a record
     whose producer gave it no time (0) was 56 years old, and its stage stuck at once."""
