@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SUFFIXES = {".txt", ".html", ".htm", ".json", ".jsonl", ".ndjson"}
+MAX_KEY_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,25 @@ class Input:
     label: str
     value: bytes
     trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    key: bytes | None = None  # the record's Kafka key: see key_of
+
+
+def key_of(record: object) -> bytes | None:
+    """The raw record's Kafka key: its ``id``, else its ``url`` as given, else none.
+
+    Versions of one article must reach ingest in the order they were pushed. Without a key each record went to a
+    random partition, so a correction could be handled, and stored, before the version it corrects, and left behind
+    for good (with two ingest replicas a later re-push of it was skipped as already seen).
+    """
+    if not isinstance(record, dict):
+        return None
+    for name in ("id", "url"):
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            key = value.encode("utf-8", "surrogatepass")
+            # One far past any real id or URL (ingest refuses it) is not worth its bytes twice in the record.
+            return key if len(key) <= MAX_KEY_BYTES else None
+    return None
 
 
 class UnreadablePath(ValueError):
@@ -67,22 +87,27 @@ def read_inputs(paths: list[str]) -> Iterator[Input]:
 def _jsonl(data: bytes, label: str) -> Iterator[Input]:
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
-            yield Input(f"{label}:{number}", line.rstrip(b"\r"))
+            value = line.rstrip(b"\r")
+            try:
+                key = key_of(json.loads(value))
+            except (ValueError, RecursionError):  # ValueError: JSONDecodeError, bad UTF-8, an integer too long
+                key = None  # ingest dead-letters it with the parser's reason
+            yield Input(f"{label}:{number}", value, key=key)
 
 
 def _json(data: bytes, label: str) -> Iterator[Input]:
     try:
         parsed = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # as above; and nested too deep for Python's parser
         yield Input(label, data)  # ingest dead-letters it with the parser's reason
         return
     if isinstance(parsed, list):
         for index, item in enumerate(parsed):
-            yield Input(f"{label}[{index}]", _encoded(item))
+            yield Input(f"{label}[{index}]", _encoded(item), key=key_of(item))
     elif isinstance(parsed, dict):
         # Sent as read, not as the file's bytes: a BOM or UTF-16 that Python's reader takes, ingest (UTF-8 only)
         # refused, where the same object in a list went through.
-        yield Input(label, _encoded(parsed))
+        yield Input(label, _encoded(parsed), key=key_of(parsed))
     else:
         yield Input(label, data)  # not an object: ingest dead-letters it with the reason
 

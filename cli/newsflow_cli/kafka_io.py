@@ -71,7 +71,7 @@ async def push(
             future = await client.send(settings.topic_dlq, letter.model_dump_json().encode(), headers=headers)
             summary.too_large += 1
         else:
-            future = await client.send(settings.topic_raw, item.value, headers=headers)
+            future = await client.send(settings.topic_raw, item.value, key=item.key, headers=headers)
         pending.append((item, future))
         if len(pending) >= 500:
             await _settle(pending, summary, on_sent)

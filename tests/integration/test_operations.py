@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
+from newsflow_cli.inputs import read_inputs
 from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partitions
 from newsflow_cli.status import gather_status
 from newsflow_ingest import app as ingest_app
@@ -386,6 +387,38 @@ async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_boo
         assert screen["stuck"] == ["storage-dlq"]
     finally:
         await blocked.stop()
+
+
+async def test_pushed_versions_of_an_article_reach_ingest_in_order(kafka_bootstrap: str, tmp_path) -> None:
+    """Unkeyed, each raw record went to a random one of six partitions, and a correction could be stored before
+    the version it corrects, which then stayed the stored one."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    feed = tmp_path / "feed.jsonl"
+    versions = [{"id": "live-blog", "text": f"update {n}"} for n in range(12)]
+    by_url = [{"url": "https://example.com/live", "text": f"update {n}"} for n in range(12)]
+    feed.write_text("".join(json.dumps(line) + "\n" for pair in zip(versions, by_url, strict=True) for line in pair))
+    async with producer(settings) as client:
+        summary = await push(client, settings, read_inputs([str(feed)]))
+    assert summary.sent == 24
+    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        partitions = await topic_partitions(reader, settings.topic_raw)
+        assert len(partitions) > 1
+        await assign_at_first(reader, partitions)
+        seen: dict[bytes | None, list[tuple[int, str]]] = {}
+        while sum(len(v) for v in seen.values()) < 24:
+            for tp, records in (await reader.getmany(timeout_ms=1000)).items():
+                for record in records:
+                    seen.setdefault(record.key, []).append((tp.partition, json.loads(record.value)["text"]))
+    finally:
+        await reader.stop()
+    assert set(seen) == {b"live-blog", b"https://example.com/live"}
+    for found in seen.values():
+        assert len({partition for partition, _ in found}) == 1
+        assert [text for _, text in found] == [f"update {n}" for n in range(12)]
 
 
 async def test_a_side_reader_working_through_old_letters_is_not_stuck(kafka_bootstrap: str) -> None:
