@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsflow_cli.inputs import read_inputs
+from newsflow_shared import StoredArticle
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.db.migrate import alembic_config
 from newsflow_shared.db.tables import metadata
@@ -185,3 +188,43 @@ async def test_pipeline_stores_into_postgres_and_the_api_finds_the_seed(
         assert stats["total"] == len(inputs)
     finally:
         await pipeline.stop()
+
+
+@pytest.mark.postgres
+async def test_two_replicas_storing_one_article_at_once_count_its_revisions(
+    fresh_postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebalance can leave a batch finishing on one replica while another reads the same partition: both read
+    revision 1, and each wrote and announced revision 2 with different content; the history kept only one."""
+    await upgrade(fresh_postgres)
+    engine = make_engine(fresh_postgres)
+    write = ArticleRepository._write
+
+    async def at_once(*models: str) -> list[StoredArticle]:
+        both_read = asyncio.Barrier(len(models))
+
+        async def once_all_have_read(self: ArticleRepository, *args: Any) -> Any:
+            await both_read.wait()
+            return await write(self, *args)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(ArticleRepository, "_write", once_all_have_read)
+            stored = await asyncio.gather(*(ArticleRepository(engine).store([enriched("x", model=m)]) for m in models))
+        return [one for [one] in stored]
+
+    try:
+        repository = ArticleRepository(engine)
+        await repository.store([enriched("x", model="m1")])
+        a, b = await at_once("m2", "m3")
+        assert sorted([a.revision, b.revision]) == [2, 3]
+        history = [(r["revision"], r["enrichment"]["lineage"][-1]["model"]) for r in await repository.revisions("x")]
+        assert history == [(1, "m1"), *sorted([(a.revision, "m2"), (b.revision, "m3")])]
+        kept = await repository.get("x")
+        assert kept is not None
+        assert (kept.revision, kept.lineage[-1].model) == (3, max(a, b, key=lambda s: s.revision).lineage[-1].model)
+        # The same enrichment from both: one new revision, announced by both as the one kept.
+        c, d = await at_once("m4", "m4")
+        assert (c.revision, d.revision) == (4, 4)
+        assert [r["revision"] for r in await repository.revisions("x")] == [1, 2, 3, 4]
+    finally:
+        await engine.dispose()

@@ -93,7 +93,13 @@ class ArticleRepository:
             }
             stored, changed = self._plan(latest.values(), existing, now)
             if changed:
-                await self._write(connection, changed, now)
+                written = await self._write(connection, changed, now)
+                stored = [
+                    article.model_copy(update=dict(zip(("revision", "stored_at"), written[article.id], strict=True)))
+                    if article.id in written
+                    else article
+                    for article in stored
+                ]
         return stored
 
     @staticmethod
@@ -122,17 +128,36 @@ class ArticleRepository:
 
     async def _write(
         self, connection: AsyncConnection, changed: list[tuple[EnrichedArticle, dict[str, Any]]], now: datetime
-    ) -> None:
+    ) -> dict[str, tuple[int, datetime]]:
+        """Write the new and changed articles; return the revision and first storing of each, as the database has them.
+
+        The revision is counted by the database, not from the read before: two replicas that both read revision 1
+        of an article (one still finishing a batch after a rebalance gave its partition to the other) each wrote
+        revision 2, with different content, and the history kept only the first. On PostgreSQL the upsert waits for
+        the other's row and adds one to what that committed; an enrichment the other already stored is left as it is.
+        """
         rows = [row for _, row in changed]
         upsert = self._insert(articles)
-        await connection.execute(
+        written = await connection.execute(
             upsert.on_conflict_do_update(
                 index_elements=[articles.c.id],
-                set_={k: upsert.excluded[k] for k in rows[0] if k not in {"id", "stored_at"}},
-            ),
+                set_={k: upsert.excluded[k] for k in rows[0] if k not in {"id", "stored_at", "revision"}}
+                | {"revision": articles.c.revision + 1},
+                where=articles.c.enrichment_hash.is_distinct_from(upsert.excluded.enrichment_hash),
+            ).returning(articles.c.id, articles.c.revision, articles.c.stored_at),
             rows,
         )
-        ids = [row["id"] for row in rows]
+        revisions = {row.id: (row.revision, as_utc(row.stored_at)) for row in written}
+        if unchanged := [row["id"] for row in rows if row["id"] not in revisions]:
+            # Stored meanwhile by another replica, the same enrichment: its revision is the one to announce.
+            found = await connection.execute(
+                select(articles.c.id, articles.c.revision, articles.c.stored_at).where(articles.c.id.in_(unchanged))
+            )
+            revisions |= {row.id: (row.revision, as_utc(row.stored_at)) for row in found}
+        changed = [(article, row) for article, row in changed if row["id"] not in unchanged]
+        if not changed:
+            return revisions
+        ids = [row["id"] for _, row in changed]
         await connection.execute(article_topics.delete().where(article_topics.c.article_id.in_(ids)))
         topic_rows = [topic for article, _ in changed for topic in self._topic_rows(article)]
         if topic_rows:
@@ -142,13 +167,14 @@ class ArticleRepository:
             [
                 {
                     "article_id": article.id,
-                    "revision": row["revision"],
+                    "revision": revisions[article.id][0],
                     "enrichment": enrichment_snapshot(article),
                     "recorded_at": now,
                 }
-                for article, row in changed
+                for article, _ in changed
             ],
         )
+        return revisions
 
     @staticmethod
     def _topic_rows(article: EnrichedArticle) -> list[dict[str, Any]]:
