@@ -116,6 +116,7 @@ eval: $(VENV)/.installed
 	$(BIN)/python eval/overlap.py
 	$(BIN)/python eval/evaluate.py --detail --data eval/newsroom-dev.jsonl
 	$(BIN)/python eval/evaluate.py --detail --data eval/newsroom-test.jsonl
+	$(BIN)/python eval/evaluate.py --detail --data eval/other-topics-test.jsonl
 	$(BIN)/python eval/evaluate.py
 	$(BIN)/python eval/evaluate.py --data eval/desk-categories-heldout.jsonl
 	$(BIN)/python eval/evaluate.py --data eval/iptc-long-articles.jsonl

@@ -1,6 +1,6 @@
 """Do the evaluation articles share wording with what the model was trained on? A mechanical check.
 
-    .venv/bin/python eval/overlap.py [--data eval/newsroom-dev.jsonl eval/newsroom-test.jsonl]
+    .venv/bin/python eval/overlap.py [--data eval/newsroom-dev.jsonl eval/newsroom-test.jsonl ...]
 
 An article and a training text overlap by the share of 8-word shingles (lower-cased words) they have in
 common, out of the smaller of the two sets: a training paragraph copied into an article, or an article
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 CORPUS = ROOT / "train" / "corpus" / "topics.jsonl"
-SETS = [ROOT / "eval" / "newsroom-dev.jsonl", ROOT / "eval" / "newsroom-test.jsonl"]
+SETS = [ROOT / "eval" / name for name in ("newsroom-dev.jsonl", "newsroom-test.jsonl", "other-topics-test.jsonl")]
 SIZE = 8
 LIMIT = 0.2
 _WORD = re.compile(r"\w+")
