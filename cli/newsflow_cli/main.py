@@ -6,9 +6,10 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from aiokafka.errors import KafkaConnectionError
@@ -111,7 +112,7 @@ def run(
 ) -> None:
     """Run all four services as local processes (and a local Kafka when KAFKA_BOOTSTRAP_SERVERS is unset)."""
 
-    async def main() -> None:
+    async def main() -> int:
         stop = asyncio.Event()
         stop_on_signals(stop)
         replicas = {"ingest": ingest, "cleanup": cleanup, "classify": classify, "storage": storage}
@@ -124,14 +125,27 @@ def run(
             crashed = asyncio.create_task(stack.supervisor.wait_any())
             stopped = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({crashed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            code = 0
             if crashed in done:
-                name, code = crashed.result()
-                say(f"{name} exited with {code}; stopping the rest")
+                name, exited = crashed.result()
+                say(f"{name} exited with {exited}; stopping the rest")
+                code = exited or 1  # a service that ended by itself, whatever it said, stopped the pipeline
             else:
                 crashed.cancel()
             say("stopping …")
+            return code
 
-    asyncio.run(main())
+    # Not 0 when a service ended it: a supervisor (systemd, a CI job) read a crash as a clean stop.
+    raise typer.Exit(_run_stack(main))
+
+
+def _run_stack(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """``main()``'s exit status; 3 with one line when Kafka cannot be started or reached (as ``push`` says it)."""
+    try:
+        return asyncio.run(main())
+    except (KafkaUnavailable, KafkaConnectionError, KafkaSecurityError, TimeoutError) as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        return 3
 
 
 @app.command()
@@ -172,12 +186,7 @@ def process(
                     err=err,
                 )
 
-    try:
-        code = asyncio.run(main())
-    except (KafkaUnavailable, KafkaConnectionError) as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
-        raise typer.Exit(3) from None
-    raise typer.Exit(code)
+    raise typer.Exit(_run_stack(main))
 
 
 @app.command()

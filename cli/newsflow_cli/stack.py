@@ -15,6 +15,7 @@ from types import TracebackType
 
 from newsflow_shared import ServiceSettings, ensure_topics, settings_from_environment, wait_for_kafka
 from newsflow_shared.db import upgrade
+from newsflow_shared.settings import EXIT_CONFIG
 
 from .local_kafka import KafkaUnavailable, LocalKafka, free_port, port_open
 from .supervisor import Supervisor, process_names
@@ -96,8 +97,11 @@ class LocalStack:
 
 def _api_port() -> int:
     """STORAGE_API_PORT when set; else 8080 when it is free, else any free port (a second stack beside the first)."""
-    if os.environ.get("STORAGE_API_PORT"):
-        return int(os.environ["STORAGE_API_PORT"])
+    if given := os.environ.get("STORAGE_API_PORT"):
+        if not (given.isascii() and given.isdecimal() and 0 < int(given) < 65536):
+            print(f"error: STORAGE_API_PORT={given!r} is not a port from 1 to 65535", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG)
+        return int(given)
     return free_port() if port_open(8080) else 8080
 
 

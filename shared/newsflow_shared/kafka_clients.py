@@ -41,6 +41,9 @@ from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+TELL_WAITING_AFTER = 5.0
+"""Seconds :func:`wait_for_kafka` waits before it says that it waits."""
+
 
 class _Startable(Protocol):
     async def start(self) -> None: ...
@@ -151,8 +154,11 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
     settings then come from the environment.
     """
     settings = target if isinstance(target, ServiceSettings) else ServiceSettings(kafka_bootstrap_servers=target)
-    deadline = asyncio.get_running_loop().time() + timeout
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    deadline = started + timeout
     delay = 0.25
+    told = False
     while True:
         client = admin(settings, request_timeout_ms=5000)
         try:
@@ -160,7 +166,16 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
             await client.list_topics()
             return
         except (KafkaConnectionError, OSError) as error:
-            if asyncio.get_running_loop().time() + delay > deadline:
+            if not told and clock() - started >= TELL_WAITING_AFTER:
+                # Else a service stayed silent for the whole wait, a minute, before its one line.
+                log.warning(
+                    "Kafka at %s does not answer yet (%s); waiting up to %.0fs in all",
+                    settings.kafka_bootstrap_servers,
+                    type(error).__name__,
+                    timeout,
+                )
+                told = True
+            if clock() + delay > deadline:
                 raise TimeoutError(
                     f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s ({error}); "
                     "are KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL right and the broker up?"

@@ -7,11 +7,12 @@ same in docker-compose.yml, the Kubernetes manifests and the README's table.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .kafka_security import KafkaSecuritySettings
@@ -45,6 +46,9 @@ class Topics:
         ]
 
 
+KAFKA_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_TOPIC_SIZES = {"topic_partitions", "topic_replication_factor"}
+
 MOST_RECORDS_A_BATCH = 10_000
 """The most ``BATCH_MAX_RECORDS`` may be: a batch's ids go into a statement's ``IN`` list, and asyncpg binds at most
 32,767 values to one (SQLite 32,766). Above that every batch on PostgreSQL failed, and was retried as if the database
@@ -54,7 +58,8 @@ were down."""
 class ServiceSettings(KafkaSecuritySettings):
     """Kafka (its login and TLS from :class:`KafkaSecuritySettings`), topics, database and logging."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+    # No "inf" or "nan" in any float: SHUTDOWN_TIMEOUT_S=inf passed and failed at SIGTERM with an OverflowError.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False, allow_inf_nan=False)
 
     kafka_bootstrap_servers: str = Field(default="localhost:9092", description="host:port[,host:port...]")
 
@@ -64,6 +69,10 @@ class ServiceSettings(KafkaSecuritySettings):
         """A port past 65535 (or "²") went through to aiokafka's first connect, and out of every command and service
         as a traceback; a host without a port keeps Kafka's 9092, as aiokafka gives it."""
         for server in (part.strip() for part in value.split(",")):
+            if not server:
+                raise ValueError("an empty address: give host:port[,host:port...]")
+            if "://" in server:
+                raise ValueError(f"{server!r} is a URL: give host:port, without a scheme")
             host, colon, port = server.rpartition(":")
             if not colon or server.endswith("]"):  # "kafka", "[::1]": no port given
                 continue
@@ -78,6 +87,7 @@ class ServiceSettings(KafkaSecuritySettings):
     kafka_max_message_bytes: int = Field(
         default=32 * 1024 * 1024,
         ge=1024 * 1024,  # Kafka's own default; below it a dead letter of a record with big headers might not fit
+        le=512 * 1024 * 1024,  # a consumer fetches twice this, and Kafka's fetch sizes are 32-bit: 1 GiB failed
         description="Largest message producers send and topics accept; big enough to dead-letter huge input whole.",
     )
 
@@ -105,6 +115,7 @@ class ServiceSettings(KafkaSecuritySettings):
         # wait behind the held fetch on the same connection.
         default=2000,
         ge=0,
+        le=30_000,  # below the clients' 40 s request timeout, or every idle fetch times out and is logged as failed
         description="Longest the broker holds a consumer's fetch to gather KAFKA_FETCH_MIN_BYTES: an idle consumer"
         " asks this often, and records that arrive are answered at once.",
     )
@@ -119,6 +130,35 @@ class ServiceSettings(KafkaSecuritySettings):
     topic_dlq: str = "articles.dlq"
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+
+    @field_validator(
+        "topic_raw",
+        "topic_ingested",
+        "topic_clean",
+        "topic_enriched",
+        "topic_stored",
+        "topic_skipped",
+        "topic_unsupported",
+        "topic_dlq",
+    )
+    @classmethod
+    def _a_name_kafka_takes(cls, value: str) -> str:
+        """Kafka's rule for a topic's name: checked here, not found out when the topic is made."""
+        if not KAFKA_TOPIC_NAME.fullmatch(value) or value in {".", ".."}:
+            raise ValueError("a Kafka topic's name is 1 to 249 letters, digits, '.', '_' or '-' (not '.' or '..')")
+        return value
+
+    @model_validator(mode="after")
+    def _topics_apart(self) -> Self:
+        """Two roles on one topic loop or mix records: TOPIC_DLQ=articles.raw fed every dead letter back to ingest."""
+        names = [name for name in type(self).model_fields if name.startswith("topic_") and name not in _TOPIC_SIZES]
+        seen: dict[str, str] = {}
+        for name in names:
+            topic = getattr(self, name)
+            if topic in seen:
+                raise ValueError(f"{seen[topic].upper()} and {name.upper()} both name the topic {topic!r}")
+            seen[topic] = name
+        return self
 
     batch_max_records: int = Field(
         default=100, ge=1, le=MOST_RECORDS_A_BATCH, description="Most records handled in one batch."
@@ -139,14 +179,37 @@ class ServiceSettings(KafkaSecuritySettings):
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL.")
 
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_newsflow_drives(cls, value: str) -> str:
+        """A URL SQLAlchemy cannot parse, or one for another database, failed only after the Kafka wait, as a
+        34-line traceback (``mysql://`` as a missing MySQLdb module)."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+            backend = url.get_backend_name()
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a database URL: sqlite+aiosqlite:///path/newsflow.db or "
+                "postgresql+asyncpg://user:password@host:5432/db (a password's '@', ':' or '/' percent-encoded)"
+            ) from None
+        if backend not in {"sqlite", "postgresql"}:
+            raise ValueError(f"Newsflow keeps its data in SQLite or PostgreSQL, not {backend}")
+        if "@" in (url.host or ""):  # user:p@ss@host reads as the host "ss@host", which never answers
+            raise ValueError("the password holds an '@': write it as %40 in the URL")
+        return value
+
     shutdown_timeout_s: float = Field(
         default=9.0,
         ge=3.0,
+        le=3600.0,
         description="After SIGTERM the service exits within this many seconds; an unfinished batch is redelivered.",
     )
 
     health_host: str = "0.0.0.0"
-    health_port: int = Field(default=8000, description="Port of /health, /ready and /metrics.")
+    health_port: int = Field(default=8000, ge=1, le=65535, description="Port of /health, /ready and /metrics.")
     health_stall_seconds: float = Field(
         default=300,
         gt=0,

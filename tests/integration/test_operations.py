@@ -389,6 +389,23 @@ async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_boo
         await blocked.stop()
 
 
+def test_newsflow_run_exits_with_the_status_of_a_service_that_ended_it(kafka_bootstrap: str, tmp_path) -> None:
+    """A service that stopped `newsflow run` (here classify, refusing a setting) left it exiting 0: a supervisor or
+    a CI job read the crash as a clean stop."""
+    env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/run.db")
+    env |= {"NEWSFLOW_HOME": str(tmp_path / "home"), "CLASSIFY_TOP_K": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "newsflow_cli", "run"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert "classify exited with 78; stopping the rest" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert done.returncode == 78
+
+
 async def test_pushed_versions_of_an_article_reach_ingest_in_order(kafka_bootstrap: str, tmp_path) -> None:
     """Unkeyed, each raw record went to a random one of six partitions, and a correction could be stored before
     the version it corrects, which then stayed the stored one."""

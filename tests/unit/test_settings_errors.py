@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from newsflow_classify.settings import ClassifySettings
+from newsflow_cleanup.settings import KNOWN_LANGUAGES, CleanupSettings
 from newsflow_shared.settings import ServiceSettings, _shown, settings_from_environment
 from newsflow_storage.settings import StorageSettings
 
@@ -127,3 +129,67 @@ def test_a_setting_named_like_tokens_is_no_secret() -> None:
 
     assert _shown(ClassifySettings, "classify_max_tokens", "lots") == "'lots'"
     assert _shown(StorageSettings, "storage_api_token", "x" * 20) == "(a secret, not shown)"
+
+
+@pytest.mark.parametrize(
+    ("environment", "said"),
+    [
+        ({"TOPIC_DLQ": "articles.raw"}, "TOPIC_RAW and TOPIC_DLQ both name the topic 'articles.raw'"),
+        ({"TOPIC_RAW": "articles raw"}, "TOPIC_RAW='articles raw': Value error, a Kafka topic's name is 1 to 249"),
+        ({"TOPIC_CLEAN": ""}, "TOPIC_CLEAN='': Value error, a Kafka topic's name"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL='not a url': Value error, not a database URL"),
+        ({"DATABASE_URL": "mysql://u:pw@db/news"}, "in SQLite or PostgreSQL, not mysql"),
+        ({"DATABASE_URL": "postgresql://u:p@ss@db/news"}, "the password holds an '@': write it as %40"),
+        ({"HEALTH_PORT": "70000"}, "HEALTH_PORT='70000': Input should be less than or equal to 65535"),
+        ({"HEALTH_PORT": "0"}, "HEALTH_PORT='0': Input should be greater than or equal to 1"),
+        ({"SHUTDOWN_TIMEOUT_S": "inf"}, "SHUTDOWN_TIMEOUT_S='inf': Input should be a finite number"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": ""}, "KAFKA_BOOTSTRAP_SERVERS='': Value error, an empty address"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "http://kafka:9092"}, "is a URL: give host:port, without a scheme"),
+        ({"KAFKA_MAX_MESSAGE_BYTES": str(1024**3)}, "KAFKA_MAX_MESSAGE_BYTES='1073741824': Input should be less"),
+        ({"KAFKA_FETCH_MAX_WAIT_MS": "40000"}, "KAFKA_FETCH_MAX_WAIT_MS='40000': Input should be less"),
+    ],
+)
+def test_values_that_failed_later_are_refused_at_start(
+    refused: Refused, environment: dict[str, str], said: str
+) -> None:
+    """Each of these passed, and failed later: a traceback after the Kafka wait, a bind error once the model had
+    loaded, an OverflowError at SIGTERM, dead letters fed back to ingest, or a 32-bit fetch size overflowing."""
+    assert said in refused(ServiceSettings, **environment)
+
+
+def test_a_password_written_for_a_url_is_taken() -> None:
+    assert ServiceSettings(database_url="postgresql://u:p%40ss@db/news").database_url.endswith("@db/news")
+
+
+@pytest.mark.parametrize(
+    ("settings", "environment", "said"),
+    [
+        (
+            CleanupSettings,
+            {"LANGUAGE_ALLOWLIST": "english,german"},
+            "LANGUAGE_ALLOWLIST='english,german': Value error, 'english', 'german': not a language code",
+        ),
+        (CleanupSettings, {"LANGUAGE_CANDIDATES": "en,xx"}, "'xx': not a language code the detector knows"),
+        (
+            CleanupSettings,
+            {"LANGUAGE_CANDIDATES": "en,fr", "LANGUAGE_ALLOWLIST": "en,de"},
+            "LANGUAGE_ALLOWLIST names de, which LANGUAGE_CANDIDATES leaves out",
+        ),
+        (ClassifySettings, {"CLASSIFY_DEVICE": "gpu"}, "CLASSIFY_DEVICE='gpu': String should match pattern"),
+        (ClassifySettings, {"CLASSIFY_WINDOW_TOKENS": "2"}, "a window is 0 (one window) or at least 16 tokens"),
+        (StorageSettings, {"STORAGE_API_PORT": "99999"}, "STORAGE_API_PORT='99999': Input should be less"),
+    ],
+)
+def test_a_services_own_setting_is_checked_before_it_routes_anything(
+    refused: Refused, settings: type[ServiceSettings], environment: dict[str, str], said: str
+) -> None:
+    """``LANGUAGE_ALLOWLIST=english`` sent every article cleanup was sure of to TOPIC_UNSUPPORTED, without a word."""
+    assert said in refused(settings, **environment)
+
+
+def test_the_languages_named_are_those_the_detector_knows() -> None:
+    from newsflow_cleanup.language import py3langid_identifier
+
+    assert set(py3langid_identifier([]).nb_classes) == KNOWN_LANGUAGES
+    allowed = CleanupSettings(language_allowlist=" EN, de ")
+    assert (allowed.language_allowlist, CleanupSettings(language_candidates="").language_candidates) == (" EN, de ", "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import AutoConfig
 from transformers.utils import logging as transformers_logging
@@ -10,9 +12,42 @@ from newsflow_shared.taxonomy import load_taxonomy
 
 from .classifier import HeadClassifier, PrototypeClassifier, ScoringPolicy, TopicClassifier
 from .hf_models import LabelClassifier, ZeroShotClassifier, entailment_index, iptc_labels
-from .model import Embedder, choose_device, resolve_model_path
+from .model import Embedder, choose_device, resolve_model_path, shipped_model_names
 from .settings import ClassifySettings
 from .workers import WorkerPlan
+
+
+def model_problem(name: str) -> str | None:
+    """Why ``CLASSIFY_MODEL`` cannot be loaded offline, or None: read from its config alone, before the Kafka wait.
+
+    Found at load instead, a misspelt name read as transformers' "couldn't connect to huggingface.co ... check your
+    internet connection" (nothing is downloaded at run time), a missing folder as "Repo id must be in the form
+    'repo_name'", each in a 60-line traceback after the service had waited for Kafka.
+    """
+    try:
+        path = resolve_model_path(name)
+    except ImportError as error:
+        return f"the package it names cannot be imported ({error})"
+    except (AttributeError, OSError) as error:
+        return f"the package it names ships no model folder ({error})"
+    folder = Path(path)
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            return f"{folder} holds no config.json: a Hugging Face model folder has one"
+        if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+            return f"{folder} holds no weights (*.safetensors or *.bin)"
+    elif folder.exists() or name.startswith(("/", ".", "~")):
+        return f"{path} is not a folder"
+    try:
+        AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as error:
+        if not folder.is_dir():
+            return (
+                f"no folder by that name, no model Newsflow ships ({', '.join(shipped_model_names())}), and not in "
+                "the Hugging Face cache: models are never downloaded at run time; give a folder or a cached name"
+            )
+        return str(error).splitlines()[0]
+    return None
 
 
 def worker_plan(settings: ClassifySettings) -> WorkerPlan:

@@ -36,6 +36,11 @@ def shipped_models_dir() -> Path:
     return Path(os.environ.get("NEWSFLOW_MODELS_DIR") or Path(__file__).resolve().parents[3] / "models")
 
 
+def shipped_model_names() -> list[str]:
+    folder = shipped_models_dir()
+    return sorted(p.name for p in folder.iterdir() if (p / "config.json").is_file()) if folder.is_dir() else []
+
+
 def resolve_model_path(name: str) -> str:
     """Turn ``package:<module>`` into the folder that package ships and a shipped model's name into its
     folder; leave paths and hub names alone."""

@@ -6,6 +6,8 @@ from pydantic import Field, field_validator
 from newsflow_shared import ServiceSettings
 from newsflow_shared.settings import MOST_RECORDS_A_BATCH
 
+MIN_WINDOW_TOKENS = 16
+
 
 class ClassifySettings(ServiceSettings):
     """Environment of the classify service (see the README's configuration table)."""
@@ -28,7 +30,18 @@ class ClassifySettings(ServiceSettings):
         le=8192,
         description="Read those tokens in windows of this many and average their vectors (encoders only); 0: one window.",
     )
-    classify_device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda[:N]'.")
+
+    @field_validator("classify_window_tokens")
+    @classmethod
+    def _a_window_holds_text(cls, value: int) -> int:
+        """A window of 1 or 2 tokens is only its own start and end markers, and failed at the first article."""
+        if 0 < value < MIN_WINDOW_TOKENS:
+            raise ValueError(f"a window is 0 (one window) or at least {MIN_WINDOW_TOKENS} tokens")
+        return value
+
+    classify_device: str = Field(
+        default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="'auto', 'cpu', 'cuda[:N]' or 'mps'."
+    )
     classify_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto", description="'auto' uses bf16 where the CPU has bf16 instructions, fp16 on CUDA."
     )

@@ -25,7 +25,7 @@ from newsflow_shared.text_safety import has_words
 
 from .learned import LearnedBoilerplate
 from .near_duplicates import DuplicateIndex
-from .settings import CleanupSettings
+from .settings import CleanupSettings, language_codes
 from .worker import cleanup_worker
 
 SERVICE = "cleanup"
@@ -39,7 +39,7 @@ class Cleanup:
         self.settings = settings
         self.stage = stage
         self.worker = cleanup_worker(settings)
-        self.allowed = {code.strip().lower() for code in settings.language_allowlist.split(",") if code.strip()}
+        self.allowed = set(language_codes(settings.language_allowlist))
         self.engine: AsyncEngine | None = None  # opened in the lifespan, with the two below
         self.duplicates: DuplicateIndex | None = None
         self.boilerplate: LearnedBoilerplate | None = None

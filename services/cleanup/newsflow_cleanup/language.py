@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from py3langid import langid
 
+from .settings import language_codes
+
 if TYPE_CHECKING:
     import lingua
 
@@ -62,8 +64,11 @@ class LanguageDetector:
     @classmethod
     def for_settings(cls, settings: CleanupSettings) -> LanguageDetector:
         """The detector ``LANGUAGE_*`` settings describe."""
-        candidates = [code.strip() for code in settings.language_candidates.split(",") if code.strip()]
-        return cls(candidates, settings.language_min_confidence, settings.language_short_text_chars)
+        return cls(
+            language_codes(settings.language_candidates),
+            settings.language_min_confidence,
+            settings.language_short_text_chars,
+        )
 
     def detect(self, text: str, hint: str | None = None) -> Language:
         sample = text[:_SAMPLE_CHARS]

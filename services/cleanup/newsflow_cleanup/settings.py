@@ -1,6 +1,6 @@
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from newsflow_shared import ServiceSettings
 
@@ -10,6 +10,159 @@ DEFAULT_CANDIDATES = (
     "ar,bg,bn,ca,cs,da,de,el,en,es,et,fa,fi,fr,he,hi,hr,hu,id,it,ja,ko,lt,lv,ms,nl,no,pl,pt,ro,ru,sk,sl,sr,sv,"
     "sw,ta,th,tl,tr,uk,ur,vi,zh"
 )
+
+
+# Every code py3langid's bundled model knows (tests/unit/test_settings_errors.py compares them): a language that is not
+# here is never detected, so naming it was a typo that routed every article away.
+KNOWN_LANGUAGES = frozenset(
+    [
+        "ace",
+        "af",
+        "am",
+        "an",
+        "ar",
+        "ary",
+        "arz",
+        "as",
+        "az",
+        "ba",
+        "bcl",
+        "be",
+        "bg",
+        "bn",
+        "br",
+        "bs",
+        "ca",
+        "crh",
+        "cs",
+        "cy",
+        "da",
+        "de",
+        "dz",
+        "el",
+        "en",
+        "eo",
+        "es",
+        "et",
+        "eu",
+        "ext",
+        "fa",
+        "fi",
+        "fo",
+        "fr",
+        "fuv",
+        "fy",
+        "ga",
+        "gcf",
+        "gcr",
+        "gd",
+        "gl",
+        "gom",
+        "grc",
+        "gu",
+        "gug",
+        "guw",
+        "ha",
+        "hbo",
+        "he",
+        "hi",
+        "hr",
+        "ht",
+        "hu",
+        "hy",
+        "id",
+        "ig",
+        "is",
+        "it",
+        "ja",
+        "jv",
+        "ka",
+        "kab",
+        "kik",
+        "kk",
+        "km",
+        "kn",
+        "ko",
+        "ku",
+        "ky",
+        "la",
+        "lb",
+        "lg",
+        "lij",
+        "ln",
+        "lo",
+        "lt",
+        "ltg",
+        "lv",
+        "mg",
+        "mk",
+        "ml",
+        "mn",
+        "mr",
+        "ms",
+        "mt",
+        "my",
+        "ne",
+        "nl",
+        "nn",
+        "no",
+        "nso",
+        "oc",
+        "om",
+        "or",
+        "pa",
+        "pcm",
+        "pl",
+        "ps",
+        "pt",
+        "qu",
+        "ro",
+        "ru",
+        "rw",
+        "sa",
+        "sdh",
+        "se",
+        "si",
+        "sk",
+        "sl",
+        "sn",
+        "so",
+        "sq",
+        "sr",
+        "st",
+        "sv",
+        "sw",
+        "ta",
+        "te",
+        "tg",
+        "th",
+        "tk",
+        "tl",
+        "tr",
+        "tt",
+        "ug",
+        "uk",
+        "ur",
+        "uz",
+        "uzs",
+        "vec",
+        "vi",
+        "vo",
+        "wa",
+        "wuu",
+        "xh",
+        "yo",
+        "yue",
+        "zh",
+        "zu",
+        "zxx",
+    ]
+)
+
+
+def language_codes(value: str) -> list[str]:
+    """The codes of a comma-separated list, as the detector names them (lower case, no spaces)."""
+    return [code.strip().lower() for code in value.split(",") if code.strip()]
 
 
 class CleanupSettings(ServiceSettings):
@@ -37,6 +190,29 @@ class CleanupSettings(ServiceSettings):
         le=1,
         description="An article leaves for TOPIC_UNSUPPORTED only when its language is at least this sure.",
     )
+
+    @field_validator("language_candidates", "language_allowlist")
+    @classmethod
+    def _codes_the_detector_knows(cls, value: str) -> str:
+        """``LANGUAGE_ALLOWLIST=english,german`` passed, and every article the detector was sure of went to
+        TOPIC_UNSUPPORTED; unknown candidates were dropped without a word."""
+        if unknown := [code for code in language_codes(value) if code not in KNOWN_LANGUAGES]:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))}: not a language code the detector knows "
+                "(ISO 639-1 codes such as en, de, fr; see the README)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _allowed_languages_can_be_found(self) -> Self:
+        candidates = set(language_codes(self.language_candidates))
+        if candidates and (never := [c for c in language_codes(self.language_allowlist) if c not in candidates]):
+            raise ValueError(
+                f"LANGUAGE_ALLOWLIST names {', '.join(never)}, which LANGUAGE_CANDIDATES leaves out: never detected, "
+                "its articles would all go to TOPIC_UNSUPPORTED; add it to LANGUAGE_CANDIDATES"
+            )
+        return self
+
     cleanup_near_duplicates: bool = Field(default=True, description="Look for near-duplicates of earlier articles.")
     cleanup_duplicate_threshold: float = Field(
         default=0.45,

@@ -10,7 +10,7 @@ class StorageSettings(ServiceSettings):
     """Environment of the storage service (see the README's configuration table)."""
 
     storage_api_host: str = Field(default="127.0.0.1", description="Where the query API listens.")
-    storage_api_port: int = Field(default=8080, description="Port of the query API (and /health).")
+    storage_api_port: int = Field(default=8080, ge=1, le=65535, description="Port of the query API (and /health).")
     storage_api_token: SecretStr | None = Field(
         default=None,
         description=f"When set, the API wants 'Bearer <token>': {MIN_TOKEN_CHARACTERS} characters or more.",
