@@ -330,11 +330,16 @@ def _refused(acknowledgement: asyncio.Future[Any]) -> bool:
 def page_copy_url() -> str | None:
     """``DATABASE_URL`` where it names storage's copy; never the default, a stray newsflow.db in this folder."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     url = os.environ.get("DATABASE_URL")
     if not url:
         return None
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        _cannot_read("DATABASE_URL is not a database URL")
+        return None
     if parsed.get_backend_name() == "sqlite" and not os.path.isfile(parsed.database or ""):
         _cannot_read("no such SQLite file")  # opening it would make an empty one
         return None

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from aiokafka.errors import KafkaConnectionError
@@ -31,6 +31,8 @@ from .kafka_io import OutcomeWatcher, producer, push
 from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars, free_port
 from .processing import process_inputs
 from .stack import LocalStack, say, use_local_stack
+
+T = TypeVar("T")
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 kafka_app = typer.Typer(help="A local Apache Kafka broker (no Docker): jars from Maven Central.")
@@ -267,10 +269,35 @@ def schemas(folder: Annotated[Path, typer.Argument(help="Where to write the JSON
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate DATABASE_URL to the latest schema (services also do this on start)."""
-    from newsflow_shared.db.migrate import upgrade_blocking
+    from newsflow_shared.db.migrate import upgrade
 
-    upgrade_blocking(settings_from_environment(ServiceSettings).database_url, revision)
+    url = settings_from_environment(ServiceSettings).database_url
+    _on_database(url, lambda: upgrade(url, revision), must_exist=False)
     say("the database schema is up to date")
+
+
+def _on_database(url: str, main: Callable[[], Coroutine[Any, Any, T]], *, must_exist: bool = True) -> T:
+    """``main()`` against ``url``; a database that cannot be used is one line and exit 3, not a traceback hundreds
+    of lines long (``newsflow db upgrade`` is the Compose and Kubernetes init job: its log is what a person reads).
+
+    With ``must_exist``, a SQLite file that is not there is named rather than made empty, then found to lack tables.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if must_exist and parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").expanduser().is_file():
+        err.print(f"[red]error:[/] no SQLite database at {escape(shown)}: the services make it as they start")
+        raise typer.Exit(3)
+    try:
+        return asyncio.run(main())
+    except (SQLAlchemyError, OSError, ConnectionError) as error:
+        reason = (str(error).strip().splitlines() or [""])[0][:300]
+        err.print(
+            f"[red]error:[/] the database at {escape(shown)} cannot be used: {type(error).__name__}: {escape(reason)}"
+        )
+        raise typer.Exit(3) from None
 
 
 @cleanup_app.command("forget-boilerplate")
@@ -279,14 +306,16 @@ def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only thi
     from newsflow_cleanup.learned import forget
     from newsflow_shared.db import make_engine
 
+    url = settings_from_environment(ServiceSettings).database_url
+
     async def main() -> int:
-        engine = make_engine(settings_from_environment(ServiceSettings).database_url)
+        engine = make_engine(url)
         try:
             return await forget(engine, source)
         finally:
             await engine.dispose()
 
-    say(f"forgot {asyncio.run(main())} learned line records")
+    say(f"forgot {_on_database(url, main)} learned line records")
 
 
 @cleanup_app.command("forget-duplicates")
@@ -308,8 +337,10 @@ def forget_duplicates(
     from newsflow_shared.db import make_engine
     from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
 
+    url = settings_from_environment(ServiceSettings).database_url
+
     async def main() -> int | None:
-        engine = make_engine(settings_from_environment(ServiceSettings).database_url)
+        engine = make_engine(url)
         try:
             if older_than_days is not None:
                 before = datetime.now(UTC) - timedelta(days=older_than_days)
@@ -321,7 +352,7 @@ def forget_duplicates(
         finally:
             await engine.dispose()
 
-    forgotten = asyncio.run(main())
+    forgotten = _on_database(url, main)
     if forgotten is None:
         say("the near-duplicate index is empty")
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import KafkaSecurityError
@@ -57,8 +57,43 @@ class KafkaSecuritySettings(BaseSettings):
         default=True, description="Check that the broker's certificate names the host connected to."
     )
 
+    @field_validator(
+        "kafka_sasl_username",
+        "kafka_sasl_password_file",
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``KAFKA_SSL_CA_FILE=""`` (a template's empty value) was the path ".", a folder, and TLS failed on it."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _consistent_security(self) -> KafkaSecuritySettings:
+        # A login or TLS file given to a protocol that uses neither was ignored: the client connected without it.
+        protocol = self.kafka_security_protocol
+        login = [
+            name
+            for name in ("kafka_sasl_username", "kafka_sasl_password", "kafka_sasl_password_file")
+            if getattr(self, name) is not None
+        ]
+        if login and not protocol.startswith("SASL_"):
+            raise ValueError(
+                f"{', '.join(name.upper() for name in login)} set, but KAFKA_SECURITY_PROTOCOL={protocol} sends no "
+                "login: use SASL_SSL (or SASL_PLAINTEXT), or unset them"
+            )
+        tls = [
+            name
+            for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
+            if getattr(self, name) is not None
+        ]
+        if tls and not self.kafka_uses_tls:
+            raise ValueError(
+                f"{', '.join(name.upper() for name in tls)} set, but KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS: "
+                "use SSL or SASL_SSL, or unset them"
+            )
         if self.kafka_security_protocol.startswith("SASL_"):
             if not self.kafka_sasl_username:
                 raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME")
@@ -95,17 +130,20 @@ def ssl_context(settings: KafkaSecuritySettings) -> ssl.SSLContext:
         context = ssl.create_default_context(
             ssl.Purpose.SERVER_AUTH, cafile=str(settings.kafka_ssl_ca_file) if settings.kafka_ssl_ca_file else None
         )
-        context.check_hostname = settings.kafka_ssl_check_hostname
-        if settings.kafka_ssl_cert_file is not None and settings.kafka_ssl_key_file is not None:
-            key_password = settings.kafka_ssl_key_password
+    except (OSError, ssl.SSLError) as error:
+        raise KafkaSecurityError(f"the TLS files cannot be used ({error}); check KAFKA_SSL_CA_FILE") from error
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    if settings.kafka_ssl_cert_file is not None and settings.kafka_ssl_key_file is not None:
+        key_password = settings.kafka_ssl_key_password
+        try:
             context.load_cert_chain(
                 settings.kafka_ssl_cert_file,
                 settings.kafka_ssl_key_file,
                 password=key_password.get_secret_value() if key_password else None,
             )
-    except (OSError, ssl.SSLError) as error:
-        files = "KAFKA_SSL_CA_FILE, KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE, KAFKA_SSL_KEY_PASSWORD"
-        raise KafkaSecurityError(f"the TLS files cannot be used ({error}); check {files}") from error
+        except (OSError, ssl.SSLError) as error:
+            files = "KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE, KAFKA_SSL_KEY_PASSWORD"
+            raise KafkaSecurityError(f"the TLS files cannot be used ({error}); check {files}") from error
     return context
 
 

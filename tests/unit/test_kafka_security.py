@@ -98,6 +98,11 @@ def test_an_unreadable_password_file_names_the_variable(tmp_path: Path) -> None:
         ({"kafka_security_protocol": "SSL", "kafka_ssl_cert_file": "/c.pem"}, "KAFKA_SSL_KEY_FILE"),
         ({"kafka_security_protocol": "SASL_SSL", **SASL, "kafka_sasl_mechanism": "GSSAPI"}, "kafka_sasl_mechanism"),
         ({"kafka_security_protocol": "TLS"}, "kafka_security_protocol"),
+        # Ignored before: the client connected without the login or the CA it was given.
+        ({"kafka_sasl_username": "u", "kafka_sasl_password": "p"}, "PLAINTEXT sends no login"),
+        ({"kafka_security_protocol": "SSL", **SASL}, "KAFKA_SECURITY_PROTOCOL=SSL sends no login"),
+        ({"kafka_ssl_ca_file": "/ca.pem"}, "KAFKA_SSL_CA_FILE set, but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS"),
+        ({"kafka_security_protocol": "SASL_PLAINTEXT", **SASL, "kafka_ssl_ca_file": "/ca.pem"}, "uses no TLS"),
     ],
 )
 def test_inconsistent_settings_are_refused_at_start(fields: dict[str, str], named: str) -> None:
@@ -151,3 +156,9 @@ def test_a_certificate_for_another_name_is_told_apart_from_an_untrusted_one() ->
     untrusted.verify_message = "unable to get local issuer certificate"
     assert "KAFKA_SSL_CA_FILE" in str(_explain(untrusted, "10.0.0.7:9093", settings))
     assert _explain(ConnectionRefusedError(), "10.0.0.7:9093", settings) is None  # a broker still starting: wait
+
+
+def test_an_empty_file_setting_is_unset() -> None:
+    """A template's empty value was the path ".", and TLS failed on a folder, naming no variable."""
+    settings = ServiceSettings(kafka_security_protocol="SSL", kafka_ssl_ca_file="", kafka_ssl_cert_file=" ")
+    assert (settings.kafka_ssl_ca_file, settings.kafka_ssl_cert_file) == (None, None)

@@ -89,6 +89,8 @@ def test_a_rule_across_variables_is_named_without_the_environment_it_was_given(r
     """A check across fields gets every value as its input, the password among them: it was printed whole."""
     said = refused(
         ServiceSettings,
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_SASL_USERNAME="newsflow",
         KAFKA_SASL_PASSWORD="hunter2-password",
         KAFKA_SSL_CERT_FILE="/certs/client.pem",  # without KAFKA_SSL_KEY_FILE
         DATABASE_URL="postgresql+asyncpg://newsflow:db-password@db:5432/newsflow",

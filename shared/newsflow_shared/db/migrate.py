@@ -44,7 +44,8 @@ async def wait_for_database(engine: AsyncEngine, timeout: float) -> None:
                     f"the database at {engine.url.render_as_string(hide_password=True)} did not answer within "
                     f"{timeout:.0f}s: {error}; is DATABASE_URL right and the server up?"
                 ) from error
-            log.warning("waiting for the database (%s); retrying in %.1fs", type(error).__name__, delay)
+            reason = (str(error).strip().splitlines() or [""])[0][:200]  # "unable to open database file", say
+            log.warning("waiting for the database (%s: %s); retrying in %.1fs", type(error).__name__, reason, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
