@@ -422,3 +422,39 @@ async def test_the_longest_window_allowed_still_runs_a_batch(database_url: str) 
     assert await index.check_and_add("one", SEED) is None
     assert (await index.check_and_add("two", respun(SEED))).duplicate_of == "one"  # type: ignore[union-attr]
     await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_two_replicas_handling_copies_at_the_same_moment_find_one_original(
+    fresh_postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Syndicated copies come in bursts, on different partitions: under PostgreSQL's READ COMMITTED each replica read
+    the index without the other's copy, not yet committed, and both copies became originals."""
+    await upgrade(fresh_postgres)
+    engines = [make_engine(fresh_postgres) for _ in range(2)]
+    both_fingerprinted = asyncio.Barrier(2)
+    to_thread = asyncio.to_thread
+
+    async def then_together(function, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        done = await to_thread(function, *args, **kwargs)
+        await both_fingerprinted.wait()  # both have their fingerprints: each goes on to read the index now
+        return done
+
+    monkeypatch.setattr(near_duplicates.asyncio, "to_thread", then_together)
+
+    async def replica(engine: object, article_id: str, copy: str) -> near_duplicates.Match | None:
+        index = DuplicateIndex(engine, 0.45)  # type: ignore[arg-type]
+        async with index.engine.begin() as connection:
+            [match] = await index.check_and_add_many(connection, [(article_id, copy)])
+            await asyncio.sleep(0.2)  # the rest of cleanup's transaction (learning boilerplate) before the commit
+        return match
+
+    try:
+        first, second = await asyncio.gather(replica(engines[0], "wire-a", SEED), replica(engines[1], "wire-b", SEED))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert sorted([first is None, second is None]) == [False, True]  # one original, one copy of it
+    copy = first or second
+    assert copy is not None
+    assert copy.duplicate_of in {"wire-a", "wire-b"}

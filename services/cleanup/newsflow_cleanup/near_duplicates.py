@@ -240,6 +240,9 @@ class _LshTable:
             )
 
 
+INDEX_LOCK_ID = 0x6E646570  # "ndep": PostgreSQL's advisory lock of the near-duplicate index (migrations use "news")
+
+
 class DuplicateIndex:
     """Finds the first-seen article each article near-duplicates, and remembers the articles."""
 
@@ -260,12 +263,18 @@ class DuplicateIndex:
 
         With ``keep_days``, articles first seen longer ago are no match, and up to twice the batch's size of them
         are forgotten in the same transaction (see :meth:`forget_oldest`)."""
-        now = datetime.now(UTC)
-        kept_since = now - timedelta(days=self.keep_days) if self.keep_days else None
         # In a thread: a batch of the biggest articles ingest accepts (2 MiB each, up to a 64 MiB fetch) takes
         # seconds to fingerprint, and the event loop must go on sending the consumer's heartbeats meanwhile, or
         # the group drops the consumer and hands the same batch over again (and again).
         prints, buckets = await asyncio.to_thread(_fingerprints, [text for _, text in items])
+        if not self._lsh.sqlite:
+            # One replica at a time from here to its commit. Under PostgreSQL's READ COMMITTED two replicas each
+            # read the index without the other's uncommitted copy, and two copies of one wire story handled at the
+            # same moment both became originals. (SQLite's one writer orders them already.) The fingerprints above
+            # are the costly part, and are made before the wait.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": INDEX_LOCK_ID})
+        now = datetime.now(UTC)  # after the wait: what the replica before committed is earlier, and a candidate
+        kept_since = now - timedelta(days=self.keep_days) if self.keep_days else None
         ids = [article_id for article_id, _ in items]
         columns = cleanup_fingerprints.c
         stored: dict[str, datetime] = {}
