@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from newsflow_shared import Delivery
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_storage import dead_letters as dead_letters_module
 from newsflow_storage.dead_letters import DeadLetterStore
@@ -92,5 +93,39 @@ async def test_pruning_goes_on_in_statements_of_a_bounded_size(
         assert await store.set_aside(kind=("ingest", "MalformedMessage"), at=old) == 8
         assert await store.prune(timedelta(days=30)) == 8
         assert await store.recent() == []
+    finally:
+        await engine.dispose()
+
+
+async def test_letters_of_pushed_input_that_never_reached_kafka_are_each_kept(database_url: str) -> None:
+    """`newsflow push` dead-letters a record too large for Kafka as partition 0, offset -1 of the raw topic: the
+    table keeps one letter a place, and the page showed only the first such letter ever."""
+    from newsflow_shared import ArticleTooLarge
+    from newsflow_shared.dead_letter import dead_letter
+    from newsflow_storage.dead_letters import DeadLetterKeeper
+
+    def pushed(number: int) -> Delivery:
+        letter = dead_letter(
+            Delivery(value=b"x" * 100, topic="articles.raw", offset=-1),
+            stage="push",
+            error=ArticleTooLarge(f"input {number} is too large"),
+            attempts=1,
+            max_original_bytes=64,
+        )
+        return Delivery(value=letter.model_dump_json().encode(), topic="articles.dlq", partition=2, offset=number)
+
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        keeper = DeadLetterKeeper()
+        keeper.store = DeadLetterStore(engine)
+        await keeper.handle([pushed(7), pushed(8)])
+        await keeper.handle([pushed(7), pushed(9)])  # redelivered: kept once
+        kept = sorted((row.source_partition, row.source_offset, row.reason) for row in await keeper.store.recent())
+        assert kept == [
+            (-3, -10, "input 9 is too large"),
+            (-3, -9, "input 8 is too large"),
+            (-3, -8, "input 7 is too large"),
+        ]
     finally:
         await engine.dispose()

@@ -237,6 +237,14 @@ async def test_a_token_guards_every_page_and_the_login_sets_a_session_cookie(gua
     assert (await client.get("/articles/seed-douma")).status_code == 401  # the API still wants the header
 
 
+async def test_a_letter_of_input_that_never_reached_kafka_says_so(site: Site) -> None:
+    pushed = webdata.dead_letter(9).model_copy(update={"stage": "push", "source_partition": -1, "source_offset": -10})
+    await site.app.state.dead_letters.keep([pushed])
+    page = await site.client.get("/pipeline")
+    assert '<span class="muted">never on</span> <code>articles.raw</code>' in page.text
+    assert "@-10" not in page.text
+
+
 async def test_dead_letters_are_kept_once_however_often_they_arrive(site: Site) -> None:
     letters = [webdata.dead_letter(i) for i in range(3, 6)]
     await site.app.state.dead_letters.keep(letters)

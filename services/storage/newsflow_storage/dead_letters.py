@@ -282,7 +282,10 @@ class DeadLetterKeeper:
         letters = []
         for delivery in deliveries:
             try:
-                letters.append(delivery.decode(DeadLetter))
+                letter = delivery.decode(DeadLetter)
+                if letter.source_offset < 0:
+                    letter = _placed_by_its_own_record(letter, delivery)
+                letters.append(letter)
             except RejectedInput as error:
                 # Never dead-letter a dead letter: that would loop. Say so and go on.
                 log.warning(
@@ -295,6 +298,15 @@ class DeadLetterKeeper:
         assert self.store is not None, "the lifespan opens the database before consuming"
         await self.store.keep(letters)
         return []
+
+
+def _placed_by_its_own_record(letter: DeadLetter, delivery: Delivery) -> DeadLetter:
+    """A letter of input that never reached its topic (``newsflow push`` refusing a record too large for Kafka) has
+    no place there: each said partition 0, offset -1, and as the table keeps one letter a place, the page showed only
+    the first such letter ever. Its own place on the DLQ, written below zero, is one of its own."""
+    return letter.model_copy(
+        update={"source_partition": -1 - delivery.partition, "source_offset": -1 - delivery.offset}
+    )
 
 
 def _fitted(value: str | None, column: Column[Any] | None = None) -> str | None:
