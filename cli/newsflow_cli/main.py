@@ -236,10 +236,11 @@ def status(
     """Every stage on one screen: lag, records/s, replicas, dead letters, oldest waiting record; exit 1 if stuck."""
     from .status import run_status
 
-    use_local_stack(STATE)
-
+    origin = use_local_stack(STATE)
     every_or_once = every if watch else None
-    raise typer.Exit(run_status(as_json=as_json, watch=every_or_once, stuck_after=stuck_after, dlq_window=dlq_window))
+    raise typer.Exit(
+        run_status(as_json=as_json, watch=every_or_once, stuck_after=stuck_after, dlq_window=dlq_window, origin=origin)
+    )
 
 
 @app.command()

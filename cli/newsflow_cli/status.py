@@ -35,6 +35,8 @@ from newsflow_shared import ServiceSettings, kafka_clients, settings_from_enviro
 from newsflow_shared.lag import committed_offsets, coordinator_ready, read_from
 
 from .kafka_io import topic_partitions
+from .local_kafka import KafkaUnavailable
+from .stack import reach_kafka
 
 __all__ = ["StageStatus", "gather_status", "render"]
 
@@ -318,7 +320,9 @@ async def watch_status(settings: ServiceSettings, every: float, **options: Any) 
     return stages
 
 
-def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_window: float) -> int:
+def run_status(
+    *, as_json: bool, watch: float | None, stuck_after: float, dlq_window: float, origin: str = "the environment"
+) -> int:
     """What ``newsflow status`` does; the exit status is 1 when a stage is stuck, 3 when Kafka cannot be read (down,
     unreachable, or refusing the login), as for the other commands: 2 is a usage error."""
     from rich.console import Console
@@ -326,6 +330,9 @@ def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_wi
     settings = settings_from_environment(ServiceSettings)
     options = {"stuck_after": stuck_after, "dlq_window": dlq_window}
     try:
+        # As the other commands: one line within 10 s. A port that took the connection and spoke no Kafka (TLS
+        # expected, say) kept status silent for the clients' 40 s request timeout, and then said only "timed out".
+        asyncio.run(reach_kafka(settings, origin))
         if watch is not None and not as_json:
             try:
                 stages = asyncio.run(watch_status(settings, watch, **options))
@@ -334,7 +341,8 @@ def run_status(*, as_json: bool, watch: float | None, stuck_after: float, dlq_wi
         else:
             stages = asyncio.run(gather_status(settings, **options))
     except Exception as error:  # Kafka down or unreachable: say so, in the form asked for
-        message = f"cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}: {error!r}"
+        cause = str(error) if isinstance(error, KafkaUnavailable) else repr(error)
+        message = f"cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}: {cause}"
         if as_json:
             print(json.dumps({"ok": False, "error": message, "stages": []}))
         else:

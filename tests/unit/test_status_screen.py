@@ -65,4 +65,5 @@ def test_kafka_that_cannot_be_read_is_exit_3_with_one_line(
     gc.collect()  # where an unclosed client says so
     out, err = capsys.readouterr()
     assert json.loads(out)["ok"] is False
+    assert "no Kafka answers at 127.0.0.1:9 (from the environment) within 10s" in json.loads(out)["error"]
     assert "Unclosed" not in err + caplog.text
