@@ -29,21 +29,29 @@ class Input:
 
 
 def key_of(record: object) -> bytes | None:
-    """The raw record's Kafka key: its ``id``, else its ``url`` as given, else none.
+    """The raw record's Kafka key: the article id ingest will give it where the record names one (its ``id``, else
+    one made from its ``url``), else none.
 
     Versions of one article must reach ingest in the order they were pushed. Without a key each record went to a
     random partition, so a correction could be handled, and stored, before the version it corrects, and left behind
     for good (with two ingest replicas a later re-push of it was skipped as already seen).
     """
+    from newsflow_ingest.logic import url_id
+
     if not isinstance(record, dict):
         return None
-    for name in ("id", "url"):
-        value = record.get(name)
-        if isinstance(value, str) and value.strip():
-            key = value.encode("utf-8", "surrogatepass")
-            # One far past any real id or URL (ingest refuses it) is not worth its bytes twice in the record.
-            return key if len(key) <= MAX_KEY_BYTES else None
-    return None
+    given, url = record.get("id"), record.get("url")
+    try:
+        if isinstance(given, str) and given.strip():
+            key = given.encode("utf-8", "surrogatepass")
+        elif isinstance(url, str) and url.strip():
+            key = url_id(url).encode()  # of the normalised URL: "HTTPS://Site/a/" and "https://site/a" are one
+        else:
+            return None
+    except (UnicodeEncodeError, ValueError):  # a lone surrogate, a URL urllib cannot split: ingest names them
+        return None
+    # One far past any real id (ingest refuses it) is not worth its bytes twice in the record.
+    return key if len(key) <= MAX_KEY_BYTES else None
 
 
 class UnreadablePath(ValueError):
@@ -101,15 +109,19 @@ def _json(data: bytes, label: str) -> Iterator[Input]:
     except (ValueError, RecursionError):  # as above; and nested too deep for Python's parser
         yield Input(label, data)  # ingest dead-letters it with the parser's reason
         return
-    if isinstance(parsed, list):
-        for index, item in enumerate(parsed):
-            yield Input(f"{label}[{index}]", _encoded(item), key=key_of(item))
-    elif isinstance(parsed, dict):
-        # Sent as read, not as the file's bytes: a BOM or UTF-16 that Python's reader takes, ingest (UTF-8 only)
-        # refused, where the same object in a list went through.
-        yield Input(label, _encoded(parsed), key=key_of(parsed))
-    else:
-        yield Input(label, data)  # not an object: ingest dead-letters it with the reason
+    try:
+        if isinstance(parsed, list):
+            # Encoded before any is sent: one that fails below sends the file once, not part of it twice.
+            items = [Input(f"{label}[{index}]", _encoded(item), key=key_of(item)) for index, item in enumerate(parsed)]
+        elif isinstance(parsed, dict):
+            # Sent as read, not as the file's bytes: a BOM or UTF-16 that Python's reader takes, ingest (UTF-8 only)
+            # refused, where the same object in a list went through.
+            items = [Input(label, _encoded(parsed), key=key_of(parsed))]
+        else:
+            items = [Input(label, data)]  # not an object: ingest dead-letters it with the reason
+    except RecursionError:  # read, but nested too deep to write again: the file as it is, for ingest to refuse
+        items = [Input(label, data)]
+    yield from items
 
 
 def _encoded(value: object) -> bytes:

@@ -131,7 +131,9 @@ def run(
             if crashed in done:
                 name, exited = crashed.result()
                 say(f"{name} exited with {exited}; stopping the rest")
-                code = exited or 1  # a service that ended by itself, whatever it said, stopped the pipeline
+                # A service that ended by itself, whatever it said, stopped the pipeline: never 0. One killed by a
+                # signal is -N to Python; a shell says 128 + N.
+                code = 128 - exited if exited < 0 else exited or 1
             else:
                 crashed.cancel()
             say("stopping …")

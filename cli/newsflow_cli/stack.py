@@ -57,7 +57,7 @@ class LocalStack:
             if not os.environ.get("DATABASE_URL"):
                 os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'newsflow.db'}"
             settings = settings_from_environment(ServiceSettings)
-            await wait_for_kafka(settings)
+            await wait_for_kafka(settings, say_waiting=True)  # a minute: say so on the way
             await ensure_topics(settings)
             await upgrade(settings.database_url)
             if self.services:

@@ -73,9 +73,9 @@ def stage_topics(settings: ServiceSettings) -> dict[str, tuple[str, tuple[str, .
 
 SIDE_READERS = ("ingest-forget", "storage-dlq")
 """The DLQ's side readers (``Stage.read_dead_letters``), by the name their group and metrics carry."""
-SIDE_PROGRESS_SECONDS = 3.0
+SIDE_PROGRESS_SECONDS = 10.0
 """How long a side reader with an old letter waiting is watched for a commit before it reads as stuck: it commits
-each batch, and a batch of letters takes it well under a second."""
+each batch, and a batch of letters takes it a second or so (storage's, up to 1,000 letters with their originals)."""
 
 
 async def gather_status(
@@ -203,13 +203,17 @@ async def _fill_lag(
 async def _moves_on(
     admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, status: StageStatus, seconds: float
 ) -> bool:
-    """Whether the group of ``status`` commits past where it stood within ``seconds``."""
+    """Whether the group of ``status`` commits past where it stood within ``seconds`` (asked every half second)."""
     partitions = await topic_partitions(consumer, status.topic)
     read = partial(committed_offsets, admin, status.group, partitions)
     before = await coordinator_ready(read)
-    await asyncio.sleep(seconds)
-    after = await coordinator_ready(read)
-    return any(after[tp].offset > before[tp].offset for tp in partitions)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        after = await coordinator_ready(read)
+        if any(after[tp].offset > before[tp].offset for tp in partitions):
+            return True
+    return False
 
 
 async def _timestamp_at(reader: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> float | None:

@@ -146,7 +146,7 @@ def _explain(error: BaseException, address: str, settings: ServiceSettings) -> K
     return None
 
 
-async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0) -> None:
+async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0, say_waiting: bool = False) -> None:
     """Return once the cluster answers; raise ``TimeoutError`` naming the address after ``timeout`` seconds.
 
     A refused login or a failed TLS handshake raises :class:`KafkaSecurityError` at once:
@@ -166,8 +166,9 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
             await client.list_topics()
             return
         except (KafkaConnectionError, OSError) as error:
-            if not told and clock() - started >= TELL_WAITING_AFTER:
-                # Else a service stayed silent for the whole wait, a minute, before its one line.
+            if say_waiting and not told and clock() - started >= TELL_WAITING_AFTER:
+                # Else a service stayed silent for the whole wait, a minute, before its one line. (A command's
+                # wait is 10 s, and its one line says it all.)
                 log.warning(
                     "Kafka at %s does not answer yet (%s); waiting up to %.0fs in all",
                     settings.kafka_bootstrap_servers,
@@ -189,7 +190,7 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
 def require_kafka(settings: ServiceSettings, *, timeout: float = 60.0) -> None:
     """For a service's start: wait for Kafka, or exit with one line saying why it cannot be reached."""
     try:
-        asyncio.run(wait_for_kafka(settings, timeout=timeout))
+        asyncio.run(wait_for_kafka(settings, timeout=timeout, say_waiting=True))
     except (KafkaSecurityError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None

@@ -59,6 +59,7 @@ class KafkaSecuritySettings(BaseSettings):
 
     @field_validator(
         "kafka_sasl_username",
+        "kafka_sasl_password",
         "kafka_sasl_password_file",
         "kafka_ssl_ca_file",
         "kafka_ssl_cert_file",

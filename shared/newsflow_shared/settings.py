@@ -195,7 +195,7 @@ class ServiceSettings(KafkaSecuritySettings):
                 "not a database URL: sqlite+aiosqlite:///path/newsflow.db or "
                 "postgresql+asyncpg://user:password@host:5432/db (a password's '@', ':' or '/' percent-encoded)"
             ) from None
-        if backend not in {"sqlite", "postgresql"}:
+        if backend not in {"sqlite", "postgresql", "postgres"}:  # "postgres://", as managed services write it
             raise ValueError(f"Newsflow keeps its data in SQLite or PostgreSQL, not {backend}")
         if "@" in (url.host or ""):  # user:p@ss@host reads as the host "ss@host", which never answers
             raise ValueError("the password holds an '@': write it as %40 in the URL")

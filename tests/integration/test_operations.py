@@ -21,6 +21,7 @@ from newsflow_cli.inputs import read_inputs
 from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partitions
 from newsflow_cli.status import gather_status
 from newsflow_ingest import app as ingest_app
+from newsflow_ingest.logic import url_id
 from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ServiceSettings, TopicsRefused, ensure_topics
 from newsflow_shared.health import watch_of
@@ -432,7 +433,7 @@ async def test_pushed_versions_of_an_article_reach_ingest_in_order(kafka_bootstr
                     seen.setdefault(record.key, []).append((tp.partition, json.loads(record.value)["text"]))
     finally:
         await reader.stop()
-    assert set(seen) == {b"live-blog", b"https://example.com/live"}
+    assert set(seen) == {b"live-blog", url_id("https://example.com/live").encode()}
     for found in seen.values():
         assert len({partition for partition, _ in found}) == 1
         assert [text for _, text in found] == [f"update {n}" for n in range(12)]

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from newsflow_cli.inputs import UnreadablePath, read_inputs
+from newsflow_ingest.logic import url_id
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 
@@ -65,7 +66,7 @@ def test_one_object_in_a_json_file_is_sent_as_utf8_whatever_the_file_was(tmp_pat
     assert item.value.decode("utf-8") == '{"id": "one", "text": "Caf\u00e9 opens."}'
 
 
-def test_records_are_keyed_by_their_id_else_their_url(tmp_path: Path) -> None:
+def test_records_are_keyed_by_the_id_ingest_will_give_them(tmp_path: Path) -> None:
     """Versions of one article must keep their order: the raw topic is keyed like every later one."""
     lines = [
         {"id": "wire-1", "url": "https://example.com/a", "text": "v1"},
@@ -77,13 +78,13 @@ def test_records_are_keyed_by_their_id_else_their_url(tmp_path: Path) -> None:
     ]
     (tmp_path / "feed.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n[1, 2]\n{broken\n")
     (tmp_path / "many.json").write_text(json.dumps([{"id": "wire-2", "text": "a"}, {"text": "b"}]))
-    (tmp_path / "one.json").write_text(json.dumps({"url": "https://example.com/d", "text": "d"}))
+    (tmp_path / "one.json").write_text(json.dumps({"url": "HTTPS://Example.com/d/#top", "text": "d"}))
     (tmp_path / "story.txt").write_text("Title\nBody")
     keys = {i.label.rsplit("/", 1)[-1]: i.key for i in read_inputs([str(tmp_path)])}
     assert keys == {
         "feed.jsonl:1": b"wire-1",
-        "feed.jsonl:2": b"https://example.com/b",
-        "feed.jsonl:3": b"https://example.com/c",
+        "feed.jsonl:2": url_id("https://example.com/b").encode(),  # the id ingest gives it
+        "feed.jsonl:3": url_id("https://example.com/c").encode(),
         "feed.jsonl:4": None,
         "feed.jsonl:5": None,
         "feed.jsonl:6": None,
@@ -91,15 +92,15 @@ def test_records_are_keyed_by_their_id_else_their_url(tmp_path: Path) -> None:
         "feed.jsonl:8": None,
         "many.json[0]": b"wire-2",
         "many.json[1]": None,
-        "one.json": b"https://example.com/d",
+        "one.json": url_id("https://example.com/d").encode(),  # one story, one URL, as ingest has it
         "story.txt": None,
     }
 
 
 @pytest.mark.parametrize(
     "content",
-    ["[" * 100_000, '{"text": "x", "count": 1' + "0" * 5000 + "}"],
-    ids=["nested past Python's parser", "an integer longer than Python reads"],
+    ["[" * 100_000, '{"a": ' * 993 + "{}" + "}" * 993, '{"text": "x", "count": 1' + "0" * 5000 + "}"],
+    ids=["nested past Python's parser", "read but nested past Python's writer", "an integer longer than Python reads"],
 )
 def test_json_files_python_cannot_read_are_sent_as_they_are(tmp_path: Path, content: str) -> None:
     """Both stopped `newsflow push` with a traceback before it sent anything; ingest dead-letters them with reasons."""

@@ -48,7 +48,7 @@ async def test_waiting_for_kafka_says_so_before_it_gives_up(monkeypatch: pytest.
     address = f"127.0.0.1:{_closed_port()}"
     try:
         with pytest.raises(TimeoutError, match=f"Kafka at {address} did not answer within 2s"):
-            await kafka_clients.wait_for_kafka(address, timeout=2)
+            await kafka_clients.wait_for_kafka(address, timeout=2, say_waiting=True)
     finally:
         kafka_clients.log.removeHandler(handler)
     assert said == [f"Kafka at {address} does not answer yet (KafkaConnectionError); waiting up to 2s in all"]

@@ -162,3 +162,5 @@ def test_an_empty_file_setting_is_unset() -> None:
     """A template's empty value was the path ".", and TLS failed on a folder, naming no variable."""
     settings = ServiceSettings(kafka_security_protocol="SSL", kafka_ssl_ca_file="", kafka_ssl_cert_file=" ")
     assert (settings.kafka_ssl_ca_file, settings.kafka_ssl_cert_file) == (None, None)
+    blank = ServiceSettings(kafka_sasl_username="", kafka_sasl_password="", kafka_sasl_password_file="")
+    assert (blank.kafka_sasl_username, blank.kafka_sasl_password, blank.kafka_sasl_password_file) == (None, None, None)

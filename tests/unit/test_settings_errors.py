@@ -161,6 +161,8 @@ def test_values_that_failed_later_are_refused_at_start(
 
 def test_a_password_written_for_a_url_is_taken() -> None:
     assert ServiceSettings(database_url="postgresql://u:p%40ss@db/news").database_url.endswith("@db/news")
+    # As managed PostgreSQL services hand it out; the engine gives it the async driver.
+    assert ServiceSettings(database_url="postgres://u:pw@db/news").database_url == "postgres://u:pw@db/news"
 
 
 @pytest.mark.parametrize(

@@ -267,13 +267,19 @@ class DuplicateIndex:
         # seconds to fingerprint, and the event loop must go on sending the consumer's heartbeats meanwhile, or
         # the group drops the consumer and hands the same batch over again (and again).
         prints, buckets = await asyncio.to_thread(_fingerprints, [text for _, text in items])
-        if not self._lsh.sqlite:
+        if self._lsh.sqlite:
+            now = datetime.now(UTC)  # SQLite's one writer orders the replicas already
+        else:
             # One replica at a time from here to its commit. Under PostgreSQL's READ COMMITTED two replicas each
             # read the index without the other's uncommitted copy, and two copies of one wire story handled at the
-            # same moment both became originals. (SQLite's one writer orders them already.) The fingerprints above
-            # are the costly part, and are made before the wait.
-            await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": INDEX_LOCK_ID})
-        now = datetime.now(UTC)  # after the wait: what the replica before committed is earlier, and a candidate
+            # same moment both became originals. The fingerprints above are the costly part, made before the wait.
+            # The time is the server's, read after the wait: what the replica before committed is earlier, and a
+            # candidate, however the replicas' own clocks differ.
+            now = (
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:id), clock_timestamp()"), {"id": INDEX_LOCK_ID}
+                )
+            ).one()[1]
         kept_since = now - timedelta(days=self.keep_days) if self.keep_days else None
         ids = [article_id for article_id, _ in items]
         columns = cleanup_fingerprints.c

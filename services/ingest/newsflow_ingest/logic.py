@@ -24,6 +24,11 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def url_id(url: str) -> str:
+    """The id of an article known by its URL alone: ``newsflow push`` keys the raw record with it too."""
+    return "url-" + _digest(normalise_url(url))
+
+
 def article_id(raw: RawArticle) -> str:
     """The given id; else ``url-`` and a hash of the normalised URL; else ``text-`` and a hash of the body.
 
@@ -36,7 +41,7 @@ def article_id(raw: RawArticle) -> str:
     if raw.id:
         return raw.id
     if raw.url and raw.url.strip():
-        return "url-" + _digest(normalise_url(raw.url))
+        return url_id(raw.url)
     # The body cleanup will read: the page where the text is blank (as cleanup decides it). Blank text alone gave
     # every HTML-only article sent with "text": "\n" (or a zero-width space) one id, and storage kept each as a
     # revision of the last.

@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
 
 
+IDLE_IN_TRANSACTION_MS = 300_000
+
+
 def normalise_url(url: str) -> str:
     """Accept plain ``postgresql://`` and ``sqlite://`` URLs too, and give them the async driver."""
     parsed = make_url(url)
@@ -72,7 +75,19 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         return engine
     options.setdefault("pool_size", 5)
     options.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **options)
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _end_abandoned_transactions(dbapi_connection: Any, _record: Any) -> None:
+        # A replica that vanished mid-transaction (its node lost) held its locks, cleanup's index lock among them,
+        # until TCP noticed, hours by default: the server ends a transaction left idle this long instead. Newsflow's
+        # own are never idle longer than the seconds a batch's work takes between statements. A SET, not a startup
+        # parameter, which PgBouncer refuses.
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+        cursor.close()
+
+    return engine
 
 
 async def ping_database(engine: AsyncEngine) -> None:
