@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,23 @@ async def test_seen_store_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 async def test_seen_store_on_postgres(fresh_postgres: str) -> None:
     await remembers_the_last_hash_and_the_first_sighting(fresh_postgres)
+
+
+async def test_a_forgetting_that_lands_before_its_remembering_stands(database_url: str) -> None:
+    """Ingest remembers a batch after Kafka took it; a later stage can refuse one of its articles, and ingest forget
+    it, before then. The late row brought it back, and the corrected article, pushed again, was skipped as seen."""
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    seen = SeenStore(engine)
+    try:
+        passed_at = datetime.now(UTC)  # the batch's outputs go out
+        await seen.forget(["refused"])  # cleanup refused it, the DLQ reader forgot it: no row yet
+        await seen.remember({"refused": "hash-1", "fine": "hash-2"}, passed_at)  # the batch's rows land late
+        assert await seen.lookup(["refused", "fine"]) == {"fine": "hash-2"}
+        # A later version passed on after the forgetting is remembered as ever, and a later forgetting wins again.
+        await seen.remember({"refused": "hash-3"}, datetime.now(UTC))
+        assert await seen.lookup(["refused"]) == {"refused": "hash-3"}
+        await seen.forget(["refused", "fine"])
+        assert await seen.lookup(["refused", "fine"]) == {}
+    finally:
+        await engine.dispose()

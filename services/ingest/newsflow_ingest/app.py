@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from faststream.asgi import AsgiFastStream
 
@@ -36,8 +37,10 @@ class Ingest:
         self.settings = settings
         self.stage = stage
         self.seen = seen
+        self.handled_at: datetime | None = None
 
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
+        self.handled_at = datetime.now(UTC)  # before its outputs are sent: see SeenStore.remember
         outputs: list[Output] = []
         accepted: list[tuple[Delivery, IngestedArticle]] = []
         for delivery in deliveries:
@@ -76,7 +79,7 @@ class Ingest:
             for o in outputs
             if isinstance(o, Emit) and isinstance(o.message, IngestedArticle)
         }
-        await self.seen.remember(passed_on)
+        await self.seen.remember(passed_on, self.handled_at)
 
     async def forget_dead_lettered(self, deliveries: list[Delivery]) -> list[Output]:
         """Articles a later stage dead-lettered are forgotten, so that pushing them again is not a re-send."""

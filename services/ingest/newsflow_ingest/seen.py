@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, not_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsflow_shared.db.engine import dialect_insert
 from newsflow_shared.db.tables import ingest_seen
+
+FORGOTTEN = ""
+"""The content hash of a forgotten article: its row stays, with the time it was forgotten, so that a ``remember`` of
+the version passed on before it (late, its batch still finishing) does not bring it back."""
 
 
 class SeenStore:
@@ -27,6 +31,17 @@ class SeenStore:
         self._upsert = insert.on_conflict_do_update(
             index_elements=[ingest_seen.c.article_id],
             set_={"content_hash": insert.excluded.content_hash, "last_seen_at": insert.excluded.last_seen_at},
+            # Not over a forgetting that came after the version was passed on: a later stage refused it meanwhile.
+            where=not_(
+                and_(
+                    ingest_seen.c.content_hash == FORGOTTEN,
+                    ingest_seen.c.last_seen_at > insert.excluded.last_seen_at,
+                )
+            ),
+        )
+        self._forget = insert.on_conflict_do_update(
+            index_elements=[ingest_seen.c.article_id],
+            set_={"content_hash": insert.excluded.content_hash, "last_seen_at": insert.excluded.last_seen_at},
         )
 
     async def lookup(self, ids: Iterable[str]) -> dict[str, str]:
@@ -38,16 +53,20 @@ class SeenStore:
             rows = await connection.execute(
                 select(ingest_seen.c.article_id, ingest_seen.c.content_hash).where(ingest_seen.c.article_id.in_(ids))
             )
-            return {row.article_id: row.content_hash for row in rows}
+            return {row.article_id: row.content_hash for row in rows if row.content_hash != FORGOTTEN}
 
-    async def remember(self, seen: dict[str, str]) -> None:
-        """Record ``id -> content hash`` after the articles were passed on."""
+    async def remember(self, seen: dict[str, str], passed_at: datetime | None = None) -> None:
+        """Record ``id -> content hash`` after the articles were passed on, from ``passed_at`` (before they were sent).
+
+        Remembered after Kafka took them (a crash before that must not leave them skipped as seen), a batch's rows
+        can land after a later stage refused one and ingest forgot it: the forgetting, being later than
+        ``passed_at``, stands. Before, the row came back, and the corrected article pushed again was skipped.
+        """
         if not seen:
             return
         now = datetime.now(UTC)
-        rows = [
-            {"article_id": i, "content_hash": h, "first_seen_at": now, "last_seen_at": now} for i, h in seen.items()
-        ]
+        at = passed_at or now
+        rows = [{"article_id": i, "content_hash": h, "first_seen_at": now, "last_seen_at": at} for i, h in seen.items()]
         async with self.engine.begin() as connection:
             await connection.execute(self._upsert, rows)
 
@@ -55,5 +74,9 @@ class SeenStore:
         """Forget articles a later stage dead-lettered: pushed again, they are processed, not skipped."""
         ids = list(set(ids))
         if ids:
+            now = datetime.now(UTC)
+            rows = [
+                {"article_id": i, "content_hash": FORGOTTEN, "first_seen_at": now, "last_seen_at": now} for i in ids
+            ]
             async with self.engine.begin() as connection:
-                await connection.execute(delete(ingest_seen).where(ingest_seen.c.article_id.in_(ids)))
+                await connection.execute(self._forget, rows)
