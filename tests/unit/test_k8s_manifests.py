@@ -170,7 +170,10 @@ def test_each_stage_scales_on_its_own_lag_up_to_the_partitions() -> None:
 
 def test_budgets_probes_threads_and_scraping() -> None:
     budgets = of_kind("PodDisruptionBudget")
+    shutdown = float(yaml.safe_load((K8S / "config.yaml").read_text())["data"]["SHUTDOWN_TIMEOUT_S"])
     for name, deployment in of_kind("Deployment").items():
+        # The replica uses the grace period to finish its batch, and exits before Kubernetes kills it.
+        assert shutdown + 3 <= deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] <= shutdown + 10
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert budgets[name]["spec"]["selector"]["matchLabels"].items() <= labels.items()
         [container] = deployment["spec"]["template"]["spec"]["containers"]
@@ -314,6 +317,12 @@ def test_the_sasl_component_logs_every_client_in_and_its_manifests_are_valid() -
             for variable in ("KAFKA_SSL_CA_FILE", "KAFKA_SASL_PASSWORD_FILE"):
                 assert variable.lower() in ServiceSettings.model_fields, variable
                 assert env[variable].removeprefix(mount["mountPath"] + "/") in files, variable
+            # The settings the container starts with (its env over the ConfigMap's, and the username the README asks
+            # for in config.yaml) are taken: with config.yaml's PLAINTEXT, the files stopped every pod (exit 78).
+            config = yaml.safe_load((K8S / "config.yaml").read_text())["data"]
+            started = {**config, "KAFKA_SASL_USERNAME": "newsflow", **env}
+            settings = ServiceSettings(**{name.lower(): value for name, value in started.items()})
+            assert settings.kafka_security_protocol == "SASL_SSL"
 
 
 def test_the_network_policy_component_lets_in_only_the_api_and_prometheus() -> None:
