@@ -42,7 +42,9 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 TELL_WAITING_AFTER = 5.0
-"""Seconds :func:`wait_for_kafka` waits before it says that it waits."""
+"""Seconds :func:`wait_for_kafka` and :func:`wait_for_topics` wait before they say that they wait."""
+TOPICS_TIMEOUT = 300.0
+"""How long a service waits for the topic job: a Job retried with back-off can take minutes."""
 
 
 class _Startable(Protocol):
@@ -187,11 +189,46 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
             await client.close()
 
 
+async def wait_for_topics(settings: ServiceSettings, *, timeout: float = TOPICS_TIMEOUT) -> None:
+    """Return once every topic of the pipeline exists; raise ``TimeoutError`` naming the missing after ``timeout``.
+
+    A service subscribing to a topic that is not there yet asks the broker for it, and a broker that creates topics
+    on demand (Kafka's default) makes it with its own defaults: one partition, so no second replica ever gets work,
+    and a 1 MiB record limit. On Kubernetes nothing orders the services after the topic job, so they wait here.
+    """
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    told = False
+    while True:
+        client = admin(settings, request_timeout_ms=5000)
+        try:
+            await connect(client, settings)
+            missing = sorted(set(settings.topics.all()) - set(await client.list_topics()))
+        finally:
+            await client.close()
+        if not missing:
+            return
+        if clock() - started >= timeout:
+            raise TimeoutError(
+                f"the topics {', '.join(missing)} do not exist on {settings.kafka_bootstrap_servers} after "
+                f"{timeout:.0f}s: create them with `newsflow topics` (Compose and Kubernetes run it as their topic job)"
+            )
+        if not told and clock() - started >= TELL_WAITING_AFTER:
+            log.warning("waiting for the topics %s (the topic job, `newsflow topics`, makes them)", ", ".join(missing))
+            told = True
+        await asyncio.sleep(1.0)
+
+
 def require_kafka(settings: ServiceSettings, *, timeout: float = 60.0) -> None:
-    """For a service's start: wait for Kafka, or exit with one line saying why it cannot be reached."""
+    """For a service's start: wait for Kafka and the pipeline's topics, or exit with one line saying why not."""
+
+    async def ready() -> None:
+        await wait_for_kafka(settings, timeout=timeout, say_waiting=True)
+        await wait_for_topics(settings)
+
     try:
-        asyncio.run(wait_for_kafka(settings, timeout=timeout, say_waiting=True))
-    except (KafkaSecurityError, TimeoutError) as error:
+        asyncio.run(ready())
+    except (KafkaSecurityError, TimeoutError, KafkaConnectionError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None
 

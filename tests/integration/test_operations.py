@@ -25,6 +25,7 @@ from newsflow_ingest.logic import url_id
 from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ServiceSettings, TopicsRefused, ensure_topics
 from newsflow_shared.health import watch_of
+from newsflow_shared.kafka_clients import wait_for_topics
 from newsflow_shared.topics import topic_configs
 
 from .harness import Pipeline, article, isolated_env
@@ -388,6 +389,27 @@ async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_boo
         assert screen["stuck"] == ["storage-dlq"]
     finally:
         await blocked.stop()
+
+
+async def test_a_service_waits_for_the_topic_job_and_makes_no_topic_itself(kafka_bootstrap: str) -> None:
+    """On Kubernetes the services start beside the topic job: subscribing first, a service had the broker make its
+    topic with the broker's defaults (one partition, 1 MiB records), and no second replica ever got work."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    with pytest.raises(TimeoutError, match=f"the topics .*{settings.topic_raw}.* do not exist"):
+        await wait_for_topics(settings, timeout=2)
+    waiting = asyncio.create_task(wait_for_topics(settings, timeout=60))
+    await asyncio.sleep(1.5)
+    assert not waiting.done()
+    await ensure_topics(settings)
+    await asyncio.wait_for(waiting, 10)
+    assert await records_in(settings, settings.topic_raw) == 0
+    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    await reader.start()
+    try:
+        assert len(await topic_partitions(reader, settings.topic_raw)) == 3  # TOPIC_PARTITIONS, not the broker's 1
+    finally:
+        await reader.stop()
 
 
 def test_newsflow_run_exits_with_the_status_of_a_service_that_ended_it(kafka_bootstrap: str, tmp_path) -> None:
