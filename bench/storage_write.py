@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import random
 import statistics
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import module_at, table
+from _common import export_revision, table
 from storage import postgres_database, synthetic
 
 from newsflow_shared import EnrichedArticle, Lineage
@@ -30,6 +31,20 @@ from newsflow_shared.db import make_engine, upgrade
 from newsflow_storage import repository as this_checkout
 
 PHASES = ("new articles", "redelivered", "new enrichment")
+
+
+def repository_at(ref: str) -> ModuleType:
+    """REF's ``repository.py``, imported inside this checkout's package: its relative imports (the row helpers, not
+    changed by what is measured) are this checkout's."""
+    source = Path(export_revision(ref, ["services/storage"])) / "newsflow_storage" / "repository.py"
+    name = "newsflow_storage._repository_before"
+    spec = importlib.util.spec_from_file_location(name, source)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 async def one_side(repository_module: ModuleType, url: str, batches: list[list[EnrichedArticle]]) -> dict[str, float]:
@@ -56,7 +71,7 @@ async def one_side(repository_module: ModuleType, url: str, batches: list[list[E
 async def measure(args: argparse.Namespace) -> None:
     sides: dict[str, ModuleType] = {"this checkout": this_checkout}
     if args.before:
-        sides = {args.before: module_at(args.before, "services/storage", "newsflow_storage/repository.py"), **sides}
+        sides = {args.before: repository_at(args.before), **sides}
     databases = ["SQLite"] + ([] if args.no_postgres else ["PostgreSQL"])
     folder = Path(tempfile.mkdtemp(prefix="newsflow-bench-storage-write-"))
     turns: dict[tuple[str, str], list[dict[str, float]]] = {}
