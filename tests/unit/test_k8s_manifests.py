@@ -176,6 +176,8 @@ def test_budgets_probes_threads_and_scraping() -> None:
         assert shutdown + 3 <= deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] <= shutdown + 10
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert budgets[name]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        # Unready in an outage of Kafka or the database, replicas would otherwise hold every node drain.
+        assert budgets[name]["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["livenessProbe"]["httpGet"]["path"] == "/health"
         # Storage's Service carries its API, which needs only the database.
@@ -198,6 +200,7 @@ def test_budgets_probes_threads_and_scraping() -> None:
     assert {"secretRef": {"name": "newsflow-secrets"}} not in classify["envFrom"]
     [threads] = [e for e in classify["env"] if e["name"] == "CLASSIFY_THREADS"]
     assert threads["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
+    assert classify["resources"]["requests"]["cpu"] == classify["resources"]["limits"]["cpu"]  # the threads' CPUs
     scraped = {
         s["metadata"]["name"] for s in of_kind("Service").values() if s["metadata"]["labels"].get("newsflow.io/metrics")
     }
