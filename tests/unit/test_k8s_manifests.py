@@ -201,6 +201,8 @@ def test_budgets_probes_threads_and_scraping() -> None:
     [threads] = [e for e in classify["env"] if e["name"] == "CLASSIFY_THREADS"]
     assert threads["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
     assert classify["resources"]["requests"]["cpu"] == classify["resources"]["limits"]["cpu"]  # the threads' CPUs
+    [storage] = of_kind("Deployment")["newsflow-storage"]["spec"]["template"]["spec"]["containers"]
+    assert storage["lifecycle"]["preStop"]["exec"]["command"][0] == "python"  # in the image; `sleep` may not be
     scraped = {
         s["metadata"]["name"] for s in of_kind("Service").values() if s["metadata"]["labels"].get("newsflow.io/metrics")
     }
