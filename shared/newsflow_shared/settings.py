@@ -209,6 +209,12 @@ class ServiceSettings(KafkaSecuritySettings):
     )
 
     health_host: str = "0.0.0.0"
+
+    @field_validator("health_host")
+    @classmethod
+    def _a_host_without_its_port(cls, value: str) -> str:
+        return host_without_port(value, "HEALTH_PORT")
+
     health_port: int = Field(default=8000, ge=1, le=65535, description="Port of /health, /ready and /metrics.")
     health_stall_seconds: float = Field(
         default=300,
@@ -275,6 +281,14 @@ class ServiceSettings(KafkaSecuritySettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.kafka_group_prefix}-{service}"
+
+
+def host_without_port(value: str, port_setting: str) -> str:
+    """A host to listen on, refused when it carries a port ("localhost:8080" failed at start with "Name or service
+    not known"); IPv6 addresses ("::") have colons of their own and pass."""
+    if re.fullmatch(r"[^:\[\]]*:\d*", value.strip()):
+        raise ValueError(f"a host name or address without a port: the port is {port_setting}")
+    return value
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -144,6 +144,10 @@ def test_a_setting_named_like_tokens_is_no_secret() -> None:
         ({"DATABASE_URL": "postgresql://u:p@ss@db/news"}, "the password holds an '@': write it as %40"),
         ({"HEALTH_PORT": "70000"}, "HEALTH_PORT='70000': Input should be less than or equal to 65535"),
         ({"HEALTH_PORT": "0"}, "HEALTH_PORT='0': Input should be greater than or equal to 1"),
+        (
+            {"HEALTH_HOST": "localhost:8000"},
+            "HEALTH_HOST='localhost:8000': Value error, a host name or address without",
+        ),
         ({"SHUTDOWN_TIMEOUT_S": "inf"}, "SHUTDOWN_TIMEOUT_S='inf': Input should be a finite number"),
         ({"KAFKA_BOOTSTRAP_SERVERS": ""}, "KAFKA_BOOTSTRAP_SERVERS='': Value error, an empty address"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "http://kafka:9092"}, "is a URL: give host:port, without a scheme"),
@@ -182,6 +186,7 @@ def test_a_password_written_for_a_url_is_taken() -> None:
         (ClassifySettings, {"CLASSIFY_DEVICE": "gpu"}, "CLASSIFY_DEVICE='gpu': String should match pattern"),
         (ClassifySettings, {"CLASSIFY_WINDOW_TOKENS": "2"}, "a window is 0 (one window) or at least 16 tokens"),
         (StorageSettings, {"STORAGE_API_PORT": "99999"}, "STORAGE_API_PORT='99999': Input should be less"),
+        (StorageSettings, {"STORAGE_API_HOST": "localhost:8080"}, "without a port: the port is STORAGE_API_PORT"),
     ],
 )
 def test_a_services_own_setting_is_checked_before_it_routes_anything(

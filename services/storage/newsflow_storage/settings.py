@@ -1,7 +1,7 @@
 from pydantic import Field, SecretStr, field_validator
 
 from newsflow_shared import ServiceSettings
-from newsflow_shared.settings import MOST_RECORDS_A_BATCH
+from newsflow_shared.settings import MOST_RECORDS_A_BATCH, host_without_port
 
 MIN_TOKEN_CHARACTERS = 16
 
@@ -10,6 +10,12 @@ class StorageSettings(ServiceSettings):
     """Environment of the storage service (see the README's configuration table)."""
 
     storage_api_host: str = Field(default="127.0.0.1", description="Where the query API listens.")
+
+    @field_validator("storage_api_host")
+    @classmethod
+    def _a_host_without_its_port(cls, value: str) -> str:
+        return host_without_port(value, "STORAGE_API_PORT")
+
     storage_api_port: int = Field(default=8080, ge=1, le=65535, description="Port of the query API (and /health).")
     storage_api_token: SecretStr | None = Field(
         default=None,
