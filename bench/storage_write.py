@@ -83,7 +83,7 @@ async def measure(args: argparse.Namespace) -> None:
         for database in databases:
             for side, module in sides.items():  # in turns, the same articles
                 url = (
-                    f"sqlite+aiosqlite:///{folder}/{round_}-{len(turns)}.db"
+                    f"sqlite+aiosqlite:///{folder}/{round_}-{side}.db".replace(" ", "-")
                     if database == "SQLite"
                     else await postgres_database()
                 )

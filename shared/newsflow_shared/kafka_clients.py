@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 
 TELL_WAITING_AFTER = 5.0
 """Seconds :func:`wait_for_kafka` and :func:`wait_for_topics` wait before they say that they wait."""
-TOPICS_TIMEOUT = 300.0
-"""How long a service waits for the topic job: a Job retried with back-off can take minutes."""
+TOPICS_TIMEOUT = 120.0
+"""How long a service waits for the topic job (a Job retried with back-off takes a minute or two); within the
+Kubernetes startup probes' 300 s with the Kafka wait (60 s) and the database's (120 s)."""
 
 
 class _Startable(Protocol):
@@ -199,11 +200,16 @@ async def wait_for_topics(settings: ServiceSettings, *, timeout: float = TOPICS_
     clock = asyncio.get_running_loop().time
     started = clock()
     told = False
+    missing = sorted(set(settings.topics.all()))
     while True:
         client = admin(settings, request_timeout_ms=5000)
         try:
             await connect(client, settings)
             missing = sorted(set(settings.topics.all()) - set(await client.list_topics()))
+        except KafkaSecurityError:
+            raise
+        except (KafkaError, OSError) as error:  # a broker rolling meanwhile: asked again, within the same wait
+            log.debug("listing the topics failed (%s); asking again", type(error).__name__)
         finally:
             await client.close()
         if not missing:
@@ -228,7 +234,7 @@ def require_kafka(settings: ServiceSettings, *, timeout: float = 60.0) -> None:
 
     try:
         asyncio.run(ready())
-    except (KafkaSecurityError, TimeoutError, KafkaConnectionError) as error:
+    except (KafkaSecurityError, TimeoutError, KafkaError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None
 

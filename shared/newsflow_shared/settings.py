@@ -286,9 +286,12 @@ class ServiceSettings(KafkaSecuritySettings):
 def host_without_port(value: str, port_setting: str) -> str:
     """A host to listen on, refused when it carries a port ("localhost:8080" failed at start with "Name or service
     not known"); IPv6 addresses ("::") have colons of their own and pass."""
-    if re.fullmatch(r"[^:\[\]]*:\d*", value.strip()):
+    host = value.strip()
+    if not host:
+        raise ValueError("empty: a host name or address (0.0.0.0 for every interface)")
+    if re.fullmatch(r"[^:\[\]]*:[^:]*|\[.*\]:.*", host):
         raise ValueError(f"a host name or address without a port: the port is {port_setting}")
-    return value
+    return host
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -16,6 +16,7 @@ import yaml
 
 from newsflow_cli.supervisor import SERVICES
 from newsflow_shared import ServiceSettings
+from newsflow_shared.kafka_clients import TOPICS_TIMEOUT
 from newsflow_shared.metrics import StageMetrics
 
 ROOT = Path(__file__).parents[2]
@@ -184,8 +185,10 @@ def test_budgets_probes_threads_and_scraping() -> None:
         ready = "/ready/api" if name.endswith("storage") else "/ready"
         assert container["readinessProbe"]["httpGet"]["path"] == ready
         startup = container["startupProbe"]
-        # Start-up waits up to two minutes for the database (and classify loads and compiles its model).
-        assert startup["periodSeconds"] * startup["failureThreshold"] >= (300 if name.endswith("classify") else 150)
+        # Start-up waits for Kafka (60 s), the topic job's topics (TOPICS_TIMEOUT) and the database (120 s; classify
+        # loads its model instead): the probe must not kill a replica that is still waiting as it should.
+        waits = 60 + TOPICS_TIMEOUT + (30 if name.endswith("classify") else 120)
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= waits
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         port = container["ports"][0]["containerPort"]
         assert annotations["prometheus.io/port"] == str(port)

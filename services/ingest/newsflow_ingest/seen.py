@@ -65,7 +65,7 @@ class SeenStore:
         if not seen:
             return
         now = datetime.now(UTC)
-        at = passed_at or now
+        at = (passed_at or now).astimezone(UTC)  # SQLite compares the times as text: all in UTC
         rows = [{"article_id": i, "content_hash": h, "first_seen_at": now, "last_seen_at": at} for i, h in seen.items()]
         async with self.engine.begin() as connection:
             await connection.execute(self._upsert, rows)
