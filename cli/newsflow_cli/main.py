@@ -288,6 +288,8 @@ def _on_database(url: str, main: Callable[[], Coroutine[Any, Any, T]], *, must_e
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from newsflow_shared.errors import first_line
+
     parsed = make_url(url)
     shown = parsed.render_as_string(hide_password=True)
     if must_exist and parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").expanduser().is_file():
@@ -296,10 +298,8 @@ def _on_database(url: str, main: Callable[[], Coroutine[Any, Any, T]], *, must_e
     try:
         return asyncio.run(main())
     except (SQLAlchemyError, OSError, ConnectionError) as error:
-        reason = (str(error).strip().splitlines() or [""])[0][:300]
-        err.print(
-            f"[red]error:[/] the database at {escape(shown)} cannot be used: {type(error).__name__}: {escape(reason)}"
-        )
+        reason = escape(first_line(error, 300))
+        err.print(f"[red]error:[/] the database at {escape(shown)} cannot be used: {type(error).__name__}: {reason}")
         raise typer.Exit(3) from None
 
 

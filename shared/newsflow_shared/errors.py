@@ -72,3 +72,8 @@ class KafkaSecurityError(NewsflowError):
 class TopicsRefused(NewsflowError):
     """Kafka refused to create topics (too few brokers for the replication factor, a limit, an ACL): each topic with
     the broker's reason. Topic-init must fail on it: with automatic creation off, the pipeline would wait for ever."""
+
+
+def first_line(error: BaseException, limit: int) -> str:
+    """The first line of ``error``'s message, at most ``limit`` characters: a driver's message can run to pages."""
+    return (str(error).strip().splitlines() or [""])[0][:limit]

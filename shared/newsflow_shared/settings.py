@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, Self, TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -34,20 +34,12 @@ class Topics:
     dlq: str
 
     def all(self) -> list[str]:
-        return [
-            self.raw,
-            self.ingested,
-            self.clean,
-            self.enriched,
-            self.stored,
-            self.skipped,
-            self.unsupported,
-            self.dlq,
-        ]
+        return [getattr(self, role.name) for role in fields(self)]
 
 
 KAFKA_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-_TOPIC_SIZES = {"topic_partitions", "topic_replication_factor"}
+TOPIC_FIELDS = tuple(f"topic_{role.name}" for role in fields(Topics))
+"""The settings naming the pipeline's topics, one a role: ``topic_raw`` … ``topic_dlq``."""
 
 MOST_RECORDS_A_BATCH = 10_000
 """The most ``BATCH_MAX_RECORDS`` may be: a batch's ids go into a statement's ``IN`` list, and asyncpg binds at most
@@ -131,16 +123,7 @@ class ServiceSettings(KafkaSecuritySettings):
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
 
-    @field_validator(
-        "topic_raw",
-        "topic_ingested",
-        "topic_clean",
-        "topic_enriched",
-        "topic_stored",
-        "topic_skipped",
-        "topic_unsupported",
-        "topic_dlq",
-    )
+    @field_validator(*TOPIC_FIELDS)
     @classmethod
     def _a_name_kafka_takes(cls, value: str) -> str:
         """Kafka's rule for a topic's name: checked here, not found out when the topic is made."""
@@ -151,10 +134,8 @@ class ServiceSettings(KafkaSecuritySettings):
     @model_validator(mode="after")
     def _topics_apart(self) -> Self:
         """Two roles on one topic loop or mix records: TOPIC_DLQ=articles.raw fed every dead letter back to ingest."""
-        names = [name for name in type(self).model_fields if name.startswith("topic_") and name not in _TOPIC_SIZES]
         seen: dict[str, str] = {}
-        for name in names:
-            topic = getattr(self, name)
+        for name, topic in zip(TOPIC_FIELDS, self.topics.all(), strict=True):
             if topic in seen:
                 raise ValueError(f"{seen[topic].upper()} and {name.upper()} both name the topic {topic!r}")
             seen[topic] = name

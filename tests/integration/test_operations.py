@@ -59,6 +59,21 @@ async def records_in(settings: Any, topic: str) -> int:
         await consumer.stop()
 
 
+async def topics_of_its_own(kafka_bootstrap: str) -> tuple[dict[str, str], IngestSettings]:
+    """An isolated environment (topics and groups of the test's own) and its settings, its topics made."""
+    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
+    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    return env, settings
+
+
+async def send_dead_letters(settings: IngestSettings, count: int, stage: str, error: str, reason: str) -> None:
+    letter = {"stage": stage, "error": error, "reason": reason, "schema_version": "1.1"}
+    async with producer(settings) as client:
+        for _ in range(count):
+            await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
+
+
 def status_cli(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "newsflow_cli", "status", "--json", *args],
@@ -301,9 +316,7 @@ async def test_assign_at_first_starts_at_the_first_record_every_time(kafka_boots
     """aiokafka's seek_to_beginning right after assign() ended at the end about once in 50-100 tries here (a replay
     re-sent nothing in CI): the consumer's default reset, still in flight, settled it. Too rare to catch every time;
     this holds assign_at_first to the position it promises, and to records in the first poll."""
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
+    _env, settings = await topics_of_its_own(kafka_bootstrap)
     async with producer(settings) as client:
         await push(client, settings, [article(id=f"first-{i}", text="Body") for i in range(6)])
     for _ in range(20):
@@ -323,13 +336,9 @@ async def test_assign_at_first_starts_at_the_first_record_every_time(kafka_boots
 async def test_status_with_dead_letters_to_read_answers_in_seconds(kafka_bootstrap: str) -> None:
     """The screen reads the dead letters first. Assigned to the dead-letter topic, the consumer stopped learning of
     the other topics, and each of them waited out every metadata retry: 25 s a topic, minutes for the screen."""
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
-    letter = {"stage": "ingest", "error": "MalformedMessage", "reason": "not JSON", "schema_version": "1.1"}
+    _env, settings = await topics_of_its_own(kafka_bootstrap)
+    await send_dead_letters(settings, 3, "ingest", "MalformedMessage", "not JSON")
     async with producer(settings) as client:
-        for _ in range(3):
-            await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
         await client.send_and_wait(settings.topic_raw, b'{"id": "waiting"}')
 
     started = time.monotonic()
@@ -343,9 +352,7 @@ async def test_status_with_dead_letters_to_read_answers_in_seconds(kafka_bootstr
 async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_bootstrap: str) -> None:
     """Storage's copy of the dead letters (the web page) and ingest's forgetting read the DLQ in groups of their own:
     one that stopped left the page stale, or re-pushed articles skipped, and `newsflow status` showed nothing."""
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
+    env, settings = await topics_of_its_own(kafka_bootstrap)
     # Ingest's reader ran here once and was turned off (INGEST_DEDUPE=false): its group keeps what it committed.
     gone = AIOKafkaConsumer(
         bootstrap_servers=kafka_bootstrap, group_id=settings.group_id("ingest-forget"), enable_auto_commit=False
@@ -366,10 +373,7 @@ async def test_status_shows_a_side_reader_that_stopped_reading_the_dlq(kafka_boo
     )
     await blocked.start()
     try:
-        letter = {"stage": "cleanup", "error": "EmptyArticle", "reason": "no words", "schema_version": "1.1"}
-        async with producer(settings) as client:
-            for _ in range(2):
-                await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
+        await send_dead_letters(settings, 2, "cleanup", "EmptyArticle", "no words")
         deadline = time.monotonic() + 30
         while not blocked.assignment():
             assert time.monotonic() < deadline, "the reader never joined its group"
@@ -432,9 +436,7 @@ def test_newsflow_run_exits_with_the_status_of_a_service_that_ended_it(kafka_boo
 async def test_pushed_versions_of_an_article_reach_ingest_in_order(kafka_bootstrap: str, tmp_path) -> None:
     """Unkeyed, each raw record went to a random one of six partitions, and a correction could be stored before
     the version it corrects, which then stayed the stored one."""
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
+    _env, settings = await topics_of_its_own(kafka_bootstrap)
     feed = tmp_path / "feed.jsonl"
     versions = [{"id": "live-blog", "text": f"update {n}"} for n in range(12)]
     by_url = [{"url": "https://example.com/live", "text": f"update {n}"} for n in range(12)]
@@ -464,13 +466,8 @@ async def test_pushed_versions_of_an_article_reach_ingest_in_order(kafka_bootstr
 async def test_a_side_reader_working_through_old_letters_is_not_stuck(kafka_bootstrap: str) -> None:
     """A new storage replica (or a reset group) starts on a backlog of letters older than --stuck-after: it reads them
     and commits as it goes, and `newsflow status` called it stuck until it caught up."""
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
-    letter = {"stage": "cleanup", "error": "EmptyArticle", "reason": "no words", "schema_version": "1.1"}
-    async with producer(settings) as client:
-        for _ in range(40):
-            await client.send_and_wait(settings.topic_dlq, json.dumps(letter).encode())
+    _env, settings = await topics_of_its_own(kafka_bootstrap)
+    await send_dead_letters(settings, 40, "cleanup", "EmptyArticle", "no words")
     await asyncio.sleep(1.5)  # every letter is older than the limit of 1 s now
     slow = AIOKafkaConsumer(
         settings.topic_dlq,
@@ -508,9 +505,7 @@ async def test_a_side_reader_working_through_old_letters_is_not_stuck(kafka_boot
 async def test_status_reads_junk_on_the_dlq_and_records_without_a_time(kafka_bootstrap: str) -> None:
     """JSON on the DLQ that is not an object made `newsflow status` fail as if Kafka did not answer (exit 3); a record
     whose producer gave it no time (0) was 56 years old, and its stage stuck at once."""
-    env = isolated_env(kafka_bootstrap, "sqlite+aiosqlite:///unused.db")
-    settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
-    await ensure_topics(settings)
+    env, settings = await topics_of_its_own(kafka_bootstrap)
     async with producer(settings) as client:
         for junk in (b"[1, 2]", b'"x"', b"7", b"[" * 100_000, b"\xff\xfe"):
             await client.send_and_wait(settings.topic_dlq, junk)

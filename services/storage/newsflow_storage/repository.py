@@ -94,12 +94,10 @@ class ArticleRepository:
             stored, changed = self._plan(latest.values(), existing, now)
             if changed:
                 written = await self._write(connection, changed, now)
-                stored = [
-                    article.model_copy(update=dict(zip(("revision", "stored_at"), written[article.id], strict=True)))
-                    if article.id in written
-                    else article
-                    for article in stored
-                ]
+                for i, article in enumerate(stored):
+                    if article.id in written:
+                        revision, stored_at = written[article.id]
+                        stored[i] = article.model_copy(update={"revision": revision, "stored_at": stored_at})
         return stored
 
     @staticmethod

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..errors import first_line
 from .engine import is_sqlite, make_engine, normalise_url
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ async def wait_for_database(engine: AsyncEngine, timeout: float) -> None:
                     f"the database at {engine.url.render_as_string(hide_password=True)} did not answer within "
                     f"{timeout:.0f}s: {error}; is DATABASE_URL right and the server up?"
                 ) from error
-            reason = (str(error).strip().splitlines() or [""])[0][:200]  # "unable to open database file", say
+            reason = first_line(error, 200)  # "unable to open database file", say
             log.warning("waiting for the database (%s: %s); retrying in %.1fs", type(error).__name__, reason, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
