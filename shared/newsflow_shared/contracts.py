@@ -24,6 +24,8 @@ from pydantic import (
     Field,
     Strict,
     StrictStr,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -125,6 +127,18 @@ ArticleId = Annotated[
     ),
     _at_most_bytes(MAX_ID_BYTES, "id"),
 ]
+
+
+_ARTICLE_ID = TypeAdapter(ArticleId)
+
+
+def is_article_id(value: str) -> bool:
+    """Whether ``value`` could be an article's id: for ids read from elsewhere (a dead letter anyone could write)."""
+    try:
+        _ARTICLE_ID.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class RawArticle(Contract):

@@ -78,3 +78,19 @@ async def test_a_forgetting_that_lands_before_its_remembering_stands(database_ur
         assert await seen.lookup(["refused", "fine"]) == {}
     finally:
         await engine.dispose()
+
+
+async def test_ids_no_article_can_have_are_not_forgotten(database_url: str) -> None:
+    """A dead letter written by hand can name any id: one over 200 characters, or with a NUL, failed the forgetting
+    of its whole batch on PostgreSQL (and the reader retried it); such ids were never remembered, so none is due."""
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    seen = SeenStore(engine)
+    try:
+        await seen.remember({"refused": "hash-1"})
+        await seen.forget(["refused", "x" * 201, "nul\x00id", "with space", ""])
+        assert await seen.lookup(["refused"]) == {}
+        async with engine.connect() as connection:
+            assert (await connection.execute(select(ingest_seen.c.article_id))).scalars().all() == ["refused"]
+    finally:
+        await engine.dispose()

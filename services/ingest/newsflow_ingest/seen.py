@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, not_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from newsflow_shared.contracts import is_article_id
 from newsflow_shared.db.engine import dialect_insert
 from newsflow_shared.db.tables import ingest_seen
 
@@ -71,8 +72,12 @@ class SeenStore:
             await connection.execute(self._upsert, rows)
 
     async def forget(self, ids: Iterable[str]) -> None:
-        """Forget articles a later stage dead-lettered: pushed again, they are processed, not skipped."""
-        ids = list(set(ids))
+        """Forget articles a later stage dead-lettered: pushed again, they are processed, not skipped.
+
+        Ids that no article can have (a letter written by hand to the dead-letter topic) are passed over: ingest never
+        remembered them, and PostgreSQL refuses one over 200 characters or with a NUL, which failed the whole batch.
+        """
+        ids = [i for i in set(ids) if is_article_id(i)]
         if ids:
             now = datetime.now(UTC)
             rows = [
