@@ -181,7 +181,16 @@ def test_a_password_written_for_a_url_is_taken() -> None:
         (
             CleanupSettings,
             {"LANGUAGE_CANDIDATES": "en,fr", "LANGUAGE_ALLOWLIST": "en,de"},
-            "LANGUAGE_ALLOWLIST names de, which LANGUAGE_CANDIDATES leaves out",
+            "LANGUAGE_ALLOWLIST names 'de', which LANGUAGE_CANDIDATES leaves out",
+        ),
+        (  # a text pasted by mistake: the error stays one short line
+            CleanupSettings,
+            {
+                "LANGUAGE_CANDIDATES": ",".join(
+                    ["en", "a-paragraph-of-text-pasted-here", *(f"x{i}" for i in range(500))]
+                )
+            },
+            "Value error, 'a-paragraph…', 'x0', 'x1', 'x2', 'x3' and 496 more: not a language code",
         ),
         (ClassifySettings, {"CLASSIFY_DEVICE": "gpu"}, "CLASSIFY_DEVICE='gpu': String should match pattern"),
         (ClassifySettings, {"CLASSIFY_WINDOW_TOKENS": "2"}, "a window is 0 (one window) or at least 16 tokens"),

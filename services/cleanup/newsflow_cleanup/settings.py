@@ -17,6 +17,13 @@ def language_codes(value: str) -> list[str]:
     return [code.strip().lower() for code in value.split(",") if code.strip()]
 
 
+def _a_few(codes: list[str], shown: int = 5) -> str:
+    """The first codes, each cut short, and how many more: a value can be a whole text pasted by mistake, and the
+    error is one line of a log."""
+    listed = ", ".join(repr(code if len(code) <= 12 else code[:11] + "…") for code in codes[:shown])
+    return listed + (f" and {len(codes) - shown} more" if len(codes) > shown else "")
+
+
 # Every code py3langid's bundled model knows (tests/unit/test_settings_errors.py compares them): a language that is not
 # here is never detected, so naming it was a typo that routed every article away.
 KNOWN_LANGUAGES = frozenset(
@@ -63,7 +70,7 @@ class CleanupSettings(ServiceSettings):
         TOPIC_UNSUPPORTED; unknown candidates were dropped without a word."""
         if unknown := [code for code in language_codes(value) if code not in KNOWN_LANGUAGES]:
             raise ValueError(
-                f"{', '.join(map(repr, unknown))}: not a language code the detector knows "
+                f"{_a_few(unknown)}: not a language code the detector knows "
                 "(ISO 639-1 codes such as en, de, fr; see the README)"
             )
         return value
@@ -73,7 +80,7 @@ class CleanupSettings(ServiceSettings):
         candidates = set(language_codes(self.language_candidates))
         if candidates and (never := [c for c in language_codes(self.language_allowlist) if c not in candidates]):
             raise ValueError(
-                f"LANGUAGE_ALLOWLIST names {', '.join(never)}, which LANGUAGE_CANDIDATES leaves out: never detected, "
+                f"LANGUAGE_ALLOWLIST names {_a_few(never)}, which LANGUAGE_CANDIDATES leaves out: never detected, "
                 "its articles would all go to TOPIC_UNSUPPORTED; add it to LANGUAGE_CANDIDATES"
             )
         return self
