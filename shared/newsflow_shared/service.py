@@ -25,6 +25,7 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .db import require_database
 from .health import StageWatch, Verdict, watch_of
 from .heap import freeze_long_lived
 from .kafka_clients import require_kafka
@@ -178,6 +179,8 @@ def serve(app_factory: str, settings: ServiceSettings, *, host: str | None = Non
     """Run a service's app factory under uvicorn with the settings' host, port and log level."""
     stay_with_parent()
     require_kafka(settings)
+    if settings.uses_database:
+        require_database(settings.database_url)
     config = uvicorn.Config(
         app_factory,
         factory=True,

@@ -218,6 +218,11 @@ class ServiceSettings(KafkaSecuritySettings):
         return value
 
     @property
+    def uses_database(self) -> bool:
+        """Whether the service keeps state in DATABASE_URL: its start waits for the database."""
+        return False
+
+    @property
     def topics(self) -> Topics:
         return Topics(
             raw=self.topic_raw,

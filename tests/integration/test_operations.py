@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -588,3 +589,21 @@ async def test_storage_warns_when_its_copy_of_dead_letters_goes_before_the_topic
     await warn_if_kept_shorter_than_the_topic(settings, timedelta(days=1))
     assert "STORAGE_DEAD_LETTER_KEEP_DAYS (1) is shorter than" in caplog.text
     assert "retention.ms=604800000" in caplog.text
+
+
+@pytest.mark.parametrize("service", ["newsflow_ingest", "newsflow_storage"])
+async def test_a_service_whose_database_cannot_be_opened_says_so_in_one_line(
+    kafka_bootstrap: str, tmp_path: Path, service: str
+) -> None:
+    """It waited 120 s for a SQLite file that could never open (its folder read-only, or a file), then ended in the
+    ASGI server's traceback of the app's start."""
+    env, _ = await topics_of_its_own(kafka_bootstrap)
+    (tmp_path / "a-file").write_text("")
+    database = tmp_path / "a-file" / "newsflow.db"
+    environment = {**os.environ, **env, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", service], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 3
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: the SQLite database {database} cannot be opened")

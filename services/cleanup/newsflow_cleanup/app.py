@@ -130,7 +130,7 @@ def create_app(settings: CleanupSettings | None = None) -> AsgiFastStream:
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        if not (settings.cleanup_near_duplicates or settings.cleanup_learn_boilerplate):
+        if not settings.uses_database:
             yield
             return
         await upgrade(settings.database_url, wait=120)

@@ -112,6 +112,10 @@ class CleanupSettings(ServiceSettings):
     )
     cleanup_min_chars: int = Field(default=1, ge=0, description="Articles with less clean text are dead-lettered.")
 
+    @property
+    def uses_database(self) -> bool:
+        return self.cleanup_near_duplicates or self.cleanup_learn_boilerplate
+
     def longest_batch_ms(self) -> int:
         """How long one batch may take when every record uses its whole CPU budget: twice the budget in wall time
         (the worker shares its core), and ~5 s to start the worker again after each record it had to stop (1.2 s

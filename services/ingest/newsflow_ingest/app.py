@@ -104,7 +104,7 @@ def create_app(settings: IngestSettings | None = None) -> AsgiFastStream:
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        if settings.ingest_dedupe:
+        if settings.uses_database:
             await upgrade(settings.database_url, wait=120)
             engine = make_engine(settings.database_url)
             service.seen = SeenStore(engine)

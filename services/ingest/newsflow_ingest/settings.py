@@ -17,3 +17,7 @@ class IngestSettings(ServiceSettings):
         description="Largest accepted metadata (with unknown top-level fields), as JSON; bigger is dead-lettered.",
     )
     ingest_dedupe: bool = Field(default=True, description="Skip exact re-sends of an article already passed on.")
+
+    @property
+    def uses_database(self) -> bool:
+        return self.ingest_dedupe

@@ -11,6 +11,10 @@ class StorageSettings(ServiceSettings):
 
     storage_api_host: str = Field(default="127.0.0.1", description="Where the query API listens.")
 
+    @property
+    def uses_database(self) -> bool:
+        return True
+
     @field_validator("storage_api_host")
     @classmethod
     def _a_host_without_its_port(cls, value: str) -> str:

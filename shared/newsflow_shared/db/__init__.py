@@ -5,6 +5,6 @@ Tables are defined once in :mod:`.tables` and created by Alembic migrations
 """
 
 from .engine import make_engine, ping_database
-from .migrate import upgrade
+from .migrate import require_database, upgrade
 
-__all__ = ["make_engine", "ping_database", "upgrade"]
+__all__ = ["make_engine", "ping_database", "require_database", "upgrade"]

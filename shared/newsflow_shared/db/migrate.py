@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
+import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,14 +44,61 @@ async def wait_for_database(engine: AsyncEngine, timeout: float) -> None:
             return
         except (OSError, DBAPIError) as error:
             if asyncio.get_running_loop().time() + delay > deadline:
-                raise ConnectionError(
-                    f"the database at {engine.url.render_as_string(hide_password=True)} did not answer within "
-                    f"{timeout:.0f}s: {error}; is DATABASE_URL right and the server up?"
-                ) from error
+                raise ConnectionError(_no_answer(engine, timeout, error)) from error
             reason = first_line(error, 200)  # "unable to open database file", say
             log.warning("waiting for the database (%s: %s); retrying in %.1fs", type(error).__name__, reason, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def _no_answer(engine: AsyncEngine, timeout: float, error: Exception) -> str:
+    # The first line only: a driver's message goes on with the statement and a link to SQLAlchemy's docs.
+    return (
+        f"the database at {engine.url.render_as_string(hide_password=True)} did not answer within {timeout:.0f}s: "
+        f"{first_line(error, 200)}; is DATABASE_URL right and the server up?"
+    )
+
+
+def require_database(database_url: str, timeout: float = 120.0) -> None:
+    """For a service's start: wait for the database, or exit with one line saying why not.
+
+    Left to the app's start, the wait ended in the ASGI server's traceback of the lifespan, the reason at its foot;
+    and a SQLite file that could not be opened was waited for, 120 s, as if it were a server still starting.
+    """
+
+    async def answers() -> None:
+        engine = make_engine(url)
+        try:
+            await wait_for_database(engine, timeout)
+        finally:
+            await engine.dispose()
+
+    url = normalise_url(database_url)
+    try:
+        if is_sqlite(url):
+            _open_sqlite(make_url(url).database)
+        else:
+            asyncio.run(answers())
+    except ConnectionError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+
+
+def _open_sqlite(database: str | None) -> None:
+    """A local file opens at once or never (a folder that is not there, or not writable): no waiting."""
+    if not database or database == ":memory:":
+        return
+    path = Path(database).expanduser()
+    with contextlib.suppress(OSError):  # where it cannot be made, opening the file says why
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")  # as the engine does: it writes, where a SELECT would not
+    except sqlite3.Error as error:
+        raise ConnectionError(
+            f"the SQLite database {path} cannot be opened: {error}; is its folder there and writable by this user "
+            "(DATABASE_URL)?"
+        ) from error
 
 
 async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.0) -> None:

@@ -1,0 +1,56 @@
+"""A service's start waits for its database, and says in one line why it cannot use one."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from newsflow_cleanup.settings import CleanupSettings
+from newsflow_ingest.settings import IngestSettings
+from newsflow_shared import ServiceSettings
+from newsflow_shared.db import require_database
+from newsflow_storage.settings import StorageSettings
+
+
+def test_a_server_that_never_answers_is_one_line_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        require_database("postgresql://newsflow:pw-secret@no-such-host.invalid:5432/db", timeout=1)
+    assert ended.value.code == 3
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: the database at postgresql+asyncpg://newsflow:***@no-such-host.invalid:5432/db")
+    assert line.endswith("is DATABASE_URL right and the server up?")
+    assert "pw-secret" not in line
+
+
+def test_a_sqlite_file_that_cannot_be_made_is_named_without_the_long_wait(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its folder is a file here; in a container, a read-only one. It waited 120 s, then a traceback."""
+    (tmp_path / "a-file").write_text("")
+    database = tmp_path / "a-file" / "newsflow.db"
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as ended:
+        require_database(f"sqlite+aiosqlite:///{database}")
+    assert ended.value.code == 3
+    assert time.monotonic() - started < 5
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"error: the SQLite database {database} cannot be opened: unable to open database file; is its folder there"
+        " and writable by this user (DATABASE_URL)?"
+    )
+
+
+def test_a_sqlite_file_in_a_folder_not_yet_there_is_made(tmp_path: Path) -> None:
+    require_database(f"sqlite+aiosqlite:///{tmp_path}/data/newsflow.db")
+    assert (tmp_path / "data" / "newsflow.db").is_file()
+
+
+def test_only_a_service_that_keeps_state_waits_for_the_database() -> None:
+    assert not ServiceSettings().uses_database  # classify's
+    assert StorageSettings().uses_database
+    assert IngestSettings().uses_database
+    assert not IngestSettings(ingest_dedupe=False).uses_database
+    assert CleanupSettings(cleanup_near_duplicates=False).uses_database  # it still learns boilerplate
+    assert not CleanupSettings(cleanup_near_duplicates=False, cleanup_learn_boilerplate=False).uses_database
