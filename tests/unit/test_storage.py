@@ -111,6 +111,9 @@ async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> No
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/articles/api-1")).status_code == 401
+            # Outside ASCII, compare_digest raised TypeError: a 500 for anyone, before any token was known.
+            for header in ("Bearer éééééééééééééééé".encode(), b"Bearer \xff\xfe"):
+                assert (await client.get("/stats", headers={"Authorization": header})).status_code == 401
             client.headers["Authorization"] = "Bearer s3cret-0123456789"
             found = await client.get("/articles", params={"q": "Douma", "topic": "medtop:16000000"})
             assert found.status_code == 200

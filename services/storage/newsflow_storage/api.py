@@ -53,7 +53,8 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
     def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         if token is None:
             return
-        if credentials is None or not secrets.compare_digest(credentials.credentials, token):
+        # As bytes: compare_digest raises TypeError for a str outside ASCII, and any client could send one (a 500).
+        if credentials is None or not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
             raise HTTPException(
                 401, "a valid 'Authorization: Bearer <token>' header is required", {"WWW-Authenticate": "Bearer"}
             )
