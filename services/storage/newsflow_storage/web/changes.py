@@ -27,11 +27,13 @@ _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
 _WORD_DIFF_MAX_PAIRS = 4_000_000
 _WORD_DIFF_BUDGET_PAIRS = 10_000_000
 # A repaired paragraph is looked for among this many arrived ones from where the last was found, the window sliding
-# on while none is like it at all (a long run of removed lines), for at most _PAIRING_BUDGET comparisons a page past
-# the first windows (each takes as many steps as a paragraph has distinct characters). One with the same words and
-# letters (cleanup changed quotes, spaces, case) ends the search.
+# on while none is like it at all (a long run of removed lines). Each comparison takes as many steps as the smaller
+# paragraph has distinct characters: tens in English, hundreds in Chinese or in mojibake. The page spends at most
+# _PAIRING_BUDGET steps, the first windows included: counted in comparisons, and past the first windows only, a
+# whole article of repaired mojibake (no paragraph like any that arrived) took 1-12 s a view. One with the same words
+# and letters (cleanup changed quotes, spaces, case) ends the search.
 _PAIRING_WINDOW = 32
-_PAIRING_BUDGET = 100_000  # ~0.5 s at most
+_PAIRING_BUDGET = 700_000  # steps: ~0.3 s at most
 # Why a paragraph went: its exact line in ``removed``, else the one most like it among the first this many left and
 # the last _FUZZY_LAST (cleanup lists what it removed top to bottom, then the lead-in teasers it took off the top).
 _FUZZY_CANDIDATES = 32
@@ -168,15 +170,19 @@ def _most_like(new: str, before: list[str], start: int, beyond: _Budget, letters
     the best of a window of :data:`_PAIRING_WINDOW`, or of the next while none in it comes near, as long as
     ``beyond`` lasts. One with ``new``'s very words and letters ends the search: the quick ratio only counts
     characters, and two long paragraphs of one language share most of theirs."""
+    if not beyond.left:  # spent: not even the counting
+        return None
     counted = Counter(new)
     words = None
     window = start
     while window < len(before):
         best, best_score = None, 0.0
         for index in range(window, min(window + _PAIRING_WINDOW, len(before))):
-            if window > start and not beyond.take(1):
+            arrived = letters.of(index)
+            if not beyond.take(min(len(arrived), len(counted))):
+                beyond.left = 0  # spent: the paragraphs after this one are not counted either
                 return None
-            score = _quick_ratio(letters.of(index), len(before[index]), counted, len(new))
+            score = _quick_ratio(arrived, len(before[index]), counted, len(new))
             if score > best_score:
                 best, best_score = index, score
             if score >= 0.9:
@@ -213,7 +219,7 @@ def _quick_ratio(a: Counter[str], length_a: int, b: Counter[str], length_b: int)
 
 
 class _Budget:
-    """What the page's diff may still spend: pairs of tokens on word diffs, or comparisons on pairing paragraphs."""
+    """What the page's diff may still spend: pairs of tokens on word diffs, or steps on pairing paragraphs."""
 
     def __init__(self, amount: int) -> None:
         self.left = amount
@@ -258,6 +264,7 @@ class _Reasons:
         for index, (what, _) in enumerate(self.removed):
             self._by_line.setdefault(what, deque()).append(index)
         self._taken = [False] * len(self.removed)
+        self._longest = max((len(what) for what, _ in self.removed), default=0)
         # "The next one not taken at or after i" and "the last one at or before i" (shifted by one, 0 for none),
         # each a forest whose roots are the removals not taken: taking one links it to its neighbour.
         self._after = list(range(len(self.removed) + 1))
@@ -269,11 +276,17 @@ class _Reasons:
         return Change("removed", Markup(escape(paragraph)), why or "removed with its surroundings by cleanup")
 
     def _why(self, paragraph: str) -> str | None:
+        if not self.removed:
+            return None
         key = _normal(paragraph)
         same = self._by_line.get(key)
         while same:
             if not self._taken[index := same.popleft()]:
                 return self._take(index)
+        if 2 * len(key) > 3 * self._longest:
+            # No removal can be 0.8 like it (twice the shorter's length over both is under that): indexing a long
+            # paragraph for nothing cost 0.4 ms a kilobyte, seconds for a whole article of them.
+            return None
         # Mostly in the text's order: the one for this paragraph is among the first left, or the last (teasers).
         best, best_score = None, 0.0
         # One matcher for the paragraph: difflib indexes its second sequence once, and each candidate is only set as
