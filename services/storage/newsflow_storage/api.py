@@ -3,6 +3,7 @@
 No `from __future__ import annotations` here: FastAPI reads the annotations, some built from settings.
 """
 
+import contextlib
 import secrets
 from datetime import MAXYEAR, date, datetime, timedelta
 from typing import Annotated, Any
@@ -205,15 +206,22 @@ def _refuse_nul(**values: str | None) -> None:
 
 
 def _bound(value: str | None, *, end: bool) -> datetime | None:
-    """A date means its whole day (UTC); a time without an offset is UTC."""
+    """A date means its whole day (UTC); a time without an offset is UTC.
+
+    A date in any form ISO 8601 has (``20180402``, ``2018-W14-1``) is a day: told apart by its length, those were
+    read as midnight, and ``to=20180402`` left out the whole of that day.
+    """
     if value is None:
         return None
+    day: date | None = None
+    with contextlib.suppress(ValueError):
+        day = date.fromisoformat(value)
     try:
-        moment = day_start(date.fromisoformat(value)) if len(value) == 10 else datetime.fromisoformat(value)
+        moment = day_start(day) if day is not None else datetime.fromisoformat(value)
     except ValueError:
         raise HTTPException(422, f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
     try:
-        if len(value) == 10:
+        if day is not None:
             return moment + timedelta(days=1) if end else moment
         return as_utc(moment)
     except OverflowError:  # the day after 9999-12-31, or year 1 or 9999 moved to UTC
