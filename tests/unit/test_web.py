@@ -238,6 +238,24 @@ async def test_a_token_guards_every_page_and_the_login_sets_a_session_cookie(gua
     assert (await client.get("/articles/seed-douma")).status_code == 401  # the API still wants the header
 
 
+async def test_a_sign_in_through_a_proxy_that_passes_its_own_host_is_taken(guarded: Site) -> None:
+    """Behind a proxy that sends Host: storage:8080, Origin never matched it: no one could sign in, and the page
+    said the token was wrong. A browser's Sec-Fetch-Site, or the proxy's X-Forwarded-Host, says where it came from."""
+    client = guarded.client
+    origin = {"Origin": "https://news.example.org", "Host": "storage:8080"}
+    browser = await client.post("/login", data={"token": TOKEN}, headers={**origin, "Sec-Fetch-Site": "same-origin"})
+    assert browser.status_code == 303
+    older = await client.post(
+        "/login", data={"token": TOKEN}, headers={**origin, "X-Forwarded-Host": "news.example.org"}
+    )
+    assert older.status_code == 303
+    elsewhere = await client.post("/login", data={"token": TOKEN}, headers={**origin, "Sec-Fetch-Site": "cross-site"})
+    assert elsewhere.status_code == 403
+    assert "did not come from this page" in elsewhere.text
+    assert "not the one configured" not in elsewhere.text
+    assert "not the one configured" in (await client.post("/login", data={"token": "wrong"})).text
+
+
 async def test_a_letter_of_input_that_never_reached_kafka_says_so(site: Site) -> None:
     pushed = webdata.dead_letter(9).model_copy(update={"stage": "push", "source_partition": -1, "source_offset": -10})
     await site.app.state.dead_letters.keep([pushed])

@@ -86,14 +86,21 @@ def form_token_matches(request: Request, candidate: str | None) -> bool:
 
 
 def same_origin(request: Request) -> bool:
-    """False when the browser says the request comes from another site (Sec-Fetch-Site, then Origin)."""
+    """False when the browser says the request comes from another site: Sec-Fetch-Site where it sends one, which no
+    page can set or forge; else Origin, against the Host asked for or the one a proxy says it forwarded.
+
+    Sec-Fetch-Site is taken at its word: behind a proxy that passes on a Host of its own (``storage:8080``), Origin
+    never matched it, and no one could sign in, told that the token was wrong. A cross-site form cannot set a header,
+    X-Forwarded-Host included.
+    """
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in {"same-origin", "none"}:
-        return False
+    if site is not None:
+        return site in {"same-origin", "none"}
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    forwarded = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
+    return urlsplit(origin).netloc in {request.headers.get("host", ""), forwarded} - {""}
 
 
 def safe_next(target: str | None) -> str:

@@ -349,8 +349,12 @@ async def login(request: Request, token: Annotated[str, Form()] = "", next: Anno
     auth = request.app.state.web_auth
     if not auth.required:
         return RedirectResponse(safe_next(next), status_code=303)
-    if not same_origin(request) or not auth.token_matches(token):
-        context = {"title": "Sign in", "next": safe_next(next), "failed": True}
+    if not same_origin(request):
+        failed = "This sign-in did not come from this page: open the page again and sign in there."
+        context = {"title": "Sign in", "next": safe_next(next), "failed": failed}
+        return render(request, "login.html", context, status=403)
+    if not auth.token_matches(token):
+        context = {"title": "Sign in", "next": safe_next(next), "failed": "That token is not the one configured."}
         return render(request, "login.html", context, status=401)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
