@@ -187,6 +187,12 @@ async def test_redrive_is_post_only_needs_the_form_token_and_sends_the_original_
     assert one.status_code == 303
     assert one.headers["location"] == "/pipeline?redriven=1&refused=0"
     assert site.raw == [webdata.dead_letter(0).original]
+    # A number no letter can have is the page's own answer (HTML), where it was FastAPI's JSON before any sign-in.
+    for odd in ("0", str(2**31), "-1", "x", "\u0661"):
+        refused = await site.client.post("/pipeline/redrive", data={"letter": odd, "csrf": token})
+        assert refused.status_code == 422
+        assert "is not the number of a dead letter" in refused.text
+        assert refused.headers["content-type"].startswith("text/html")
 
     rest = await site.client.post(
         "/pipeline/redrive", data={"stage": "ingest", "error": "MalformedMessage", "csrf": token}
@@ -224,6 +230,8 @@ async def test_a_token_guards_every_page_and_the_login_sets_a_session_cookie(gua
         assert response.status_code == 303
         assert response.headers["location"].startswith("/login?next=")
     assert (await client.post("/pipeline/redrive", data={"letter": 1})).status_code == 401
+    for asked in ((await client.get("/article")), (await client.post("/pipeline/set-aside", data={"letter": 0}))):
+        assert asked.status_code in (303, 401)  # the login first, not FastAPI's JSON 422
     assert (await client.get("/", headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 200
 
     assert (await client.post("/login", data={"token": "wrong", "next": "/pipeline"})).status_code == 401

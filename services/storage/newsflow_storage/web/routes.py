@@ -111,9 +111,10 @@ async def search_page(request: Request) -> Response:
 
 
 @router.get("/article")
-async def article_page_by_query(request: Request, id: str) -> Response:
+async def article_page_by_query(request: Request, id: str = "") -> Response:
     """The same page for the ids a browser cannot keep in a path (a ``.`` or ``..`` segment): see
-    :func:`~newsflow_storage.web.templating.article_href`."""
+    :func:`~newsflow_storage.web.templating.article_href`. Without an id, the article page's own answer (a login
+    first, then "no such article"), not FastAPI's JSON."""
     return await article_page(request, id)
 
 
@@ -230,7 +231,7 @@ def _count(value: str | None) -> int | None:
 async def redrive(
     request: Request,
     csrf: Annotated[str, Form()] = "",
-    letter: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None,  # the column's range: past it the driver raised
+    letter: Annotated[str | None, Form(max_length=20)] = None,
     stage: Annotated[str | None, Form(max_length=64)] = None,
     error: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
@@ -239,7 +240,9 @@ async def redrive(
     if (refusal := _form_refusal(request, csrf, "Re-driving")) is not None:
         return refusal
     if letter is not None:
-        ids = [letter]
+        if (letter_id := _letter_id(letter)) is None:
+            return _problem(request, 422, f"{letter[:20]!r} is not the number of a dead letter.")
+        ids = [letter_id]
     elif stage and error:
         ids = await state.dead_letters.waiting_ids(stage, error)
     else:
@@ -259,7 +262,7 @@ async def redrive(
 async def set_aside(
     request: Request,
     csrf: Annotated[str, Form()] = "",
-    letter: Annotated[int | None, Form(ge=1, le=2**31 - 1)] = None,
+    letter: Annotated[str | None, Form(max_length=20)] = None,
     stage: Annotated[str | None, Form(max_length=64)] = None,
     error: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
@@ -271,12 +274,24 @@ async def set_aside(
         return refusal
     letters = request.app.state.dead_letters
     if letter is not None:
-        count = await letters.set_aside(letter_id=letter)
+        if (letter_id := _letter_id(letter)) is None:
+            return _problem(request, 422, f"{letter[:20]!r} is not the number of a dead letter.")
+        count = await letters.set_aside(letter_id=letter_id)
     elif stage and error:
         count = await letters.set_aside(kind=(stage, error))
     else:
         return _problem(request, 422, "Say which dead letter to set aside, or which stage and error.")
     return RedirectResponse(f"/pipeline?{urlencode({'set_aside': count})}", status_code=303)
+
+
+def _letter_id(value: str) -> int | None:
+    """A dead letter's row number from a form, within the column's range (past it the driver raised). Read here,
+    after the sign-in check, not by FastAPI: its refusal was JSON, before the login, for a browser's form."""
+    value = value.strip()
+    if not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if 1 <= number <= 2**31 - 1 else None
 
 
 def _form_refusal(request: Request, csrf: str, doing: str) -> HTMLResponse | None:
