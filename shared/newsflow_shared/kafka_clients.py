@@ -191,7 +191,7 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
 
 
 async def wait_for_topics(settings: ServiceSettings, *, timeout: float = TOPICS_TIMEOUT) -> None:
-    """Return once every topic of the pipeline exists; raise ``TimeoutError`` naming the missing after ``timeout``.
+    """Return once every topic the service uses exists; raise ``TimeoutError`` naming the missing after ``timeout``.
 
     A service subscribing to a topic that is not there yet asks the broker for it, and a broker that creates topics
     on demand (Kafka's default) makes it with its own defaults: one partition, so no second replica ever gets work,
@@ -200,12 +200,13 @@ async def wait_for_topics(settings: ServiceSettings, *, timeout: float = TOPICS_
     clock = asyncio.get_running_loop().time
     started = clock()
     told = False
-    missing = sorted(set(settings.topics.all()))
+    wanted = set(settings.topics_used)
+    missing = sorted(wanted)
     while True:
         client = admin(settings, request_timeout_ms=5000)
         try:
             await connect(client, settings)
-            missing = sorted(set(settings.topics.all()) - set(await client.list_topics()))
+            missing = sorted(wanted - set(await client.list_topics()))
         except KafkaSecurityError:
             raise
         except (KafkaError, OSError) as error:  # a broker rolling meanwhile: asked again, within the same wait
@@ -217,7 +218,8 @@ async def wait_for_topics(settings: ServiceSettings, *, timeout: float = TOPICS_
         if clock() - started >= timeout:
             raise TimeoutError(
                 f"the topics {', '.join(missing)} do not exist on {settings.kafka_bootstrap_servers} after "
-                f"{timeout:.0f}s: create them with `newsflow topics` (Compose and Kubernetes run it as their topic job)"
+                f"{timeout:.0f}s: create them with `newsflow topics` (Compose and Kubernetes run it as their topic job),"
+                " or, where Kafka has ACLs, allow this service's user to describe them"
             )
         if not told and clock() - started >= TELL_WAITING_AFTER:
             log.warning("waiting for the topics %s (the topic job, `newsflow topics`, makes them)", ", ".join(missing))

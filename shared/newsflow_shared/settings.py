@@ -218,6 +218,12 @@ class ServiceSettings(KafkaSecuritySettings):
         return value
 
     @property
+    def topics_used(self) -> list[str]:
+        """The topics the service reads or writes: what its start waits for. Each service names its own, so that a
+        Kafka user allowed only those (ACLs) is not kept waiting for topics it may not even see; here, all of them."""
+        return self.topics.all()
+
+    @property
     def uses_database(self) -> bool:
         """Whether the service keeps state in DATABASE_URL: its start waits for the database."""
         return False

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
+from newsflow_classify.settings import ClassifySettings
 from newsflow_cli.inputs import read_inputs
 from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partitions
 from newsflow_cli.status import gather_status
@@ -415,6 +417,18 @@ async def test_a_service_waits_for_the_topic_job_and_makes_no_topic_itself(kafka
         assert len(await topic_partitions(reader, settings.topic_raw)) == 3  # TOPIC_PARTITIONS, not the broker's 1
     finally:
         await reader.stop()
+
+
+async def test_a_service_waits_only_for_the_topics_it_uses(kafka_bootstrap: str) -> None:
+    """Each waited for all eight: where Kafka's ACLs let a service's user see only its own topics, every service
+    waited 2 minutes for the others and exited 3."""
+    env, _ = await topics_of_its_own(kafka_bootstrap)
+    lowered = {k.lower(): v for k, v in env.items()}
+    unseen = {"topic_raw": f"unseen-{uuid.uuid4().hex[:8]}", "topic_ingested": f"unseen-{uuid.uuid4().hex[:8]}"}
+    await asyncio.wait_for(wait_for_topics(ClassifySettings(**lowered | unseen), timeout=5), 30)
+    with pytest.raises(TimeoutError, match="do not exist") as waited:
+        await wait_for_topics(IngestSettings(**lowered | unseen), timeout=2)
+    assert all(topic in str(waited.value) for topic in unseen.values())
 
 
 def test_newsflow_run_exits_with_the_status_of_a_service_that_ended_it(kafka_bootstrap: str, tmp_path) -> None:

@@ -12,6 +12,10 @@ MIN_WINDOW_TOKENS = 16
 class ClassifySettings(ServiceSettings):
     """Environment of the classify service (see the README's configuration table)."""
 
+    @property
+    def topics_used(self) -> list[str]:
+        return [self.topic_clean, self.topic_enriched, self.topic_dlq]
+
     classify_model: str = Field(
         default="newsflow-topics-v3",
         description=(

@@ -116,6 +116,10 @@ class CleanupSettings(ServiceSettings):
     def uses_database(self) -> bool:
         return self.cleanup_near_duplicates or self.cleanup_learn_boilerplate
 
+    @property
+    def topics_used(self) -> list[str]:
+        return [self.topic_ingested, self.topic_clean, self.topic_unsupported, self.topic_dlq]
+
     def longest_batch_ms(self) -> int:
         """How long one batch may take when every record uses its whole CPU budget: twice the budget in wall time
         (the worker shares its core), and ~5 s to start the worker again after each record it had to stop (1.2 s

@@ -21,3 +21,7 @@ class IngestSettings(ServiceSettings):
     @property
     def uses_database(self) -> bool:
         return self.ingest_dedupe
+
+    @property
+    def topics_used(self) -> list[str]:
+        return [self.topic_raw, self.topic_ingested, self.topic_skipped, self.topic_dlq]

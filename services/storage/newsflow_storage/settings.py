@@ -17,6 +17,11 @@ class StorageSettings(ServiceSettings):
     def uses_database(self) -> bool:
         return True
 
+    @property
+    def topics_used(self) -> list[str]:
+        # Not the stages' inputs that a re-drive sends to: only an operator's click needs those.
+        return [self.topic_enriched, self.topic_stored, self.topic_dlq]
+
     @field_validator("storage_api_host")
     @classmethod
     def _a_host_without_its_port(cls, value: str) -> str:

@@ -1,4 +1,4 @@
-"""A service's start waits for its database, and says in one line why it cannot use one."""
+"""What a service waits for at start (its database, its topics), and how it says why it cannot go on."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from newsflow_classify.settings import ClassifySettings
 from newsflow_cleanup.settings import CleanupSettings
 from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ServiceSettings
@@ -54,3 +55,16 @@ def test_only_a_service_that_keeps_state_waits_for_the_database() -> None:
     assert not IngestSettings(ingest_dedupe=False).uses_database
     assert CleanupSettings(cleanup_near_duplicates=False).uses_database  # it still learns boilerplate
     assert not CleanupSettings(cleanup_near_duplicates=False, cleanup_learn_boilerplate=False).uses_database
+
+
+def test_each_service_waits_at_start_for_the_topics_it_reads_or_writes() -> None:
+    assert ServiceSettings().topics_used == ServiceSettings().topics.all()  # the commands: all of them
+    assert IngestSettings().topics_used == ["articles.raw", "articles.ingested", "articles.skipped", "articles.dlq"]
+    assert CleanupSettings().topics_used == [
+        "articles.ingested",
+        "articles.clean",
+        "articles.unsupported",
+        "articles.dlq",
+    ]
+    assert ClassifySettings().topics_used == ["articles.clean", "articles.enriched", "articles.dlq"]
+    assert StorageSettings().topics_used == ["articles.enriched", "articles.stored", "articles.dlq"]
