@@ -156,6 +156,12 @@ class ServiceSettings(KafkaSecuritySettings):
         " once: a batch is what has arrived, up to BATCH_MAX_RECORDS, never held back to fill; a longer wait only"
         " wakes an idle stage less often.",
     )
+    batch_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Most bytes of records handled in one batch (at least one record is): a batch of the largest"
+        " records a stage takes stays within its memory.",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Tries of an unexpected error before dead-lettering.")
 
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL.")

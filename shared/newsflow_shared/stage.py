@@ -168,7 +168,7 @@ class Stage:
         }
         options.update(subscriber_options)
         subscriber = self.broker.subscriber(topic, **options)
-        take_records_promptly(subscriber)
+        take_records_promptly(subscriber, self.settings.batch_max_bytes)
         subscriber(on_batch)
         if side is None:
             self.watch.attach(subscriber)

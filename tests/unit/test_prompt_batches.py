@@ -88,8 +88,46 @@ async def test_every_stage_subscriber_fetches_this_way_with_its_own_batch_settin
     [subscriber] = stage.broker.subscribers
     consumer = Consumer(clock, waits=0.1, answer={})
     assert await subscriber.get_msg(consumer) == ()  # type: ignore[arg-type]
-    assert consumer.asked == [{"timeout_ms": 300, "max_records": 40}]
+    assert consumer.asked == [{"timeout_ms": 300, "max_records": 1}]  # then as many as BATCH_MAX_BYTES allows
     assert clock.slept == [pytest.approx(0.2)]  # only the rest of its own timeout
+
+
+class Buffered:
+    """aiokafka's ``getmany`` over records it already holds: at most ``max_records`` of them, in order."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.waiting = [
+            ConsumerRecord("in", 0, offset, 0, 0, b"k", b"x" * size, None, 1, size, [])
+            for offset, size in enumerate(sizes)
+        ]
+        self.asked: list[int] = []
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self.asked.append(max_records)
+        taken, self.waiting = self.waiting[:max_records], self.waiting[max_records:]
+        return {TopicPartition("in", 0): taken} if taken else {}
+
+
+MIB = 1024 * 1024
+
+
+async def test_records_of_large_values_are_taken_a_few_at_a_time(clock: Clock) -> None:
+    """Six compressed records of 32 MiB came in one fetch, and in one batch: ingest held 850 MB at once."""
+    consumer = Buffered([32 * MIB] * 6)
+    batches = [await next_batch(consumer, 200, 100, 16 * MIB) for _ in range(6)]  # type: ignore[arg-type]
+    assert [len(batch) for batch in batches] == [1] * 6  # at least one, however large
+    consumer = Buffered([3 * MIB] * 12)
+    sizes = [len(await next_batch(consumer, 200, 100, 16 * MIB)) for _ in range(3)]  # type: ignore[arg-type]
+    assert sizes == [5, 5, 2]  # 15 MiB: a sixth would pass the bound
+    assert consumer.asked[:2] == [1, 4]  # one, then as many more as fit were each as large
+
+
+async def test_small_records_come_in_two_asks_up_to_the_batchs_count(clock: Clock) -> None:
+    consumer = Buffered([4_000] * 250)
+    batch = await next_batch(consumer, 200, 100, 16 * MIB)  # type: ignore[arg-type]
+    assert [r.offset for r in batch] == list(range(100))
+    assert consumer.asked == [1, 99]
+    assert len(await next_batch(consumer, 200, None, 16 * MIB)) == 150  # type: ignore[arg-type]
 
 
 def test_a_subscriber_that_is_not_a_kafka_batch_subscriber_is_left_alone() -> None:
