@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -68,3 +69,24 @@ def test_each_service_waits_at_start_for_the_topics_it_reads_or_writes() -> None
     ]
     assert ClassifySettings().topics_used == ["articles.clean", "articles.enriched", "articles.dlq"]
     assert StorageSettings().topics_used == ["articles.enriched", "articles.stored", "articles.dlq"]
+
+
+def test_a_sqlite_file_busy_with_another_process_is_not_refused(tmp_path: Path) -> None:
+    """Replicas starting at once: switching a database to WAL found it locked at once, and a replica exited 3."""
+    database = tmp_path / "busy.db"
+    holder = sqlite3.connect(database)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        require_database(f"sqlite+aiosqlite:///{database}")
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_a_sqlite_uri_is_left_to_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``?mode=ro&uri=true`` was opened as a plain file: a writable database made where none was to be."""
+    monkeypatch.chdir(tmp_path)
+    require_database("sqlite+aiosqlite:///file:data.db?mode=ro&uri=true")
+    assert not (tmp_path / "data.db").exists()
+    assert not (tmp_path / "file:data.db").exists()

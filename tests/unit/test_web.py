@@ -193,6 +193,10 @@ async def test_redrive_is_post_only_needs_the_form_token_and_sends_the_original_
         assert refused.status_code == 422
         assert "is not the number of a dead letter" in refused.text
         assert refused.headers["content-type"].startswith("text/html")
+    for kind in ({"stage": "x" * 65, "error": "y"}, {"stage": "ingest", "error": "Malformed\x00"}):
+        refused = await site.client.post("/pipeline/redrive", data={**kind, "csrf": token})
+        assert refused.status_code == 422
+        assert "No dead letters are of that stage and error" in refused.text
 
     rest = await site.client.post(
         "/pipeline/redrive", data={"stage": "ingest", "error": "MalformedMessage", "csrf": token}
@@ -230,7 +234,12 @@ async def test_a_token_guards_every_page_and_the_login_sets_a_session_cookie(gua
         assert response.status_code == 303
         assert response.headers["location"].startswith("/login?next=")
     assert (await client.post("/pipeline/redrive", data={"letter": 1})).status_code == 401
-    for asked in ((await client.get("/article")), (await client.post("/pipeline/set-aside", data={"letter": 0}))):
+    unsigned = [
+        await client.get("/article"),
+        await client.post("/pipeline/set-aside", data={"letter": "0" * 21}),
+        await client.post("/pipeline/redrive", data={"stage": "x" * 65, "error": "y"}),
+    ]
+    for asked in unsigned:
         assert asked.status_code in (303, 401)  # the login first, not FastAPI's JSON 422
     assert (await client.get("/", headers={"Authorization": f"Bearer {TOKEN}"})).status_code == 200
 
@@ -679,6 +688,17 @@ def test_an_article_repaired_whole_is_paired_within_the_pages_steps(monkeypatch:
     blocks = changes("\n\n".join(arrived), "\n\n".join(clean), [])
     assert sorted(Counter(b.kind for b in blocks).items()) == [("added", 1_000), ("removed", 1_000)]
     assert sum(steps) <= changes_module._PAIRING_BUDGET
+
+
+def test_a_long_article_repaired_throughout_is_paired_whole() -> None:
+    """Only the searches that pair nothing are charged: charged for every search, pairing stopped after ~365
+    paragraphs of this article, and the page said cleanup removed what it had only repaired."""
+    rng = random.Random(2)
+    vocabulary = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyzéèàç") for _ in range(6)) for _ in range(3000)]
+    clean = [" ".join(rng.choice(vocabulary) for _ in range(60)) + "." for _ in range(600)]
+    arrived = [paragraph.encode().decode("latin-1") for paragraph in clean]  # é as Ã©
+    blocks = changes("\n\n".join(arrived), "\n\n".join(clean), [])
+    assert Counter(b.kind for b in blocks) == {"repaired": 600}
 
 
 def test_past_its_comparisons_a_page_shows_removed_lines_without_their_reason(monkeypatch: pytest.MonkeyPatch) -> None:

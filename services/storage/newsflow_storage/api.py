@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: FastAPI reads the annotations, som
 """
 
 import contextlib
+import re
 import secrets
 from datetime import MAXYEAR, date, datetime, timedelta
 from typing import Annotated, Any
@@ -209,10 +210,13 @@ def _bound(value: str | None, *, end: bool) -> datetime | None:
     """A date means its whole day (UTC); a time without an offset is UTC.
 
     A date in any form ISO 8601 has (``20180402``, ``2018-W14-1``) is a day: told apart by its length, those were
-    read as midnight, and ``to=20180402`` left out the whole of that day.
+    read as midnight, and ``to=20180402`` left out the whole of that day. A week without its day (``2018-W14``) is
+    refused: Python reads it as the Monday.
     """
     if value is None:
         return None
+    if re.fullmatch(r"\d{4}-?W\d{2}", value):
+        raise HTTPException(422, f"{value!r} is a week: give a day of it (2018-W14-1) or a date (YYYY-MM-DD)")
     day: date | None = None
     with contextlib.suppress(ValueError):
         day = date.fromisoformat(value)

@@ -54,11 +54,11 @@ class StorageSettings(ServiceSettings):
                 f"the token has {len(token.get_secret_value())} characters; use {MIN_TOKEN_CHARACTERS} or more random"
                 " ones (openssl rand -hex 32), or leave STORAGE_API_TOKEN unset for an API open to all"
             )
-        if token is not None and not re.fullmatch(r"[\x21-\x7e]+", token.get_secret_value()):
+        if token is not None and not re.fullmatch(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?", token.get_secret_value()):
             # An HTTP header carries ASCII: a client sends "é" as bytes the server reads as two other characters, so
-            # such a token never matched a header, though the web page's login took it.
+            # such a token never matched a header, though the web page's login took it. Spaces inside are fine.
             raise ValueError(
-                "the token holds a space, a control character or a character outside ASCII, which an HTTP header "
-                "cannot carry as it is; use letters, digits and punctuation (openssl rand -hex 32)"
+                "the token holds a control character, a character outside ASCII or a space at an end, which an HTTP "
+                "header cannot carry as it is; use letters, digits and punctuation (openssl rand -hex 32)"
             )
         return token

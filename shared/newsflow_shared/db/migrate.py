@@ -75,8 +75,10 @@ def require_database(database_url: str, timeout: float = 120.0) -> None:
 
     url = normalise_url(database_url)
     try:
+        parsed = make_url(url)
         if is_sqlite(url):
-            _open_sqlite(make_url(url).database)
+            if not parsed.query:  # a URI filename (?uri=true, ?mode=ro) is the engine's to open, as it says
+                _open_sqlite(parsed.database)
         else:
             asyncio.run(answers())
     except ConnectionError as error:
@@ -88,13 +90,15 @@ def _open_sqlite(database: str | None) -> None:
     """A local file opens at once or never (a folder that is not there, or not writable): no waiting."""
     if not database or database == ":memory:":
         return
-    path = Path(database).expanduser()
+    path = Path(database)  # as the engine reads it: "~" is no home folder there
     with contextlib.suppress(OSError):  # where it cannot be made, opening the file says why
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=60)) as connection:
+        with contextlib.closing(sqlite3.connect(path, timeout=5)) as connection:  # busy: see below
             connection.execute("PRAGMA journal_mode=WAL")  # as the engine does: it writes, where a SELECT would not
     except sqlite3.Error as error:
+        if "locked" in str(error):  # replicas starting at once: open, and busy (the migration's lock waits)
+            return
         raise ConnectionError(
             f"the SQLite database {path} cannot be opened: {error}; is its folder there and writable by this user "
             "(DATABASE_URL)?"

@@ -28,10 +28,10 @@ _WORD_DIFF_MAX_PAIRS = 4_000_000
 _WORD_DIFF_BUDGET_PAIRS = 10_000_000
 # A repaired paragraph is looked for among this many arrived ones from where the last was found, the window sliding
 # on while none is like it at all (a long run of removed lines). Each comparison takes as many steps as the smaller
-# paragraph has distinct characters: tens in English, hundreds in Chinese or in mojibake. The page spends at most
-# _PAIRING_BUDGET steps, the first windows included: counted in comparisons, and past the first windows only, a
-# whole article of repaired mojibake (no paragraph like any that arrived) took 1-12 s a view. One with the same words
-# and letters (cleanup changed quotes, spaces, case) ends the search.
+# paragraph has distinct characters: tens in English, hundreds in Chinese or in mojibake. The searches that pair
+# nothing spend at most _PAIRING_BUDGET steps a page, their first windows included: counted in comparisons, and past
+# the first windows only, a whole article of repaired mojibake (no paragraph like any that arrived) took 1-12 s a
+# view. One with the same words and letters (cleanup changed quotes, spaces, case) ends the search.
 _PAIRING_WINDOW = 32
 _PAIRING_BUDGET = 700_000  # steps: ~0.3 s at most
 # Why a paragraph went: its exact line in ``removed``, else the one most like it among the first this many left and
@@ -175,6 +175,9 @@ def _most_like(new: str, before: list[str], start: int, beyond: _Budget, letters
     counted = Counter(new)
     words = None
     window = start
+    # Only a search that pairs nothing is charged: one that pairs is given back what it spent, so a long article
+    # repaired throughout is paired whole (charged, pairing stopped after ~365 European paragraphs).
+    before_search = beyond.left
     while window < len(before):
         best, best_score = None, 0.0
         for index in range(window, min(window + _PAIRING_WINDOW, len(before))):
@@ -188,8 +191,10 @@ def _most_like(new: str, before: list[str], start: int, beyond: _Budget, letters
             if score >= 0.9:
                 words = words if words is not None else _normal(new)
                 if _normal(before[index]) == words:
+                    beyond.left = before_search
                     return index
         if best is not None and best_score >= 0.5:
+            beyond.left = before_search
             return best
         window += _PAIRING_WINDOW
     return None

@@ -231,9 +231,9 @@ def _count(value: str | None) -> int | None:
 async def redrive(
     request: Request,
     csrf: Annotated[str, Form()] = "",
-    letter: Annotated[str | None, Form(max_length=20)] = None,
-    stage: Annotated[str | None, Form(max_length=64)] = None,
-    error: Annotated[str | None, Form(max_length=200)] = None,
+    letter: Annotated[str | None, Form()] = None,
+    stage: Annotated[str | None, Form()] = None,
+    error: Annotated[str | None, Form()] = None,
 ) -> Response:
     """Send dead letters back to the topic their stage consumed them from; mark their rows re-driven."""
     state = request.app.state
@@ -244,6 +244,8 @@ async def redrive(
             return _problem(request, 422, f"{letter[:20]!r} is not the number of a dead letter.")
         ids = [letter_id]
     elif stage and error:
+        if not _a_kind(stage, error):
+            return _problem(request, 422, "No dead letters are of that stage and error.")
         ids = await state.dead_letters.waiting_ids(stage, error)
     else:
         return _problem(request, 422, "Say which dead letter to re-drive, or which stage and error.")
@@ -262,9 +264,9 @@ async def redrive(
 async def set_aside(
     request: Request,
     csrf: Annotated[str, Form()] = "",
-    letter: Annotated[str | None, Form(max_length=20)] = None,
-    stage: Annotated[str | None, Form(max_length=64)] = None,
-    error: Annotated[str | None, Form(max_length=200)] = None,
+    letter: Annotated[str | None, Form()] = None,
+    stage: Annotated[str | None, Form()] = None,
+    error: Annotated[str | None, Form()] = None,
 ) -> Response:
     """Mark waiting dead letters as set aside: nothing to re-drive (junk input, or pushed again from the source).
 
@@ -278,17 +280,25 @@ async def set_aside(
             return _problem(request, 422, f"{letter[:20]!r} is not the number of a dead letter.")
         count = await letters.set_aside(letter_id=letter_id)
     elif stage and error:
+        if not _a_kind(stage, error):
+            return _problem(request, 422, "No dead letters are of that stage and error.")
         count = await letters.set_aside(kind=(stage, error))
     else:
         return _problem(request, 422, "Say which dead letter to set aside, or which stage and error.")
     return RedirectResponse(f"/pipeline?{urlencode({'set_aside': count})}", status_code=303)
 
 
+def _a_kind(stage: str, error: str) -> bool:
+    """Whether a form's stage and error could name a kind of dead letter: within their columns and without NUL
+    (PostgreSQL refuses one in a query). Checked after the sign-in, like :func:`_letter_id`."""
+    return len(stage) <= 64 and len(error) <= 200 and "\x00" not in stage + error
+
+
 def _letter_id(value: str) -> int | None:
     """A dead letter's row number from a form, within the column's range (past it the driver raised). Read here,
     after the sign-in check, not by FastAPI: its refusal was JSON, before the login, for a browser's form."""
     value = value.strip()
-    if not value.isascii() or not value.isdigit():
+    if len(value) > 10 or not value.isascii() or not value.isdigit():
         return None
     number = int(value)
     return number if 1 <= number <= 2**31 - 1 else None
