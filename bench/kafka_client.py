@@ -33,8 +33,10 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 
 from newsflow_shared import CleanArticle, Delivery, Emit, ServiceSettings, Stage, ensure_topics, kafka_clients
+from newsflow_shared import stage as stage_module
 from newsflow_shared.contracts import Lineage
 from newsflow_shared.delivery import TRACE_HEADER
+from newsflow_shared.prompt_batches import take_records_promptly as promptly
 from newsflow_shared.sending import producer_of
 from newsflow_shared.stage import Output
 
@@ -177,10 +179,16 @@ async def consuming(args: argparse.Namespace, settings: ServiceSettings) -> dict
         await stage.broker.stop()
         return spent * 1000 / seen
 
+    async def stage_unbounded() -> float:
+        """Batches of BATCH_MAX_RECORDS in one ``getmany``, as before BATCH_MAX_BYTES (one record, then the rest)."""
+        with mock.patch.object(stage_module, "take_records_promptly", lambda subscriber, _: promptly(subscriber)):
+            return await through_stage(False)
+
     variants: dict[str, Callable[[], Awaitable[float]]] = {
         "aiokafka getmany and commit, nothing else": plain,
         "the same with aiokafka's own record reading (before readable_records)": fast_parser_alone,
         "Stage.consume, with FastStream's telemetry middleware (before)": lambda: through_stage(True),
+        "Stage.consume, batches bounded in records only (before)": stage_unbounded,
         "Stage.consume (now)": lambda: through_stage(False),
     }
     cpu_ms: dict[str, list[float]] = {name: [] for name in variants}
