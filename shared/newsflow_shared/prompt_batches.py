@@ -19,6 +19,7 @@ from time import monotonic
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 _MOST_TURNS_A_SECOND = 100  # an idle stage with BATCH_TIMEOUT_MS=0 would otherwise spin
@@ -50,31 +51,29 @@ async def next_batch(
 async def _up_to_bytes(
     consumer: AIOKafkaConsumer, records: list[ConsumerRecord[Any, Any]], max_records: int | None, max_bytes: int
 ) -> None:
-    """Take more of what aiokafka holds, as many at a time as fit ``max_bytes`` were each the largest yet.
+    """Take more of what aiokafka holds, one record at a time, while the batch is under ``max_bytes``.
 
     A batch was ``BATCH_MAX_RECORDS`` records whatever their size, and compressed records of 32 MiB come many to a
-    fetch: six such records to ingest held 850 MB at once (its Kubernetes limit is 512 MiB), and a backlog of the
-    largest articles took storage past its own, again on every restart. aiokafka unpacks a fetch's records only as
-    they are taken, so those left stay compressed in its buffer. Records of a few kilobytes still come in two asks.
-    A flood of large records is bounded; small records followed by many large ones can still pass the bound.
+    fetch: six such records to ingest held 850 MB at once (its Kubernetes limit was 512 MiB), and a backlog of the
+    largest articles took storage past its own, again on every restart. aiokafka unpacks a fetch's record batches
+    only as their records are taken, and a record's size is known only once it is: so one at a time (from its
+    buffer, microseconds each), as asking for as many as fit were each as large as those seen let a small record
+    followed by a flood of large ones through at once.
     """
-    size = largest = 0
-    for record in records:
-        size += _size(record)
-        largest = max(largest, _size(record))
-    while max_records is None or len(records) < max_records:
-        fits = (max_bytes - size) // max(largest, 1)
-        if fits < 1:
+    size = sum(_size(record) for record in records)
+    while size < max_bytes and (max_records is None or len(records) < max_records):
+        try:
+            more = await consumer.getmany(timeout_ms=0, max_records=1)
+        except KafkaError:
+            # A partition's fetch error (an ACL changed, a corrupt record) is raised once the records before it are
+            # taken: raised here, it would drop the records already in this batch, their positions passed. aiokafka
+            # raises it again at the next ask.
             return
-        more = await consumer.getmany(
-            timeout_ms=0, max_records=fits if max_records is None else min(fits, max_records - len(records))
-        )
         if not more:
             return
         for record in chain.from_iterable(more.values()):
             records.append(record)
             size += _size(record)
-            largest = max(largest, _size(record))
 
 
 def _size(record: ConsumerRecord[Any, Any]) -> int:

@@ -159,8 +159,8 @@ class ServiceSettings(KafkaSecuritySettings):
     batch_max_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024 * 1024,
-        description="Most bytes of records handled in one batch (at least one record is): a batch of the largest"
-        " records a stage takes stays within its memory.",
+        description="Bytes of records past which a batch takes no more (it holds at most this and one record): a"
+        " batch of the largest records a stage takes stays within its memory.",
     )
     max_attempts: int = Field(default=3, ge=1, description="Tries of an unexpected error before dead-lettering.")
 

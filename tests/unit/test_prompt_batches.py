@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from newsflow_shared import ServiceSettings, Stage, prompt_batches
 from newsflow_shared.prompt_batches import next_batch, take_records_promptly
@@ -118,16 +119,35 @@ async def test_records_of_large_values_are_taken_a_few_at_a_time(clock: Clock) -
     assert [len(batch) for batch in batches] == [1] * 6  # at least one, however large
     consumer = Buffered([3 * MIB] * 12)
     sizes = [len(await next_batch(consumer, 200, 100, 16 * MIB)) for _ in range(3)]  # type: ignore[arg-type]
-    assert sizes == [5, 5, 2]  # 15 MiB: a sixth would pass the bound
-    assert consumer.asked[:2] == [1, 4]  # one, then as many more as fit were each as large
+    assert sizes == [6, 6, 0]  # the sixth passes 16 MiB: the batch ends there
 
 
-async def test_small_records_come_in_two_asks_up_to_the_batchs_count(clock: Clock) -> None:
+async def test_a_small_record_before_a_flood_of_large_ones_does_not_let_them_in_at_once(clock: Clock) -> None:
+    """Asked for as many as fit were each as large as the first, a 2 KB article let 99 records of 32 MiB in."""
+    consumer = Buffered([2_000] + [32 * MIB] * 99)
+    batch = await next_batch(consumer, 200, 100, 16 * MIB)  # type: ignore[arg-type]
+    assert [len(r.value) for r in batch] == [2_000, 32 * MIB]
+
+
+async def test_small_records_fill_the_batch_up_to_its_count(clock: Clock) -> None:
     consumer = Buffered([4_000] * 250)
     batch = await next_batch(consumer, 200, 100, 16 * MIB)  # type: ignore[arg-type]
     assert [r.offset for r in batch] == list(range(100))
-    assert consumer.asked == [1, 99]
     assert len(await next_batch(consumer, 200, None, 16 * MIB)) == 150  # type: ignore[arg-type]
+
+
+async def test_a_fetch_error_after_the_first_record_ends_the_batch_without_losing_it(clock: Clock) -> None:
+    """aiokafka raises a partition's fetch error once the records before it are taken: raised on a later ask, it
+    dropped the batch's first record, whose position had passed, and the next commit skipped it."""
+
+    class Failing(Buffered):
+        async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+            if self.asked:
+                raise TopicAuthorizationFailedError
+            return await super().getmany(timeout_ms, max_records)
+
+    batch = await next_batch(Failing([1_000] * 3), 200, 100, 16 * MIB)  # type: ignore[arg-type]
+    assert [r.offset for r in batch] == [0]
 
 
 def test_a_subscriber_that_is_not_a_kafka_batch_subscriber_is_left_alone() -> None:

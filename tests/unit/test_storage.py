@@ -126,7 +126,8 @@ async def test_api_serves_articles_stats_and_guards_with_a_token(tmp_path) -> No
             # A date in ISO 8601's other forms is a whole day too: read as midnight, "to" left that day out.
             for day in ("20260301", "2026-W09-7", "2026W097"):
                 assert (await client.get("/articles", params={"from": day, "to": day})).json()["items"], day
-            assert (await client.get("/articles", params={"to": "2026-W09"})).status_code == 422  # which day?
+            for week in ("2026-W09", "2026W09T10:00"):
+                assert (await client.get("/articles", params={"to": week})).status_code == 422  # which day?
             stats = (await client.get("/stats")).json()
             assert stats["total"] == 1
             assert stats["by_topic"] == {"medtop:16000000": 1}

@@ -215,7 +215,7 @@ def _bound(value: str | None, *, end: bool) -> datetime | None:
     """
     if value is None:
         return None
-    if re.fullmatch(r"\d{4}-?W\d{2}", value):
+    if re.match(r"\d{4}-?W\d{2}(?![-\d])", value):  # 2018-W14, and with a time: 2018-W14T10:00
         raise HTTPException(422, f"{value!r} is a week: give a day of it (2018-W14-1) or a date (YYYY-MM-DD)")
     day: date | None = None
     with contextlib.suppress(ValueError):

@@ -77,7 +77,7 @@ def require_database(database_url: str, timeout: float = 120.0) -> None:
     try:
         parsed = make_url(url)
         if is_sqlite(url):
-            if not parsed.query:  # a URI filename (?uri=true, ?mode=ro) is the engine's to open, as it says
+            if parsed.query.get("uri") != "true":  # a URI filename (?mode=ro&uri=true) is the engine's to open
                 _open_sqlite(parsed.database)
         else:
             asyncio.run(answers())

@@ -34,6 +34,11 @@ _WORD_DIFF_BUDGET_PAIRS = 10_000_000
 # view. One with the same words and letters (cleanup changed quotes, spaces, case) ends the search.
 _PAIRING_WINDOW = 32
 _PAIRING_BUDGET = 700_000  # steps: ~0.3 s at most
+# A paragraph repaired where it stood is one of the next few, and one of them at 0.8 ends the search: a window of
+# 32 for each was 16.8 s for an article of 40,000 short paragraphs repaired throughout. The searches that pair
+# spend at most _PAIRED_BUDGET steps a page (~1.3 s); past it the rest is shown unpaired.
+_NEAR = 4
+_PAIRED_BUDGET = 3_000_000
 # Why a paragraph went: its exact line in ``removed``, else the one most like it among the first this many left and
 # the last _FUZZY_LAST (cleanup lists what it removed top to bottom, then the lead-in teasers it took off the top).
 _FUZZY_CANDIDATES = 32
@@ -150,8 +155,9 @@ def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _B
     out: list[Change] = []
     start = 0
     letters = _Letters(before)
+    budgets = (beyond, _Budget(_PAIRED_BUDGET))
     for new in after:
-        found = _most_like(new, before, start, beyond, letters)
+        found = _most_like(new, before, start, budgets, letters)
         if found is None:
             out.append(Change("added", Markup(escape(new))))
             continue
@@ -165,38 +171,54 @@ def _replaced(before: list[str], after: list[str], reasons: _Reasons, budget: _B
     return out
 
 
-def _most_like(new: str, before: list[str], start: int, beyond: _Budget, letters: _Letters) -> int | None:
+def _most_like(
+    new: str, before: list[str], start: int, budgets: tuple[_Budget, _Budget], letters: _Letters
+) -> int | None:
     """The index of the arrived paragraph from ``start`` most like ``new`` (difflib's quick ratio, 0.5 at least):
-    the best of a window of :data:`_PAIRING_WINDOW`, or of the next while none in it comes near, as long as
-    ``beyond`` lasts. One with ``new``'s very words and letters ends the search: the quick ratio only counts
-    characters, and two long paragraphs of one language share most of theirs."""
-    if not beyond.left:  # spent: not even the counting
+    one of the next :data:`_NEAR` at 0.8 or more, else the best of a window of :data:`_PAIRING_WINDOW`, or of the
+    next while none in it comes near. One with ``new``'s very words and letters ends the search: the quick ratio
+    only counts characters, and two long paragraphs of one language share most of theirs.
+
+    ``budgets`` are the steps left to searches that pair nothing and to those that pair: each search is charged to
+    the first as it goes and, once it pairs, given them back and charged to the second.
+    """
+    unpaired, paired = budgets
+    if not unpaired.left or not paired.left:  # spent: not even the counting
         return None
     counted = Counter(new)
-    words = None
-    window = start
-    # Only a search that pairs nothing is charged: one that pairs is given back what it spent, so a long article
-    # repaired throughout is paired whole (charged, pairing stopped after ~365 European paragraphs).
-    before_search = beyond.left
-    while window < len(before):
-        best, best_score = None, 0.0
-        for index in range(window, min(window + _PAIRING_WINDOW, len(before))):
-            arrived = letters.of(index)
-            if not beyond.take(min(len(arrived), len(counted))):
-                beyond.left = 0  # spent: the paragraphs after this one are not counted either
-                return None
-            score = _quick_ratio(arrived, len(before[index]), counted, len(new))
-            if score > best_score:
-                best, best_score = index, score
-            if score >= 0.9:
-                words = words if words is not None else _normal(new)
-                if _normal(before[index]) == words:
-                    beyond.left = before_search
-                    return index
-        if best is not None and best_score >= 0.5:
-            beyond.left = before_search
-            return best
-        window += _PAIRING_WINDOW
+    spent = 0
+    words: str | None = None
+
+    def found(index: int) -> int:
+        unpaired.left += spent
+        paired.left = max(paired.left - spent, 0)
+        return index
+
+    for size in (_NEAR, _PAIRING_WINDOW):
+        window = start
+        while window < len(before):
+            best, best_score = None, 0.0
+            for index in range(window, min(window + size, len(before))):
+                arrived = letters.of(index)
+                steps = min(len(arrived), len(counted))
+                if not unpaired.take(steps):
+                    unpaired.left = 0  # spent: the paragraphs after this one are not counted either
+                    return None
+                spent += steps
+                score = _quick_ratio(arrived, len(before[index]), counted, len(new))
+                if score > best_score:
+                    best, best_score = index, score
+                if score >= 0.9:
+                    words = words if words is not None else _normal(new)
+                    if _normal(before[index]) == words:
+                        return found(index)
+            if size == _NEAR:
+                if best is not None and best_score >= 0.8:
+                    return found(best)
+                break  # then the wider search, from the start again
+            if best is not None and best_score >= 0.5:
+                return found(best)
+            window += size
     return None
 
 
