@@ -670,18 +670,24 @@ def test_a_removal_is_taken_once_and_the_first_of_equal_lines_first() -> None:
     ]
 
 
-def test_an_article_repaired_whole_is_paired_within_the_pages_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cleanup mended mojibake in every paragraph of a Chinese article: none is like any that arrived, so each
-    was compared with a window of arrived ones, each comparison as many steps as a paragraph has distinct
-    characters (hundreds). Counted in comparisons, and past the first window only, it took 1-12 s a view."""
-    steps: list[int] = []
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The steps of every paragraph comparison the diff makes (as many as the smaller has distinct characters)."""
+    taken: list[int] = []
     quick_ratio = changes_module._quick_ratio
 
     def counted(a: Counter[str], length_a: int, b: Counter[str], length_b: int) -> float:
-        steps.append(min(len(a), len(b)))
+        taken.append(min(len(a), len(b)))
         return quick_ratio(a, length_a, b, length_b)
 
     monkeypatch.setattr(changes_module, "_quick_ratio", counted)
+    return taken
+
+
+def test_an_article_repaired_whole_is_paired_within_the_pages_steps(steps: list[int]) -> None:
+    """Cleanup mended mojibake in every paragraph of a Chinese article: none is like any that arrived, so each
+    was compared with a window of arrived ones, each comparison as many steps as a paragraph has distinct
+    characters (hundreds). Counted in comparisons, and past the first window only, it took 1-12 s a view."""
     rng = random.Random(3)
     clean = ["".join(chr(0x4E00 + rng.randrange(3000)) for _ in range(300)) + "。" for _ in range(1_000)]
     arrived = [paragraph.encode().decode("latin-1") for paragraph in clean]  # as a wrong decoder read it
@@ -701,18 +707,10 @@ def test_a_long_article_repaired_throughout_is_paired_whole() -> None:
     assert Counter(b.kind for b in blocks) == {"repaired": 600}
 
 
-def test_the_searches_that_pair_are_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_searches_that_pair_are_bounded_too(steps: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     """Given back every step, the searches that paired had no bound: a window of 32 for each paragraph, 16.8 s for an
     article of 40,000 short paragraphs repaired throughout. One of the next few at 0.8 ends a search now, and all of
     them together spend at most the page's steps for pairing; past those the rest is shown unpaired."""
-    steps: list[int] = []
-    quick_ratio = changes_module._quick_ratio
-
-    def counted(a: Counter[str], length_a: int, b: Counter[str], length_b: int) -> float:
-        steps.append(min(len(a), len(b)))
-        return quick_ratio(a, length_a, b, length_b)
-
-    monkeypatch.setattr(changes_module, "_quick_ratio", counted)
     monkeypatch.setattr(changes_module, "_PAIRED_BUDGET", 20_000)
     rng = random.Random(2)
     vocabulary = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyzéèàç") for _ in range(6)) for _ in range(3000)]
