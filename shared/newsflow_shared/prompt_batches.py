@@ -31,7 +31,7 @@ async def next_batch(
     """The records waiting (at most ``max_records``), waiting up to ``timeout_ms`` for some; never sooner than
     ``timeout_ms`` (and 10 ms) when there are none.
 
-    With ``max_bytes``, records of large values are taken a few at a time: see :func:`_up_to_bytes`.
+    With ``max_bytes``, the first record is taken alone and the rest one at a time: see :func:`_up_to_bytes`.
     """
     started = monotonic()
     batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=1 if max_bytes else max_records)
