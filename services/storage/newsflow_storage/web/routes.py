@@ -239,16 +239,10 @@ async def redrive(
     state = request.app.state
     if (refusal := _form_refusal(request, csrf, "Re-driving")) is not None:
         return refusal
-    if letter is not None:
-        if (letter_id := _letter_id(letter)) is None:
-            return _problem(request, 422, f"{letter[:20]!r} is not the number of a dead letter.")
-        ids = [letter_id]
-    elif stage and error:
-        if not _a_kind(stage, error):
-            return _problem(request, 422, "No dead letters are of that stage and error.")
-        ids = await state.dead_letters.waiting_ids(stage, error)
-    else:
-        return _problem(request, 422, "Say which dead letter to re-drive, or which stage and error.")
+    chosen = _chosen(letter, stage, error, "re-drive")
+    if isinstance(chosen, str):
+        return _problem(request, 422, chosen)
+    ids = [chosen] if isinstance(chosen, int) else await state.dead_letters.waiting_ids(*chosen)
     sent, refused, failure = await _send_back(state, ids)
     if failure is not None:
         return _problem(
@@ -275,17 +269,25 @@ async def set_aside(
     if (refusal := _form_refusal(request, csrf, "Setting dead letters aside")) is not None:
         return refusal
     letters = request.app.state.dead_letters
+    chosen = _chosen(letter, stage, error, "set aside")
+    if isinstance(chosen, str):
+        return _problem(request, 422, chosen)
+    if isinstance(chosen, int):
+        count = await letters.set_aside(letter_id=chosen)
+    else:
+        count = await letters.set_aside(kind=chosen)
+    return RedirectResponse(f"/pipeline?{urlencode({'set_aside': count})}", status_code=303)
+
+
+def _chosen(letter: str | None, stage: str | None, error: str | None, doing: str) -> int | tuple[str, str] | str:
+    """What a pipeline form names: one letter's number, or a (stage, error) kind; else why not, for a 422."""
     if letter is not None:
         if (letter_id := _letter_id(letter)) is None:
-            return _problem(request, 422, f"{letter[:20]!r} is not the number of a dead letter.")
-        count = await letters.set_aside(letter_id=letter_id)
-    elif stage and error:
-        if not _a_kind(stage, error):
-            return _problem(request, 422, "No dead letters are of that stage and error.")
-        count = await letters.set_aside(kind=(stage, error))
-    else:
-        return _problem(request, 422, "Say which dead letter to set aside, or which stage and error.")
-    return RedirectResponse(f"/pipeline?{urlencode({'set_aside': count})}", status_code=303)
+            return f"{letter[:20]!r} is not the number of a dead letter."
+        return letter_id
+    if stage and error:
+        return (stage, error) if _a_kind(stage, error) else "No dead letters are of that stage and error."
+    return f"Say which dead letter to {doing}, or which stage and error."
 
 
 def _a_kind(stage: str, error: str) -> bool:
