@@ -16,6 +16,7 @@ from .kafka_security import security_for
 from .readable_records import read_every_header_name
 from .settings import ServiceSettings
 from .tracing import configure, recording
+from .unpacking import unpack_within
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegi
     """
     configure(service)
     read_every_header_name()
+    unpack_within(settings.unpacked_batch_limit)
     middlewares: list[Any] = [KafkaTelemetryMiddleware()] if recording() else []
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))

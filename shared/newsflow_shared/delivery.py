@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidArticle, MalformedMessage
+from .readable_records import UnreadBatch
 from .reasons import describe_validation_error, json_problem
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class Delivery:
     topic: str = ""
     partition: int = 0
     offset: int = 0
+    unread: str | None = None
+    """Set on the record that stands for a compressed batch that was not unpacked: why, and which records it held."""
 
     @classmethod
     def from_record(cls, record: ConsumerRecord) -> Delivery:  # type: ignore[type-arg]
@@ -56,6 +59,7 @@ class Delivery:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            unread=record.value.reason if isinstance(record.value, UnreadBatch) else None,
         )
 
     @property

@@ -7,6 +7,7 @@
      │    ├── ArticleTooLarge     over the configured size limit
      │    ├── OutputTooLarge      what a stage made of it is more than Kafka accepts
      │    ├── OverBudget          it took more CPU time than a record may
+     │    ├── BatchNotUnpacked    it came in a compressed batch too large unpacked (a bomb), or not valid
      │    └── EmptyArticle        nothing of substance left after cleanup
      ├── TemporaryFailure     the world is bad (database down, broker away): retry, never dead-letter
      ├── DeadLetterRefused    Kafka answers but refused a dead letter (the DLQ's size limit, an ACL): hold, say so
@@ -50,6 +51,10 @@ class OutputTooLarge(RejectedInput):
 
 class OverBudget(RejectedInput):
     """The record took more CPU time than ``*_RECORD_CPU_SECONDS`` allows: it would again."""
+
+
+class BatchNotUnpacked(RejectedInput):
+    """The record stands for a compressed record batch that was not unpacked (:mod:`newsflow_shared.unpacking`)."""
 
 
 class EmptyArticle(RejectedInput):

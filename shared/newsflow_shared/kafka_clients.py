@@ -38,6 +38,7 @@ from .errors import KafkaSecurityError
 from .kafka_security import security_for
 from .readable_records import read_every_header_name
 from .settings import ServiceSettings
+from .unpacking import unpack_within
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def producer(settings: ServiceSettings, **options: Any) -> AIOKafkaProducer:
 
 def consumer(settings: ServiceSettings, *topics: str, **options: Any) -> AIOKafkaConsumer:
     read_every_header_name()  # a record with a header name that is not UTF-8 must not stop the reading
+    unpack_within(settings.unpacked_batch_limit)  # nor a compression bomb
     return AIOKafkaConsumer(*topics, **connection_options(settings), **options)
 
 

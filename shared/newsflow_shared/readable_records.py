@@ -14,6 +14,10 @@ whose header names decode with U+FFFD in place of bytes that are not UTF-8. Ever
 odd name of a batch is logged with its offset (aiokafka does not tell the records their partition). The fast parser
 reads every other batch, as before.
 
+A batch that :mod:`.unpacking` refused to unpack (a compression bomb, or not valid compressed data) comes through as
+one record at its last offset whose value is an empty :class:`UnreadBatch` saying why: the stage dead-letters it, and
+commits past the batch.
+
 :func:`read_every_header_name` installs it in aiokafka's fetcher, for every consumer in the process: the services'
 brokers (:func:`.make_broker`) and the command's consumers (:func:`.kafka_clients.consumer`) call it.
 """
@@ -28,6 +32,8 @@ from aiokafka.consumer import fetcher
 from aiokafka.errors import CorruptRecordException
 from aiokafka.record.default_records import _DefaultRecordBatchPy
 from aiokafka.record.memory_records import _MemoryRecordsPy
+
+from .unpacking import UnpackingRefused
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,8 @@ class _ReadOnBatch:
             for record in self._batch:
                 read += 1
                 yield record
+        except UnpackingRefused as refused:  # raised before the first record: the batch is unpacked whole first
+            yield _StandIn(self._batch, len(self._raw), refused.problem)
         except (UnicodeDecodeError, CorruptRecordException) as refused:
             # aiokafka's compiled parser raises the decoding error; its pure-Python one (AIOKAFKA_NO_EXTENSIONS, or
             # no wheel for the platform) wraps it in CorruptRecordException. A batch corrupt otherwise is Kafka's.
@@ -91,6 +99,43 @@ class _ReadOnBatch:
                         tolerant.base_offset,
                     )
                 yield record
+
+
+class UnreadBatch(bytes):
+    """The value of the one record that stands for a record batch that was not unpacked (:mod:`.unpacking`): empty,
+    with ``reason`` saying which records it held and why they were not read. No producer can send one."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> UnreadBatch:
+        unread = super().__new__(cls)
+        unread.reason = reason
+        return unread
+
+
+class _StandIn:
+    """A record in place of a batch that was not unpacked, at the batch's last offset: its records are passed over
+    and committed like any the stage answered, once it dead-lettered this one."""
+
+    key = None
+    checksum = None
+    headers: tuple[()] = ()
+
+    def __init__(self, batch: Any, size: int, problem: str) -> None:
+        first, last = batch.base_offset, batch.next_offset - 1
+        codec = _CODECS.get(batch.compression_type, f"codec {batch.compression_type}")
+        offsets = f"offset {first}" if first == last else f"offsets {first}-{last}"
+        self.offset = last
+        self.timestamp = batch.max_timestamp
+        self.timestamp_type = batch.timestamp_type
+        self.value = UnreadBatch(
+            f"the record batch at {offsets} ({last - first + 1:,} record(s), {size:,} bytes {codec}-compressed)"
+            f" {problem}: a compression bomb, or a producer's batch far larger than Kafka's own clients make. Its"
+            f" records were not read; they stay in the topic at {offsets} until its retention ends"
+        )
+
+
+_CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
 class _TolerantBatch(_DefaultRecordBatchPy):  # type: ignore[misc]

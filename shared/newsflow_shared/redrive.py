@@ -30,6 +30,11 @@ def redrive_record(letter: DeadLetter, *, inputs: Collection[str]) -> OutgoingRe
             f" input topics ({', '.join(sorted(inputs))}): junk written to the DLQ, the topics renamed since, or"
             " this command's TOPIC_* settings not the pipeline's"
         )
+    if letter.original_truncated and not letter.original:
+        raise RejectedInput(
+            "the dead letter holds nothing of the original (it was never read: its reason says why): push the article"
+            " again from its source instead"
+        )
     if letter.original_truncated:
         raise RejectedInput(
             f"the dead letter kept only {len(letter.original)} of {letter.original_size} bytes of the original: "

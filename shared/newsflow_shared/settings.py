@@ -254,6 +254,13 @@ class ServiceSettings(KafkaSecuritySettings):
         return self.kafka_max_message_bytes - 64 * 1024
 
     @property
+    def unpacked_batch_limit(self) -> int:
+        """The most bytes a fetched record batch may unpack to (:mod:`.unpacking`): twice ``KAFKA_MAX_MESSAGE_BYTES``
+        and at least 64 MiB, room for any batch Kafka's clients make of records they may send; far short of what a
+        compression bomb unpacks to."""
+        return max(2 * self.kafka_max_message_bytes, 64 << 20)
+
+    @property
     def compression_type(self) -> str | None:
         """``KAFKA_COMPRESSION`` as aiokafka names it."""
         return None if self.kafka_compression == "none" else self.kafka_compression

@@ -39,7 +39,7 @@ from .broker import make_broker
 from .contracts import DeadLetter
 from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
-from .errors import DeadLetterRefused, OutputTooLarge, RejectedInput
+from .errors import BatchNotUnpacked, DeadLetterRefused, OutputTooLarge, RejectedInput
 from .failures import Fault, fault_of
 from .health import StageWatch
 from .logs import configure_logging
@@ -131,6 +131,8 @@ class Stage:
         and progress are exported under that name, and its loop is part of liveness.
         """
 
+        handler = self._unread_batches_first(handler)
+
         async def on_batch(message: KafkaMessage) -> None:
             deliveries = [Delivery.from_record(record) for record in message.raw_message]
             started = self.watch.batch_started() if side is None else 0.0
@@ -189,6 +191,32 @@ class Stage:
             group_id=self.settings.group_id(f"{self.name}-{reader}"),
             title=f"{self.name}-{reader}:{self.settings.topic_dlq}",
         )
+
+    def _unread_batches_first(self, handler: BatchHandler) -> BatchHandler:
+        """``handler``, given only records it can read: a record that stands for a compressed batch that was not
+        unpacked (:mod:`.unpacking`) is dead-lettered with why, and its batch's records are committed past with it.
+
+        On the DLQ (a side reader) such a record stays where it is, said in the log, as a letter that cannot be read
+        does: a letter about it would be read by the same reader.
+        """
+
+        async def handling(deliveries: list[Delivery]) -> list[Output]:
+            unread = [delivery for delivery in deliveries if delivery.unread is not None]
+            if not unread:
+                return await handler(deliveries)
+            letters: list[Output] = []
+            for delivery in unread:
+                letter = self.reject(delivery, BatchNotUnpacked(delivery.unread or ""))
+                if delivery.topic == self.settings.topic_dlq:
+                    log.error(
+                        "could not read dead letters at %s[%d]: %s", delivery.topic, delivery.partition, letter.reason
+                    )
+                else:
+                    letters.append(letter.model_copy(update={"original_truncated": True}))
+            readable = [delivery for delivery in deliveries if delivery.unread is None]
+            return letters + (await handler(readable) if readable else [])
+
+        return handling
 
     async def settle(
         self,

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +34,7 @@ from newsflow_cli.output import show
 from newsflow_shared.contracts import MAX_ID_BYTES, MAX_SOURCE_BYTES
 from newsflow_shared.delivery import TRACE_HEADER
 
+from ..hostile.batches import bomb
 from ..hostile.generate import generated
 from ..hostile.records import good, write_jsonl
 from ..unit.test_readable_records import PLACEHOLDER, record_batch
@@ -222,3 +224,57 @@ async def test_a_header_name_that_is_not_utf8_stops_nothing_and_loses_nothing(
             await reader.getmany(timeout_ms=10_000)
     finally:
         await reader.stop()
+
+
+async def test_a_compression_bomb_is_dead_lettered_and_the_partition_goes_on(sqlite_pipeline: Pipeline) -> None:
+    """A few KB of zstd that unpack to 1 GiB, between good articles of one partition. aiokafka unpacked a batch whole
+    before handing over its records: ingest went past its memory limit, and again at the same offset after every
+    restart. Now the batch is dead-lettered with why, unread, and every article around it is stored."""
+    settings = sqlite_pipeline.settings
+    topic = settings.topics.raw
+    traces = [f"around-bomb-{i}" for i in range(6)]
+    bodies = [json.dumps(good(trace, title=f"Around the bomb {i}")).encode() for i, trace in enumerate(traces)]
+    sent = [
+        record_batch([(None, bodies[i], [(TRACE_HEADER, traces[i].encode())]) for i in range(3)], compressed=True),
+        bomb(1 << 30),
+        record_batch([(None, bodies[i], [(TRACE_HEADER, traces[i].encode())]) for i in range(3, 6)]),
+    ]
+    assert len(sent[1]) < 100_000
+    watcher = OutcomeWatcher(settings)
+    await watcher.start()
+    try:
+        offsets = []
+        async with producer(settings) as client:
+            await client.partitions_for(topic)
+            leader = client.client.cluster.leader_for_partition(TopicPartition(topic, 0))
+            for data in sent:
+                request = ProduceRequest(
+                    required_acks=-1, timeout=30_000, topics=[(topic, [(0, data)])], transactional_id=None
+                )
+                answer = await client.client.send(leader, request)
+                _, error_code, offset, *_ = answer.topics[0][1][0]
+                assert error_code == 0, answer
+                offsets.append(offset)
+
+        stored: set[str] = set()
+        letters: list[dict[str, Any]] = []
+
+        async def collect() -> None:
+            async for kind, trace, body in watcher.outcomes():
+                if kind == "stored" and trace in traces:
+                    stored.add(trace)
+                if kind == "dead-letter" and body.get("source_topic") == topic:
+                    letters.append(body)
+                if len(stored) == len(traces) and letters:
+                    return
+
+        await asyncio.wait_for(collect(), 240)
+    finally:
+        await watcher.stop()
+    (letter,) = letters
+    assert (letter["stage"], letter["error"], letter["source_offset"]) == ("ingest", "BatchNotUnpacked", offsets[1])
+    assert (
+        f"at offset {offsets[1]} (1 record(s), {len(sent[1]):,} bytes zstd-compressed) unpacks to more than"
+        in (letter["reason"])
+    )
+    assert letter["original_truncated"]
