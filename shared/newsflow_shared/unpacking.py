@@ -133,6 +133,9 @@ def _snappy_blocks(payload: bytes) -> Iterator[bytes]:
     while at < len(payload):
         (length,) = struct.unpack_from("!i", payload, at)
         at += 4
+        if not 0 <= length <= len(payload) - at:
+            # Checked here, as the lengths are summed before anything is unpacked: a negative one would step back.
+            raise UnpackingRefused(f"is not valid snappy (a block of {length:,} bytes at byte {at - 4:,})")
         yield payload[at : at + length]
         at += length
 

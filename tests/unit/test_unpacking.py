@@ -128,6 +128,18 @@ def test_a_snappy_batch_is_refused_by_the_length_it_declares() -> None:
     assert "unpacks to more than 4 MiB" in stand_in.value.reason
 
 
+@pytest.mark.parametrize("length", [-8, 1 << 30], ids=["negative", "past the end"])
+def test_a_snappy_block_whose_length_leaves_the_batch_is_refused(length: int) -> None:
+    """The lengths are read before anything is unpacked: one that leaves the batch ends the reading there."""
+    raw = bytearray(batch([b"a" * 1000], codec_id=SNAPPY))
+    framing = bytes(raw[61 : 61 + 16])  # xerial's header
+    raw[61:] = framing + struct.pack("!i", 4) + b"abcd" + struct.pack("!i", length) + b"more"
+    struct.pack_into(">i", raw, 8, len(raw) - 12)
+    struct.pack_into(">I", raw, 17, calc_crc32c(bytes(raw[21:])))
+    (stand_in,) = read(bytes(raw))
+    assert f"is not valid snappy (a block of {length:,} bytes at byte 24)" in stand_in.value.reason
+
+
 @pytest.mark.parametrize("codec_name", ["gzip", "snappy", "lz4", "zstd"])
 def test_a_batch_that_is_not_valid_compressed_data_is_a_stand_in_too(codec_name: str) -> None:
     """The CRC covers the compressed bytes: a producer that wrote garbage passes it, and aiokafka raised out of the
