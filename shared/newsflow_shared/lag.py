@@ -73,7 +73,10 @@ async def stage_lag(
 ) -> dict[str, int]:
     """Per stage: records behind the end of its input topic (a group that never committed counts from the start).
 
-    A coordinator not ready within ``retry_within`` seconds raises: no reading is better than a wrong one."""
+    A stage whose input topic this client cannot see (not made yet, or its user may not describe it: storage's
+    user reads only its own topics) is left out, as unknown: it read 0, an empty pipeline on the page and in
+    ``newsflow process``, whatever waited there. A coordinator not ready within ``retry_within`` seconds raises: no
+    reading is better than a wrong one."""
     admin = kafka_clients.admin(settings, client_id="newsflow-lag", request_timeout_ms=request_timeout_ms)
     consumer = kafka_clients.consumer(
         settings, client_id="newsflow-lag", enable_auto_commit=False, request_timeout_ms=request_timeout_ms
@@ -92,7 +95,6 @@ async def stage_lag(
                     partitions = consumer.partitions_for_topic(topic)
                 tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
                 if not tps:
-                    lag[stage] = 0
                     continue
                 ends = await consumer.end_offsets(tps)
                 starts = await consumer.beginning_offsets(tps)

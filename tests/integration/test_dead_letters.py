@@ -191,3 +191,6 @@ async def test_stage_lag_counts_what_a_stage_has_not_committed(kafka_bootstrap: 
         await push(client, settings, [Input(str(i), json.dumps(SHORT).encode()) for i in range(7)])
     # No service runs: ingest's group never committed, so all seven wait there.
     assert await stage_lag(settings) == {"ingest": 7, "cleanup": 0, "classify": 0, "storage": 0}
+    # A topic this client cannot see (missing here; storage's user may not describe the others) is unknown, not 0.
+    unseen = settings.model_copy(update={"topic_clean": f"{settings.topic_clean}-never-made"})
+    assert await stage_lag(unseen) == {"ingest": 7, "cleanup": 0, "storage": 0}
