@@ -313,11 +313,9 @@ async def _redrive(
         # Queued and not refused counts as sent, acknowledged or not yet (cancelled meanwhile: the producer's stop
         # flushes it); the rest waits again on the page. Released wholesale, the ones Kafka took were offered again.
         taken = {place for place, acknowledgement in queued if not _refused(acknowledgement)}
-        back = [
-            rows[place][0] for place in sending if place in rows and rows[place][0] in claimed and place not in taken
-        ]
-        if pages is not None and back:
-            await asyncio.shield(pages.store.release(back))
+        if pages is not None and claimed:
+            sent_ids = {rows[place][0] for place in taken if place in rows}
+            await asyncio.shield(pages.store.finish(sorted(claimed), sent_ids))
         done.sent += len(taken)
     if refusal := next((a.exception() for _, a in queued if _refused(a)), None):
         raise refusal

@@ -137,6 +137,32 @@ async def test_0008_sets_letters_aside_and_its_downgrade_keeps_them(tmp_path: Pa
         await engine.dispose()
 
 
+async def test_0009_claims_lapse_and_its_downgrade_keeps_the_letters(tmp_path: Path) -> None:
+    """0009 adds ``redrive_claimed_until`` and its index; going back to 0008 keeps every letter, claimed or not."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/m.db"
+    await upgrade(url)
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, error, reason,"
+                    " original, original_size, original_truncated, headers, attempts, failed_at, redriven_at,"
+                    " redrive_claimed_until) VALUES ('articles.raw', 0, 7, 'ingest', 'MalformedMessage', 'not JSON',"
+                    " x'7b', 1, 0, '{}', 1, '2026-12-01 00:00:00', '2026-12-02 00:00:00', '2026-12-02 00:15:00')"
+                )
+            )
+        await downgrade(engine, "0008")
+        async with engine.connect() as connection:
+            kept = (await connection.execute(text("SELECT source_offset, redriven_at FROM dead_letters"))).all()
+            columns = {row[1] for row in await connection.execute(text("PRAGMA table_info(dead_letters)"))}
+        assert [row[0] for row in kept] == [7]
+        assert kept[0][1] is not None
+        assert "redrive_claimed_until" not in columns
+    finally:
+        await engine.dispose()
+
+
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     """Alembic's downgrade to ``revision`` (the services only ever upgrade)."""
 

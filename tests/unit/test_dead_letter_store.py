@@ -9,7 +9,7 @@ import pytest
 from newsflow_shared import Delivery
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_storage import dead_letters as dead_letters_module
-from newsflow_storage.dead_letters import DeadLetterStore
+from newsflow_storage.dead_letters import REDRIVE_CLAIM, DeadLetterStore
 
 from .. import webdata
 
@@ -65,8 +65,8 @@ async def test_settled_letters_go_after_the_time_kept_and_waiting_ones_stay(data
         store = DeadLetterStore(engine)
         await store.keep([*letters, webdata.dead_letter(6)])
         ids = {row.source_offset: row.id for row in await store.recent()}
-        await store.claim([ids[0]], at=old)  # re-driven 40 days ago: goes
-        await store.claim([ids[1]], at=now - timedelta(days=2))  # re-driven lately: stays
+        await store.finish(await store.claim([ids[0]], at=old), [ids[0]])  # re-driven 40 days ago: goes
+        await store.finish(await store.claim([ids[1]], at=now - timedelta(days=2)), [ids[1]])  # lately: stays
         assert await store.set_aside(letter_id=ids[2], at=old) == 1  # set aside 40 days ago: goes
         assert await store.set_aside(letter_id=ids[3], at=now) == 1  # set aside today: stays
         assert await store.set_aside(letter_id=ids[0]) == 0  # re-driven already
@@ -76,6 +76,33 @@ async def test_settled_letters_go_after_the_time_kept_and_waiting_ones_stay(data
         assert sorted(row.source_offset for row in await store.recent()) == [1, 3, 4, 5, 6]
         assert await store.prune(timedelta(days=30)) == 0
         assert await store.claim([ids[3], ids[4]]) == [ids[4]]  # one set aside is never re-driven
+    finally:
+        await engine.dispose()
+
+
+async def test_a_redrive_that_never_finished_gives_its_letters_back(database_url: str) -> None:
+    """A replica killed outright in the middle of a re-drive left every letter it had claimed marked re-driven, sent
+    or not, for good: its claim lapses now, and the letters wait again."""
+    now = datetime.now(UTC)
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        store = DeadLetterStore(engine)
+        await store.keep([webdata.dead_letter(i) for i in range(6)])
+        ids = [row.id for row in sorted(await store.recent(), key=lambda row: row.source_offset)]
+        killed = await store.claim(ids[:2], at=now - REDRIVE_CLAIM - timedelta(minutes=1))  # never finished
+        finished = await store.claim(ids[2:4], at=now - timedelta(hours=1))
+        await store.finish(finished, [ids[2]])  # Kafka took one: the other waits again at once
+        in_flight = await store.claim(ids[4:], at=now)
+        assert await store.claim(ids) == [ids[3]]
+        await store.finish([ids[3]], [ids[3]])
+
+        assert await store.release_lapsed_claims(now) == 2
+        assert await store.claim(ids) == killed  # waiting again, and claimed by this one
+        await store.finish(killed, killed)
+        assert await store.release_lapsed_claims(now + timedelta(days=1)) == len(in_flight)  # it never finished
+        assert await store.release_lapsed_claims(now + timedelta(days=1)) == 0
+        assert await store.claim(ids) == in_flight
     finally:
         await engine.dispose()
 

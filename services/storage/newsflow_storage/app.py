@@ -20,7 +20,7 @@ from newsflow_shared.stage import Output
 
 from . import __version__
 from .api import add_routes
-from .dead_letters import DeadLetterKeeper, DeadLetterStore, prune_every
+from .dead_letters import DeadLetterKeeper, DeadLetterStore, prune_every, release_lapsed_claims_every
 from .repository import ArticleRepository
 from .settings import StorageSettings
 from .web import add_web
@@ -86,10 +86,10 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         service.repository = app.state.repository = ArticleRepository(engine)
         stage.depends_on("database", lambda: ping_database(engine))
         keeper.store = app.state.dead_letters = DeadLetterStore(engine)
-        pruning = None
+        upkeep = [asyncio.create_task(release_lapsed_claims_every(keeper.store), name="lapsed re-drive claims")]
         if settings.storage_dead_letter_keep_days:
             keep = timedelta(days=settings.storage_dead_letter_keep_days)
-            pruning = asyncio.create_task(prune_every(keeper.store, keep, settings), name="prune dead letters")
+            upkeep.append(asyncio.create_task(prune_every(keeper.store, keep, settings), name="prune dead letters"))
         try:
             await broker.start()  # inside: a broker that never answers still ends the pruning and the engine
             if open_to_others(settings):
@@ -102,10 +102,10 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
             freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
             yield
         finally:
-            if pruning is not None:
-                pruning.cancel()
+            for task in upkeep:
+                task.cancel()
                 with contextlib.suppress(BaseException):  # its own failure must not skip what follows
-                    await pruning
+                    await task
             await broker.stop()
             await engine.dispose()
 

@@ -29,6 +29,9 @@ from newsflow_shared.topics import topic_config
 log = logging.getLogger(__name__)
 REDRIVE_AT_ONCE = 10_000
 """The most letters one click re-drives: their originals are read and sent while the operator waits."""
+REDRIVE_CLAIM = timedelta(minutes=15)
+"""How long a re-drive holds its letters before they wait again, should it never finish: far longer than sending
+``REDRIVE_AT_ONCE`` takes, even to a slow Kafka."""
 PRUNE_AT_ONCE = 5_000
 """Rows one statement deletes: a long delete would hold SQLite's only writer from the articles."""
 
@@ -163,27 +166,42 @@ class DeadLetterStore:
 
     async def claim(self, letter_ids: list[int], at: datetime | None = None) -> list[int]:
         """Mark those of ``letter_ids`` still waiting as re-driven, and return them: one request alone gets each, so
-        a double click or a second operator sends none twice. :meth:`release` gives back the ones that could not be
-        sent."""
+        a double click or a second operator sends none twice. :meth:`finish` says which were sent and gives back
+        the rest; a claim never finished (the re-drive killed outright) lapses after ``REDRIVE_CLAIM``."""
         if not letter_ids:
             return []
+        at = at or datetime.now(UTC)
         async with self.engine.begin() as connection:
             claimed = await connection.execute(
                 update(dead_letters)
                 .where(dead_letters.c.id.in_(letter_ids), _waiting())
-                .values(redriven_at=at or datetime.now(UTC))
+                .values(redriven_at=at, redrive_claimed_until=at + REDRIVE_CLAIM)
                 .returning(dead_letters.c.id)
             )
             return sorted(claimed.scalars())
 
-    async def release(self, letter_ids: list[int]) -> None:
-        """Waiting again: letters claimed that were not sent."""
-        if not letter_ids:
-            return
+    async def finish(self, claimed: list[int], sent: list[int] | set[int]) -> None:
+        """End a re-drive's claim: the letters of ``claimed`` in ``sent`` stay re-driven, the others wait again."""
+        kept = [letter_id for letter_id in claimed if letter_id in sent]
+        back = [letter_id for letter_id in claimed if letter_id not in sent]
         async with self.engine.begin() as connection:
-            await connection.execute(
-                update(dead_letters).where(dead_letters.c.id.in_(letter_ids)).values(redriven_at=None)
+            for ids, values in ((kept, {}), (back, {"redriven_at": None})):
+                for start in range(0, len(ids), 1_000):
+                    await connection.execute(
+                        update(dead_letters)
+                        .where(dead_letters.c.id.in_(ids[start : start + 1_000]))
+                        .values(redrive_claimed_until=None, **values)
+                    )
+
+    async def release_lapsed_claims(self, now: datetime | None = None) -> int:
+        """Letters claimed by a re-drive that never finished wait again; return how many."""
+        async with self.engine.begin() as connection:
+            released = await connection.execute(
+                update(dead_letters)
+                .where(dead_letters.c.redrive_claimed_until < (now or datetime.now(UTC)))
+                .values(redriven_at=None, redrive_claimed_until=None)
             )
+            return released.rowcount
 
     async def set_aside(
         self, *, letter_id: int | None = None, kind: tuple[str, str] | None = None, at: datetime | None = None
@@ -242,6 +260,22 @@ async def prune_every(
                 log.info("deleted %d dead letters settled more than %s ago", deleted, keep)
         except Exception as error:  # any: a task that ended here would prune no more, unseen
             log.warning("could not delete the settled dead letters (trying again in %.0f s): %r", every, error)
+        await asyncio.sleep(every)
+
+
+async def release_lapsed_claims_every(store: DeadLetterStore, every: float = 60.0) -> None:
+    """Give back, every ``every`` seconds, the letters of re-drives that never finished (:meth:`~DeadLetterStore.claim`
+    says why), until cancelled; a failure is tried again next time."""
+    while True:
+        try:
+            if released := await store.release_lapsed_claims():
+                log.warning(
+                    "%d dead letters claimed by a re-drive that never finished (its process killed outright?) wait"
+                    " again; any Kafka took before it stopped will be sent again if re-driven",
+                    released,
+                )
+        except Exception as error:  # any: a task that ended here would give back no more, unseen
+            log.warning("could not give back lapsed re-drive claims (trying again in %.0f s): %r", every, error)
         await asyncio.sleep(every)
 
 

@@ -148,8 +148,12 @@ dead_letters = Table(
     # An operator's "nothing to re-drive here" (junk input, or an article pushed again from its source): the letter
     # no longer waits, and like a re-driven one it is deleted STORAGE_DEAD_LETTER_KEEP_DAYS later.
     Column("set_aside_at", DateTime(timezone=True)),
+    # Set with redriven_at when a re-drive claims the letter, cleared when it finished: a claim of a re-drive that
+    # was killed outright lapses then, and the letter waits again (migration 0009).
+    Column("redrive_claimed_until", DateTime(timezone=True)),
     UniqueConstraint("source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"),
     Index("ix_dead_letters_failed_at", "failed_at"),
     # The page counts each kind from it.
     Index("ix_dead_letters_kind", "stage", "error", "redriven_at", "set_aside_at", "id"),
+    Index("ix_dead_letters_redrive_claimed_until", "redrive_claimed_until"),
 )

@@ -351,9 +351,8 @@ async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Except
                 sent.append(letter_id)
     finally:
         # Also when the request is cancelled (a shutdown in the middle of 10,000): what Kafka did not confirm waits
-        # again, rather than stay marked re-driven for good.
-        done = set(sent)
-        await asyncio.shield(letters.release([i for i in claimed if i not in done]))
+        # again, rather than stay marked re-driven for good (killed outright, the claim lapses: REDRIVE_CLAIM).
+        await asyncio.shield(letters.finish(claimed, sent))
     return sent, refused, failure
 
 
