@@ -21,6 +21,7 @@ from rich.table import Table
 
 from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, kafka_clients, redrive_record
 from newsflow_shared.lag import stage_inputs
+from newsflow_shared.readable_records import UnreadBatch
 from newsflow_shared.sending import OutgoingRecord, queue_all
 
 from .common import err, with_kafka
@@ -95,6 +96,9 @@ async def dead_letters(settings: ServiceSettings, where: Filter) -> AsyncIterato
                     if record.offset >= ends[tp]:
                         remaining.discard(tp)
                         break
+                    if isinstance(record.value, UnreadBatch):
+                        err.print(f"[yellow]skipped[/] {tp.partition}:{record.offset}: {escape(record.value.reason)}")
+                        continue
                     try:
                         letter = DeadLetter.model_validate_json(record.value or b"")
                     except ValidationError:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
+from rich.markup import escape
+
 from newsflow_shared import (
     REPLAY_HEADER,
     TRACE_HEADER,
@@ -22,8 +24,10 @@ from newsflow_shared import (
     kafka_clients,
 )
 from newsflow_shared.db import make_engine
+from newsflow_shared.readable_records import UnreadBatch
 from newsflow_storage.repository import ArticleRepository
 
+from .common import err
 from .kafka_io import assign_at_first, producer, topic_partitions
 
 Stage = Literal["cleanup", "classify"]
@@ -104,6 +108,11 @@ async def replay_raw(
                 for partition, records in batches.items():
                     for record in records:
                         if record.offset >= ends[partition]:
+                            continue
+                        if isinstance(record.value, UnreadBatch):  # it would go as an empty record: say why not
+                            err.print(
+                                f"[yellow]not replayed[/] {partition.partition}:{record.offset}: {escape(record.value.reason)}"
+                            )
                             continue
                         headers = [(k, v) for k, v in record.headers or () if k != REPLAY_HEADER]
                         if not any(k == TRACE_HEADER for k, _ in headers):

@@ -272,7 +272,7 @@ async def _dead_letters(
                 # Anyone who can write to the DLQ can write anything there: JSON that is not an object, or nested
                 # past the parser's depth, counts as unreadable, not as Kafka failing to answer.
                 try:
-                    letter = json.loads(record.value or b"{}")
+                    letter = json.loads(record.value or b"")  # an empty record (or a batch not unpacked) too
                 except (ValueError, RecursionError):
                     letter = None
                 if isinstance(letter, dict):

@@ -43,8 +43,9 @@ class Delivery:
     topic: str = ""
     partition: int = 0
     offset: int = 0
-    unread: str | None = None
-    """Set on the record that stands for a compressed batch that was not unpacked: why, and which records it held."""
+    unread: UnreadBatch | None = None
+    """Set on the record that stands for a compressed batch that was not unpacked: its ``reason`` says why, and which
+    records it held."""
 
     @classmethod
     def from_record(cls, record: ConsumerRecord) -> Delivery:  # type: ignore[type-arg]
@@ -59,7 +60,7 @@ class Delivery:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            unread=record.value.reason if isinstance(record.value, UnreadBatch) else None,
+            unread=record.value if isinstance(record.value, UnreadBatch) else None,
         )
 
     @property

@@ -103,13 +103,15 @@ class _ReadOnBatch:
 
 class UnreadBatch(bytes):
     """The value of the one record that stands for a record batch that was not unpacked (:mod:`.unpacking`): empty,
-    with ``reason`` saying which records it held and why they were not read. No producer can send one."""
+    with ``reason`` saying which records it held and why they were not read, and the batch's ``packed_size`` in
+    bytes. No producer can send one."""
 
     reason: str
+    packed_size: int
 
-    def __new__(cls, reason: str) -> UnreadBatch:
+    def __new__(cls, reason: str, packed_size: int) -> UnreadBatch:
         unread = super().__new__(cls)
-        unread.reason = reason
+        unread.reason, unread.packed_size = reason, packed_size
         return unread
 
 
@@ -130,8 +132,8 @@ class _StandIn:
         self.timestamp_type = batch.timestamp_type
         self.value = UnreadBatch(
             f"the record batch at {offsets} ({last - first + 1:,} record(s), {size:,} bytes {codec}-compressed)"
-            f" {problem}: a compression bomb, or a producer's batch far larger than Kafka's own clients make. Its"
-            f" records were not read; they stay in the topic at {offsets} until its retention ends"
+            f" {problem}. Its records were not read; they stay in the topic at {offsets} until its retention ends",
+            size,
         )
 
 

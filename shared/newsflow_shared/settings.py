@@ -256,8 +256,9 @@ class ServiceSettings(KafkaSecuritySettings):
     @property
     def unpacked_batch_limit(self) -> int:
         """The most bytes a fetched record batch may unpack to (:mod:`.unpacking`): twice ``KAFKA_MAX_MESSAGE_BYTES``
-        and at least 64 MiB, room for any batch Kafka's clients make of records they may send; far short of what a
-        compression bomb unpacks to."""
+        and at least 64 MiB. Our producers' batches unpack to less than ``KAFKA_MAX_MESSAGE_BYTES``; the Java client
+        bounds a batch by its estimated compressed size (``batch.size``), so one set to megabytes, of text that packs
+        tightly, can pass it (raise ``KAFKA_MAX_MESSAGE_BYTES`` for such a producer). A bomb unpacks to gigabytes."""
         return max(2 * self.kafka_max_message_bytes, 64 << 20)
 
     @property

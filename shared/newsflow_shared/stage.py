@@ -131,8 +131,6 @@ class Stage:
         and progress are exported under that name, and its loop is part of liveness.
         """
 
-        handler = self._unread_batches_first(handler)
-
         async def on_batch(message: KafkaMessage) -> None:
             deliveries = [Delivery.from_record(record) for record in message.raw_message]
             started = self.watch.batch_started() if side is None else 0.0
@@ -193,7 +191,7 @@ class Stage:
         )
 
     def _unread_batches_first(self, handler: BatchHandler) -> BatchHandler:
-        """``handler``, given only records it can read: a record that stands for a compressed batch that was not
+        """``handler``, given only records it can read (:meth:`settle` asks for it when a batch holds any other): a record that stands for a compressed batch that was not
         unpacked (:mod:`.unpacking`) is dead-lettered with why, and its batch's records are committed past with it.
 
         On the DLQ (a side reader) such a record stays where it is, said in the log, as a letter that cannot be read
@@ -201,18 +199,18 @@ class Stage:
         """
 
         async def handling(deliveries: list[Delivery]) -> list[Output]:
-            unread = [delivery for delivery in deliveries if delivery.unread is not None]
-            if not unread:
-                return await handler(deliveries)
             letters: list[Output] = []
-            for delivery in unread:
-                letter = self.reject(delivery, BatchNotUnpacked(delivery.unread or ""))
+            for delivery in deliveries:
+                if delivery.unread is None:
+                    continue
+                letter = self.reject(delivery, BatchNotUnpacked(delivery.unread.reason))
                 if delivery.topic == self.settings.topic_dlq:
                     log.error(
                         "could not read dead letters at %s[%d]: %s", delivery.topic, delivery.partition, letter.reason
                     )
-                else:
-                    letters.append(letter.model_copy(update={"original_truncated": True}))
+                else:  # nothing of it was read: what it held is the batch, as it came
+                    update = {"original_truncated": True, "original_size": delivery.unread.packed_size}
+                    letters.append(letter.model_copy(update=update))
             readable = [delivery for delivery in deliveries if delivery.unread is None]
             return letters + (await handler(readable) if readable else [])
 
@@ -229,6 +227,8 @@ class Stage:
         Raises only for a failure of the environment (Kafka or a dependency does not answer),
         so that the caller rewinds the batch and tries it again later.
         """
+        if any(delivery.unread is not None for delivery in deliveries):
+            handler = self._unread_batches_first(handler)
         failures = 0
         while True:
             try:

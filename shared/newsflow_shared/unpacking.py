@@ -76,8 +76,8 @@ def _into_buffer(codec_name: str, unpack_into: Callable[[Any, Any], int], payloa
         _give_back(buffer, len(buffer))
         # cramjam stops writing where the buffer ends, and says so: the batch was not unpacked past the bound.
         if "whole buffer" in str(error):
-            raise UnpackingRefused(f"unpacks to more than {_mib(_limit)}") from None
-        raise UnpackingRefused(f"is not valid {codec_name} ({error})") from None
+            raise UnpackingRefused(_too_large()) from None
+        raise UnpackingRefused(f"is not valid {codec_name} ({error}): its producer wrote it wrong") from None
     unpacked = buffer[:size]  # a copy, as aiokafka's own decoders return
     _give_back(buffer, size)
     return unpacked
@@ -114,13 +114,13 @@ def _snappy(payload: bytes) -> bytes:
     try:
         declared = sum(cramjam.snappy.decompress_raw_len(block) for block in _snappy_blocks(payload))
     except (cramjam.DecompressionError, struct.error) as error:
-        raise UnpackingRefused(f"is not valid snappy ({error})") from None
+        raise UnpackingRefused(f"is not valid snappy ({error}): its producer wrote it wrong") from None
     if declared > _limit:
-        raise UnpackingRefused(f"unpacks to more than {_mib(_limit)}")
+        raise UnpackingRefused(_too_large())
     try:
         return codec.snappy_decode(payload)
     except cramjam.DecompressionError as error:
-        raise UnpackingRefused(f"is not valid snappy ({error})") from None
+        raise UnpackingRefused(f"is not valid snappy ({error}): its producer wrote it wrong") from None
 
 
 def _snappy_blocks(payload: bytes) -> Iterator[bytes]:
@@ -135,9 +135,19 @@ def _snappy_blocks(payload: bytes) -> Iterator[bytes]:
         at += 4
         if not 0 <= length <= len(payload) - at:
             # Checked here, as the lengths are summed before anything is unpacked: a negative one would step back.
-            raise UnpackingRefused(f"is not valid snappy (a block of {length:,} bytes at byte {at - 4:,})")
+            raise UnpackingRefused(
+                f"is not valid snappy (a block of {length:,} bytes at byte {at - 4:,}): its producer wrote it wrong"
+            )
         yield payload[at : at + length]
         at += length
+
+
+def _too_large() -> str:
+    return (
+        f"unpacks to more than {_mib(_limit)} (the bound: twice KAFKA_MAX_MESSAGE_BYTES, at least 64 MiB): a"
+        " compression bomb, or a producer that batches more than that at once (a larger KAFKA_MAX_MESSAGE_BYTES"
+        " raises the bound)"
+    )
 
 
 def _mib(size: int) -> str:

@@ -12,10 +12,10 @@ STREAMING = {GZIP: cramjam.gzip.Compressor, LZ4: cramjam.lz4.Compressor, ZSTD: c
 MiB = 1 << 20
 
 
-def bomb(unpacked: int, *, codec_id: int = ZSTD, base_offset: int = 0) -> bytes:
-    """A valid v2 batch of one record whose value is ``unpacked`` zero bytes, compressed as it is written: a
-    gigabyte takes a few MB of memory to make, and a few KB of zstd to send (the broker takes it: its checks skip
-    over a value while unpacking)."""
+def bomb(unpacked: int, *, codec_id: int = ZSTD, base_offset: int = 0, records: int = 1) -> bytes:
+    """A valid v2 batch whose first record's value is ``unpacked`` zero bytes (and ``records`` - 1 empty ones after
+    it), compressed as it is written: a gigabyte takes a few MB of memory to make, and a few KB of zstd to send (the
+    broker takes it: its checks skip over a value while unpacking)."""
     value_length = bytearray()
     encode_varint(unpacked, value_length.append)
     body = bytes([0, 0, 0, 1]) + bytes(value_length)  # attributes, timestamp delta, offset delta, key length -1
@@ -29,10 +29,15 @@ def bomb(unpacked: int, *, codec_id: int = ZSTD, base_offset: int = 0) -> bytes:
         compressor.compress(zeros[: min(left, len(zeros))])
         left -= min(left, len(zeros))
     compressor.compress(b"\x00")
-    records = bytes(compressor.finish())
+    for delta in range(1, records):  # length, attributes, timestamp delta, offset delta, no key, empty value, headers
+        offset_delta = bytearray()
+        encode_varint(delta, offset_delta.append)
+        rest = bytes([0, 0]) + bytes(offset_delta) + bytes([1, 0, 0])
+        compressor.compress(bytes([len(rest) * 2]) + rest)  # its length, as a one-byte zigzag varint
+    packed = bytes(compressor.finish())
     after_crc = struct.pack(
-        ">hiqqqhii", codec_id, 0, 1_700_000_000_000, 1_700_000_000_000, -1, -1, -1, 1
+        ">hiqqqhii", codec_id, records - 1, 1_700_000_000_000, 1_700_000_000_000, -1, -1, -1, records
     )  # attributes, last offset delta, first and max timestamps, producer id and epoch, base sequence, records
-    crc = calc_crc32c(after_crc + records)
-    header = struct.pack(">qiibI", base_offset, 4 + 1 + 4 + len(after_crc) + len(records), 0, 2, crc)
-    return header + after_crc + records
+    crc = calc_crc32c(after_crc + packed)
+    header = struct.pack(">qiibI", base_offset, 4 + 1 + 4 + len(after_crc) + len(packed), 0, 2, crc)
+    return header + after_crc + packed

@@ -278,3 +278,4 @@ async def test_a_compression_bomb_is_dead_lettered_and_the_partition_goes_on(sql
         in (letter["reason"])
     )
     assert letter["original_truncated"]
+    assert (letter["original"], letter["original_size"]) == ("", len(sent[1]))

@@ -80,6 +80,27 @@ def test_a_bomb_between_good_batches_is_one_stand_in_and_the_rest_is_read(codec_
     assert "they stay in the topic at offset 2 until its retention ends" in stand_in.value.reason
 
 
+@pytest.mark.parametrize("position", [10, 12, 14])
+def test_the_stand_in_takes_the_batch_s_last_offset_wherever_the_reading_starts_in_it(position: int) -> None:
+    """A group may have committed inside the batch (a consumer that read it whole): the stand-in still comes, once,
+    at the last offset, and the reading goes on after it."""
+    data = bomb(64 * MiB, base_offset=10, records=5) + batch([b"after"], codec_id=ZSTD, base_offset=15)
+    partition = PartitionRecords(
+        TopicPartition("articles.raw", 0), ReadableRecords(data), [], position, None, None, True, 0
+    )
+    stand_in, after = list(partition)
+    assert (stand_in.offset, after.offset, after.value) == (14, 15, b"after")
+    assert stand_in.value.reason.startswith("the record batch at offsets 10-14 (5 record(s),")
+    assert "they stay in the topic at offsets 10-14" in stand_in.value.reason
+    assert partition.next_fetch_offset == 16
+
+
+def test_a_bomb_s_records_are_all_there_for_aiokafka() -> None:
+    """The five-record bomb is a batch Kafka's parsers read whole: it tests the bound, not a malformed batch."""
+    records = _read_with_aiokafkas_own_decoders(bomb(8 * MiB, base_offset=10, records=5))
+    assert [(r.offset, len(r.value)) for r in records] == [(10, 8 * MiB), (11, 0), (12, 0), (13, 0), (14, 0)]
+
+
 def test_without_the_bound_aiokafka_unpacks_the_bomb_whole() -> None:
     """What this guards against: aiokafka's own decoders hand over the whole value."""
     (record,) = _read_with_aiokafkas_own_decoders(bomb(64 * MiB))
@@ -202,9 +223,9 @@ async def test_the_stage_dead_letters_the_stand_in_and_hands_the_rest_to_its_han
 
     stand_in = read(bomb(64 * MiB, base_offset=7))[0]
     unread = Delivery.from_record(stand_in)
-    assert unread.unread == stand_in.value.reason
+    assert unread.unread is stand_in.value
     good = Delivery(value=b"{}", topic="articles.raw", offset=8)
-    outputs = await stage.settle([unread, good], stage._unread_batches_first(handle))
+    outputs = await stage.settle([unread, good], handle)
     assert seen == [[b"{}"]]
     (letter,) = outputs
     assert isinstance(letter, DeadLetter)
@@ -212,6 +233,7 @@ async def test_the_stage_dead_letters_the_stand_in_and_hands_the_rest_to_its_han
     assert letter.reason.startswith("the record batch at offset 7")
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("articles.raw", 0, 7)
     assert letter.original_truncated
+    assert (letter.original, letter.original_size) == (b"", len(bomb(64 * MiB, base_offset=7)))
     with pytest.raises(RejectedInput, match="holds nothing of the original"):
         redrive_record(letter, inputs={"articles.raw"})
 
@@ -225,7 +247,7 @@ async def test_a_stand_in_on_the_dlq_is_not_dead_lettered_again() -> None:
     async def handle(deliveries: list[Delivery]) -> list[Output]:
         raise AssertionError("nothing readable to handle")
 
-    assert await stage.settle([unread], stage._unread_batches_first(handle)) == []
+    assert await stage.settle([unread], handle) == []
 
 
 async def test_a_batch_of_only_readable_records_goes_to_the_handler_as_it_is() -> None:
@@ -237,5 +259,5 @@ async def test_a_batch_of_only_readable_records_goes_to_the_handler_as_it_is() -
         seen.append(deliveries)
         return []
 
-    assert await stage.settle(given, stage._unread_batches_first(handle)) == []
+    assert await stage.settle(given, handle) == []
     assert seen == [given]
