@@ -303,7 +303,8 @@ async def _redrive(
         done.sent += len(waiting)
         return
     ids = [rows[place][0] for place in waiting if place in rows]
-    claimed = set(await pages.store.claim(ids)) if pages is not None and ids else set()
+    at = datetime.now(UTC)
+    claimed = set(await pages.store.claim(ids, at)) if pages is not None and ids else set()
     # A row the page claimed between the read and the claim is the page's to send.
     sending = {place: record for place, record in waiting.items() if place not in rows or rows[place][0] in claimed}
     done.settled += len(waiting) - len(sending)
@@ -319,7 +320,7 @@ async def _redrive(
         taken = {place for place, acknowledgement in queued if not _refused(acknowledgement)}
         if pages is not None and claimed:
             sent_ids = {rows[place][0] for place in taken if place in rows}
-            await asyncio.shield(pages.store.finish(sorted(claimed), sent_ids))
+            await asyncio.shield(pages.store.finish(sorted(claimed), sent_ids, at))
         done.sent += len(taken)
     if refusal := next((a.exception() for _, a in queued if _refused(a)), None):
         raise refusal

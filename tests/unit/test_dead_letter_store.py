@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -65,8 +65,9 @@ async def test_settled_letters_go_after_the_time_kept_and_waiting_ones_stay(data
         store = DeadLetterStore(engine)
         await store.keep([*letters, webdata.dead_letter(6)])
         ids = {row.source_offset: row.id for row in await store.recent()}
-        await store.finish(await store.claim([ids[0]], at=old), [ids[0]])  # re-driven 40 days ago: goes
-        await store.finish(await store.claim([ids[1]], at=now - timedelta(days=2)), [ids[1]])  # lately: stays
+        await store.finish(await store.claim([ids[0]], old), [ids[0]], old)  # re-driven 40 days ago: goes
+        lately = now - timedelta(days=2)
+        await store.finish(await store.claim([ids[1]], lately), [ids[1]], lately)  # re-driven lately: stays
         assert await store.set_aside(letter_id=ids[2], at=old) == 1  # set aside 40 days ago: goes
         assert await store.set_aside(letter_id=ids[3], at=now) == 1  # set aside today: stays
         assert await store.set_aside(letter_id=ids[0]) == 0  # re-driven already
@@ -75,7 +76,7 @@ async def test_settled_letters_go_after_the_time_kept_and_waiting_ones_stay(data
         assert await store.prune(timedelta(days=30)) == 2
         assert sorted(row.source_offset for row in await store.recent()) == [1, 3, 4, 5, 6]
         assert await store.prune(timedelta(days=30)) == 0
-        assert await store.claim([ids[3], ids[4]]) == [ids[4]]  # one set aside is never re-driven
+        assert await store.claim([ids[3], ids[4]], now) == [ids[4]]  # one set aside is never re-driven
     finally:
         await engine.dispose()
 
@@ -90,19 +91,44 @@ async def test_a_redrive_that_never_finished_gives_its_letters_back(database_url
         store = DeadLetterStore(engine)
         await store.keep([webdata.dead_letter(i) for i in range(6)])
         ids = [row.id for row in sorted(await store.recent(), key=lambda row: row.source_offset)]
-        killed = await store.claim(ids[:2], at=now - REDRIVE_CLAIM - timedelta(minutes=1))  # never finished
-        finished = await store.claim(ids[2:4], at=now - timedelta(hours=1))
-        await store.finish(finished, [ids[2]])  # Kafka took one: the other waits again at once
-        in_flight = await store.claim(ids[4:], at=now)
-        assert await store.claim(ids) == [ids[3]]
-        await store.finish([ids[3]], [ids[3]])
+        killed_at, finished_at = now - REDRIVE_CLAIM - timedelta(minutes=1), now - timedelta(hours=1)
+        killed = await store.claim(ids[:2], killed_at)  # never finished
+        finished = await store.claim(ids[2:4], finished_at)
+        await store.finish(finished, [ids[2]], finished_at)  # Kafka took one: the other waits again at once
+        in_flight = await store.claim(ids[4:], now)
+        assert await store.claim(ids, now) == [ids[3]]
+        await store.finish([ids[3]], [ids[3]], now)
 
-        assert await store.release_lapsed_claims(now) == 2
-        assert await store.claim(ids) == killed  # waiting again, and claimed by this one
-        await store.finish(killed, killed)
+        # Said in another zone, the same instant: SQLite keeps no offset, so each time is made UTC first.
+        assert await store.release_lapsed_claims(now.astimezone(timezone(timedelta(hours=-5)))) == 2
+        assert await store.claim(ids, now) == killed  # waiting again, and claimed by this one
+        await store.finish(killed, killed, now)
         assert await store.release_lapsed_claims(now + timedelta(days=1)) == len(in_flight)  # it never finished
         assert await store.release_lapsed_claims(now + timedelta(days=1)) == 0
-        assert await store.claim(ids) == in_flight
+        assert await store.claim(ids, now) == in_flight
+    finally:
+        await engine.dispose()
+
+
+async def test_a_redrive_slower_than_its_claim_gives_back_only_its_own(database_url: str) -> None:
+    """A re-drive that outlived its claim finished after another had claimed the same letters: it gave them back
+    while the other was sending them. And what it sent after its claim lapsed stayed waiting, to be sent again."""
+    now = datetime.now(UTC)
+    slow_at = now - REDRIVE_CLAIM - timedelta(minutes=5)
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        store = DeadLetterStore(engine)
+        await store.keep([webdata.dead_letter(i) for i in range(3)])
+        ids = [row.id for row in sorted(await store.recent(), key=lambda row: row.source_offset)]
+        assert await store.claim(ids, slow_at) == ids
+        assert await store.release_lapsed_claims(now) == 3
+        assert await store.claim([ids[0]], now) == [ids[0]]  # a second re-drive, while the slow one still sends
+        await store.finish(ids, [ids[1]], slow_at)  # the slow one sent only the second
+        # The first stays the second re-drive's; the second is re-driven; the third waits again.
+        assert await store.claim(ids, now) == [ids[2]]
+        assert await store.release_lapsed_claims(now + timedelta(days=1)) == 2  # the two claims in flight
+        assert await store.claim(ids, now) == [ids[0], ids[2]]
     finally:
         await engine.dispose()
 

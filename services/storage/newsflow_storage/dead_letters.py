@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -164,13 +165,14 @@ class DeadLetterStore:
                     found[(topic, partition, offset)] = (letter_id, bool(settled))
         return found
 
-    async def claim(self, letter_ids: list[int], at: datetime | None = None) -> list[int]:
-        """Mark those of ``letter_ids`` still waiting as re-driven, and return them: one request alone gets each, so
-        a double click or a second operator sends none twice. :meth:`finish` says which were sent and gives back
-        the rest; a claim never finished (the re-drive killed outright) lapses after ``REDRIVE_CLAIM``."""
+    async def claim(self, letter_ids: list[int], at: datetime) -> list[int]:
+        """Mark those of ``letter_ids`` still waiting as re-driven at ``at``, and return them: one request alone gets
+        each, so a double click or a second operator sends none twice. :meth:`finish` (with the same ``at``) says
+        which were sent and gives back the rest; a claim never finished (the re-drive killed outright, or its last
+        write failed) lapses ``REDRIVE_CLAIM`` after ``at``."""
         if not letter_ids:
             return []
-        at = at or datetime.now(UTC)
+        at = as_utc(at)
         async with self.engine.begin() as connection:
             claimed = await connection.execute(
                 update(dead_letters)
@@ -180,17 +182,31 @@ class DeadLetterStore:
             )
             return sorted(claimed.scalars())
 
-    async def finish(self, claimed: list[int], sent: list[int] | set[int]) -> None:
-        """End a re-drive's claim: the letters of ``claimed`` in ``sent`` stay re-driven, the others wait again."""
+    async def finish(self, claimed: list[int], sent: Collection[int], at: datetime) -> None:
+        """End the claim made at ``at``: the letters of ``claimed`` in ``sent`` stay re-driven, the others wait again.
+
+        A claim that lapsed meanwhile (a re-drive slower than ``REDRIVE_CLAIM``) may be another's now: only this
+        claim's rows are given back, and a letter sent after its claim lapsed is marked re-driven again unless
+        another re-drive holds it (which sends it too: one letter sent twice, which the stages take as a replay).
+        """
+        at = as_utc(at)
+        sent = set(sent)
+        own = dead_letters.c.redrive_claimed_until == at + REDRIVE_CLAIM
         kept = [letter_id for letter_id in claimed if letter_id in sent]
         back = [letter_id for letter_id in claimed if letter_id not in sent]
         async with self.engine.begin() as connection:
-            for ids, values in ((kept, {}), (back, {"redriven_at": None})):
-                for start in range(0, len(ids), 1_000):
+            for start in range(0, max(len(kept), len(back)), 1_000):
+                if chunk := kept[start : start + 1_000]:
                     await connection.execute(
                         update(dead_letters)
-                        .where(dead_letters.c.id.in_(ids[start : start + 1_000]))
-                        .values(redrive_claimed_until=None, **values)
+                        .where(dead_letters.c.id.in_(chunk), or_(own, _waiting()))
+                        .values(redriven_at=at, redrive_claimed_until=None)
+                    )
+                if chunk := back[start : start + 1_000]:
+                    await connection.execute(
+                        update(dead_letters)
+                        .where(dead_letters.c.id.in_(chunk), own)
+                        .values(redriven_at=None, redrive_claimed_until=None)
                     )
 
     async def release_lapsed_claims(self, now: datetime | None = None) -> int:
@@ -198,7 +214,7 @@ class DeadLetterStore:
         async with self.engine.begin() as connection:
             released = await connection.execute(
                 update(dead_letters)
-                .where(dead_letters.c.redrive_claimed_until < (now or datetime.now(UTC)))
+                .where(dead_letters.c.redrive_claimed_until < as_utc(now or datetime.now(UTC)))
                 .values(redriven_at=None, redrive_claimed_until=None)
             )
             return released.rowcount
@@ -270,8 +286,8 @@ async def release_lapsed_claims_every(store: DeadLetterStore, every: float = 60.
         try:
             if released := await store.release_lapsed_claims():
                 log.warning(
-                    "%d dead letters claimed by a re-drive that never finished (its process killed outright?) wait"
-                    " again; any Kafka took before it stopped will be sent again if re-driven",
+                    "%d dead letters claimed by a re-drive that never finished (its process killed outright, or its"
+                    " last write to the database failed) wait again; any Kafka took will be sent again if re-driven",
                     released,
                 )
         except Exception as error:  # any: a task that ended here would give back no more, unseen

@@ -6,7 +6,7 @@ No ``from __future__ import annotations``: FastAPI reads the annotations.
 import asyncio
 import time
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -322,7 +322,8 @@ async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Except
     waiting, to be sent again by the next try."""
     letters = state.dead_letters
     inputs = set(stage_inputs(state.web_settings).values())
-    claimed = await letters.claim(ids)
+    at = datetime.now(UTC)
+    claimed = await letters.claim(ids, at)
     refused, sent = len(ids) - len(claimed), []
     pending: list[tuple[int, Any]] = []
     failure: Exception | None = None
@@ -352,7 +353,7 @@ async def _send_back(state: Any, ids: list[int]) -> tuple[list[int], int, Except
     finally:
         # Also when the request is cancelled (a shutdown in the middle of 10,000): what Kafka did not confirm waits
         # again, rather than stay marked re-driven for good (killed outright, the claim lapses: REDRIVE_CLAIM).
-        await asyncio.shield(letters.finish(claimed, sent))
+        await asyncio.shield(letters.finish(claimed, sent, at))
     return sent, refused, failure
 
 
