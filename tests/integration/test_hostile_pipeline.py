@@ -28,9 +28,11 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 from rich.console import Console
 
+from newsflow_cli.dlq import Filter, dead_letters
 from newsflow_cli.inputs import Input
 from newsflow_cli.kafka_io import OutcomeWatcher, producer
 from newsflow_cli.output import show
+from newsflow_cli.replay import replay_raw
 from newsflow_shared.contracts import MAX_ID_BYTES, MAX_SOURCE_BYTES
 from newsflow_shared.delivery import TRACE_HEADER
 
@@ -226,7 +228,9 @@ async def test_a_header_name_that_is_not_utf8_stops_nothing_and_loses_nothing(
         await reader.stop()
 
 
-async def test_a_compression_bomb_is_dead_lettered_and_the_partition_goes_on(sqlite_pipeline: Pipeline) -> None:
+async def test_a_compression_bomb_is_dead_lettered_and_the_partition_goes_on(
+    sqlite_pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A few KB of zstd that unpack to 1 GiB, between good articles of one partition. aiokafka unpacked a batch whole
     before handing over its records: ingest went past its memory limit, and again at the same offset after every
     restart. Now the batch is dead-lettered with why, unread, and every article around it is stored."""
@@ -279,3 +283,21 @@ async def test_a_compression_bomb_is_dead_lettered_and_the_partition_goes_on(sql
     )
     assert letter["original_truncated"]
     assert (letter["original"], letter["original_size"]) == ("", len(sent[1]))
+
+    # The commands that read topics skip it too, saying why: a replay sent it as an empty record before.
+    assert await replay_raw(settings, since=None) == len(traces)
+    assert f"not replayed 0:{offsets[1]}: the record batch at offset {offsets[1]}" in " ".join(
+        capsys.readouterr().err.split()
+    )
+    async with producer(settings) as client:  # a bomb on the DLQ itself: `dlq list` skips it, saying why
+        await client.partitions_for(settings.topic_dlq)
+        leader = client.client.cluster.leader_for_partition(TopicPartition(settings.topic_dlq, 0))
+        request = ProduceRequest(
+            required_acks=-1, timeout=30_000, topics=[(settings.topic_dlq, [(0, bomb(1 << 30))])], transactional_id=None
+        )
+        answer = await client.client.send(leader, request)
+        _, error_code, on_dlq, *_ = answer.topics[0][1][0]
+        assert error_code == 0, answer
+    listed = [found.letter.source_offset async for found in dead_letters(settings, Filter())]
+    assert offsets[1] in listed
+    assert f"skipped 0:{on_dlq}: the record batch at offset {on_dlq}" in " ".join(capsys.readouterr().err.split())
