@@ -175,10 +175,20 @@ def _say_still_busy(deadline: float) -> None:
     logging.shutdown()
 
 
-def serve(app_factory: str, settings: ServiceSettings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run a service's app factory under uvicorn with the settings' host, port and log level."""
+def serve(
+    app_factory: str,
+    settings: ServiceSettings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    kafka_first: bool = True,
+) -> None:
+    """Run a service's app factory under uvicorn with the settings' host, port and log level; first, with
+    ``kafka_first``, wait for Kafka and the topics, or exit saying why (storage waits in the app instead: its API
+    serves what is stored while Kafka is away)."""
     stay_with_parent()
-    require_kafka(settings)
+    if kafka_first:
+        require_kafka(settings)
     if settings.uses_database:
         require_database(settings.database_url)
     config = uvicorn.Config(

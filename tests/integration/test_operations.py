@@ -4,6 +4,7 @@ when a stage stalls."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,15 +23,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from newsflow_classify.settings import ClassifySettings
 from newsflow_cli.inputs import read_inputs
 from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partitions
+from newsflow_cli.local_kafka import free_port
 from newsflow_cli.status import gather_status
 from newsflow_ingest import app as ingest_app
 from newsflow_ingest.logic import url_id
 from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ServiceSettings, TopicsRefused, ensure_topics
+from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.health import watch_of
 from newsflow_shared.kafka_clients import wait_for_topics
 from newsflow_shared.topics import topic_configs
+from newsflow_storage.repository import ArticleRepository
 
+from .. import webdata
 from .harness import Pipeline, article, isolated_env
 
 pytestmark = pytest.mark.kafka
@@ -621,3 +626,75 @@ async def test_a_service_whose_database_cannot_be_opened_says_so_in_one_line(
     assert done.returncode == 3
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: the SQLite database {database} cannot be opened")
+
+
+async def test_storage_serves_what_it_stored_while_kafka_is_away_and_consumes_once_it_answers(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Storage waited for Kafka before its API started, and exited after a minute: a replica restarted during a Kafka
+    outage served none of the stored articles, whose readers never needed Kafka. Here Kafka's address answers nothing
+    at first (a port where nothing listens); then it leads to the broker."""
+    env, _ = await topics_of_its_own(kafka_bootstrap)
+    database = f"sqlite+aiosqlite:///{tmp_path}/away.db"
+    await upgrade(database)
+    engine = make_engine(database)
+    try:
+        await ArticleRepository(engine).store([webdata.seed_article()])
+    finally:
+        await engine.dispose()
+    kafka_port, api_port = free_port(), free_port()
+    environment = {
+        **os.environ,
+        **env,
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
+        "DATABASE_URL": database,
+        "STORAGE_API_PORT": str(api_port),
+    }
+    storage = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "newsflow_storage", env=environment, stderr=asyncio.subprocess.PIPE
+    )
+    api = f"http://127.0.0.1:{api_port}"
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host, port = kafka_bootstrap.split(",")[0].rsplit(":", 1)
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer), return_exceptions=True)
+
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(120):
+                with contextlib.suppress(httpx.TransportError):
+                    found = await client.get(f"{api}/articles/{webdata.seed_article().id}")
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError("storage's API never answered while Kafka was away")
+            assert found.status_code == 200
+            assert (await client.get(f"{api}/ready/api")).status_code == 200
+            ready = await client.get(f"{api}/ready")
+            assert ready.status_code == 503
+            assert "Kafka does not answer" in ready.text
+            assert (await client.get(f"{api}/health")).status_code == 200
+            assert storage.returncode is None
+            await asyncio.sleep(6)  # past TELL_WAITING_AFTER: storage says it waits, once
+
+            # Kafka answers now (its bootstrap through this port; the broker's own address after that).
+            async with await asyncio.start_server(forward, "127.0.0.1", kafka_port):
+                for _ in range(180):
+                    if (await client.get(f"{api}/ready")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.5)
+                else:
+                    raise AssertionError(f"storage never joined its group: {(await client.get(f'{api}/ready')).text}")
+    finally:
+        storage.terminate()
+        _, errors = await asyncio.wait_for(storage.communicate(), 60)
+    log = errors.decode()
+    assert f"Kafka at 127.0.0.1:{kafka_port} does not answer yet" in log, log

@@ -11,16 +11,24 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
 from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage
 from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.heap import freeze_long_lived
+from newsflow_shared.kafka_clients import wait_for_kafka, wait_for_topics
 from newsflow_shared.stage import Output
 
 from . import __version__
 from .api import add_routes
-from .dead_letters import DeadLetterKeeper, DeadLetterStore, prune_every, release_lapsed_claims_every
+from .dead_letters import (
+    DeadLetterKeeper,
+    DeadLetterStore,
+    prune_every,
+    release_lapsed_claims_every,
+    warn_if_kept_shorter_than_the_topic,
+)
 from .repository import ArticleRepository
 from .settings import StorageSettings
 from .web import add_web
@@ -42,6 +50,40 @@ def open_to_others(settings: StorageSettings) -> bool:
 
 
 SERVICE = "storage"
+
+KAFKA_RETRY_SECONDS = 30.0
+"""How soon storage asks Kafka again after a refused login or missing topics (a setting on Kafka's side to mend)."""
+
+
+async def consume_once_kafka_answers(broker: KafkaBroker, settings: StorageSettings) -> None:
+    """Start storage's consumers once Kafka answers and the topics exist, while the API and the page already serve.
+
+    The other services wait for Kafka before they start, and exit saying why after a minute: with nothing but Kafka
+    to read, a restart loses nothing. Storage waited the same, so a replica (re)started during a Kafka outage served
+    none of the stored articles, whose readers never needed Kafka (``/ready/api``, Kubernetes' readiness of the API,
+    asks only the database). Its consumers now start here, when they can; ``/ready`` says Kafka does not answer
+    meanwhile, and ``/health`` holds (a restart would not bring Kafka back).
+    """
+    while True:
+        try:
+            await wait_for_kafka(settings, timeout=60.0, say_waiting=True)
+            await wait_for_topics(settings)
+            await broker.start()
+            break
+        except TimeoutError as error:
+            log.warning("%s; the API serves meanwhile, and the consumers start when Kafka answers", error)
+        except Exception as error:  # a refused login, an ACL: mended on Kafka's side as often as in a setting here
+            log.error(
+                "the consumers could not start (%s: %s); the API serves meanwhile; trying again in %.0f s",
+                type(error).__name__,
+                error,
+                KAFKA_RETRY_SECONDS,
+            )
+            await broker.stop()  # what a start half done left running
+            await asyncio.sleep(KAFKA_RETRY_SECONDS)
+    freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
+    if settings.storage_dead_letter_keep_days:  # asked of Kafka once it answers
+        await warn_if_kept_shorter_than_the_topic(settings, timedelta(days=settings.storage_dead_letter_keep_days))
 
 
 class Store:
@@ -89,9 +131,9 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         upkeep = [asyncio.create_task(release_lapsed_claims_every(keeper.store), name="lapsed re-drive claims")]
         if settings.storage_dead_letter_keep_days:
             keep = timedelta(days=settings.storage_dead_letter_keep_days)
-            upkeep.append(asyncio.create_task(prune_every(keeper.store, keep, settings), name="prune dead letters"))
+            upkeep.append(asyncio.create_task(prune_every(keeper.store, keep), name="prune dead letters"))
+        upkeep.append(asyncio.create_task(consume_once_kafka_answers(broker, settings), name="start consuming"))
         try:
-            await broker.start()  # inside: a broker that never answers still ends the pruning and the engine
             if open_to_others(settings):
                 log.warning(
                     "the query API listens on %s with no STORAGE_API_TOKEN: anyone who reaches port %d reads every"
@@ -99,7 +141,6 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
                     settings.storage_api_host,
                     settings.storage_api_port,
                 )
-            freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
             yield
         finally:
             for task in upkeep:
