@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from newsflow_shared import ServiceSettings
-from newsflow_shared.lag import stage_lag
+from newsflow_shared.lag import stage_inputs, stage_lag
 
 from .inputs import Input
 from .kafka_io import OutcomeWatcher, producer, push
@@ -60,7 +60,11 @@ async def describe_waiting(settings: ServiceSettings, state: Answers) -> str:
         # Labels are file names and ids: escaped, as the line is printed as rich markup.
         labels = ", ".join(escape(item.label) for item in items[:3]) + (" …" if len(items) > 3 else "")
         parts.append(f"{len(items)} at {stage}{lag_text} ({labels})")
-    lag_line = "; lag by stage: " + ", ".join(f"{s} {n}" for s, n in lag.items()) if lag is not None else ""
+    lag_line = (
+        "; lag by stage: " + ", ".join(f"{s} {lag.get(s, 'unknown')}" for s in stage_inputs(settings))
+        if lag is not None
+        else ""
+    )
     return f"waiting for {len(state.unanswered)} of {len(state.inputs)}: " + "; ".join(parts) + lag_line
 
 
