@@ -26,8 +26,8 @@ class PatientKafkaBroker(KafkaBroker):
 
     A replica that starts while the broker is away (restarted after a crash, scheduled during
     a broker upgrade) would otherwise exit, and ``newsflow run`` or a restart loop would follow.
-    A refused login or TLS handshake is not waited for: :func:`~.kafka_clients.require_kafka`
-    already said why at start, and waiting cannot mend a setting.
+    A refused login or TLS handshake is not waited for: :func:`~.kafka_clients.wait_for_kafka` said
+    why before the start (at the service's start, or storage's before it starts its consumers).
     """
 
     async def connect(self):  # type: ignore[no-untyped-def]

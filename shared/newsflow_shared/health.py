@@ -73,6 +73,8 @@ class StageWatch:
         self._side_lag: dict[str, dict[tuple[str, int], int]] = {}
         self.last_activity = time.time()
         self.failing: str | None = None
+        # Why the consumers have not started, while the service serves without them (storage, Kafka away).
+        self.not_consuming: str | None = None
         self.lag: dict[tuple[str, int], int] = {}
         self.lag_known = False
         self._refreshed_at = 0.0
@@ -128,7 +130,13 @@ class StageWatch:
         fetch's connection and waits behind it (``KAFKA_FETCH_MAX_WAIT_MS``), longer than a probe's timeout.
         """
         consumers = self._consumers()
-        if consumers and not self._consuming:
+        self.metrics.consumers_started.labels(self.metrics.stage).set(1 if consumers else 0)
+        if not consumers:
+            # Nothing to read yet (a model loading, Kafka away at storage's start): unknown, and not progress. Read
+            # as "caught up", a storage that never started consuming kept its progress clock fresh, and no alert saw
+            # it.
+            return False
+        if not self._consuming:
             # The stall clock starts when the consumer does, not while the lifespan loaded a model.
             self._consuming = True
             self.last_activity = max(self.last_activity, time.time())
@@ -201,7 +209,9 @@ class StageWatch:
 
     async def readiness(self) -> Verdict:
         verdict = Verdict()
-        if not await self.broker.ping(5.0):
+        if self.not_consuming is not None:
+            verdict.problems.append(f"the consumers have not started: {self.not_consuming}")
+        elif not await self.broker.ping(5.0):
             verdict.problems.append("Kafka does not answer")
         for consumer in self._consumers(include_unstarted=True):
             if consumer is None or not _joined(consumer):

@@ -46,7 +46,8 @@ TELL_WAITING_AFTER = 5.0
 """Seconds :func:`wait_for_kafka` and :func:`wait_for_topics` wait before they say that they wait."""
 TOPICS_TIMEOUT = 120.0
 """How long a service waits for the topic job (a Job retried with back-off takes a minute or two); within the
-Kubernetes startup probes' 300 s with the Kafka wait (60 s) and the database's (120 s)."""
+Kubernetes startup probes' 300 s with the Kafka wait (60 s) and the database's (120 s). Storage waits for both while
+its API serves, asking again after each wait."""
 
 
 class _Startable(Protocol):

@@ -102,6 +102,13 @@ class StageMetrics:
             ["stage"],
             registry=r,
         )
+        self.consumers_started = Gauge(
+            "newsflow_consumers_started",
+            "1 once the stage's consumers run. Storage serves its API before, while Kafka is away or refuses it.",
+            ["stage"],
+            registry=r,
+        )
+        self.consumers_started.labels(stage).set(0)
         # Outcome series exist from the start, so rate() sees a 0 before the first record.
         for outcome in OUTCOMES:
             if outcome != "dead_lettered":

@@ -9,6 +9,7 @@ must each end a command within seconds with one line naming the setting to fix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from newsflow_cli.local_kafka import KafkaUnavailable, LocalKafka, SecureListener, free_port
@@ -172,7 +174,7 @@ def test_a_missing_client_certificate_is_named(secure_kafka: SecureKafka) -> Non
         (["topics"], {"KAFKA_SASL_PASSWORD_FILE": "wrong"}, "refused the login of 'newsflow' with SCRAM-SHA-512"),
         (["push", "samples/seed-article.txt"], {"KAFKA_SSL_CA_FILE": "stranger"}, "KAFKA_SSL_CA_FILE"),
         (["-m", "newsflow_ingest"], {"KAFKA_SASL_PASSWORD_FILE": "wrong"}, "refused the login"),
-        (["-m", "newsflow_storage"], {"KAFKA_SSL_CA_FILE": "stranger"}, "not trusted"),
+        (["-m", "newsflow_cleanup"], {"KAFKA_SSL_CA_FILE": "stranger"}, "not trusted"),
     ],
 )
 def test_commands_and_services_stop_with_one_clear_line(
@@ -193,3 +195,35 @@ def test_commands_and_services_stop_with_one_clear_line(
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, result.stderr
+
+
+async def test_storage_refused_by_kafka_serves_its_api_and_says_why(secure_kafka: SecureKafka, tmp_path: Path) -> None:
+    """Storage exited like the others when Kafka refused it, and the stored articles went out of reach with it: its
+    API serves now, and /ready and the log say why its consumers have not started."""
+    env = secure_kafka.sasl_env(KAFKA_SSL_CA_FILE=str(secure_kafka.certificates.stranger_ca))
+    port = free_port()
+    env |= {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/newsflow.db", "STORAGE_API_PORT": str(port)}
+    storage = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "newsflow_storage", env={**os.environ, **env}, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(240):
+                with contextlib.suppress(httpx.TransportError):
+                    ready = await client.get("/ready")
+                    if "not trusted" in ready.text:
+                        break
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError("storage's /ready never said why it does not consume")
+            assert ready.status_code == 503
+            assert "the consumers have not started: KafkaSecurityError" in ready.text
+            assert (await client.get("/ready/api")).status_code == 200
+            assert (await client.get("/articles")).status_code == 200
+            assert (await client.get("/health")).status_code == 200
+        assert storage.returncode is None
+    finally:
+        storage.terminate()
+        _, errors = await asyncio.wait_for(storage.communicate(), 60)
+    assert "the consumers could not start (KafkaSecurityError:" in errors.decode()
+    assert "Traceback" not in errors.decode()

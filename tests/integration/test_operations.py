@@ -680,7 +680,9 @@ async def test_storage_serves_what_it_stored_while_kafka_is_away_and_consumes_on
             assert (await client.get(f"{api}/ready/api")).status_code == 200
             ready = await client.get(f"{api}/ready")
             assert ready.status_code == 503
-            assert "Kafka does not answer" in ready.text
+            assert f"the consumers have not started: waiting for Kafka at 127.0.0.1:{kafka_port}" in ready.text
+            metrics = (await client.get(f"{api}/metrics")).text
+            assert 'newsflow_consumers_started{stage="storage"} 0.0' in metrics
             assert (await client.get(f"{api}/health")).status_code == 200
             assert storage.returncode is None
             await asyncio.sleep(6)  # past TELL_WAITING_AFTER: storage says it waits, once

@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker
 from newsflow_shared import Delivery, Emit, EnrichedArticle, Stage
 from newsflow_shared.asyncapi import declare_outputs
 from newsflow_shared.db import make_engine, ping_database, upgrade
+from newsflow_shared.health import StageWatch
 from newsflow_shared.heap import freeze_long_lived
 from newsflow_shared.kafka_clients import wait_for_kafka, wait_for_topics
 from newsflow_shared.stage import Output
@@ -51,36 +52,46 @@ def open_to_others(settings: StorageSettings) -> bool:
 
 SERVICE = "storage"
 
-KAFKA_RETRY_SECONDS = 30.0
-"""How soon storage asks Kafka again after a refused login or missing topics (a setting on Kafka's side to mend)."""
+KAFKA_RETRY_SECONDS = (30.0, 300.0)
+"""How soon storage tries again to start its consumers after Kafka refused them (a login, an ACL: mended on Kafka's
+side as often as in a setting here), doubling from the first to the second while it refuses."""
 
 
-async def consume_once_kafka_answers(broker: KafkaBroker, settings: StorageSettings) -> None:
+async def consume_once_kafka_answers(broker: KafkaBroker, watch: StageWatch, settings: StorageSettings) -> None:
     """Start storage's consumers once Kafka answers and the topics exist, while the API and the page already serve.
 
     The other services wait for Kafka before they start, and exit saying why after a minute: with nothing but Kafka
     to read, a restart loses nothing. Storage waited the same, so a replica (re)started during a Kafka outage served
     none of the stored articles, whose readers never needed Kafka (``/ready/api``, Kubernetes' readiness of the API,
-    asks only the database). Its consumers now start here, when they can; ``/ready`` says Kafka does not answer
-    meanwhile, and ``/health`` holds (a restart would not bring Kafka back).
+    asks only the database). Its consumers now start here, when they can: ``/ready`` says why not meanwhile,
+    ``newsflow_consumers_started`` is 0 (an alert watches it), and ``/health`` holds (a restart would not bring Kafka
+    back).
     """
+    retry_in = KAFKA_RETRY_SECONDS[0]
+    watch.not_consuming = f"waiting for Kafka at {settings.kafka_bootstrap_servers} and the topics"
     while True:
         try:
             await wait_for_kafka(settings, timeout=60.0, say_waiting=True)
             await wait_for_topics(settings)
             await broker.start()
             break
-        except TimeoutError as error:
+        except TimeoutError as error:  # Kafka away, or the topics not there (yet): asked again at once
+            watch.not_consuming = str(error)
             log.warning("%s; the API serves meanwhile, and the consumers start when Kafka answers", error)
-        except Exception as error:  # a refused login, an ACL: mended on Kafka's side as often as in a setting here
+        except Exception as error:
+            watch.not_consuming = f"{type(error).__name__}: {error}"
             log.error(
-                "the consumers could not start (%s: %s); the API serves meanwhile; trying again in %.0f s",
-                type(error).__name__,
-                error,
-                KAFKA_RETRY_SECONDS,
+                "the consumers could not start (%s); the API serves meanwhile; trying again in %.0f s",
+                watch.not_consuming,
+                retry_in,
             )
-            await broker.stop()  # what a start half done left running
-            await asyncio.sleep(KAFKA_RETRY_SECONDS)
+            try:
+                await broker.stop()  # what a start half done left running
+            except Exception as stopping:
+                log.warning("stopping what the failed start left: %s: %s", type(stopping).__name__, stopping)
+            await asyncio.sleep(retry_in)
+            retry_in = min(retry_in * 2, KAFKA_RETRY_SECONDS[1])
+    watch.not_consuming = None
     freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
     if settings.storage_dead_letter_keep_days:  # asked of Kafka once it answers
         await warn_if_kept_shorter_than_the_topic(settings, timedelta(days=settings.storage_dead_letter_keep_days))
@@ -110,6 +121,12 @@ class Store:
         return outputs
 
 
+def _say_if_it_failed(task: asyncio.Task[None]) -> None:
+    """The consumers' start ended in an error of its own: said, rather than left to a task no one awaits."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("storage's consumers will not start: %s: %s", type(error).__name__, error, exc_info=error)
+
+
 def create_app(settings: StorageSettings | None = None) -> FastAPI:
     settings = settings or StorageSettings()
     stage = Stage.for_service(settings, SERVICE)
@@ -132,7 +149,9 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         if settings.storage_dead_letter_keep_days:
             keep = timedelta(days=settings.storage_dead_letter_keep_days)
             upkeep.append(asyncio.create_task(prune_every(keeper.store, keep), name="prune dead letters"))
-        upkeep.append(asyncio.create_task(consume_once_kafka_answers(broker, settings), name="start consuming"))
+        starting = asyncio.create_task(consume_once_kafka_answers(broker, stage.watch, settings), name="consumers")
+        starting.add_done_callback(_say_if_it_failed)
+        upkeep.append(starting)
         try:
             if open_to_others(settings):
                 log.warning(
