@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -36,6 +37,11 @@ class PatientKafkaBroker(KafkaBroker):
             try:
                 return await super().connect()
             except KafkaConnectionError as error:
+                # What the try started is let go: where the producer started and the admin client did not, the
+                # next try started a second producer beside the first, and kept the admin client unstarted for good
+                # (FastStream connects it only once), so that its ping, and /ready, failed while all else worked.
+                with contextlib.suppress(Exception):
+                    await self.config.disconnect()
                 log.warning("Kafka does not answer (%s); trying again in %.0fs", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
