@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import cramjam
 from aiokafka.record.util import calc_crc32c, encode_varint
@@ -35,8 +36,9 @@ def bomb(unpacked: int, *, codec_id: int = ZSTD, base_offset: int = 0, records: 
         rest = bytes([0, 0]) + bytes(offset_delta) + bytes([1, 0, 0])
         compressor.compress(bytes([len(rest) * 2]) + rest)  # its length, as a one-byte zigzag varint
     packed = bytes(compressor.finish())
+    now = int(time.time() * 1000)  # a broker's retention deletes records stamped older than retention.ms
     after_crc = struct.pack(
-        ">hiqqqhii", codec_id, records - 1, 1_700_000_000_000, 1_700_000_000_000, -1, -1, -1, records
+        ">hiqqqhii", codec_id, records - 1, now, now, -1, -1, -1, records
     )  # attributes, last offset delta, first and max timestamps, producer id and epoch, base sequence, records
     crc = calc_crc32c(after_crc + packed)
     header = struct.pack(">qiibI", base_offset, 4 + 1 + 4 + len(after_crc) + len(packed), 0, 2, crc)

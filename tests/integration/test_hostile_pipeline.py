@@ -272,7 +272,10 @@ async def test_a_compression_bomb_is_dead_lettered_and_the_partition_goes_on(
                 if len(stored) == len(traces) and letters:
                     return
 
-        await asyncio.wait_for(collect(), 240)
+        try:
+            await asyncio.wait_for(collect(), 240)
+        except TimeoutError:
+            pytest.fail(f"in 240 s: stored {sorted(stored)} of {traces}; letters {letters}")
     finally:
         await watcher.stop()
     (letter,) = letters

@@ -6,6 +6,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,9 @@ def record_batch(
         batch_size=1 << 24,
     )  # fmt: skip
     for offset, (key, value, headers) in enumerate(records):
-        builder.append(offset, timestamp=1_700_000_000_000, key=key, value=value, headers=headers)
+        # Now, not a fixed time: a broker's retention deletes records stamped older than retention.ms, and a
+        # pipeline test read its partition from an offset past them.
+        builder.append(offset, timestamp=int(time.time() * 1000), key=key, value=value, headers=headers)
     raw = bytearray(builder.build())
     name = PLACEHOLDER.encode()
     while (at := raw.find(name)) >= 0:
