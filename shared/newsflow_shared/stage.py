@@ -191,8 +191,9 @@ class Stage:
         )
 
     def _unread_batches_first(self, handler: BatchHandler) -> BatchHandler:
-        """``handler``, given only records it can read (:meth:`settle` asks for it when a batch holds any other): a record that stands for a compressed batch that was not
-        unpacked (:mod:`.unpacking`) is dead-lettered with why, and its batch's records are committed past with it.
+        """``handler``, given only records it can read (:meth:`settle` asks for it when a batch holds any other): a
+        record that stands for a compressed batch that was not unpacked (:mod:`.unpacking`) is dead-lettered with
+        why, and its batch's records are committed past with it.
 
         On the DLQ (a side reader) such a record stays where it is, said in the log, as a letter that cannot be read
         does: a letter about it would be read by the same reader.
