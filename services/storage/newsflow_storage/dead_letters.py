@@ -260,16 +260,12 @@ class DeadLetterStore:
                 return deleted
 
 
-async def prune_every(
-    store: DeadLetterStore, keep: timedelta, settings: ServiceSettings | None = None, every: float = 3600.0
-) -> None:
-    """Run :meth:`DeadLetterStore.prune` now and every ``every`` seconds, until cancelled; first, with ``settings``,
-    warn if the DLQ topic keeps its records longer than this copy keeps settled letters.
+async def prune_every(store: DeadLetterStore, keep: timedelta, every: float = 3600.0) -> None:
+    """Run :meth:`DeadLetterStore.prune` now and every ``every`` seconds, until cancelled. (Storage warns of a DLQ
+    topic that keeps its records longer than this once its consumers start: :func:`warn_if_kept_shorter_than_the_topic`.)
 
     Whatever fails (the database away, a pool timed out) is tried again next time: the letters only wait longer.
     """
-    if settings is not None:
-        await warn_if_kept_shorter_than_the_topic(settings, keep)
     while True:
         try:
             if deleted := await store.prune(keep):
