@@ -247,7 +247,7 @@ def status(
 
 @app.command()
 def topics() -> None:
-    """Create the topics that are missing (idempotent), with TOPIC_PARTITIONS partitions."""
+    """Create the topics that are missing (idempotent), with TOPIC_PARTITIONS partitions, records stamped on arrival."""
 
     async def main(settings: ServiceSettings) -> None:
         created = await ensure_topics(settings)

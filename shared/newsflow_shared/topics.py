@@ -70,11 +70,21 @@ def _refused(response: object) -> list[str]:
     return [f"{', '.join(topics)} ({reason})" for reason, topics in by_reason.items()]
 
 
+ARRIVAL_TIME = "LogAppendTime"
+
+
 def topic_configs(settings: ServiceSettings) -> dict[str, str]:
-    """What each topic is created with. With three copies or more, a write is acknowledged once two hold it: with
-    Kafka's default of one, ``acks=all`` waited for the leader alone when the others lagged, and a leader lost then
-    lost the write."""
-    configs = {"max.message.bytes": str(settings.kafka_max_message_bytes)}
+    """What each topic is created with.
+
+    Records are stamped with the time they reach Kafka (``LogAppendTime``), whatever time their producer gave them.
+    Time retention counts from a record's stamp: a back-fill stamped with each article's publication time was
+    deleted within minutes, unread, whenever ingest was down or behind, and Kafka 4 refused a whole batch for one
+    article stamped an hour or more ahead (a wrong time zone). The stamp also becomes what ``newsflow status`` and
+    ``replay --since`` read: when a record arrived, not what its producer claimed.
+
+    With three copies or more, a write is acknowledged once two hold it: with Kafka's default of one, ``acks=all``
+    waited for the leader alone when the others lagged, and a leader lost then lost the write."""
+    configs = {"max.message.bytes": str(settings.kafka_max_message_bytes), "message.timestamp.type": ARRIVAL_TIME}
     if settings.topic_replication_factor >= 3:
         configs["min.insync.replicas"] = "2"
     return configs
@@ -99,7 +109,16 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
     resources = [ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(wanted)) for name in names]
     for response in await admin.describe_configs(resources):
         for _, _, _, name, entries, *_ in response.resources:
-            have = {key: int(value) for key, value, *_ in entries if key in wanted and value}
+            said = {key: str(value) for key, value, *_ in entries if key in wanted and value is not None}
+            have = {key: int(value) for key, value in said.items() if value.isdigit()}
+            stamped = said.get("message.timestamp.type")
+            if stamped is not None and stamped != ARRIVAL_TIME:
+                problems.append(
+                    f"topic {name} keeps the time each producer stamps on a record ({stamped}): retention counts from"
+                    " it, so records stamped days ago (a back-fill by publication time) are deleted before they are"
+                    " read, and Kafka refuses a batch holding one stamped an hour ahead."
+                    f" {_set_config(name, 'message.timestamp.type', ARRIVAL_TIME)}"
+                )
             in_sync = have.get("min.insync.replicas")
             if "min.insync.replicas" in wanted and in_sync is not None and in_sync < int(wanted["min.insync.replicas"]):
                 problems.append(

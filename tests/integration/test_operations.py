@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client.parser import text_string_to_metric_families
 
 from newsflow_classify.settings import ClassifySettings
@@ -73,6 +75,15 @@ async def topics_of_its_own(kafka_bootstrap: str) -> tuple[dict[str, str], Inges
     settings = IngestSettings(**{k.lower(): v for k, v in env.items()})
     await ensure_topics(settings)
     return env, settings
+
+
+async def set_topic_config(settings: ServiceSettings, topic: str, key: str, value: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, {key: value})])
+    finally:
+        await admin.close()
 
 
 async def send_dead_letters(settings: IngestSettings, count: int, stage: str, error: str, reason: str) -> None:
@@ -526,6 +537,8 @@ async def test_status_reads_junk_on_the_dlq_and_records_without_a_time(kafka_boo
     """JSON on the DLQ that is not an object made `newsflow status` fail as if Kafka did not answer (exit 3); a record
     whose producer gave it no time (0) was 56 years old, and its stage stuck at once."""
     env, settings = await topics_of_its_own(kafka_bootstrap)
+    # Newsflow's topics stamp records on arrival; a raw topic made otherwise keeps the producer's time, 0 included.
+    await set_topic_config(settings, settings.topic_raw, "message.timestamp.type", "CreateTime")
     async with producer(settings) as client:
         for junk in (b"[1, 2]", b'"x"', b"7", b"[" * 100_000, b"\xff\xfe"):
             await client.send_and_wait(settings.topic_dlq, junk)
@@ -584,8 +597,35 @@ async def test_topic_init_fails_with_the_brokers_reason_when_kafka_refuses_the_t
     assert len(await ensure_topics(settings.model_copy(update={"topic_replication_factor": 1}))) == 8
 
 
+async def test_records_are_stamped_when_they_arrive_whatever_time_their_producer_gave(kafka_bootstrap: str) -> None:
+    """Raw topics kept the producer's time: a back-fill stamped with each article's publication time was deleted by
+    retention before ingest read it, and Kafka 4 refused a whole batch for one record stamped over an hour ahead."""
+    _, settings = await topics_of_its_own(kafka_bootstrap)
+    now = int(time.time() * 1000)
+    stamps = {"a month ago": now - 30 * 86_400_000, "two hours ahead": now + 2 * 3_600_000, "no time": 0, "now": now}
+    async with producer(settings) as client:
+        sent = [await client.send(settings.topic_raw, name.encode(), timestamp_ms=at) for name, at in stamps.items()]
+        written = [await delivery for delivery in sent]  # one batch: one refusal would have failed all four
+    arrived_by = int(time.time() * 1000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    read: list[Any] = []
+    try:
+        await assign_at_first(consumer, await topic_partitions(consumer, settings.topic_raw))
+        deadline = time.monotonic() + 30
+        while len(read) < len(written) and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                read.extend(records)
+    finally:
+        await consumer.stop()
+    assert sorted(record.value for record in read) == sorted(name.encode() for name in stamps)
+    for record in read:
+        assert record.timestamp_type == 1, record  # LogAppendTime
+        assert now - 60_000 <= record.timestamp <= arrived_by, (record.value, record.timestamp, now)
+
+
 def test_three_copies_or_more_want_two_in_sync() -> None:
-    assert topic_configs(ServiceSettings(topic_replication_factor=1)) == {"max.message.bytes": "33554432"}
+    assert "min.insync.replicas" not in topic_configs(ServiceSettings(topic_replication_factor=1))
     assert topic_configs(ServiceSettings(topic_replication_factor=3))["min.insync.replicas"] == "2"
 
 

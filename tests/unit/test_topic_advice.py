@@ -22,16 +22,28 @@ class DescribingAdmin:
         return [SimpleNamespace(resources=[(0, None, 2, resource.name, entries) for resource in resources])]
 
 
+ASKED = {"max.message.bytes": "33554432", "message.timestamp.type": "LogAppendTime"}
+
+
 async def test_three_copies_and_one_in_sync_is_said_with_the_command() -> None:
     settings = ServiceSettings(topic_replication_factor=3, topic_partitions=6)
-    admin = DescribingAdmin(6, {"max.message.bytes": "33554432", "min.insync.replicas": "1"})
+    admin = DescribingAdmin(6, ASKED | {"min.insync.replicas": "1"})
     [problem] = await existing_topic_problems(admin, settings, ["articles.raw"])  # type: ignore[arg-type]
     assert problem.startswith("topic articles.raw acknowledges a write once 1 copy holds it")
     assert problem.endswith("--entity-name articles.raw --add-config min.insync.replicas=2")
-    agreed = DescribingAdmin(6, {"max.message.bytes": "33554432", "min.insync.replicas": "2"})
+    agreed = DescribingAdmin(6, ASKED | {"min.insync.replicas": "2"})
     assert await existing_topic_problems(agreed, settings, ["articles.raw"]) == []  # type: ignore[arg-type]
 
 
 async def test_one_copy_asks_nothing_of_in_sync_replicas() -> None:
-    admin = DescribingAdmin(6, {"max.message.bytes": "33554432", "min.insync.replicas": "1"})
+    admin = DescribingAdmin(6, ASKED | {"min.insync.replicas": "1"})
     assert await existing_topic_problems(admin, ServiceSettings(), ["articles.raw"]) == []  # type: ignore[arg-type]
+
+
+async def test_a_topic_keeping_the_producers_time_is_said_with_the_command() -> None:
+    """A topic made before newsflow asked for arrival time (or by hand) keeps CreateTime: a back-fill stamped with
+    publication times is deleted by retention unread."""
+    admin = DescribingAdmin(6, ASKED | {"message.timestamp.type": "CreateTime"})
+    [problem] = await existing_topic_problems(admin, ServiceSettings(), ["articles.raw"])  # type: ignore[arg-type]
+    assert problem.startswith("topic articles.raw keeps the time each producer stamps on a record (CreateTime)")
+    assert problem.endswith("--entity-name articles.raw --add-config message.timestamp.type=LogAppendTime")
