@@ -502,6 +502,25 @@ async def test_any_replica_takes_a_form_another_served_and_no_other_site_can_mak
             assert forged.status_code == 403
 
 
+async def test_a_redrive_before_storage_reached_kafka_says_so_and_keeps_the_letter(site: Site) -> None:
+    """Storage serves its page while Kafka is away; a re-drive then failed with FastStream's own words ("IncorrectState:
+    You can't use producer here, please connect broker first")."""
+    token = await form_token(site)
+    away = create_app(site.app.state.web_settings)  # no TestKafkaBroker: its broker waits for Kafka, as a real one
+    async with away.router.lifespan_context(away):
+        transport = httpx.ASGITransport(app=away)
+        async with httpx.AsyncClient(transport=transport, base_url="http://newsflow.test") as browser:
+            browser.cookies.set(FORM_COOKIE, token)
+            refused = await browser.post("/pipeline/redrive", data={"letter": 1, "csrf": token})
+            assert refused.status_code == 503
+            assert "Storage has not reached Kafka yet (waiting for Kafka at 127.0.0.1:9" in refused.text
+            assert "nothing was re-driven, and the letters still wait" in refused.text
+            assert "IncorrectState" not in refused.text
+    sent = await site.client.post("/pipeline/redrive", data={"letter": 1, "csrf": token})  # it waited: sent now
+    assert sent.headers["location"] == "/pipeline?redriven=1&refused=0"
+    assert site.raw == [webdata.dead_letter(0).original]
+
+
 def test_a_session_ends_on_the_server_and_allows_for_a_replica_whose_clock_runs_ahead() -> None:
     """A session cookie that was one HMAC of the token was good until the token changed, whatever its max-age."""
     auth = WebAuth(TOKEN)

@@ -176,6 +176,7 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.broker = broker
+    app.state.watch = stage.watch  # the page says why a re-drive cannot be sent while the consumers wait for Kafka
     add_routes(app, settings)
     add_web(app, settings)
     return app

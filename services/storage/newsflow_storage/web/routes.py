@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from faststream.exceptions import IncorrectState
 from sqlalchemy import func, select
 
 from newsflow_shared import RejectedInput, redrive_record
@@ -244,6 +245,14 @@ async def redrive(
         return _problem(request, 422, chosen)
     ids = [chosen] if isinstance(chosen, int) else await state.dead_letters.waiting_ids(*chosen)
     sent, refused, failure = await _send_back(state, ids)
+    if isinstance(failure, IncorrectState):  # FastStream's "please connect broker first": consumers not started
+        waiting = state.watch.not_consuming or "not connected yet"
+        return _problem(
+            request,
+            503,
+            f"Storage has not reached Kafka yet ({waiting}): nothing was re-driven, and the letters still wait."
+            " Try again once /ready answers 200.",
+        )
     if failure is not None:
         return _problem(
             request,
