@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.publisher.producer import AioKafkaFastProducerImpl
 from prometheus_client import CollectorRegistry
 
 from .kafka_security import security_for
@@ -22,6 +23,21 @@ from .unpacking import unpack_within
 log = logging.getLogger(__name__)
 
 
+class _StoppedIfItFailsToStart(AioKafkaFastProducerImpl):
+    """FastStream's producer, stopping the aiokafka producer whose start failed: FastStream drops it as it is, and
+    aiokafka's finaliser then logged "Unclosed AIOKafkaProducer" as an error at every try while Kafka was away."""
+
+    __slots__ = ()
+
+    async def connect(self, producer: Any, serializer: Any, codec: Any = None) -> None:
+        try:
+            await super().connect(producer, serializer, codec)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+
+
 class PatientKafkaBroker(KafkaBroker):
     """A broker that waits for Kafka at start instead of failing.
 
@@ -30,6 +46,10 @@ class PatientKafkaBroker(KafkaBroker):
     A refused login or TLS handshake is not waited for: :func:`~.kafka_clients.wait_for_kafka` said
     why before the start (at the service's start, or storage's before it starts its consumers).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config.broker_config.producer = _StoppedIfItFailsToStart(kwargs.get("parser"), kwargs.get("decoder"))
 
     async def connect(self):  # type: ignore[no-untyped-def]
         delay = 0.5
@@ -42,7 +62,7 @@ class PatientKafkaBroker(KafkaBroker):
                 # (FastStream connects it only once), so that its ping, and /ready, failed while all else worked.
                 with contextlib.suppress(Exception):
                     await self.config.disconnect()
-                log.warning("Kafka does not answer (%s); trying again in %.0fs", error, delay)
+                log.warning("Kafka does not answer (%s); trying again in %g s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
