@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -182,3 +183,30 @@ async def test_letters_of_pushed_input_that_never_reached_kafka_are_each_kept(da
         ]
     finally:
         await engine.dispose()
+
+
+async def test_storage_s_upkeep_goes_on_after_a_failure_and_says_what_it_could_not_do(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storage prunes settled letters and gives back lapsed claims in tasks of their own: one that ended at its first
+    error (the database restarting) would do its job no more, and nobody would see it stop."""
+    turns: list[str] = []
+    failures = iter([ConnectionRefusedError("database restarting"), None, None])
+
+    async def job() -> None:
+        turns.append("turn")
+        if (failure := next(failures)) is not None:
+            raise failure
+
+    async def sleep(seconds: float) -> None:
+        assert seconds == 60
+        if len(turns) == 3:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(dead_letters_module.asyncio, "sleep", sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await dead_letters_module.repeat_every(60, job, "give back lapsed re-drive claims")
+    assert turns == ["turn"] * 3
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "could not give back lapsed re-drive claims (trying again in 60 s): ConnectionRefusedError('database restarting')"
+    ]

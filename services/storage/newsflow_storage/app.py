@@ -8,7 +8,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -26,8 +26,9 @@ from .api import add_routes
 from .dead_letters import (
     DeadLetterKeeper,
     DeadLetterStore,
-    prune_every,
-    release_lapsed_claims_every,
+    prune_settled,
+    release_lapsed_claims,
+    repeat_every,
     warn_if_kept_shorter_than_the_topic,
 )
 from .repository import ArticleRepository
@@ -93,8 +94,8 @@ async def consume_once_kafka_answers(broker: KafkaBroker, watch: StageWatch, set
             retry_in = min(retry_in * 2, KAFKA_RETRY_SECONDS[1])
     watch.not_consuming = None
     freeze_long_lived()  # as service_app does for the other services (newsflow_shared.heap)
-    if settings.storage_dead_letter_keep_days:  # asked of Kafka once it answers
-        await warn_if_kept_shorter_than_the_topic(settings, timedelta(days=settings.storage_dead_letter_keep_days))
+    if keep := settings.dead_letter_keep:  # asked of Kafka once it answers
+        await warn_if_kept_shorter_than_the_topic(settings, keep)
 
 
 class Store:
@@ -145,10 +146,11 @@ def create_app(settings: StorageSettings | None = None) -> FastAPI:
         service.repository = app.state.repository = ArticleRepository(engine)
         stage.depends_on("database", lambda: ping_database(engine))
         keeper.store = app.state.dead_letters = DeadLetterStore(engine)
-        upkeep = [asyncio.create_task(release_lapsed_claims_every(keeper.store), name="lapsed re-drive claims")]
-        if settings.storage_dead_letter_keep_days:
-            keep = timedelta(days=settings.storage_dead_letter_keep_days)
-            upkeep.append(asyncio.create_task(prune_every(keeper.store, keep), name="prune dead letters"))
+        claims = repeat_every(60, partial(release_lapsed_claims, keeper.store), "give back lapsed re-drive claims")
+        upkeep = [asyncio.create_task(claims, name="lapsed re-drive claims")]
+        if keep := settings.dead_letter_keep:
+            pruning = repeat_every(3600, partial(prune_settled, keeper.store, keep), "delete settled dead letters")
+            upkeep.append(asyncio.create_task(pruning, name="prune dead letters"))
         starting = asyncio.create_task(consume_once_kafka_answers(broker, stage.watch, settings), name="consumers")
         starting.add_done_callback(_say_if_it_failed)
         upkeep.append(starting)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -260,35 +260,36 @@ class DeadLetterStore:
                 return deleted
 
 
-async def prune_every(store: DeadLetterStore, keep: timedelta, every: float = 3600.0) -> None:
-    """Run :meth:`DeadLetterStore.prune` now and every ``every`` seconds, until cancelled. (Storage warns of a DLQ
-    topic that keeps its records longer than this once its consumers start: :func:`warn_if_kept_shorter_than_the_topic`.)
+async def repeat_every(every: float, job: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``job`` now and every ``every`` seconds, until cancelled.
 
-    Whatever fails (the database away, a pool timed out) is tried again next time: the letters only wait longer.
+    Whatever fails (the database away, a pool timed out) is logged as "could not <what>" and tried again next time:
+    a task that ended at its first error would do its job no more, and no one would see it stop.
     """
     while True:
         try:
-            if deleted := await store.prune(keep):
-                log.info("deleted %d dead letters settled more than %s ago", deleted, keep)
-        except Exception as error:  # any: a task that ended here would prune no more, unseen
-            log.warning("could not delete the settled dead letters (trying again in %.0f s): %r", every, error)
+            await job()
+        except Exception as error:
+            log.warning("could not %s (trying again in %.0f s): %r", what, every, error)
         await asyncio.sleep(every)
 
 
-async def release_lapsed_claims_every(store: DeadLetterStore, every: float = 60.0) -> None:
-    """Give back, every ``every`` seconds, the letters of re-drives that never finished (:meth:`~DeadLetterStore.claim`
-    says why), until cancelled; a failure is tried again next time."""
-    while True:
-        try:
-            if released := await store.release_lapsed_claims():
-                log.warning(
-                    "%d dead letters claimed by a re-drive that never finished (its process killed outright, or its"
-                    " last write to the database failed) wait again; any Kafka took will be sent again if re-driven",
-                    released,
-                )
-        except Exception as error:  # any: a task that ended here would give back no more, unseen
-            log.warning("could not give back lapsed re-drive claims (trying again in %.0f s): %r", every, error)
-        await asyncio.sleep(every)
+async def prune_settled(store: DeadLetterStore, keep: timedelta) -> None:
+    """:meth:`DeadLetterStore.prune`, said when it deleted any. (Storage warns of a DLQ topic that keeps its records
+    longer than ``keep`` once its consumers start: :func:`warn_if_kept_shorter_than_the_topic`.)"""
+    if deleted := await store.prune(keep):
+        log.info("deleted %d dead letters settled more than %s ago", deleted, keep)
+
+
+async def release_lapsed_claims(store: DeadLetterStore) -> None:
+    """:meth:`DeadLetterStore.release_lapsed_claims` (:meth:`~DeadLetterStore.claim` says why), said when it gave any
+    back."""
+    if released := await store.release_lapsed_claims():
+        log.warning(
+            "%d dead letters claimed by a re-drive that never finished (its process killed outright, or its last"
+            " write to the database failed) wait again; any Kafka took will be sent again if re-driven",
+            released,
+        )
 
 
 async def warn_if_kept_shorter_than_the_topic(settings: ServiceSettings, keep: timedelta) -> None:

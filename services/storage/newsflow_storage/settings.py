@@ -1,4 +1,5 @@
 import re
+from datetime import timedelta
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -62,3 +63,8 @@ class StorageSettings(ServiceSettings):
                 "header cannot carry as it is; use letters, digits and punctuation (openssl rand -hex 32)"
             )
         return token
+
+    @property
+    def dead_letter_keep(self) -> timedelta | None:
+        """How long a settled dead letter is kept; None: for ever (``STORAGE_DEAD_LETTER_KEEP_DAYS=0``)."""
+        return timedelta(days=self.storage_dead_letter_keep_days) if self.storage_dead_letter_keep_days else None
