@@ -107,21 +107,37 @@ def _differences_from_tables(connection: Connection) -> list[object]:
     return list(compare_metadata(context, metadata))
 
 
+async def insert_a_letter(engine: AsyncEngine, **more: str) -> None:
+    """One dead letter at offset 7 ("not JSON"), in plain SQL: the columns of the revision the database is at, plus
+    ``more`` (a later revision's)."""
+    row = dict(
+        source_topic="articles.raw",
+        source_partition=0,
+        source_offset=7,
+        stage="ingest",
+        error="MalformedMessage",
+        reason="not JSON",
+        original=b"{",
+        original_size=1,
+        original_truncated=0,
+        headers="{}",
+        attempts=1,
+        failed_at="2026-12-01 00:00:00",
+        **more,
+    )
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(f"INSERT INTO dead_letters ({', '.join(row)}) VALUES ({', '.join(f':{c}' for c in row)})"), row
+        )
+
+
 async def test_0008_sets_letters_aside_and_its_downgrade_keeps_them(tmp_path: Path) -> None:
     """0008 adds ``set_aside_at`` to the dead letters and their kinds' index; going back keeps every letter."""
     url = f"sqlite+aiosqlite:///{tmp_path}/m.db"
     await upgrade(url, "0007")
     engine = make_engine(url)
     try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, error, reason,"
-                    " original, original_size, original_truncated, headers, attempts, failed_at)"
-                    " VALUES ('articles.raw', 0, 7, 'ingest', 'MalformedMessage', 'not JSON', x'7b', 1, 0, '{}', 1,"
-                    " '2026-12-01 00:00:00')"
-                )
-            )
+        await insert_a_letter(engine)
         await upgrade(url)
         async with engine.begin() as connection:
             await connection.execute(text("UPDATE dead_letters SET set_aside_at = '2026-12-02 00:00:00'"))
@@ -143,15 +159,7 @@ async def test_0009_claims_lapse_and_its_downgrade_keeps_the_letters(tmp_path: P
     await upgrade(url)
     engine = make_engine(url)
     try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO dead_letters (source_topic, source_partition, source_offset, stage, error, reason,"
-                    " original, original_size, original_truncated, headers, attempts, failed_at, redriven_at,"
-                    " redrive_claimed_until) VALUES ('articles.raw', 0, 7, 'ingest', 'MalformedMessage', 'not JSON',"
-                    " x'7b', 1, 0, '{}', 1, '2026-12-01 00:00:00', '2026-12-02 00:00:00', '2026-12-02 00:15:00')"
-                )
-            )
+        await insert_a_letter(engine, redriven_at="2026-12-02 00:00:00", redrive_claimed_until="2026-12-02 00:15:00")
         await downgrade(engine, "0008")
         async with engine.connect() as connection:
             kept = (await connection.execute(text("SELECT source_offset, redriven_at FROM dead_letters"))).all()
