@@ -103,8 +103,10 @@ class StageWatch:
         return time.perf_counter()
 
     def record_done(self) -> None:
-        """A record of a batch in hand is done (called from any thread): a long batch that moves is not stuck."""
+        """A record of a batch in hand is done (called from any thread): a long batch that moves is not stuck, to
+        liveness or to the stuck alert (cleanup's batch of slow pages may take many minutes to commit)."""
         self.last_activity = time.time()
+        self.metrics.progressed()
 
     def batch_failed(self, error: BaseException, retry_in: float = 0.0) -> None:
         # Waiting out a back-off is the stage at work, not stuck: the stall clock starts when the retry is due. An

@@ -170,3 +170,24 @@ async def test_a_lag_reading_that_cannot_reach_kafka_closes_its_clients(caplog: 
     gc.collect()  # where an unclosed client says so
     await asyncio.sleep(0)
     assert "Unclosed" not in caplog.text
+
+
+def test_each_record_done_is_progress_for_the_stuck_alert_too() -> None:
+    """Cleanup's batch of slow pages may take many minutes to commit: each article done moved liveness's clock but
+    not the progress gauge NewsflowStageStuck reads, which paged someone while the replica worked through it."""
+    import threading
+
+    from newsflow_shared.health import StageWatch
+    from newsflow_shared.metrics import StageMetrics
+
+    metrics = StageMetrics("cleanup", CollectorRegistry())
+    watch = StageWatch(None, ServiceSettings(), metrics)  # type: ignore[arg-type]
+    metrics.last_progress.labels("cleanup").set(1_000.0)  # the last batch committed long ago
+    worker = threading.Thread(target=watch.record_done)  # cleanup's worker reports from its thread
+    worker.start()
+    worker.join()
+    progressed = metrics.registry.get_sample_value(
+        "newsflow_consumer_last_progress_timestamp_seconds", {"stage": "cleanup"}
+    )
+    assert progressed is not None
+    assert progressed > 1_700_000_000

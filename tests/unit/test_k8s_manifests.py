@@ -372,3 +372,30 @@ def test_the_network_policy_component_lets_in_only_the_api_and_prometheus() -> N
         assert {p["port"] for p in rule["ports"]} <= {p["name"] for p in container["ports"]}
         everyone = "from" not in rule
         assert everyone is (selected == "newsflow-storage"), selected  # only the API is open to every client
+
+
+def test_alerts_and_dashboard_keep_each_namespace_s_pipeline_apart() -> None:
+    """A PrometheusRule applies to every series its Prometheus holds: with staging and production scraped by one,
+    rules that summed by stage let a healthy staging replica hide a stuck or down production stage."""
+    [rules] = of_kind("PrometheusRule").values()
+    for group in rules["spec"]["groups"]:
+        for rule in group["rules"]:
+            groupings = re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"])
+            assert groupings, rule["alert"]
+            for labels in groupings:
+                # `on (stage)` only where a stage has a target in no namespace at all (NewsflowStageDown's vector(0)s)
+                assert "namespace" in labels or (labels == "stage" and rule["alert"] == "NewsflowStageDown"), (
+                    rule["alert"],
+                    labels,
+                )
+    stuck = next(r["expr"] for g in rules["spec"]["groups"] for r in g["rules"] if r["alert"] == "NewsflowStageStuck")
+    assert "instance" in stuck  # per replica: a caught-up sibling kept a per-stage clock fresh
+    dashboard = json.loads((ROOT / "deploy/grafana/newsflow-dashboard.json").read_text())
+    [variable] = dashboard["templating"]["list"]
+    assert variable["name"] == "namespace"
+    assert variable["allValue"] == ".*"  # also matches a Compose stack's series, which have no namespace
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            names = re.findall(r"newsflow_[a-z_]+(\{[^}]*\})?", target["expr"])
+            assert names, target["expr"]
+            assert all('namespace=~"$namespace"' in selector for selector in names), target["expr"]
