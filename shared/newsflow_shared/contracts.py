@@ -13,6 +13,7 @@ The flow::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from .text_safety import SafeText, check_json, free_key, has_words
+from .text_safety import SafeText, check_json, free_key, has_words, refuse_unsafe
 
 SCHEMA_VERSION = "1.1"
 """Bumped in its minor part for additive changes, in its major part for breaking ones."""
@@ -86,7 +87,7 @@ stored before them that could not be read would make every page that holds it a 
 def _at_most_bytes(limit: int, field: str) -> AfterValidator:
     def check(value: str, info: ValidationInfo) -> str:
         # Only a string of over a quarter of the limit in characters can be over it: no character takes more than four.
-        if len(value) * 4 > limit and not (info.context and info.context.get("as_stored")):
+        if len(value) * 4 > limit and not _as_stored(info):
             size = len(value.encode("utf-8", "surrogatepass"))
             if size > limit:
                 raise ValueError(
@@ -199,14 +200,35 @@ class RawArticle(Contract):
         return self
 
 
+def _as_stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("as_stored"))
+
+
+def _checked_unless_stored(check: Callable[[Any], Any]) -> AfterValidator:
+    """``check``, except on what a database already holds (``AS_STORED``): the nested fields below were checked only
+    from 1.1's lifetime on, and a row stored before that could not be read would make every page that holds it a
+    server error."""
+
+    def run(value: Any, info: ValidationInfo) -> Any:
+        return value if _as_stored(info) else check(value)
+
+    return AfterValidator(run)
+
+
+CarriedText = Annotated[str, _checked_unless_stored(refuse_unsafe)]
+"""Text a stage writes into an article beside its body (lineage, removals, topic labels): refused as SafeText is
+(NUL, lone surrogates, bidi overrides), which these fields were not. A producer that wrote such characters there put
+a bidi override on storage's article page, and a NUL that PostgreSQL refuses at the last hop."""
+
+
 class Lineage(BaseModel):
     """Who touched the article and when: one entry per stage, in order."""
 
-    stage: str
-    version: str
+    stage: CarriedText
+    version: CarriedText
     at: datetime = Field(default_factory=utcnow)
-    model: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+    model: CarriedText | None = None
+    details: Annotated[dict[str, Any], _checked_unless_stored(check_json)] = Field(default_factory=dict)
 
 
 class ArticleBase(Contract):
@@ -233,11 +255,29 @@ class IngestedArticle(ArticleBase):
     language_hint: SafeText | None = Field(default=None, max_length=MAX_LANGUAGE)
 
 
+MAX_REMOVALS = 201
+"""Entries of an article's ``removed``: cleanup lists 200 and sums up the rest in one more (the whole body that arrived
+is ``arrived_text``). A page of 450,000 "Ad" lines was a 24 MB article of 450,000 entries, and every page of storage
+that held it took 20 s and gigabytes."""
+MAX_REMOVAL_CHARS = 2_000
+"""Characters of one removal's ``what``; cleanup cuts a longer one (its whole text is in ``arrived_text``)."""
+
+
 class Removal(BaseModel):
     """One thing cleanup removed, so an editor can audit it."""
 
-    what: str
-    why: str
+    what: CarriedText
+    why: CarriedText
+
+
+def _listable(removed: list[Removal]) -> list[Removal]:
+    """What an article may list of its removals (cleanup's own list is any length until it lists it)."""
+    if len(removed) > MAX_REMOVALS:
+        raise ValueError(f"{len(removed):,} entries, more than {MAX_REMOVALS:,}")
+    for position, removal in enumerate(removed):
+        if len(removal.what) > MAX_REMOVAL_CHARS or len(removal.why) > MAX_REMOVAL_CHARS:
+            raise ValueError(f"entry {position} is longer than {MAX_REMOVAL_CHARS:,} characters")
+    return removed
 
 
 class CleanArticle(ArticleBase):
@@ -249,7 +289,7 @@ class CleanArticle(ArticleBase):
     author: SafeText | None = None
     duplicate_of: ArticleId | None = None
     duplicate_score: float | None = Field(default=None, ge=0.0, le=1.0)
-    removed: list[Removal] = Field(default_factory=list)
+    removed: Annotated[list[Removal], _checked_unless_stored(_listable)] = Field(default_factory=list)
     arrived_text: SafeText | None = Field(
         default=None,
         description="The body as cleanup received it (or extracted it from the page), before repairs and removals: "
@@ -262,7 +302,7 @@ class CleanArticle(ArticleBase):
         """Cleanup dead-letters an article with no letter or digit left; one that another producer put on the topic
         was given topics all the same (an empty text: 0.43 politics). Not asked of a stored row (``AS_STORED``):
         articles stored before this check must still be read, listed and replayed."""
-        if not has_words(text) and not (info.context and info.context.get("as_stored")):
+        if not has_words(text) and not _as_stored(info):
             raise ValueError("the text has no letter or digit: there is nothing to classify or store")
         return text
 
@@ -271,7 +311,7 @@ class TopicScore(BaseModel):
     """One IPTC Media Topic assigned to an article."""
 
     code: str = Field(pattern=r"^medtop:\d{8}$", examples=["medtop:16000000"])
-    label: str = Field(examples=["conflict, war and peace"])
+    label: CarriedText = Field(max_length=500, examples=["conflict, war and peace"])
     score: float = Field(ge=0.0, le=1.0)
     level: int = Field(default=1, ge=1, description="1 for the 17 top-level topics.")
 

@@ -133,14 +133,15 @@ def unsafe_characters(value: str) -> str | None:
     return f"{_kind(found.group()).replace('_', ' ')} U+{ord(found.group()):04X} at position {found.start()}"
 
 
-def _safe(value: str) -> str:
+def refuse_unsafe(value: str) -> str:
+    """``value`` unchanged, or a ValueError naming the first character :data:`SafeText` refuses."""
     problem = unsafe_characters(value)
     if problem:
         raise ValueError(f"contains a character that cannot be stored ({problem}); ingest removes these")
     return value
 
 
-SafeText = Annotated[str, AfterValidator(_safe)]
+SafeText = Annotated[str, AfterValidator(refuse_unsafe)]
 """A string without NUL, lone surrogates or bidi overrides: what every contract after ingest carries."""
 
 
@@ -149,12 +150,12 @@ def check_json(value: Any, depth: int = 0) -> Any:
     if depth > MAX_METADATA_DEPTH:
         raise ValueError(f"metadata is nested more than {MAX_METADATA_DEPTH} levels deep")
     if isinstance(value, str):
-        _safe(value)
+        refuse_unsafe(value)
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError("metadata holds NaN or Infinity, which JSON stores refuse")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _safe(str(key))
+            refuse_unsafe(str(key))
             check_json(item, depth + 1)
     elif isinstance(value, list):
         for item in value:

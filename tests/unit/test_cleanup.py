@@ -20,7 +20,7 @@ from newsflow_cleanup import html_article
 from newsflow_cleanup.boilerplate import strip_boilerplate, strip_lead_in_teasers
 from newsflow_cleanup.html_article import extract_article
 from newsflow_cleanup.language import LanguageDetector
-from newsflow_cleanup.logic import clean
+from newsflow_cleanup.logic import LISTED_CHARS, clean, listed
 from newsflow_cleanup.repair import (
     _DETACHED_HYPHEN,
     _HANGING_HYPHEN,
@@ -40,7 +40,8 @@ from newsflow_cleanup.repair import (
     repair,
 )
 from newsflow_cleanup.settings import CleanupSettings
-from newsflow_shared import ArticleTooLarge, EmptyArticle, IngestedArticle
+from newsflow_shared import ArticleTooLarge, EmptyArticle, IngestedArticle, Removal
+from newsflow_shared.contracts import MAX_REMOVAL_CHARS, MAX_REMOVALS
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 
@@ -369,6 +370,33 @@ def test_a_headline_repeated_as_the_first_line_is_taken_out(detector: LanguageDe
     cleaned = clean(article, detector, CleanupSettings())
     assert cleaned.text == "The storm closed roads."
     assert [r.why for r in cleaned.removed] == ["the title, repeated at the top of the body"]
+
+
+def test_an_article_lists_at_most_200_removals_and_sums_up_the_rest(detector: LanguageDetector) -> None:
+    """A page of 450,000 "Ad" lines (1.35 MB, inside ingest's limit) was an article of 450,000 removals, 24 MB: each
+    page of storage that held it took 20 s and gigabytes. The body as it arrived keeps every line."""
+    story = "Storms battered the northern coast overnight, cutting power to thousands of homes and closing ports."
+    article = IngestedArticle(id="ads", text=story + "\n" + "Ad\n" * 20_000, content_hash="h")
+    cleaned = clean(article, detector, CleanupSettings())
+    assert cleaned.text == story
+    assert len(cleaned.removed) == MAX_REMOVALS
+    assert cleaned.removed[0] == Removal(what="Ad", why="rule: advertisement marker")
+    assert cleaned.removed[-1].what == "19,800 more removed paragraphs, 39,600 characters in all"
+    assert cleaned.lineage[-1].details == {"removed": 20_000}  # the count is whole
+    assert cleaned.arrived_text == article.text
+    assert len(cleaned.model_dump_json()) < 2 * len(article.text)
+
+
+def test_removals_listed_stop_at_their_characters_and_a_long_one_is_cut() -> None:
+    removals = [Removal(what="x" * 5_000, why="rule: teaser")] + [Removal(what="y" * 1_000, why="rule: menu")] * 30
+    shown = listed(removals)
+    assert shown[0].what == "x" * (MAX_REMOVAL_CHARS - 1) + "…"
+    assert sum(len(r.what) for r in shown[:-1]) == LISTED_CHARS  # 2,000 then eighteen of 1,000
+    assert shown[-1].what == "12 more removed paragraphs, 12,000 characters in all"
+    assert listed(removals[:3]) == [
+        Removal(what="x" * (MAX_REMOVAL_CHARS - 1) + "…", why="rule: teaser"),
+        *removals[1:3],
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "\n", "\u200b", "\ufeff", "&nbsp;", "\u2060\u200d"])

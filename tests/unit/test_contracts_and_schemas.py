@@ -3,8 +3,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from newsflow_shared import DeadLetter, Delivery
-from newsflow_shared.contracts import ALL_CONTRACTS
+import pytest
+from pydantic import ValidationError
+
+from newsflow_shared import CleanArticle, DeadLetter, Delivery, Lineage, Removal, TopicScore
+from newsflow_shared.contracts import ALL_CONTRACTS, AS_STORED, MAX_REMOVAL_CHARS, MAX_REMOVALS
 from newsflow_shared.errors import MalformedMessage
 from newsflow_shared.schemas import export_schemas
 from newsflow_shared.stage import Stage
@@ -37,3 +40,28 @@ def test_dead_letters_keep_the_original_bytes_through_json() -> None:
     assert back.reason == "not UTF-8"
     assert back.error == "MalformedMessage"
     assert back.attempts == 1
+
+
+def test_text_beside_the_body_is_refused_as_the_body_is_except_in_stored_rows() -> None:
+    """Lineage, removals and topic labels were plain strings: a NUL reached storage (PostgreSQL refused it at the last
+    hop), a bidi override turned text around on the article page, and NaN in lineage details was stored as null.
+    Rows a database already holds are read as they are (AS_STORED)."""
+    base = {"id": "a", "text": "Rain.", "language": "en", "language_confidence": 0.9, "content_hash": "h"}
+    hostile = [
+        {"removed": [{"what": "a\x00b", "why": "rule"}]},
+        {"removed": [{"what": "menu", "why": "rule \u202e reversed"}]},
+        {"lineage": [{"stage": "clean\x00up", "version": "1"}]},
+        {"lineage": [{"stage": "cleanup", "version": "1", "model": "\ud800"}]},
+        {"lineage": [{"stage": "cleanup", "version": "1", "details": {"x": float("nan")}}]},
+        {"removed": [{"what": "Ad", "why": "rule"}] * (MAX_REMOVALS + 1)},
+        {"removed": [{"what": "x" * (MAX_REMOVAL_CHARS + 1), "why": "rule"}]},
+    ]
+    for fields in hostile:
+        with pytest.raises(ValidationError):
+            CleanArticle.model_validate(base | fields)
+        CleanArticle.model_validate(base | fields, context=AS_STORED)  # a row already stored is still read
+    assert CleanArticle.model_validate(base | {"removed": [{"what": "Ad", "why": "rule"}] * MAX_REMOVALS}).removed
+    assert Removal(what="x" * 10_000, why="rule")  # cleanup's own list, before it lists it (logic.listed)
+    with pytest.raises(ValidationError, match="label"):
+        TopicScore(code="medtop:16000000", label="war\u202e", score=0.5)
+    assert Lineage(stage="cleanup", version="1", details={"removed": 3}).details == {"removed": 3}

@@ -20,12 +20,13 @@ from faststream.kafka import TestKafkaBroker
 from sqlalchemy import func, select
 
 from newsflow_shared import Removal
+from newsflow_shared.contracts import MAX_REMOVALS
 from newsflow_shared.db.tables import dead_letters
 from newsflow_storage.app import create_app
 from newsflow_storage.settings import StorageSettings
 from newsflow_storage.web import changes as changes_module
 from newsflow_storage.web.auth import FORM_COOKIE, SESSION_SECONDS, WebAuth
-from newsflow_storage.web.changes import changes
+from newsflow_storage.web.changes import REMOVED_IN_A_ROW, changes
 
 from .. import webdata
 from .test_storage import article
@@ -379,6 +380,22 @@ def test_a_long_run_of_removed_lines_before_a_repaired_paragraph_is_still_paired
     blocks = changes(arrived, clean, [Removal(what=m, why="menu") for m in menu])
     assert [b.kind for b in blocks] == ["removed"] * 40 + ["repaired"]
     assert {b.why for b in blocks[:40]} == {"menu"}
+
+
+async def test_a_page_of_thousands_of_removed_lines_lists_a_hundred_and_counts_the_rest(site: Site) -> None:
+    """An article of 450,000 "Ad" lines made an article page of 84 MB: one row for each."""
+    story = "Storms battered the northern coast overnight, cutting power to thousands of homes."
+    arrived = story + "\n" + "Ad\n" * 20_000
+    listed = [Removal(what="Ad", why="rule: advertisement marker")] * (MAX_REMOVALS - 1)
+    await site.app.state.repository.store(
+        [article("ads", text=story, arrived_text=arrived, removed=[*listed, Removal(what="19,800 more", why="x")])]
+    )
+    page = await site.client.get("/article/ads")
+    assert page.status_code == 200
+    diff = page.text.split('id="h-changes"', 1)[1]
+    assert diff.count("<s>Ad</s>") == REMOVED_IN_A_ROW
+    assert "19,900 more removed paragraphs in a row, not listed" in diff
+    assert len(page.text) < 100_000
 
 
 def test_a_paragraph_with_the_same_letters_is_not_taken_for_the_one_repaired() -> None:

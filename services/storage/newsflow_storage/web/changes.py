@@ -75,10 +75,25 @@ class Folded:
         return len(self.paragraphs)
 
 
-def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded]:
-    """Runs of more than ``2 * keep + 1`` unchanged paragraphs keep ``keep`` on each side as context."""
-    out: list[Change | Folded] = []
+REMOVED_IN_A_ROW = 100
+"""Removed paragraphs in a row the page lists one by one; past them it says how many more. A page of 450,000 "Ad"
+lines made an article page of 84 MB."""
+
+
+@dataclass(frozen=True)
+class Unlisted:
+    """Removed paragraphs past the first ``REMOVED_IN_A_ROW`` of a run: counted, not listed."""
+
+    count: int
+    kind: str = "unlisted"
+
+
+def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded | Unlisted]:
+    """Runs of more than ``2 * keep + 1`` unchanged paragraphs keep ``keep`` on each side as context; a run of
+    removed paragraphs lists its first ``REMOVED_IN_A_ROW``."""
+    out: list[Change | Folded | Unlisted] = []
     run: list[Change] = []
+    removed_in_a_row = 0
 
     def flush(at_start: bool, at_end: bool) -> None:
         head = 0 if at_start else keep
@@ -92,11 +107,17 @@ def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded]:
         run.clear()
 
     for block in blocks:
+        removed_in_a_row = removed_in_a_row + 1 if block.kind == "removed" else 0
         if block.kind == "kept":
             run.append(block)
             continue
         flush(at_start=not out, at_end=False)
-        out.append(block)
+        if removed_in_a_row <= REMOVED_IN_A_ROW:
+            out.append(block)
+        elif isinstance(last := out[-1], Unlisted):
+            out[-1] = Unlisted(last.count + 1)
+        else:
+            out.append(Unlisted(1))
     flush(at_start=not out, at_end=True)
     return out
 
