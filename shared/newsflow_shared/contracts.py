@@ -261,6 +261,9 @@ is ``arrived_text``). A page of 450,000 "Ad" lines was a 24 MB article of 450,00
 that held it took 20 s and gigabytes."""
 MAX_REMOVAL_CHARS = 2_000
 """Characters of one removal's ``what``; cleanup cuts a longer one (its whole text is in ``arrived_text``)."""
+MAX_REMOVED_CHARS = 24_000
+"""Characters of all the ``what``s an article lists: cleanup stops listing at 20,000 (so the last may end by 22,000)
+and sums up the rest, and a page of 200 articles then holds at most ~5 MB of them."""
 
 
 class Removal(BaseModel):
@@ -277,6 +280,8 @@ def _listable(removed: list[Removal]) -> list[Removal]:
     for position, removal in enumerate(removed):
         if len(removal.what) > MAX_REMOVAL_CHARS or len(removal.why) > MAX_REMOVAL_CHARS:
             raise ValueError(f"entry {position} is longer than {MAX_REMOVAL_CHARS:,} characters")
+    if (chars := sum(len(removal.what) for removal in removed)) > MAX_REMOVED_CHARS:
+        raise ValueError(f"the entries list {chars:,} characters, more than {MAX_REMOVED_CHARS:,}")
     return removed
 
 

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from newsflow_shared import CleanArticle, DeadLetter, Delivery, Lineage, Removal, TopicScore
-from newsflow_shared.contracts import ALL_CONTRACTS, AS_STORED, MAX_REMOVAL_CHARS, MAX_REMOVALS
+from newsflow_shared.contracts import ALL_CONTRACTS, AS_STORED, MAX_REMOVAL_CHARS, MAX_REMOVALS, MAX_REMOVED_CHARS
 from newsflow_shared.errors import MalformedMessage
 from newsflow_shared.schemas import export_schemas
 from newsflow_shared.stage import Stage
@@ -55,6 +55,7 @@ def test_text_beside_the_body_is_refused_as_the_body_is_except_in_stored_rows() 
         {"lineage": [{"stage": "cleanup", "version": "1", "details": {"x": float("nan")}}]},
         {"removed": [{"what": "Ad", "why": "rule"}] * (MAX_REMOVALS + 1)},
         {"removed": [{"what": "x" * (MAX_REMOVAL_CHARS + 1), "why": "rule"}]},
+        {"removed": [{"what": "x" * MAX_REMOVAL_CHARS, "why": "rule"}] * (MAX_REMOVED_CHARS // MAX_REMOVAL_CHARS + 1)},
     ]
     for fields in hostile:
         with pytest.raises(ValidationError):

@@ -56,8 +56,8 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
 
 
 LISTED_CHARS = 20_000
-"""Characters of removed text an article lists in all; past them (or past ``MAX_REMOVALS - 1`` entries) one last
-entry sums up the rest."""
+"""Characters of removed text after which an article lists no more (the contract's ``MAX_REMOVED_CHARS`` leaves room
+for the last one listed); past them, or past ``MAX_REMOVALS - 1`` entries, one last entry sums up the rest."""
 
 
 def listed(removed: list[Removal]) -> list[Removal]:
