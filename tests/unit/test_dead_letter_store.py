@@ -48,7 +48,10 @@ async def test_a_letter_with_nul_in_its_key_and_headers_is_kept(database_url: st
     try:
         store = DeadLetterStore(engine)
         await store.keep([letter])
-        [kept] = await store.recent()
+        [listed] = await store.recent()
+        assert "headers" not in listed._fields  # the page lists none: a million of them made a letter of 16 MB
+        kept = await store.letter(listed.id)
+        assert kept is not None
         assert (kept.article_id, kept.original_key, kept.reason) == ("a\ufffdb", "k\ufffd", "bad \ufffd byte")
         assert kept.headers == {"newsflow-trace-id": "t\ufffd", "x\ufffd": "v"}
     finally:

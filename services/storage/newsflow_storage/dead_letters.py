@@ -71,8 +71,10 @@ class DeadLetterStore:
             raise TemporaryFailure(f"the database is not reachable or refused the dead letters: {error}") from error
 
     async def recent(self, limit: int = 50, *, stage: str | None = None, error: str | None = None) -> list[Any]:
-        """Newest first, without the original bytes."""
-        columns = [c for c in dead_letters.c if c.name != "original"]
+        """Newest first, without the original bytes and headers (:meth:`letter` has them): what the pipeline page
+        lists. A letter keeps a record's headers whole when they fit Kafka's limit, and 50 letters of a million small
+        headers each were gigabytes to read for a page that shows none of them."""
+        columns = [c for c in dead_letters.c if c.name not in ("original", "headers")]
         statement = select(*columns).order_by(dead_letters.c.failed_at.desc(), dead_letters.c.id.desc()).limit(limit)
         if stage is not None:
             statement = statement.where(dead_letters.c.stage == stage)
