@@ -161,6 +161,33 @@ def test_a_record_too_large_for_any_article_is_refused_before_it_is_parsed(monke
     assert parsed == []
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {f"{i:07}": 0 for i in range(200_000)},  # unknown top-level fields join the metadata
+        {"metadata": {f"{i:07}": 0 for i in range(200_000)}},
+        {"metadata": {"a": [[]] * 200_000}},
+    ],
+    ids=["top-level", "metadata keys", "nested lists"],
+)
+def test_metadata_of_more_values_than_its_limit_can_hold_is_refused_before_it_is_walked(
+    fields: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 13 MB record of a million metadata keys (within what is parsed at all) was normalised and validated, 6.5 s of
+    ingest's event loop, before its size was found too large. Each value takes two bytes of JSON at least."""
+    from newsflow_ingest import reading
+
+    walked: list[object] = []
+    monkeypatch.setattr(reading.Normaliser, "json", lambda self, value, depth=0: walked.append(value) or value)
+    value = json.dumps({"text": "Storm warning.", **fields}).encode()
+    with pytest.raises(ArticleTooLarge, match=r"hold more than 32,784 keys and values, more than 64 KiB of JSON can"):
+        read_raw(value, max_metadata_bytes=64 * 1024, max_bytes=1024 * 1024)
+    assert walked == []
+    most = {"metadata": {f"k{i}": 0 for i in range(30_000)}}  # 30,000 values: ~300 KiB of JSON, refused by its size
+    with pytest.raises(ArticleTooLarge, match=r"take \d+ KiB; the limit is 64 KiB"):
+        read_raw(json.dumps({"text": "x", **most}).encode(), max_metadata_bytes=64 * 1024)
+
+
 def test_the_most_escaped_article_within_the_limits_is_still_read() -> None:
     """Every character escaped as JSON's longest form for its size (one UTF-8 byte as six): not too large."""
     text = "\x01" * (1024 * 1024)  # 1 MiB in UTF-8
