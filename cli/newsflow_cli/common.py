@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from newsflow_shared import ServiceSettings, settings_from_environment
 
+from .kafka_io import TopicMissing
 from .local_kafka import KafkaUnavailable
 from .stack import reach_kafka, use_local_stack
 
@@ -37,7 +38,7 @@ def with_kafka(main: Callable[[ServiceSettings], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(checked())
-    except (KafkaUnavailable, KafkaConnectionError) as error:
+    except (KafkaUnavailable, KafkaConnectionError, TopicMissing) as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         raise typer.Exit(3) from None
 

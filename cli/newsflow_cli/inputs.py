@@ -69,10 +69,12 @@ def expand(paths: list[str]) -> Iterator[Path | None]:
             yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
         elif path.is_file():
             if path.suffix.lower() not in SUFFIXES:
-                raise UnreadablePath(f"{path}: Newsflow reads {', '.join(sorted(SUFFIXES))} files, not '{path.suffix}'")
+                raise UnreadablePath(
+                    f"{shown(path)}: Newsflow reads {', '.join(sorted(SUFFIXES))} files, not '{path.suffix}'"
+                )
             yield path
         else:
-            raise UnreadablePath(f"{path}: no such file or folder")
+            raise UnreadablePath(f"{shown(path)}: no such file or folder")
 
 
 def read_inputs(paths: list[str]) -> Iterator[Input]:
@@ -80,16 +82,26 @@ def read_inputs(paths: list[str]) -> Iterator[Input]:
         if path is None:
             yield from _jsonl(sys.stdin.buffer.read(), "<stdin>")
             continue
-        data = path.read_bytes()
+        label = shown(path)
+        try:
+            data = path.read_bytes()
+        except OSError as error:  # permissions, a file gone since the folder was listed: one line, not a traceback
+            raise UnreadablePath(f"{label}: {error.strerror or error}") from None
         suffix = path.suffix.lower()
         if suffix in {".jsonl", ".ndjson"}:
-            yield from _jsonl(data, str(path))
+            yield from _jsonl(data, label)
         elif suffix == ".json":
-            yield from _json(data, str(path))
+            yield from _json(data, label)
         elif suffix == ".txt":
-            yield Input(str(path), _text_article(data, path))
+            yield Input(label, _text_article(data, path))
         else:
-            yield Input(str(path), _html_article(data, path))
+            yield Input(label, _html_article(data, path))
+
+
+def shown(path: Path) -> str:
+    """``path`` as text a terminal can print: a name that is not UTF-8 comes from the file system with lone
+    surrogates in it, which raised when printed."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _jsonl(data: bytes, label: str) -> Iterator[Input]:
@@ -153,11 +165,11 @@ def _text_article(data: bytes, path: Path) -> bytes:
         return data  # not text we can read: ingest dead-letters the original bytes with the reason
     title, _, body = text.lstrip().partition("\n")
     article = {"title": title.strip() or None, "text": body, "metadata": {"file": path.name}}
-    return json.dumps(article, ensure_ascii=False).encode()
+    return _encoded(article)  # a file name that is not UTF-8 holds lone surrogates: ingest replaces them
 
 
 def _html_article(data: bytes, path: Path) -> bytes:
     text = decode_text(data)
     if text is None or "\x00" in text:
         return data
-    return json.dumps({"html": text, "metadata": {"file": path.name}}, ensure_ascii=False).encode()
+    return _encoded({"html": text, "metadata": {"file": path.name}})

@@ -28,7 +28,7 @@ from newsflow_shared.readable_records import UnreadBatch
 from newsflow_storage.repository import ArticleRepository
 
 from .common import err
-from .kafka_io import assign_at_first, producer, topic_partitions
+from .kafka_io import TopicMissing, assign_at_first, producer, topic_partitions
 
 Stage = Literal["cleanup", "classify"]
 
@@ -89,7 +89,7 @@ async def replay_raw(
     try:
         partitions = await topic_partitions(consumer, settings.topic_raw)
         if not partitions:
-            raise LookupError(f"the topic {settings.topic_raw} does not exist on {settings.kafka_bootstrap_servers}")
+            raise TopicMissing(settings, settings.topic_raw)
         ends = await consumer.end_offsets(partitions)
         if since is None:
             await assign_at_first(consumer, partitions)

@@ -624,6 +624,29 @@ async def test_records_are_stamped_when_they_arrive_whatever_time_their_producer
         assert now - 60_000 <= record.timestamp <= arrived_by, (record.value, record.timestamp, now)
 
 
+def test_push_and_replay_to_topics_that_do_not_exist_say_so_at_once(kafka_bootstrap: str, tmp_path: Any) -> None:
+    """`newsflow push` before the topic job waited 40 s for the topic's metadata, a log line a second, then ended in
+    a traceback; `replay --from raw` in a traceback at once."""
+    env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/t.db")  # its topics never made
+    sample = tmp_path / "one.txt"
+    sample.write_text("Storm warning\nGales are expected tonight.")
+    for command in (["push", str(sample)], ["replay", "--from", "raw"]):
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "newsflow_cli", *command],
+            env={**os.environ, **env, "COLUMNS": "400"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 3, done.stderr
+        assert f"{env['TOPIC_RAW']}" in done.stderr
+        assert "create the topics with `newsflow topics`" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert time.monotonic() - started < 30
+
+
 def test_three_copies_or_more_want_two_in_sync() -> None:
     assert "min.insync.replicas" not in topic_configs(ServiceSettings(topic_replication_factor=1))
     assert topic_configs(ServiceSettings(topic_replication_factor=3))["min.insync.replicas"] == "2"

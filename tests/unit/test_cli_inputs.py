@@ -108,3 +108,29 @@ def test_json_files_python_cannot_read_are_sent_as_they_are(tmp_path: Path, cont
         (tmp_path / f"hostile{suffix}").write_text(content)
         [item] = read_inputs([str(tmp_path / f"hostile{suffix}")])
         assert (item.value, item.key) == (content.encode(), None)
+
+
+def test_file_names_that_are_not_utf8_are_sent_and_shown(tmp_path: Path) -> None:
+    """`newsflow push` of a folder holding caf\\xe9.txt ended in a UnicodeEncodeError and sent nothing, good files
+    included: the name reached the record (metadata.file) and the screen with lone surrogates in it."""
+    folder = bytes(tmp_path) + b"/odd"
+    Path(folder.decode(errors="surrogateescape")).mkdir()
+    for name, content in [(b"caf\xe9.txt", b"Title\nBody text."), (b"p\xff.html", b"<p>Hello page.</p>")]:
+        with open(folder + b"/" + name, "wb") as file:
+            file.write(content)
+    text, html = read_inputs([str(tmp_path / "odd")])
+    assert json.loads(text.value)["metadata"] == {"file": "caf\udce9.txt"}  # escaped: ingest makes it U+FFFD
+    assert json.loads(html.value)["html"] == "<p>Hello page.</p>"
+    assert text.label.endswith("caf\ufffd.txt")
+    text.label.encode()  # printable
+
+
+def test_a_file_that_cannot_be_read_is_named_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "locked.txt").write_text("Title\nBody")
+
+    def refused(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refused)
+    with pytest.raises(UnreadablePath, match=r"locked\.txt: Permission denied"):
+        list(read_inputs([str(tmp_path)]))
