@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from newsflow_cleanup import html_article
 from newsflow_cleanup.boilerplate import strip_boilerplate, strip_lead_in_teasers
 from newsflow_cleanup.html_article import extract_article
-from newsflow_cleanup.language import LanguageDetector
+from newsflow_cleanup.language import Language, LanguageDetector
 from newsflow_cleanup.logic import LISTED_CHARS, clean, listed
 from newsflow_cleanup.repair import (
     _DETACHED_HYPHEN,
@@ -584,6 +584,36 @@ def test_mixed_text_is_not_a_confident_answer(detector: LanguageDetector) -> Non
     found = detector.detect("The minister said on Monday. Die Regierung hat am Montag beschlossen.")
     assert found.code in {"en", "de"}
     assert found.confidence < 0.8
+
+
+OUTSIDE_THE_CANDIDATES = {
+    "ka": "ქალაქის მერიამ გამოაცხადა, რომ ახალი ავტობუსები მომავალ თვეში გამოვა ქუჩებში.",
+    "km": "ទីក្រុងនេះនឹងបើកស្ពានថ្មីមួយនៅខែក្រោយ។",
+    "cy": "Bydd y bont newydd dros yr afon yn agor i'r cyhoedd fis nesaf, meddai'r cyngor.",
+    "is": "Nýja brúin yfir ána verður opnuð almenningi í næsta mánuði, segir borgarstjórinn.",
+}
+
+
+@pytest.mark.parametrize("code", OUTSIDE_THE_CANDIDATES)
+@pytest.mark.parametrize("times", [1, 4], ids=["short", "long"])
+def test_a_language_outside_the_candidates_is_undetermined(detector: LanguageDetector, code: str, times: int) -> None:
+    """Georgian was Swahili at 0.9999, Welsh English at 0.81: chosen among the candidates, the best of them reads sure
+    of itself. Over every language py3langid knows, the candidates hold next to nothing of such a text."""
+    text = " ".join([OUTSIDE_THE_CANDIDATES[code]] * times)
+    assert detector.detect(text) == Language("und", 0.0)
+    assert detector.detect(text, hint="en").code == "und"  # the publisher's word does not make it English
+    assert LanguageDetector([*detector.candidates, code]).detect(text).code == code  # once it is a candidate
+
+
+def test_the_candidates_scores_are_py3langids_own_among_them(detector: LanguageDetector) -> None:
+    """Read from one walk over every language, they must stay what py3langid's rank gives restricted to them (a new
+    py3langid that computed its probabilities otherwise would show here)."""
+    for text in ["Storm warning for the coast", "Шторм обрушился на побережье", "Српске вести данас", "Ok", "x" * 300]:
+        ours, inside = detector._candidate_scores(text)
+        theirs = dict(detector._langid.rank(text))
+        assert set(ours) == set(theirs)
+        assert max(abs(ours[code] - theirs[code]) for code in theirs) < 1e-5
+        assert 0.0 < inside <= 1.0
 
 
 def test_short_text_gets_an_honest_low_confidence(detector: LanguageDetector) -> None:
