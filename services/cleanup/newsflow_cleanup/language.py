@@ -60,8 +60,8 @@ class LanguageDetector:
     def __init__(self, candidates: list[str], min_confidence: float = 0.2, short_text_chars: int = 200) -> None:
         self._langid = py3langid_identifier(candidates)
         self.candidates = list(self._langid.nb_classes)
-        # The same model over every language it knows (its automaton shared, its walk of a text reused): how much of
-        # its probability the candidates hold says whether the text is in one of them at all.
+        # The same model (its automaton shared) over every language it knows: how much of its probability the
+        # candidates hold says whether the text is in one of them at all (see _candidate_scores).
         self._everything = copy.copy(self._langid)
         self._everything.set_languages(None)
         self._inside = np.isin(self._everything.nb_classes, self.candidates)
@@ -140,10 +140,17 @@ class LanguageDetector:
             return 1.0
         middle = len(words) // 2
         halves = [" ".join(words[:middle]), " ".join(words[middle:])]
-        (first, p1), (second, p2) = (self._langid.classify(half) for half in halves)
+        (first, p1), (second, p2) = (_best(self._candidate_scores(half)[0]) for half in halves)
         if first == second or min(p1, p2) < 0.6:
             return 1.0
         return max(map(len, halves)) / sum(map(len, halves))
+
+
+def _best(scores: dict[str, float]) -> tuple[str, float]:
+    if not scores:  # none of the candidates holds anything of it
+        return UNDETERMINED, 0.0
+    code = max(scores, key=scores.__getitem__)
+    return code, scores[code]
 
 
 class VectorisedIdentifier(langid.LanguageIdentifier):
@@ -162,9 +169,6 @@ class VectorisedIdentifier(langid.LanguageIdentifier):
         self._row_start = np.asarray(self._rowbase, dtype=np.int64)
         self._feature_of = np.asarray(self.tk_output, dtype=np.int64)
         self._weights: np.ndarray | None = None
-        # The last text walked and what was found: shared with a copy (LanguageDetector's every-language one), which
-        # then scores the same text without walking it again.
-        self._last_walk: list[object] = [b"", None]
 
     def set_languages(self, langs: list[str] | None = None) -> None:
         super().set_languages(langs)
@@ -172,13 +176,6 @@ class VectorisedIdentifier(langid.LanguageIdentifier):
 
     def feature_counts(self, text: bytes) -> tuple[np.ndarray, np.ndarray]:
         """The model's features found in ``text`` and how often each: what py3langid's ``visit_counts`` finds."""
-        if self._last_walk[0] == text:
-            return self._last_walk[1]  # type: ignore[return-value]
-        found = self._walk(text)
-        self._last_walk[:] = [text, found]
-        return found
-
-    def _walk(self, text: bytes) -> tuple[np.ndarray, np.ndarray]:
         data = np.frombuffer(text, dtype=np.uint8)
         size = len(data)
         states = np.zeros(size, dtype=np.int64)
