@@ -13,7 +13,9 @@ topic. The loads:
 - ``largest``: articles of just under ``INGEST_MAX_BYTES`` (2 MiB) of real text, the largest ingest accepts;
 - ``escaped``: the same bodies written as JSON's ``\\uXXXX`` escapes, six bytes a character (a 12 MiB record that
   ingest parses and accepts);
-- ``oversize``: records of just under ``KAFKA_MAX_MESSAGE_BYTES`` (32 MiB), which ingest dead-letters unread.
+- ``oversize``: records of just under ``KAFKA_MAX_MESSAGE_BYTES`` (32 MiB), which ingest dead-letters unread;
+- ``headlines``: headline-length articles in 26 languages and 12 scripts (``eval/language``), which load lingua's
+  models in cleanup's worker (~900 MB), then the ``largest`` load's articles: the most cleanup holds at once.
 
 A sum of peaks is an upper bound of what a container held at once: what a memory limit must leave room for.
 """
@@ -40,7 +42,7 @@ from newsflow_cli.local_kafka import free_port
 from newsflow_shared import ServiceSettings
 
 ROOT = Path(__file__).parents[1]
-LOADS = ("idle", "typical", "largest", "escaped", "oversize")
+LOADS = ("idle", "typical", "largest", "escaped", "oversize", "headlines")
 MIB = 1024 * 1024
 
 
@@ -61,6 +63,17 @@ def records_for(load: str, args: argparse.Namespace) -> list[bytes]:
                 for i in range(args.largest)
             ]
         return [_escaped(f"escaped-{i}", f"Number {i}. {body}") for i in range(args.largest)]
+    if load == "headlines":
+        short = [
+            row.split("\t", 1)[1]
+            for name in ("headlines.tsv", "outside.tsv")
+            for row in (ROOT / "eval/language" / name).read_text("utf-8").splitlines()
+            if row.strip()
+        ]
+        texts = [
+            json.dumps({"id": f"headline-{i}", "text": t}, ensure_ascii=False).encode() for i, t in enumerate(short)
+        ]
+        return texts + records_for("largest", args)
     if load == "oversize":
         filler = "x" * (32 * MIB - 128 * 1024)
         return [json.dumps({"id": f"oversize-{i}", "text": filler}).encode() for i in range(args.oversize)]
