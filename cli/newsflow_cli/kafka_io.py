@@ -47,12 +47,39 @@ class PushSummary:
 class TopicMissing(LookupError):
     """A topic a command reads or writes does not exist: said in one line (exit 3), with how to make it."""
 
-    def __init__(self, settings: ServiceSettings, *topics: str) -> None:
+    def __init__(self, settings: ServiceSettings, *topics: str, refused: bool = False) -> None:
+        names = f"the topic{'s' if len(topics) > 1 else ''} {', '.join(topics)}"
+        if refused:
+            super().__init__(
+                f"Kafka at {settings.kafka_bootstrap_servers} does not let this login describe {names}: give it"
+                " DESCRIBE and WRITE on them (ACLs), or check KAFKA_SASL_USERNAME"
+            )
+            return
         super().__init__(
-            f"the topic{'s' if len(topics) > 1 else ''} {', '.join(topics)} do{'' if len(topics) > 1 else 'es'} not"
-            f" exist on {settings.kafka_bootstrap_servers}: create the topics with `newsflow topics` (Compose and"
-            " Kubernetes run it as their topic job), or check the TOPIC_* settings"
+            f"{names} do{'' if len(topics) > 1 else 'es'} not exist on {settings.kafka_bootstrap_servers}: create the"
+            " topics with `newsflow topics` (Compose and Kubernetes run it as their topic job), or check the TOPIC_*"
+            " settings"
         )
+
+
+async def require_topics(
+    client: AIOKafkaProducer, settings: ServiceSettings, *topics: str, within: float = 5.0
+) -> None:
+    """Return once Kafka lists ``topics``; raise :class:`TopicMissing` for those it does not list within ``within``
+    seconds. Asked first: a send to a missing topic waited 40 s for its metadata, logging a line a second, then
+    raised. Asked again for a while, as a topic just made may not have its leader yet (aiokafka leaves such a topic
+    out of the metadata); one the login may not describe is said so at once."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        cluster = await client.client.fetch_all_metadata()
+        if refused := sorted(set(topics) & cluster.unauthorized_topics):
+            raise TopicMissing(settings, *refused, refused=True)
+        missing = [topic for topic in topics if topic not in cluster.topics()]
+        if not missing:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TopicMissing(settings, *missing)
+        await asyncio.sleep(0.5)
 
 
 async def push(
@@ -62,10 +89,7 @@ async def push(
     on_sent: Callable[[Input], None] = lambda _: None,
 ) -> PushSummary:
     """Send every input to the raw topic; one too big for Kafka goes to the DLQ whole-reasoned, not lost."""
-    # Asked first: a send to a missing topic waited 40 s for its metadata, logging a line a second, then raised.
-    known = (await client.client.fetch_all_metadata()).topics()
-    if missing := [topic for topic in (settings.topic_raw, settings.topic_dlq) if topic not in known]:
-        raise TopicMissing(settings, *missing)
+    await require_topics(client, settings, settings.topic_raw, settings.topic_dlq)
     summary = PushSummary()
     pending: list[tuple[Input, asyncio.Future[Any]]] = []
     limit = settings.record_limit

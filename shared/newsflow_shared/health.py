@@ -104,9 +104,12 @@ class StageWatch:
 
     def record_done(self) -> None:
         """A record of a batch in hand is done (called from any thread): a long batch that moves is not stuck, to
-        liveness or to the stuck alert (cleanup's batch of slow pages may take many minutes to commit)."""
+        liveness or to the stuck alert (cleanup's batch of slow pages may take many minutes to commit). Not while the
+        batch is being tried again after a failure: its records done then are the same ones again, and a cleanup
+        retrying for ever against a database that is down must still read as stuck."""
         self.last_activity = time.time()
-        self.metrics.progressed()
+        if self.failing is None:
+            self.metrics.progressed()
 
     def batch_failed(self, error: BaseException, retry_in: float = 0.0) -> None:
         # Waiting out a back-off is the stage at work, not stuck: the stall clock starts when the retry is due. An

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from newsflow_cleanup import html_article
 from newsflow_cleanup.boilerplate import strip_boilerplate, strip_lead_in_teasers
 from newsflow_cleanup.html_article import extract_article
-from newsflow_cleanup.language import Language, LanguageDetector
-from newsflow_cleanup.logic import LISTED_CHARS, clean, listed
+from newsflow_cleanup.language import LanguageDetector
+from newsflow_cleanup.logic import clean
 from newsflow_cleanup.repair import (
     _DETACHED_HYPHEN,
     _HANGING_HYPHEN,
@@ -41,7 +41,7 @@ from newsflow_cleanup.repair import (
 )
 from newsflow_cleanup.settings import CleanupSettings
 from newsflow_shared import ArticleTooLarge, EmptyArticle, IngestedArticle, Removal
-from newsflow_shared.contracts import MAX_REMOVAL_CHARS, MAX_REMOVALS
+from newsflow_shared.contracts import LISTED_CHARS, MAX_REMOVAL_CHARS, MAX_REMOVALS, SUMMED_UP, listed_removals
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 
@@ -389,14 +389,30 @@ def test_an_article_lists_at_most_200_removals_and_sums_up_the_rest(detector: La
 
 def test_removals_listed_stop_at_their_characters_and_a_long_one_is_cut() -> None:
     removals = [Removal(what="x" * 5_000, why="rule: teaser")] + [Removal(what="y" * 1_000, why="rule: menu")] * 30
-    shown = listed(removals)
+    shown = listed_removals(removals)
     assert shown[0].what == "x" * (MAX_REMOVAL_CHARS - 1) + "…"
     assert sum(len(r.what) for r in shown[:-1]) == LISTED_CHARS  # 2,000 then eighteen of 1,000
-    assert shown[-1].what == "12 more removed paragraphs, 12,000 characters in all"
-    assert listed(removals[:3]) == [
-        Removal(what="x" * (MAX_REMOVAL_CHARS - 1) + "…", why="rule: teaser"),
-        *removals[1:3],
+    assert shown[-1] == Removal(what="12 more removed paragraphs, 12,000 characters in all", why=SUMMED_UP)
+    cut = Removal(what="x" * (MAX_REMOVAL_CHARS - 1) + "…", why="rule: teaser")
+    assert listed_removals(removals[:3]) == [cut, *removals[1:3]]
+    ads = [Removal(what="Ad", why="rule: advertisement marker")]
+    assert listed_removals(ads * MAX_REMOVALS) == ads * MAX_REMOVALS  # all fit: none summed up
+
+
+def test_removals_found_later_are_listed_within_the_same_bounds() -> None:
+    """Cleanup's learned boilerplate added its lines after the worker had listed the rest: 206 entries, and classify
+    refused the article. A summing-up entry given again counts for what it summed up."""
+    ads = [Removal(what="Ad", why="rule: advertisement marker")] * 500
+    learned = [
+        Removal(what=f"Footer line {i}", why="learned: the same line is in 3 articles from Wire") for i in range(5)
     ]
+    first = listed_removals(ads)
+    assert first[-1].what == "300 more removed paragraphs, 600 characters in all"
+    again = listed_removals([*first, *learned])
+    assert len(again) == MAX_REMOVALS
+    assert again[-1] == Removal(what="305 more removed paragraphs, 665 characters in all", why=SUMMED_UP)
+    assert listed_removals(again) == again
+    assert listed_removals([*listed_removals(ads[:3]), *learned]) == [*ads[:3], *learned]
 
 
 @pytest.mark.parametrize("text", ["", "\n", "\u200b", "\ufeff", "&nbsp;", "\u2060\u200d"])
@@ -600,20 +616,30 @@ def test_a_language_outside_the_candidates_is_undetermined(detector: LanguageDet
     """Georgian was Swahili at 0.9999, Welsh English at 0.81: chosen among the candidates, the best of them reads sure
     of itself. Over every language py3langid knows, the candidates hold next to nothing of such a text."""
     text = " ".join([OUTSIDE_THE_CANDIDATES[code]] * times)
-    assert detector.detect(text) == Language("und", 0.0)
+    found = detector.detect(text)
+    assert found.code == "und"
+    assert found.confidence >= 0.5  # sure it is another language: LANGUAGE_ALLOWLIST diverts it
     assert detector.detect(text, hint="en").code == "und"  # the publisher's word does not make it English
     assert LanguageDetector([*detector.candidates, code]).detect(text).code == code  # once it is a candidate
+
+
+@pytest.mark.parametrize("headline", ["NATO summit", "Biden visits Kyiv", "Hello"])
+def test_a_short_text_among_few_candidates_is_not_taken_for_another_language(headline: str) -> None:
+    """With English the only candidate, these keep under 5 % of py3langid's probability over every language, spread
+    thin: no other language is the likely one, so they stay English."""
+    assert LanguageDetector(["en"]).detect(headline).code == "en"
 
 
 def test_the_candidates_scores_are_py3langids_own_among_them(detector: LanguageDetector) -> None:
     """Read from one walk over every language, they must stay what py3langid's rank gives restricted to them (a new
     py3langid that computed its probabilities otherwise would show here)."""
     for text in ["Storm warning for the coast", "Шторм обрушился на побережье", "Српске вести данас", "Ok", "x" * 300]:
-        ours, inside = detector._candidate_scores(text)
+        ours, inside, other = detector._candidate_scores(text)
         theirs = dict(detector._langid.rank(text))
         assert set(ours) == set(theirs)
         assert max(abs(ours[code] - theirs[code]) for code in theirs) < 1e-5
         assert 0.0 < inside <= 1.0
+        assert 0.0 <= other <= 1.0 - inside + 1e-6
 
 
 def test_short_text_gets_an_honest_low_confidence(detector: LanguageDetector) -> None:

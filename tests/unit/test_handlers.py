@@ -196,16 +196,20 @@ async def test_cleanup_sends_languages_outside_the_allowlist_to_unsupported() ->
         id="en-1", text="The government approved a new law on renewable energy on Monday.", content_hash="h"
     )
     unsure = IngestedArticle(id="short-1", text="Minister stapt op", content_hash="h")  # too short to be sure
+    # In none of the candidates: und, as sure as py3langid is of its language (Georgian), so diverted too.
+    georgian = IngestedArticle(id="ka-1", text="ქალაქის მერიამ ახალი ავტობუსები გამოაცხადა.", content_hash="h")
     async with TestKafkaBroker(app.broker):
-        for article in (german, english, unsure):
+        for article in (german, english, unsure, georgian):
             await app.broker.publish(article.model_dump_json().encode(), settings.topic_ingested, key=article.id)
 
     assert [(topic, json.loads(body)["id"]) for topic, body, _ in spy] == [
         (settings.topic_unsupported, "de-1"),
         (settings.topic_clean, "en-1"),
         (settings.topic_clean, "short-1"),  # a weak guess does not divert an article
+        (settings.topic_unsupported, "ka-1"),
     ]
     assert json.loads(spy[0][1])["language"] == "de"
+    assert json.loads(spy[3][1])["language"] == "und"
 
 
 async def test_storage_answers_both_copies_of_one_article_in_a_batch(tmp_path) -> None:

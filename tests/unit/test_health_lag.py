@@ -191,3 +191,11 @@ def test_each_record_done_is_progress_for_the_stuck_alert_too() -> None:
     )
     assert progressed is not None
     assert progressed > 1_700_000_000
+    # A batch tried again after a failure (the database down) does its records again: that is not progress.
+    metrics.last_progress.labels("cleanup").set(1_000.0)
+    watch.batch_failed(ConnectionRefusedError("database down"), retry_in=1.0)
+    watch.record_done()
+    assert (
+        metrics.registry.get_sample_value("newsflow_consumer_last_progress_timestamp_seconds", {"stage": "cleanup"})
+        == 1_000.0
+    )

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from newsflow_cleanup import learned
 from newsflow_cleanup.learned import LearnedBoilerplate, forget
-from newsflow_shared import CleanArticle
+from newsflow_shared import CleanArticle, EnrichedArticle, Removal
+from newsflow_shared.contracts import MAX_REMOVALS, listed_removals
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.db.tables import cleanup_source_lines
 
@@ -64,6 +65,22 @@ async def test_a_line_repeated_by_a_source_is_learned_and_removed(
     assert third.removed[-1].what == PROMO
     assert third.removed[-1].why == "learned: the same line is in 3 articles from Daily Planet"
     assert "Story 3 begins" in third.text
+
+
+async def test_a_learned_line_added_to_a_full_list_of_removals_keeps_the_contract_s_bounds(
+    replicas: tuple[LearnedBoilerplate, LearnedBoilerplate],
+) -> None:
+    """Added after the worker had listed 200 removals and summed up the rest, a learned line made 202 entries (model_copy
+    does not validate), and classify dead-lettered the article as malformed."""
+    a, _ = replicas
+    for number in (1, 2):
+        await see(a, article(number))
+    ads = [Removal(what="Ad", why="rule: advertisement marker")] * 500
+    third = await see(a, article(3).model_copy(update={"removed": listed_removals(ads)}))
+    assert PROMO not in third.text
+    assert len(third.removed) == MAX_REMOVALS
+    assert third.removed[-1].what == "301 more removed paragraphs, 665 characters in all"
+    EnrichedArticle.model_validate(third.model_dump())  # what classify reads it as
 
 
 async def test_a_learned_line_stops_being_counted_so_its_lookup_stays_small(

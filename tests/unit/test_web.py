@@ -26,7 +26,7 @@ from newsflow_storage.app import create_app
 from newsflow_storage.settings import StorageSettings
 from newsflow_storage.web import changes as changes_module
 from newsflow_storage.web.auth import FORM_COOKIE, SESSION_SECONDS, WebAuth
-from newsflow_storage.web.changes import REMOVED_IN_A_ROW, changes
+from newsflow_storage.web.changes import BLOCKS_SHOWN, REMOVED_IN_A_ROW, changes
 
 from .. import webdata
 from .test_storage import article
@@ -396,6 +396,19 @@ async def test_a_page_of_thousands_of_removed_lines_lists_a_hundred_and_counts_t
     assert diff.count("<s>Ad</s>") == REMOVED_IN_A_ROW
     assert "19,900 more removed paragraphs in a row, not listed" in diff
     assert len(page.text) < 100_000
+
+
+async def test_removed_lines_between_kept_ones_show_a_bounded_diff(site: Site) -> None:
+    """Alternating, removed and kept lines escape the fold of both runs: 20,000 of each made a page of 40,000 rows."""
+    lines = [line for i in range(20_000) for line in ("Ad", f"Line {i} of the story.")]
+    arrived, clean = "\n".join(lines), "\n\n".join(lines[1::2])
+    await site.app.state.repository.store([article("alternating", text=clean, arrived_text=arrived)])
+    page = await site.client.get("/article/alternating")
+    assert page.status_code == 200
+    diff = page.text.split('id="h-changes"', 1)[1]
+    assert diff.count("<li class=") == BLOCKS_SHOWN + 1
+    assert f"{40_000 - BLOCKS_SHOWN:,} more paragraphs of the diff, not shown" in diff
+    assert len(page.text) < 2_000_000
 
 
 def test_a_paragraph_with_the_same_letters_is_not_taken_for_the_one_repaired() -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from newsflow_shared import CleanArticle, Removal
+from newsflow_shared.contracts import listed_removals
 from newsflow_shared.db.engine import dialect_insert
 from newsflow_shared.db.tables import cleanup_source_lines
 
@@ -118,7 +119,9 @@ class LearnedBoilerplate:
                 kept.append(paragraph)
         if not removed:
             return article
-        return article.model_copy(update={"text": "\n\n".join(kept), "removed": [*article.removed, *removed]})
+        # Listed within the contract's bounds again: model_copy does not validate, and classify refused the article.
+        listed = listed_removals([*article.removed, *removed])
+        return article.model_copy(update={"text": "\n\n".join(kept), "removed": listed})
 
     async def learn_many(self, connection: AsyncConnection, seen: list[tuple[CleanArticle, Lines]]) -> None:
         """Count each article's short lines for its source, once per article however often redelivered.

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import TypeAdapter
 
 from newsflow_shared import CleanArticle, EmptyArticle, IngestedArticle, Lineage, Removal
-from newsflow_shared.contracts import MAX_REMOVAL_CHARS, MAX_REMOVALS, MAX_TITLE, PlausibleDate
+from newsflow_shared.contracts import MAX_TITLE, PlausibleDate, listed_removals
 from newsflow_shared.text_safety import has_words, make_safe, reads_blank
 
 from . import __version__
@@ -46,36 +46,13 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
         author=author,
         language=language.code,
         language_confidence=language.confidence,
-        removed=listed(removed),
+        removed=listed_removals(removed),
         arrived_text=body,
         lineage=[
             *article.lineage,
             Lineage(stage="cleanup", version=__version__, model="py3langid+lingua", details={"removed": len(removed)}),
         ],
     )
-
-
-LISTED_CHARS = 20_000
-"""Characters of removed text after which an article lists no more (the contract's ``MAX_REMOVED_CHARS`` leaves room
-for the last one listed); past them, or past ``MAX_REMOVALS - 1`` entries, one last entry sums up the rest."""
-
-
-def listed(removed: list[Removal]) -> list[Removal]:
-    """What an article lists of ``removed``: the first ones in order, each cut to ``MAX_REMOVAL_CHARS``, then one
-    entry that says how many more and how long they were. ``arrived_text`` keeps every line: the list is for reading,
-    and a page of 450,000 "Ad" lines listed whole made a 24 MB article that stalled storage's pages for 20 s."""
-    shown: list[Removal] = []
-    chars = 0
-    for position, removal in enumerate(removed):
-        if len(shown) == MAX_REMOVALS - 1 or chars >= LISTED_CHARS:
-            rest = removed[position:]
-            size = sum(len(r.what) for r in rest)
-            what = f"{len(rest):,} more removed paragraphs, {size:,} characters in all"
-            return [*shown, Removal(what=what, why="not listed one by one: the body as it arrived holds them")]
-        what = removal.what if len(removal.what) <= MAX_REMOVAL_CHARS else removal.what[: MAX_REMOVAL_CHARS - 1] + "…"
-        shown.append(Removal(what=what, why=removal.why))
-        chars += len(what)
-    return shown
 
 
 def _emptied(text: str, removed: list[Removal], min_chars: int) -> str:

@@ -88,10 +88,23 @@ class Unlisted:
     kind: str = "unlisted"
 
 
-def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded | Unlisted]:
+BLOCKS_SHOWN = 2_000
+"""Blocks of the diff a page shows; past them it says how many paragraphs more. Removed lines between kept ones,
+20,000 of each, made a page of 40,000 rows."""
+
+
+@dataclass(frozen=True)
+class NotShown:
+    """The paragraphs of the diff past ``BLOCKS_SHOWN`` blocks."""
+
+    count: int
+    kind: str = "not-shown"
+
+
+def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded | Unlisted | NotShown]:
     """Runs of more than ``2 * keep + 1`` unchanged paragraphs keep ``keep`` on each side as context; a run of
-    removed paragraphs lists its first ``REMOVED_IN_A_ROW``."""
-    out: list[Change | Folded | Unlisted] = []
+    removed paragraphs lists its first ``REMOVED_IN_A_ROW``; the page shows ``BLOCKS_SHOWN`` blocks at most."""
+    out: list[Change | Folded | Unlisted | NotShown] = []
     run: list[Change] = []
     removed_in_a_row = 0
 
@@ -119,6 +132,9 @@ def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded | Unlist
         else:
             out.append(Unlisted(1))
     flush(at_start=not out, at_end=True)
+    if len(out) > BLOCKS_SHOWN:
+        rest = sum(block.count if isinstance(block, Folded | Unlisted) else 1 for block in out[BLOCKS_SHOWN:])
+        out = [*out[:BLOCKS_SHOWN], NotShown(rest)]
     return out
 
 
