@@ -45,20 +45,14 @@ class PushSummary:
 
 
 class TopicMissing(LookupError):
-    """A topic a command reads or writes does not exist: said in one line (exit 3), with how to make it."""
+    """A topic a command reads or writes is not there: said in one line (exit 3), with how to make it."""
 
-    def __init__(self, settings: ServiceSettings, *topics: str, refused: bool = False) -> None:
+    def __init__(self, settings: ServiceSettings, *topics: str) -> None:
         names = f"the topic{'s' if len(topics) > 1 else ''} {', '.join(topics)}"
-        if refused:
-            super().__init__(
-                f"Kafka at {settings.kafka_bootstrap_servers} does not let this login describe {names}: give it"
-                " DESCRIBE and WRITE on them (ACLs), or check KAFKA_SASL_USERNAME"
-            )
-            return
         super().__init__(
             f"{names} do{'' if len(topics) > 1 else 'es'} not exist on {settings.kafka_bootstrap_servers}: create the"
             " topics with `newsflow topics` (Compose and Kubernetes run it as their topic job), or check the TOPIC_*"
-            " settings"
+            " settings; where Kafka has ACLs, a login that may not describe a topic does not see it either"
         )
 
 
@@ -68,12 +62,11 @@ async def require_topics(
     """Return once Kafka lists ``topics``; raise :class:`TopicMissing` for those it does not list within ``within``
     seconds. Asked first: a send to a missing topic waited 40 s for its metadata, logging a line a second, then
     raised. Asked again for a while, as a topic just made may not have its leader yet (aiokafka leaves such a topic
-    out of the metadata); one the login may not describe is said so at once."""
+    out of the metadata). All topics are asked for, never these by name: a broker that creates topics on demand would
+    make a missing one with its own defaults (one partition)."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
         cluster = await client.client.fetch_all_metadata()
-        if refused := sorted(set(topics) & cluster.unauthorized_topics):
-            raise TopicMissing(settings, *refused, refused=True)
         missing = [topic for topic in topics if topic not in cluster.topics()]
         if not missing:
             return

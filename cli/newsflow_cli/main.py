@@ -209,13 +209,15 @@ def replay(
         err.print("[red]error:[/] --from is 'stored' or 'raw', --stage is 'classify' or 'cleanup'")
         raise typer.Exit(2)
 
+    skipped: list[str] = []
+
     async def main(settings: ServiceSettings) -> int:
         with _progress() as progress:
             task = progress.add_task(f"replaying {source}", total=None)
             advance = lambda n: progress.advance(task, n)  # noqa: E731
             if source == "raw":
                 return await replay_raw(settings, since, advance)
-            return await replay_stored(settings, stage, ids, advance)  # type: ignore[arg-type]
+            return await replay_stored(settings, stage, ids, advance, skipped)  # type: ignore[arg-type]
 
     count = with_kafka(main)
     settings = settings_from_environment(ServiceSettings)
@@ -225,6 +227,11 @@ def replay(
         else (settings.topic_clean if stage == "classify" else settings.topic_ingested)
     )
     say(f"replayed {count} articles to {target}")
+    if skipped:
+        err.print(
+            f"[yellow]{len(skipped)} stored articles were not replayed[/] (said above): today's contract refuses them"
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -268,7 +268,10 @@ the last may end by 22,000) and sums up the rest, and a page of 200 articles the
 LISTED_CHARS = 20_000
 SUMMED_UP = "not listed one by one: the body as it arrived holds them"
 """The ``why`` of the entry that sums up the removals not listed."""
-_SUMMED_UP_WHAT = re.compile(r"([\d,]+) more removed paragraphs?, ([\d,]+) characters in all")
+# Numbers as listed_removals writes them (thousands between commas, at most 18 digits): anything else in a summing-up
+# entry's place is an ordinary removal, whoever wrote it.
+_COUNT = r"(\d{1,3}(?:,\d{3}){0,5})"
+_SUMMED_UP_WHAT = re.compile(rf"{_COUNT} more removed paragraphs?, {_COUNT} characters in all")
 
 
 class Removal(BaseModel):
@@ -308,9 +311,13 @@ def listed_removals(removed: list[Removal]) -> list[Removal]:
 
 
 def _cut(removal: Removal) -> Removal:
-    if len(removal.what) <= MAX_REMOVAL_CHARS:
+    if len(removal.what) <= MAX_REMOVAL_CHARS and len(removal.why) <= MAX_REMOVAL_CHARS:
         return removal
-    return Removal(what=removal.what[: MAX_REMOVAL_CHARS - 1] + "…", why=removal.why)
+    return Removal(what=_at_most(removal.what, MAX_REMOVAL_CHARS), why=_at_most(removal.why, MAX_REMOVAL_CHARS))
+
+
+def _at_most(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 def _listable(removed: list[Removal]) -> list[Removal]:

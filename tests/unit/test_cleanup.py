@@ -40,7 +40,7 @@ from newsflow_cleanup.repair import (
     repair,
 )
 from newsflow_cleanup.settings import CleanupSettings
-from newsflow_shared import ArticleTooLarge, EmptyArticle, IngestedArticle, Removal
+from newsflow_shared import ArticleTooLarge, CleanArticle, EmptyArticle, IngestedArticle, Removal
 from newsflow_shared.contracts import LISTED_CHARS, MAX_REMOVAL_CHARS, MAX_REMOVALS, SUMMED_UP, listed_removals
 
 SAMPLES = Path(__file__).parents[2] / "samples"
@@ -415,6 +415,32 @@ def test_removals_found_later_are_listed_within_the_same_bounds() -> None:
     assert listed_removals([*listed_removals(ads[:3]), *learned]) == [*ads[:3], *learned]
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [",,, more removed paragraphs, 1 characters in all", "9" * 5_000 + " more removed paragraphs, 1 characters in all"],
+    ids=["commas", "5000 digits"],
+)
+def test_a_forged_summing_up_entry_is_an_ordinary_removal(forged: str) -> None:
+    """Another producer on articles.clean can write an entry that looks like the summing-up one: read as a count, a
+    number of commas or of 5,000 digits raised out of `newsflow replay` half-way."""
+    ads = [Removal(what="Ad", why="rule: advertisement marker")] * 300
+    shown = listed_removals([Removal(what=forged, why=SUMMED_UP), *ads, Removal(what="x", why="y" * 3_000)])
+    CleanArticle.model_validate(  # what classify reads
+        {
+            "id": "a",
+            "text": "Rain.",
+            "language": "en",
+            "language_confidence": 1.0,
+            "content_hash": "h",
+            "removed": shown,
+        }
+    )
+    assert shown[0].what.startswith(forged[:40])  # listed as it came (cut to MAX_REMOVAL_CHARS), not counted
+    assert len(shown[0].what) <= MAX_REMOVAL_CHARS
+    assert shown[-1].what == "102 more removed paragraphs, 203 characters in all"  # 101 ads and the "x"
+    assert listed_removals(shown) == shown
+
+
 @pytest.mark.parametrize("text", ["", "\n", "\u200b", "\ufeff", "&nbsp;", "\u2060\u200d"])
 def test_text_a_reader_would_not_see_gives_way_to_the_page_and_its_date(detector: LanguageDetector, text: str) -> None:
     """A zero-width space as the text hid the page (cleanup then emptied the text: a dead letter); and the page's
@@ -618,16 +644,26 @@ def test_a_language_outside_the_candidates_is_undetermined(detector: LanguageDet
     text = " ".join([OUTSIDE_THE_CANDIDATES[code]] * times)
     found = detector.detect(text)
     assert found.code == "und"
-    assert found.confidence >= 0.5  # sure it is another language: LANGUAGE_ALLOWLIST diverts it
+    assert found.confidence >= 0.95  # sure it is none of the candidates: LANGUAGE_ALLOWLIST diverts it
     assert detector.detect(text, hint="en").code == "und"  # the publisher's word does not make it English
     assert LanguageDetector([*detector.candidates, code]).detect(text).code == code  # once it is a candidate
 
 
-@pytest.mark.parametrize("headline", ["NATO summit", "Biden visits Kyiv", "Hello"])
+@pytest.mark.parametrize("headline", ["NATO summit", "Biden visits Kyiv", "Hello", "UN"])
 def test_a_short_text_among_few_candidates_is_not_taken_for_another_language(headline: str) -> None:
     """With English the only candidate, these keep under 5 % of py3langid's probability over every language, spread
     thin: no other language is the likely one, so they stay English."""
     assert LanguageDetector(["en"]).detect(headline).code == "en"
+
+
+@pytest.mark.parametrize(
+    "text", ["Sabor je danas izglasao proračun za iduću godinu.", "Vlada je predstavila novi zakon."]
+)
+def test_a_language_among_close_relatives_outside_the_candidates_is_undetermined(text: str) -> None:
+    """Croatian leaves English nothing, but no one of Croatian, Bosnian and Serbian holds half: it was English at 1.0."""
+    found = LanguageDetector(["en"]).detect(text)
+    assert found.code == "und"
+    assert found.confidence >= 0.95
 
 
 def test_the_candidates_scores_are_py3langids_own_among_them(detector: LanguageDetector) -> None:

@@ -38,12 +38,13 @@ _AUTOMATON_MEMORY = 6
 # lingua names Norwegian by its written standard; news in Norway is overwhelmingly Bokmål.
 _TO_LINGUA = {"no": "nb"}
 _FROM_LINGUA = {value: key for key, value in _TO_LINGUA.items()}
-# A text is in none of the candidates when, over every language py3langid knows, they hold under _OUTSIDE_SHARE of
-# its probability and one other language at least _OTHER_LANGUAGE. Georgian, Armenian, Amharic, Khmer, Sinhala,
-# Basque, Icelandic and Welsh left the default candidates 0.0000 and another language 0.62 or more (they were named
-# Swahili at 0.9999, Serbian, Turkish or English at 0.81); our candidate-language headlines keep 0.27 at the least,
-# paragraphs 0.986 (eval/language_eval.py). With English the only candidate, "NATO summit" keeps 0.048 but no other
-# language reaches 0.1: the two conditions together, as neither alone.
+# A text is in none of the candidates when, over every language py3langid knows, they hold under _NONE_SHARE of its
+# probability, or under _OUTSIDE_SHARE while one other language holds _OTHER_LANGUAGE. Georgian, Armenian, Amharic,
+# Khmer, Sinhala, Basque, Icelandic and Welsh left the default candidates 0.0000 (they were named Swahili at 0.9999,
+# Serbian, Turkish or English at 0.81); our candidate-language headlines keep 0.27 at the least, paragraphs 0.986
+# (eval/language_eval.py). With English the only candidate, "NATO summit" keeps 0.048 and "UN" 0.007, no other
+# language holding 0.1, while Croatian keeps 0.0000 shared between Croatian, Bosnian and Serbian (0.41 the most).
+_NONE_SHARE = 0.001
 _OUTSIDE_SHARE = 0.05
 _OTHER_LANGUAGE = 0.5
 
@@ -91,10 +92,10 @@ class LanguageDetector:
         if not any(ch.isalpha() for ch in sample):
             return Language(UNDETERMINED, 0.0)
         scores, inside, other = self._candidate_scores(sample)
-        if inside < _OUTSIDE_SHARE and other >= _OTHER_LANGUAGE:
+        if inside < _NONE_SHARE or (inside < _OUTSIDE_SHARE and other >= _OTHER_LANGUAGE):
             # In none of the candidates: the best of them is a guess, however sure it reads. Undetermined, as sure as
-            # py3langid is of the language it is in, so that LANGUAGE_ALLOWLIST diverts it like any other.
-            return Language(UNDETERMINED, round(other, 4))
+            # py3langid is that it is none of them (0.95 or more), so that LANGUAGE_ALLOWLIST diverts it like any other.
+            return Language(UNDETERMINED, round(1.0 - inside, 4))
         mixed_share = 1.0
         if len(sample.strip()) < self.short_text_chars:
             second = self._lingua_scores(sample)

@@ -132,7 +132,7 @@ def folded(blocks: list[Change], keep: int = 1) -> list[Change | Folded | Unlist
         else:
             out.append(Unlisted(1))
     flush(at_start=not out, at_end=True)
-    if len(out) > BLOCKS_SHOWN:
+    if len(out) > BLOCKS_SHOWN + 1:  # one more block is shown, not said to be
         rest = sum(block.count if isinstance(block, Folded | Unlisted) else 1 for block in out[BLOCKS_SHOWN:])
         out = [*out[:BLOCKS_SHOWN], NotShown(rest)]
     return out
