@@ -47,32 +47,15 @@ class PushSummary:
 class TopicMissing(LookupError):
     """A topic a command reads or writes is not there: said in one line (exit 3), with how to make it."""
 
-    def __init__(self, settings: ServiceSettings, *topics: str) -> None:
-        names = f"the topic{'s' if len(topics) > 1 else ''} {', '.join(topics)}"
-        super().__init__(
-            f"{names} do{'' if len(topics) > 1 else 'es'} not exist on {settings.kafka_bootstrap_servers}: create the"
-            " topics with `newsflow topics` (Compose and Kubernetes run it as their topic job), or check the TOPIC_*"
-            " settings; where Kafka has ACLs, a login that may not describe a topic does not see it either"
-        )
 
-
-async def require_topics(
-    client: AIOKafkaProducer, settings: ServiceSettings, *topics: str, within: float = 5.0
-) -> None:
-    """Return once Kafka lists ``topics``; raise :class:`TopicMissing` for those it does not list within ``within``
-    seconds. Asked first: a send to a missing topic waited 40 s for its metadata, logging a line a second, then
-    raised. Asked again for a while, as a topic just made may not have its leader yet (aiokafka leaves such a topic
-    out of the metadata). All topics are asked for, never these by name: a broker that creates topics on demand would
-    make a missing one with its own defaults (one partition)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        cluster = await client.client.fetch_all_metadata()
-        missing = [topic for topic in topics if topic not in cluster.topics()]
-        if not missing:
-            return
-        if asyncio.get_running_loop().time() >= deadline:
-            raise TopicMissing(settings, *missing)
-        await asyncio.sleep(0.5)
+async def require_topics(settings: ServiceSettings, *topics: str, within: float = 5.0) -> None:
+    """:func:`~newsflow_shared.kafka_clients.wait_for_topics` for a command: asked first, as a send to a missing topic
+    waited 40 s for its metadata, logging a line a second, then raised; waited for a moment, as a topic just made may
+    not have its leader yet; :class:`TopicMissing` with what to do when they are not there."""
+    try:
+        await kafka_clients.wait_for_topics(settings, timeout=within, topics=topics)
+    except TimeoutError as error:
+        raise TopicMissing(str(error)) from None
 
 
 async def push(
@@ -82,7 +65,7 @@ async def push(
     on_sent: Callable[[Input], None] = lambda _: None,
 ) -> PushSummary:
     """Send every input to the raw topic; one too big for Kafka goes to the DLQ whole-reasoned, not lost."""
-    await require_topics(client, settings, settings.topic_raw, settings.topic_dlq)
+    await require_topics(settings, settings.topic_raw, settings.topic_dlq)
     summary = PushSummary()
     pending: list[tuple[Input, asyncio.Future[Any]]] = []
     limit = settings.record_limit

@@ -31,7 +31,7 @@ from newsflow_shared.reasons import describe_validation_error
 from newsflow_storage.repository import ArticleRepository
 
 from .common import err
-from .kafka_io import TopicMissing, assign_at_first, producer, topic_partitions
+from .kafka_io import assign_at_first, producer, require_topics, topic_partitions
 
 Stage = Literal["cleanup", "classify"]
 
@@ -71,10 +71,7 @@ async def replay_stored(
                 for article in batch:
                     try:
                         message = as_input_to(stage, article)
-                    except (
-                        ValidationError,
-                        ValueError,
-                    ) as error:  # a row stored before a check it fails: the rest go on
+                    except ValueError as error:  # a row stored before a check it fails (ValidationError too)
                         why = (
                             describe_validation_error(error, contract)
                             if isinstance(error, ValidationError)
@@ -112,9 +109,8 @@ async def replay_raw(
     await kafka_clients.connect(consumer, settings)
     sent = 0
     try:
+        await require_topics(settings, settings.topic_raw)
         partitions = await topic_partitions(consumer, settings.topic_raw)
-        if not partitions:
-            raise TopicMissing(settings, settings.topic_raw)
         ends = await consumer.end_offsets(partitions)
         if since is None:
             await assign_at_first(consumer, partitions)

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import ssl
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -193,8 +193,11 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
             await client.close()
 
 
-async def wait_for_topics(settings: ServiceSettings, *, timeout: float = TOPICS_TIMEOUT) -> None:
-    """Return once every topic the service uses exists; raise ``TimeoutError`` naming the missing after ``timeout``.
+async def wait_for_topics(
+    settings: ServiceSettings, *, timeout: float = TOPICS_TIMEOUT, topics: Iterable[str] | None = None
+) -> None:
+    """Return once every topic the service uses (or ``topics``) exists; raise ``TimeoutError`` naming the missing
+    after ``timeout``. The topics are listed, never asked for by name, which would make them where Kafka may.
 
     A service subscribing to a topic that is not there yet asks the broker for it, and a broker that creates topics
     on demand (Kafka's default) makes it with its own defaults: one partition, so no second replica ever gets work,
@@ -203,7 +206,7 @@ async def wait_for_topics(settings: ServiceSettings, *, timeout: float = TOPICS_
     clock = asyncio.get_running_loop().time
     started = clock()
     told = False
-    wanted = set(settings.topics_used)
+    wanted = set(settings.topics_used if topics is None else topics)
     missing = sorted(wanted)
     while True:
         client = admin(settings, request_timeout_ms=5000)

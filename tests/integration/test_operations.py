@@ -642,7 +642,7 @@ def test_push_and_replay_to_topics_that_do_not_exist_say_so_at_once(kafka_bootst
         )
         assert done.returncode == 3, done.stderr
         assert f"{env['TOPIC_RAW']}" in done.stderr
-        assert "create the topics with `newsflow topics`" in done.stderr
+        assert "create them with `newsflow topics`" in done.stderr
         assert "Traceback" not in done.stderr
         assert time.monotonic() - started < 30
 
