@@ -2,8 +2,8 @@
 tests/alerts/newsflow-alerts.test.yml against deploy/k8s/monitoring/alerts.yaml's rules, on series shaped as the
 stages serve them. A rule that reads the wrong label or threshold fires for the wrong namespace, stage or time there.
 
-promtool comes from Debian's prometheus package, unpacked into the cache by deploy/local/promtool.sh (`make test`
-does it first; the server is not installed).
+promtool comes from Debian's prometheus package, which deploy/local/prometheus.sh unpacks into the cache on the first
+run (nothing is installed or started).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ OUTSIDE_SERIES = {"up": TARGET_LABELS, "kube_pod_container_status_restarts_total
 @pytest.fixture(scope="module")
 def promtool() -> str:
     found = subprocess.run(
-        [str(ROOT / "deploy/local/promtool.sh")], capture_output=True, text=True, timeout=300, check=False
+        [str(ROOT / "deploy/local/prometheus.sh"), "promtool"], capture_output=True, text=True, timeout=300, check=False
     )
     assert found.returncode == 0, f"no promtool for the alerts' tests: {found.stderr.strip()}"
     return found.stdout.strip()
