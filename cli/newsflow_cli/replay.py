@@ -37,12 +37,19 @@ Stage = Literal["cleanup", "classify"]
 
 
 def as_input_to(stage: Stage, article: StoredArticle) -> IngestedArticle | CleanArticle:
-    """The stored article as the message ``stage`` consumes; lineage keeps only what came before that stage."""
+    """The stored article as the message ``stage`` consumes; lineage keeps only what came before that stage.
+
+    Cleanup gets the body as it arrived (``arrived_text``), not the clean text: given that, it recorded the clean text
+    as what arrived and nothing removed, and storage overwrote both, the only copies of the original. The byline goes
+    with it (found on a page that is not sent again). Rows stored before ``arrived_text`` was kept send their text.
+    """
     keep = {"ingest"} if stage == "cleanup" else {"ingest", "cleanup"}
     lineage = [step for step in article.lineage if step.stage in keep]
     if stage == "cleanup":
         return IngestedArticle(
-            **article.model_dump(include=set(IngestedArticle.model_fields) - {"lineage"}), lineage=lineage
+            **article.model_dump(include=set(IngestedArticle.model_fields) - {"lineage", "text"}),
+            text=article.arrived_text if article.arrived_text is not None else article.text,
+            lineage=lineage,
         )
     fields = article.model_dump(include=set(CleanArticle.model_fields) - {"lineage", "removed"})
     # Listed within today's bounds: a row stored before them may list any number of removals, which classify refuses.

@@ -35,7 +35,7 @@ from pydantic import (
 
 from .text_safety import SafeText, check_json, free_key, has_words, refuse_unsafe
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """Bumped in its minor part for additive changes, in its major part for breaking ones."""
 
 
@@ -254,6 +254,11 @@ class IngestedArticle(ArticleBase):
     text: SafeText | None = None
     html: SafeText | None = None
     language_hint: SafeText | None = Field(default=None, max_length=MAX_LANGUAGE)
+    author: SafeText | None = Field(
+        default=None,
+        description="The byline, where it is known before cleanup: `newsflow replay --stage cleanup` carries the "
+        "stored one, found on a page that is not sent again. Cleanup keeps it unless the page names one. Added in 1.2.",
+    )
 
 
 MAX_REMOVALS = 201

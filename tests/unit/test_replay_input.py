@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from newsflow_cleanup.language import LanguageDetector
+from newsflow_cleanup.logic import clean
+from newsflow_cleanup.settings import CleanupSettings
 from newsflow_cli.replay import as_input_to
 from newsflow_shared import CleanArticle, IngestedArticle, StoredArticle
 from newsflow_shared.contracts import AS_STORED, MAX_REMOVALS, SUMMED_UP
 
+SAMPLES = Path(__file__).parents[2] / "samples"
 STORED = {
     "id": "old-1",
     "text": "Storms closed the ports.",
@@ -31,3 +37,29 @@ def test_a_row_stored_with_more_removals_than_listed_today_is_replayed_within_th
     assert [step.stage for step in message.lineage] == ["ingest", "cleanup"]
     CleanArticle.model_validate_json(message.model_dump_json())  # classify reads it
     assert isinstance(as_input_to("cleanup", row), IngestedArticle)
+
+
+def test_replaying_to_cleanup_sends_the_body_as_it_arrived_and_the_byline() -> None:
+    """Cleanup was sent the clean text as if it had arrived: it recorded that as ``arrived_text`` with nothing
+    removed, and storage overwrote the only copies of what arrived and what was taken out. An article that came as a
+    page lost its byline the same way: the page is not sent again."""
+    page = (SAMPLES / "storm-warning.html").read_text()
+    arrived = IngestedArticle(id="storm-1", url="https://news.example/storm", html=page, content_hash="h")
+    detector = LanguageDetector.for_settings(CleanupSettings())
+    first = clean(arrived, detector, CleanupSettings())
+    assert first.author == "Maria Jensen"
+    assert first.arrived_text != first.text
+    row = StoredArticle(**first.model_dump(), topics=[])
+
+    message = as_input_to("cleanup", row)
+    assert isinstance(message, IngestedArticle)
+    assert (message.text, message.author, message.html) == (first.arrived_text, "Maria Jensen", None)
+    again = clean(IngestedArticle.model_validate_json(message.model_dump_json()), detector, CleanupSettings())
+    assert (again.text, again.arrived_text, again.author) == (first.text, first.arrived_text, first.author)
+    assert again.removed == first.removed
+
+
+def test_a_row_stored_before_arrived_text_replays_its_text_to_cleanup() -> None:
+    row = StoredArticle.model_validate(STORED, context=AS_STORED)
+    assert row.arrived_text is None
+    assert as_input_to("cleanup", row).text == "Storms closed the ports."  # type: ignore[union-attr]

@@ -19,10 +19,11 @@ from .settings import CleanupSettings
 
 
 def clean(article: IngestedArticle, detector: LanguageDetector, settings: CleanupSettings) -> CleanArticle:
-    title, author, body, published_at = article.title, None, article.text or "", article.published_at
+    title, author, body, published_at = article.title, article.author, article.text or "", article.published_at
     if reads_blank(body) and article.html:
         page = extract_article(article.html, article.url)
-        title, author, body = title or page.title, page.author and make_safe(page.author), page.text
+        title, body = title or page.title, page.text
+        author = (page.author and make_safe(page.author)) or author
         published_at = published_at or _page_date(page.date)
 
     paragraphs, removed = strip_boilerplate(repair(body, settings.cleanup_quotes))
@@ -39,7 +40,7 @@ def clean(article: IngestedArticle, detector: LanguageDetector, settings: Cleanu
 
     language = detector.detect(text, hint=article.language_hint)
     return CleanArticle(
-        **article.model_dump(exclude={"text", "html", "language_hint", "title", "lineage", "published_at"}),
+        **article.model_dump(exclude={"text", "html", "language_hint", "title", "author", "lineage", "published_at"}),
         published_at=published_at,
         title=clean_title,
         text=text,
