@@ -780,6 +780,39 @@ def test_past_its_comparisons_a_page_shows_removed_lines_without_their_reason(mo
     assert whys == [f"credit {i}" for i in range(10)] + ["removed with its surroundings by cleanup"] * 10
 
 
+def test_removals_that_pass_the_cheap_checks_and_never_match_cost_the_page_a_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A crafted record: 12 removals and 120 arrived paragraphs, each a shuffle of the same 100 Chinese characters
+    (within the contract's 24,000 characters of removals). Every pair passes difflib's cheap checks and scores 0.04,
+    so nothing is taken off and every paragraph is compared with all 12 again, each at ~23 ms: the page took 41 s a
+    view within the count of comparisons. What each comparison costs is paid from the page's estimate now."""
+    rng = random.Random(1)
+    alphabet = [chr(0x4E00 + i) for i in range(100)] * 20
+
+    def shuffled() -> str:
+        rng.shuffle(alphabet)
+        return "".join(alphabet[:1990])
+
+    ratios: list[int] = []
+    matcher = changes_module.difflib.SequenceMatcher
+
+    class Counted(matcher):  # type: ignore[misc, valid-type]
+        def ratio(self) -> float:
+            ratios.append(len(self.a) * len(self.b))
+            return super().ratio()
+
+    monkeypatch.setattr(changes_module.difflib, "SequenceMatcher", Counted)
+    removed = [Removal(what=shuffled(), why="boilerplate") for _ in range(12)]
+    arrived = "\n\n".join(["Rebels left Douma by bus.", *(shuffled() for _ in range(120))])
+    started = time.process_time()
+    blocks = changes(arrived, "Rebels left Douma by bus.", removed)
+    assert Counter(b.kind for b in blocks) == {"kept": 1, "removed": 120}
+    assert sum(ratios) * changes_module._RATIO_NS_PER_PAIR <= changes_module._FUZZY_NS
+    assert 0 < len(ratios) < 12 * 120
+    assert time.process_time() - started < 10  # 41 s before; ~0.5 s here
+
+
 async def test_odd_ids_cursors_and_dates_get_clear_answers(site: Site) -> None:
     await site.app.state.repository.store([article("x/revisions", text="An article whose id ends in revisions.")])
     missing = await site.client.get("/articles/x/revisions")

@@ -48,6 +48,14 @@ _FUZZY_LAST = 8
 # ends the search, as cleanup lists the lines in the text's order.
 _FUZZY_BUDGET = 100_000  # ~0.4 s at most
 _FUZZY_SAME = 0.95
+# A comparison's cost is not one step: difflib's quick_ratio takes up to ~300 ns a character of the removal, its
+# ratio up to ~6 ns for each pair of characters of the two (measured on shuffles of the same 100 Chinese characters,
+# where nothing is junk and nothing matches: 23 ms for two of 2,000). A record of 12 such removals and paragraphs
+# passed the cheap checks every time, within the count above, and each view of its page took 41 s. Those two are
+# also paid from this estimate, in nanoseconds: ~0.4 s a page at most, then reasons are left out.
+_QUICK_NS_PER_CHAR = 300
+_RATIO_NS_PER_PAIR = 6
+_FUZZY_NS = 400_000_000
 # difflib aligns whole paragraphs in time that grows with the square of their number when they repeat (a list of
 # the same two lines: 4,000 took 1 s, 40,000 would take ~100). Past this many pairs, once the common start and end
 # are set aside, the middle is paired by the bounded search below instead (2,000 x 2,000: 0.3 s at worst).
@@ -334,6 +342,7 @@ class _Reasons:
         self._after = list(range(len(self.removed) + 1))
         self._before = list(range(len(self.removed) + 1))
         self._comparisons = _Budget(_FUZZY_BUDGET)
+        self._work = _Budget(_FUZZY_NS)
 
     def removal(self, paragraph: str) -> Change:
         why = self._why(paragraph)
@@ -357,15 +366,19 @@ class _Reasons:
         # the first (a matcher made anew for each of the 40 cost ~0.2 ms a paragraph).
         matcher = difflib.SequenceMatcher(None, "", key)
         for index in self._candidates():  # the first of equals wins: the text's order
-            matcher.set_seq1(self.removed[index][0])
+            candidate = self.removed[index][0]
+            matcher.set_seq1(candidate)
             if not self._comparisons.take(1):
                 break
-            if (
-                matcher.real_quick_ratio() >= max(0.8, best_score)
-                and matcher.quick_ratio() >= max(0.8, best_score)
-                and (score := matcher.ratio()) >= 0.8
-                and score > best_score
-            ):
+            if matcher.real_quick_ratio() < max(0.8, best_score):
+                continue
+            if not self._work.take(len(candidate) * _QUICK_NS_PER_CHAR):
+                break
+            if matcher.quick_ratio() < max(0.8, best_score):
+                continue
+            if not self._work.take(len(candidate) * len(key) * _RATIO_NS_PER_PAIR):
+                break
+            if (score := matcher.ratio()) >= 0.8 and score > best_score:
                 best, best_score = index, score
                 if score >= _FUZZY_SAME:
                     break
