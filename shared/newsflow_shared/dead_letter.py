@@ -38,7 +38,7 @@ def dead_letter(
     letter = DeadLetter(
         stage=stage,
         error=type(error).__name__,
-        reason=_readable(explain(error)),
+        reason=readable_reason(explain(error)),
         article_id=article_id,
         original=b"",
         original_size=len(original),
@@ -59,7 +59,8 @@ def dead_letter(
     return letter.model_copy(update={"original": kept, "original_truncated": True})
 
 
-def _readable(reason: str) -> str:
+def readable_reason(reason: str) -> str:
+    """``reason`` whole, or its first REASON_CHARACTERS and how long it was."""
     if len(reason) <= REASON_CHARACTERS:
         return reason
     return f"{reason[:REASON_CHARACTERS]}… (cut; {len(reason):,} characters in all)"

@@ -9,6 +9,8 @@ import pytest
 
 from newsflow_shared import Delivery
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db.tables import dead_letters as dead_letters_table
+from newsflow_shared.dead_letter import REASON_CHARACTERS
 from newsflow_storage import dead_letters as dead_letters_module
 from newsflow_storage.dead_letters import REDRIVE_CLAIM, DeadLetterStore
 
@@ -54,6 +56,35 @@ async def test_a_letter_with_nul_in_its_key_and_headers_is_kept(database_url: st
         assert kept is not None
         assert (kept.article_id, kept.original_key, kept.reason) == ("a\ufffdb", "k\ufffd", "bad \ufffd byte")
         assert kept.headers == {"newsflow-trace-id": "t\ufffd", "x\ufffd": "v"}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_letter_with_megabytes_of_reason_is_kept_and_listed_cut(database_url: str) -> None:
+    """Our stages cut a reason to REASON_CHARACTERS; a letter another producer put on the DLQ may hold megabytes, and
+    the pipeline page read and showed each whole (20 letters of 8 MiB: a 335 MB page). Rows kept before the cut are
+    listed cut as well."""
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        store = DeadLetterStore(engine)
+        await store.keep([webdata.dead_letter(1).model_copy(update={"reason": "why " * 250_000})])
+        # As a row kept before the cut was.
+        async with engine.begin() as connection:
+            await connection.execute(
+                dead_letters_table.update()
+                .where(dead_letters_table.c.source_offset == 1)
+                .values(reason="old " * 250_000)
+            )
+        await store.keep([webdata.dead_letter(2).model_copy(update={"reason": "new " * 250_000})])
+        listed = {row.source_offset: row.reason for row in await store.recent()}
+        assert listed[2] == "new " * 500 + "… (cut; 1,000,000 characters in all)"
+        assert listed[1].startswith("old old")
+        assert REASON_CHARACTERS <= len(listed[1]) <= REASON_CHARACTERS + 64
+        assert all(len(kind.last_reason) <= REASON_CHARACTERS + 64 for kind in await store.kinds())
+        kept = await store.letter(max(row.id for row in await store.recent()))
+        assert kept is not None
+        assert kept.reason == listed[2]
     finally:
         await engine.dispose()
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from newsflow_shared import DeadLetter, Delivery, RejectedInput, ServiceSettings, TemporaryFailure
 from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite, minute_of, utc_period
 from newsflow_shared.db.tables import dead_letters
+from newsflow_shared.dead_letter import REASON_CHARACTERS, readable_reason
 from newsflow_shared.stage import Output
 from newsflow_shared.topics import topic_config
 
@@ -74,7 +75,11 @@ class DeadLetterStore:
         """Newest first, without the original bytes and headers (:meth:`letter` has them): what the pipeline page
         lists. A letter keeps a record's headers whole when they fit Kafka's limit, and 50 letters of a million small
         headers each were gigabytes to read for a page that shows none of them."""
-        columns = [c for c in dead_letters.c if c.name not in ("original", "headers")]
+        columns = [
+            _shown_reason() if c.name == "reason" else c
+            for c in dead_letters.c
+            if c.name not in ("original", "headers")
+        ]
         statement = select(*columns).order_by(dead_letters.c.failed_at.desc(), dead_letters.c.id.desc()).limit(limit)
         if stage is not None:
             statement = statement.where(dead_letters.c.stage == stage)
@@ -107,9 +112,7 @@ class DeadLetterStore:
             reasons = dict(
                 (
                     await connection.execute(
-                        select(dead_letters.c.id, dead_letters.c.reason).where(
-                            dead_letters.c.id.in_([r[5] for r in rows])
-                        )
+                        select(dead_letters.c.id, _shown_reason()).where(dead_letters.c.id.in_([r[5] for r in rows]))
                     )
                 ).all()
             )
@@ -358,6 +361,13 @@ def _placed_by_its_own_record(letter: DeadLetter, delivery: Delivery) -> DeadLet
     )
 
 
+def _shown_reason() -> Any:
+    """A letter's reason as the pipeline page lists it: our stages cut theirs to REASON_CHARACTERS, but a letter
+    another producer wrote may hold megabytes of it, and 20 letters of 8 MiB made a 335 MB page (1.3 GB more memory).
+    Kept cut since, and read cut for the letters kept before; the DLQ topic has the letter whole."""
+    return func.substr(dead_letters.c.reason, 1, REASON_CHARACTERS + 64).label("reason")
+
+
 def _fitted(value: str | None, column: Column[Any] | None = None) -> str | None:
     """Without NUL and cut to the column's length. A letter's key (its article_id), headers and names come from
     whatever was on the topic: PostgreSQL refuses a NUL in text and JSON, and a value longer than its column, and the
@@ -375,7 +385,7 @@ def _to_row(letter: DeadLetter) -> dict[str, Any]:
         "source_offset": letter.source_offset,
         "stage": _fitted(letter.stage, dead_letters.c.stage),
         "error": _fitted(letter.error, dead_letters.c.error),
-        "reason": _fitted(letter.reason),
+        "reason": _fitted(readable_reason(letter.reason)),
         "article_id": _fitted(letter.article_id, dead_letters.c.article_id),
         "original": letter.original,
         "original_size": letter.original_size,
