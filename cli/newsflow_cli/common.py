@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +27,26 @@ STATE = Path(os.environ.get("NEWSFLOW_HOME", ".newsflow"))
 
 err = Console(stderr=True)
 T = TypeVar("T")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def since_utc(value: datetime | None) -> datetime | None:
+    """A ``--since`` time: UTC where it gives no offset (``dlq`` read it so, ``replay`` as local time), and no earlier
+    than 1970, when Kafka's record times begin (before it, the time asked for was negative: a traceback)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return max(value, EPOCH)
+
+
+def seconds(value: float) -> float:
+    """A typer callback for an option in seconds: the range checks let NaN through (every comparison with it is
+    false), and ``--dlq-window nan`` read as if Kafka did not answer."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
 
 
 def with_kafka(main: Callable[[ServiceSettings], Awaitable[T]]) -> T:

@@ -24,7 +24,7 @@ from newsflow_shared.lag import stage_inputs
 from newsflow_shared.readable_records import UnreadBatch
 from newsflow_shared.sending import OutgoingRecord, queue_all
 
-from .common import err, with_kafka
+from .common import err, since_utc, with_kafka
 from .kafka_io import producer, topic_partitions
 
 if TYPE_CHECKING:
@@ -119,9 +119,7 @@ SinceOption = Annotated[datetime | None, typer.Option(help="Only what was dead-l
 
 
 def _filter(stage: str | None, error: str | None, article_id: str | None, since: datetime | None) -> Filter:
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return Filter(stage=stage, error=error, article_id=article_id, since=since)
+    return Filter(stage=stage, error=error, article_id=article_id, since=since_utc(since))
 
 
 @dlq_app.command("list")

@@ -24,7 +24,7 @@ from newsflow_shared import (
     settings_from_environment,
 )
 
-from .common import STATE, err, stop_on_signals, with_kafka
+from .common import STATE, err, seconds, since_utc, stop_on_signals, with_kafka
 from .dlq import dlq_app
 from .inputs import Input, UnreadablePath, read_inputs
 from .kafka_io import OutcomeWatcher, producer, push
@@ -33,6 +33,8 @@ from .processing import process_inputs
 from .stack import LocalStack, say, use_local_stack
 
 T = TypeVar("T")
+DAY = 86_400.0
+YEAR = 366 * DAY  # a status window longer reaches before Kafka's record times
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 kafka_app = typer.Typer(help="A local Apache Kafka broker (no Docker): jars from Maven Central.")
@@ -107,10 +109,10 @@ def tail(
 
 @app.command()
 def run(
-    ingest: Annotated[int, typer.Option(help="Replicas of ingest.")] = 1,
-    cleanup: Annotated[int, typer.Option(help="Replicas of cleanup.")] = 1,
-    classify: Annotated[int, typer.Option(help="Replicas of classify.")] = 1,
-    storage: Annotated[int, typer.Option(help="Replicas of storage.")] = 1,
+    ingest: Annotated[int, typer.Option(min=1, help="Replicas of ingest.")] = 1,
+    cleanup: Annotated[int, typer.Option(min=1, help="Replicas of cleanup.")] = 1,
+    classify: Annotated[int, typer.Option(min=1, help="Replicas of classify.")] = 1,
+    storage: Annotated[int, typer.Option(min=1, help="Replicas of storage.")] = 1,
 ) -> None:
     """Run all four services as local processes (and a local Kafka when KAFKA_BOOTSTRAP_SERVERS is unset)."""
 
@@ -200,7 +202,9 @@ def replay(
         str, typer.Option(help="With --from stored: rerun from 'classify' or from 'cleanup'.")
     ] = "classify",
     ids: Annotated[list[str] | None, typer.Option("--id", help="Only these article ids (repeatable).")] = None,
-    since: Annotated[datetime | None, typer.Option(help="With --from raw: only what arrived since this time.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="With --from raw: only what arrived since this time (UTC).")
+    ] = None,
 ) -> None:
     """Reprocess articles, e.g. with a new model version: storage keeps each one's history of enrichments."""
     from .replay import replay_raw, replay_stored
@@ -216,7 +220,7 @@ def replay(
             task = progress.add_task(f"replaying {source}", total=None)
             advance = lambda n: progress.advance(task, n)  # noqa: E731
             if source == "raw":
-                return await replay_raw(settings, since, advance)
+                return await replay_raw(settings, since_utc(since), advance)
             return await replay_stored(settings, stage, ids, advance, skipped)  # type: ignore[arg-type]
 
     count = with_kafka(main)
@@ -238,9 +242,18 @@ def replay(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout, for scripts.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh the screen until Ctrl-C.")] = False,
-    every: Annotated[float, typer.Option(help="Seconds between refreshes with --watch.")] = 2.0,
-    stuck_after: Annotated[float, typer.Option(help="Seconds with records waiting and nothing written: stuck.")] = 300,
-    dlq_window: Annotated[float, typer.Option(help="Count dead letters written in this many seconds.")] = 3600,
+    every: Annotated[
+        float, typer.Option(min=0.1, max=DAY, callback=seconds, help="Seconds between refreshes with --watch.")
+    ] = 2.0,
+    stuck_after: Annotated[
+        float,
+        typer.Option(
+            min=1, max=YEAR, callback=seconds, help="Seconds with records waiting and nothing written: stuck."
+        ),
+    ] = 300,
+    dlq_window: Annotated[
+        float, typer.Option(min=1, max=YEAR, callback=seconds, help="Count dead letters written in this many seconds.")
+    ] = 3600,
 ) -> None:
     """Every stage on one screen: lag, records/s, replicas, dead letters, oldest waiting record; exit 1 if stuck."""
     from .status import run_status

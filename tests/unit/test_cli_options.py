@@ -1,0 +1,39 @@
+"""Options a command refuses at once, in one line (exit 2), and times it reads the same way everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from typer.testing import CliRunner
+
+from newsflow_cli.common import EPOCH, since_utc
+from newsflow_cli.main import app
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["run", "--storage", "0"], "--storage"),  # KeyError: 'storage' after the broker had started
+        (["run", "--classify", "-1"], "--classify"),
+        (["status", "--dlq-window", "nan"], "--dlq-window"),  # read as "Kafka does not answer" (exit 3)
+        (["status", "--dlq-window", "1e12"], "--dlq-window"),  # a window before 1970: the same
+        (["status", "--stuck-after", "inf"], "--stuck-after"),
+        (["status", "--watch", "--every", "0"], "--every"),
+    ],
+)
+def test_a_count_or_a_time_out_of_range_is_refused_before_anything_starts(args: list[str], option: str) -> None:
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output
+
+
+def test_since_is_utc_without_an_offset_and_never_before_kafkas_record_times() -> None:
+    """`dlq --since` read a time without an offset as UTC and `replay --since` as local time; a time before 1970 was
+    a negative timestamp, and aiokafka's traceback."""
+    assert since_utc(None) is None
+    assert since_utc(datetime(2026, 3, 1, 12)) == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    later = datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    assert since_utc(later) == later
+    assert since_utc(datetime(1960, 1, 1)) == EPOCH
+    assert since_utc(EPOCH).timestamp() == 0  # type: ignore[union-attr]
