@@ -823,6 +823,10 @@ async def test_odd_ids_cursors_and_dates_get_clear_answers(site: Site) -> None:
     # A made-up cursor whose id holds a NUL: PostgreSQL refuses one in a query (a 500); it is not a cursor we made.
     nul = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|\x00").decode()
     assert (await site.client.get("/articles", params={"cursor": nul})).status_code == 422
+    # A code in other digits (Arabic-Indic here): the page refused it, the API listed articles as if it were one.
+    assert (
+        await site.client.get("/articles", params={"topic": "medtop:\u0661\u0666" + "\u0660" * 6})
+    ).status_code == 422
     # The last day there is: "to" it means everything, where the day after it overflowed into "not a date".
     assert (await site.client.get("/articles", params={"to": "9999-12-31"})).status_code == 200
     assert (await site.client.get("/", params={"to": "9999-12-31"})).status_code == 200

@@ -25,7 +25,7 @@ from newsflow_shared.taxonomy import Taxonomy
 from .classifier import ScoringPolicy
 from .model import Runtime, cut_for_tokens, resolve_model_path
 
-_QCODE = re.compile(r"^medtop:\d{8}$")
+_QCODE = re.compile(r"^medtop:[0-9]{8}$")  # ASCII digits: \d is any script's digits
 
 
 def iptc_labels(config: PretrainedConfig, taxonomy: Taxonomy) -> dict[int, str] | None:

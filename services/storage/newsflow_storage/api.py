@@ -67,7 +67,7 @@ def add_routes(app: FastAPI, settings: StorageSettings) -> None:
     async def list_articles(
         repo: Repo,
         q: Annotated[str | None, Param(max_length=500, description="Full-text search in title and text.")] = None,
-        topic: Annotated[str | None, Param(pattern=r"^medtop:\d{8}$", description="IPTC code, any level.")] = None,
+        topic: Annotated[str | None, Param(pattern=r"^medtop:[0-9]{8}$", description="IPTC code, any level.")] = None,
         language: Annotated[str | None, Param(max_length=16)] = None,
         source: Annotated[str | None, Param(max_length=500)] = None,
         published_from: Annotated[
