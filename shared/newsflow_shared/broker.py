@@ -85,6 +85,29 @@ class StoppedMidBatch(logging.Filter):
         return True
 
 
+_TOLD = "_newsflow_told"
+
+
+def told(error: BaseException) -> None:
+    """Mark ``error`` as said by the stage itself (its warning, with the retry's delay), before it is raised again
+    for FastStream to rewind the batch: :class:`AlreadyTold` keeps FastStream's traceback of it for DEBUG."""
+    with contextlib.suppress(AttributeError, TypeError):  # an exception type that takes no attributes
+        setattr(error, _TOLD, True)
+
+
+class AlreadyTold(logging.Filter):
+    """FastStream logs each error a batch handler raises with its traceback. A stage raises one only to rewind a
+    batch it failed while Kafka or the database was away, after its own warning: with PostgreSQL down, every retry
+    added a 143-line traceback of the refused connection. Those are DEBUG lines now (``LOG_LEVEL=DEBUG`` shows them).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and getattr(record.exc_info[1], _TOLD, False):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegistry | None = None) -> KafkaBroker:
     """A broker whose sends are acknowledged by every in-sync replica and never duplicated by a producer retry.
 
@@ -100,8 +123,9 @@ def make_broker(settings: ServiceSettings, service: str, registry: CollectorRegi
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=f"newsflow-{service}"))
     logger = logging.getLogger(f"newsflow.{service}.broker")
-    if not any(isinstance(f, StoppedMidBatch) for f in logger.filters):
-        logger.addFilter(StoppedMidBatch())
+    for kind in (StoppedMidBatch, AlreadyTold):
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
     return PatientKafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"newsflow-{service}",

@@ -61,6 +61,9 @@ def service_app(broker: KafkaBroker, lifespan: Lifespan | None = None) -> AsgiFa
         broker,
         asgi_routes=[("/health", health), ("/ready", ready), ("/metrics", metrics)],
         lifespan=_frozen_after(lifespan),
+        # Through the service's own handler: FastStream's default logger has a handler of its own, which wrote its
+        # "app starting" lines in colour and not as JSON under LOG_FORMAT=json.
+        logger=logging.getLogger("newsflow.app"),
     )
 
 

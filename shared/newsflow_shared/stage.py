@@ -35,7 +35,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
-from .broker import make_broker
+from .broker import make_broker, told
 from .contracts import DeadLetter
 from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
@@ -141,6 +141,7 @@ class Stage:
                 if side is None:
                     self.watch.batch_failed(error, retry_in=delay)
                 await self._back_off(error, len(deliveries), delay)
+                told(error)
                 raise  # NACK: the batch is rewound and redelivered
             self._failures_in_a_row = 0
             if side is None:

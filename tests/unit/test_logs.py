@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from newsflow_shared import ServiceSettings
-from newsflow_shared.broker import make_broker
+from newsflow_shared import ServiceSettings, logs
+from newsflow_shared.broker import make_broker, told
 from newsflow_shared.logs import configure_logging
 
 ARTICLE_TEXT = "Parliament extended the measures"  # short enough that no renderer wraps it
@@ -95,6 +96,73 @@ def test_a_quieter_log_level_hides_the_rewritten_line(written: io.StringIO) -> N
     make_broker(ServiceSettings(), "classify")
     logging.getLogger("newsflow.classify.broker").error("CancelledError: ", exc_info=asyncio.CancelledError())
     assert written.getvalue() == ""
+
+
+def test_a_batch_rewound_after_the_stages_own_warning_keeps_its_traceback_for_debug(written: io.StringIO) -> None:
+    """With PostgreSQL down, each retry's re-raise (to rewind the batch) added FastStream's 143-line traceback under
+    the stage's own warning."""
+    configure_logging("ingest", "INFO", "json")
+    logging.getLogger().handlers[0].stream = written  # type: ignore[attr-defined]
+    make_broker(ServiceSettings(), "ingest")
+    logger = logging.getLogger("newsflow.ingest.broker")
+    refused = ConnectionRefusedError("connection refused")
+    told(refused)
+    logger.error("ConnectionRefusedError: ", exc_info=refused)
+    assert written.getvalue() == ""
+    logger.error("KeyError: 'id'", exc_info=KeyError("id"))  # not said by the stage: as it was
+    assert json.loads(written.getvalue())["level"] == "error"
+    configure_logging("ingest", "DEBUG", "json")
+    logging.getLogger().handlers[0].stream = debug = io.StringIO()  # type: ignore[attr-defined]
+    logger.error("ConnectionRefusedError: ", exc_info=refused)
+    [line] = debug.getvalue().splitlines()
+    assert json.loads(line)["level"] == "debug"
+    assert "ConnectionRefusedError: connection refused" in json.loads(line)["exception"]
+
+
+def test_the_kafka_clients_repeated_errors_are_said_once_a_minute_with_how_many_were_left_out(
+    written: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Kafka away, one idle replica wrote ~150 aiokafka error lines a second, none of them its own."""
+    now = [1000.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
+    configure_logging("ingest", "INFO", "json")
+    logging.getLogger().handlers[0].stream = written  # type: ignore[attr-defined]
+    client, fetcher = logging.getLogger("aiokafka"), logging.getLogger("aiokafka.consumer.fetcher")
+    for _ in range(150):
+        client.error("Unable connect to node with id %s: %s", 1, "[Errno 111] Connect call failed")
+        fetcher.error("Failed fetch messages from %s: %s", 1, "NodeNotReadyError")
+        logging.getLogger("newsflow.ingest").warning("the stage's own line %d", 1)
+    now[0] += 59
+    client.error("Unable connect to node with id %s: %s", 1, "again")
+    now[0] += 2
+    client.error("Unable connect to node with id %s: %s", 1, "still")
+    events = [json.loads(line)["event"] for line in written.getvalue().splitlines()]
+    assert events.count("the stage's own line 1") == 150
+    kafka = [e for e in events if "stage's own" not in e]
+    assert kafka == [
+        "Unable connect to node with id 1: [Errno 111] Connect call failed",
+        "Failed fetch messages from 1: NodeNotReadyError",
+        "Unable connect to node with id 1: still (and 150 more like it in the last minute)",
+    ]
+
+
+def test_faststreams_own_lines_are_json_lines_too() -> None:
+    """FastStream's app logger had a handler of its own: "FastStream app starting..." in colour, not JSON, under
+    LOG_FORMAT=json, from every service at every start and stop."""
+    script = textwrap.dedent(
+        """
+        from newsflow_ingest.app import create_app
+
+        create_app().logger.info("FastStream app starting...")  # the logger FastStream's app says it with
+        """
+    )
+    environment = {**os.environ, "LOG_FORMAT": "json"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False, env=environment
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "FastStream app" in line]
+    assert json.loads(line)["event"] == "FastStream app starting..."
 
 
 @pytest.mark.parametrize("lock_held", [False, True], ids=["log free", "log lock held"])
