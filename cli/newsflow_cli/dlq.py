@@ -22,6 +22,7 @@ from rich.table import Table
 from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, kafka_clients, redrive_record
 from newsflow_shared.lag import stage_inputs
 from newsflow_shared.readable_records import UnreadBatch
+from newsflow_shared.redrive import redriven_from
 from newsflow_shared.sending import OutgoingRecord, queue_all
 
 from .common import err, since_utc, with_kafka
@@ -205,6 +206,11 @@ def redrive_command(
         # After with_kafka found the local stack (it sets DATABASE_URL to `newsflow run`'s database).
         pages = await PageCopy.open(await asyncio.to_thread(page_copy_url))
         try:
+            # A first reading for the letters whose records were re-driven and refused again: whatever the filter,
+            # as the newer letter may be of another error or stage. A letter is always later than the one it follows.
+            async for found in dead_letters(settings, Filter(since=where.since)):
+                if (older := redriven_from(found.letter)) is not None:
+                    done.superseded_places.add(older)
             async with producer(settings) as client:
                 batch: list[Found] = []
                 async for found in dead_letters(settings, where):
@@ -225,6 +231,11 @@ def redrive_command(
         err.print(f"[yellow]not re-driven[/] {done.settled} dead letters the web page re-drove or set aside")
     if done.repeats:
         err.print(f"{done.repeats} dead letters were the same refused record again: sent once")
+    if done.superseded:
+        err.print(
+            f"[yellow]not re-driven[/] {done.superseded} dead letters re-driven before: their records were refused"
+            " again, and those newer letters are the ones re-driven"
+        )
     err.print(f"{'would re-drive' if dry_run else 're-drove'} {done.sent} dead letters")
 
 
@@ -233,6 +244,8 @@ class Redriven:
     sent: int = 0
     settled: int = 0  # re-driven or set aside on storage's page
     repeats: int = 0  # the same refused record on the DLQ again: sent once
+    superseded: int = 0  # re-driven before and refused again: the newer letter is sent instead
+    superseded_places: set[Place] = field(default_factory=set)
     refused: list[str] = field(default_factory=list)
     places: set[Place] = field(default_factory=set)
 
@@ -284,6 +297,9 @@ async def _redrive(
         place = _place(found.letter)
         if place in done.places:  # the same refused record twice on the DLQ (its stage restarted before committing)
             done.repeats += 1
+            continue
+        if place in done.superseded_places:
+            done.superseded += 1
             continue
         done.places.add(place)
         try:

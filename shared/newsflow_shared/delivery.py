@@ -24,6 +24,12 @@ REPLAY_HEADER = "newsflow-replay"
 REDRIVE_HEADER = "newsflow-redrive"
 """Set on a dead letter sent back to its stage (``newsflow dlq redrive``): like a replay, never skipped as a re-send."""
 
+REDRIVEN_FROM_HEADER = "newsflow-redriven-from"
+"""Set on a re-driven record: where the record its dead letter was about had been (``topic:partition:offset``, the
+letter's identity). Refused again, its new letter carries it, so a re-drive sends that newer letter and not the
+older one again: without storage's copy of the DLQ to mark what was re-driven, every run re-sent the letters of all
+the runs before it, and a cause not yet fixed doubled them each time."""
+
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -9,12 +9,24 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from .contracts import DeadLetter
-from .delivery import REDRIVE_HEADER, TRACE_HEADER
+from .delivery import REDRIVE_HEADER, REDRIVEN_FROM_HEADER, TRACE_HEADER
 from .errors import RejectedInput
 from .sending import OutgoingRecord
 
 RedriveRecord = OutgoingRecord
 """What to send to Kafka to give a dead letter another go: a record like any stage's output."""
+
+
+def redriven_from(letter: DeadLetter) -> tuple[str, int, int] | None:
+    """The identity of the older letter whose re-driven record ``letter`` is about, if it is about one."""
+    value = letter.headers.get(REDRIVEN_FROM_HEADER)
+    if value is None:
+        return None
+    try:
+        topic, partition, offset = value.rsplit(":", 2)  # topic names hold no ":"
+        return (topic, int(partition), int(offset)) if topic else None
+    except ValueError:
+        return None  # junk from another producer: the letter is an ordinary one
 
 
 def redrive_record(letter: DeadLetter, *, inputs: Collection[str]) -> OutgoingRecord:
@@ -42,5 +54,6 @@ def redrive_record(letter: DeadLetter, *, inputs: Collection[str]) -> OutgoingRe
         )
     headers = {name: value for name, value in letter.headers.items() if name == TRACE_HEADER}
     headers[REDRIVE_HEADER] = letter.stage
+    headers[REDRIVEN_FROM_HEADER] = f"{letter.source_topic}:{letter.source_partition}:{letter.source_offset}"
     key = letter.original_key.encode() if letter.original_key is not None else None
     return OutgoingRecord(topic=letter.source_topic, key=key, value=letter.original, headers=headers)

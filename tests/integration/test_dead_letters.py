@@ -113,6 +113,30 @@ async def test_dead_letters_are_listed_and_redriven_after_the_fix(strict_cleanup
         await page_copy.engine.dispose()
 
 
+async def test_re_drives_without_storages_copy_send_each_refused_record_once_a_run(strict_cleanup: Pipeline) -> None:
+    """From the host with Compose (PostgreSQL not published) and the cause not fixed yet: each run re-sent the letters
+    of every run before it as well, 2 -> 4 -> 8 -> 16 letters. Now a run sends only the newest letter of each record."""
+    inputs = [Input(f"short {i}", json.dumps(SHORT | {"id": f"short-{i}"}).encode()) for i in range(2)]
+    results = await strict_cleanup.run(inputs)
+    assert [kind for kind, _ in results.values()] == ["dead-letter"] * 2
+    env = {k: v for k, v in strict_cleanup.env.items() if k != "DATABASE_URL"}
+    listed: list[int] = []
+    for run in range(3):
+        redriven = await asyncio.to_thread(newsflow, env, "dlq", "redrive", "--stage", "cleanup")
+        assert redriven.returncode == 0, redriven.stderr
+        said = " ".join(redriven.stderr.split())
+        assert "re-drove 2 dead letters" in said, said
+        if run:
+            assert f"not re-driven {2 * run} dead letters re-driven before" in said, said
+        for _ in range(120):  # both refused again by cleanup
+            letters = await asyncio.to_thread(newsflow, env, "dlq", "list", "--json", "--stage", "cleanup")
+            listed.append(len(letters.stdout.splitlines()))
+            if listed[-1] == 2 * (run + 2):
+                break
+            await asyncio.sleep(0.5)
+        assert listed[-1] == 2 * (run + 2), listed
+
+
 def test_a_broker_that_does_not_answer_is_one_clear_line(tmp_path: Path) -> None:
     source = tmp_path / "a.jsonl"
     source.write_text(json.dumps(SHORT) + "\n")
