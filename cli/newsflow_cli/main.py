@@ -289,12 +289,29 @@ def schemas(folder: Annotated[Path, typer.Argument(help="Where to write the JSON
     say(f"wrote {folder / 'asyncapi.yaml'}")
 
 
+def _database_url(*, named: bool = False) -> str:
+    """``DATABASE_URL``, else the database ``newsflow run`` keeps in its state folder, as ``dlq`` and ``replay`` find
+    it (these commands read the default, a ``newsflow.db`` in the current folder, and said there was none). With
+    ``named``, one of the two must be there: ``db upgrade`` made that default file, unasked, and said all was well.
+    """
+    local = STATE / "newsflow.db"
+    if not os.environ.get("DATABASE_URL") and local.exists():
+        os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{local.resolve()}"
+    if named and not os.environ.get("DATABASE_URL"):
+        err.print(
+            f"[red]error:[/] DATABASE_URL is not set and `newsflow run` keeps no database in {escape(str(STATE))}/:"
+            " set DATABASE_URL to the database to migrate"
+        )
+        raise typer.Exit(2)
+    return settings_from_environment(ServiceSettings).database_url
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate DATABASE_URL to the latest schema (services also do this on start)."""
     from newsflow_shared.db.migrate import upgrade
 
-    url = settings_from_environment(ServiceSettings).database_url
+    url = _database_url(named=True)
     _on_database(url, lambda: upgrade(url, revision), must_exist=False)
     say("the database schema is up to date")
 
@@ -329,7 +346,7 @@ def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only thi
     from newsflow_cleanup.learned import forget
     from newsflow_shared.db import make_engine
 
-    url = settings_from_environment(ServiceSettings).database_url
+    url = _database_url()
 
     async def main() -> int:
         engine = make_engine(url)
@@ -356,11 +373,18 @@ def forget_duplicates(
     is left."""
     from sqlalchemy import delete
 
-    from newsflow_cleanup.near_duplicates import DuplicateIndex
+    try:
+        from newsflow_cleanup.near_duplicates import DuplicateIndex
+    except ImportError as missing:  # storage's image has no cleanup dependencies (numpy, datasketch)
+        err.print(
+            f"[red]error:[/] this installation lacks cleanup's dependencies ({escape(str(missing.name))}): run it where"
+            " cleanup runs, e.g. `kubectl -n newsflow exec deploy/newsflow-cleanup -- newsflow cleanup forget-duplicates`"
+        )
+        raise typer.Exit(3) from None
     from newsflow_shared.db import make_engine
     from newsflow_shared.db.tables import cleanup_fingerprints, cleanup_lsh
 
-    url = settings_from_environment(ServiceSettings).database_url
+    url = _database_url()
 
     async def main() -> int | None:
         engine = make_engine(url)

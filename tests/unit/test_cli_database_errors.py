@@ -10,10 +10,21 @@ from pathlib import Path
 import pytest
 
 
-def newsflow(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DATABASE_URL": database_url, "COLUMNS": "400"}
+def newsflow(
+    *args: str, database_url: str | None, cwd: Path | None = None, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"COLUMNS": "400"}
+    if database_url is not None:
+        environment["DATABASE_URL"] = database_url
+    if home is not None:
+        environment["NEWSFLOW_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "newsflow_cli", *args], env=environment, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "newsflow_cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
     )
 
 
@@ -44,3 +55,43 @@ def test_db_upgrade_makes_a_new_sqlite_file(tmp_path: Path) -> None:
     done = newsflow("db", "upgrade", database_url=f"sqlite+aiosqlite:///{tmp_path}/new.db")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "new.db").is_file()
+
+
+def test_the_database_commands_find_newsflow_runs_database(tmp_path: Path) -> None:
+    """As dlq and replay do: they read the default, a newsflow.db in the current folder, and said there was none."""
+    home = tmp_path / "state"
+    home.mkdir()
+    done = newsflow("db", "upgrade", database_url=f"sqlite+aiosqlite:///{home}/newsflow.db")
+    assert done.returncode == 0, done.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in (("cleanup", "forget-boilerplate"), ("cleanup", "forget-duplicates"), ("db", "upgrade")):
+        done = newsflow(*command, database_url=None, cwd=elsewhere, home=home)
+        assert done.returncode == 0, (command, done.stderr)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_db_upgrade_with_no_database_named_makes_none(tmp_path: Path) -> None:
+    """It made ./newsflow.db, unasked, and said the schema was up to date."""
+    done = newsflow("db", "upgrade", database_url=None, cwd=tmp_path, home=tmp_path / "no-state")
+    assert done.returncode == 2
+    assert "DATABASE_URL is not set" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_forget_duplicates_where_cleanups_libraries_are_missing_says_where_to_run_it(tmp_path: Path) -> None:
+    """Storage's image, where the README ran the runbook's commands, has no datasketch: a traceback."""
+    database = f"sqlite+aiosqlite:///{tmp_path}/newsflow.db"
+    assert newsflow("db", "upgrade", database_url=database).returncode == 0
+    script = "import sys; sys.modules['datasketch'] = None; from newsflow_cli.main import app; app()"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "cleanup", "forget-duplicates"],
+        env={**os.environ, "DATABASE_URL": database, "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr
+    assert "lacks cleanup's dependencies (datasketch)" in done.stderr
+    assert "deploy/newsflow-cleanup" in done.stderr
