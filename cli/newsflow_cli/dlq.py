@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -143,7 +144,14 @@ def list_command(
             record = item.letter.model_dump(mode="json", exclude={"original"})
             print(json.dumps({"where": item.where, **record}, ensure_ascii=False), flush=True)
         return
-    table = Table("where", "failed at", "stage", "error", "article", "reason", show_lines=False)
+    # On stdout, to pipe or keep; "where" and "error" never cut: the runbook pastes them into `dlq show` and
+    # `--error` (under `kubectl exec` without a terminal rich lays out 80 columns, and cut "MalformedMessage").
+    table = Table(show_lines=False)
+    for name in ("where", "failed at", "stage", "error"):
+        longest = max((len(_column(item, name)) for item in found), default=len(name))
+        table.add_column(name, no_wrap=True, min_width=min(max(longest, len(name)), 64))
+    table.add_column("article")
+    table.add_column("reason")
     for item in found:
         letter = item.letter
         table.add_row(
@@ -154,8 +162,14 @@ def list_command(
             escape(letter.article_id or "—"),
             escape(letter.reason[:160]),
         )
-    err.print(table)
+    Console(soft_wrap=False).print(table)
     err.print(f"{len(found)} dead letters")
+
+
+def _column(item: Found, name: str) -> str:
+    return {"where": item.where, "failed at": "0000-00-00 00:00:00", "stage": item.letter.stage}.get(
+        name, item.letter.error
+    )
 
 
 @dlq_app.command("show")

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from typer.testing import CliRunner
 
+from newsflow_cli import dlq
 from newsflow_cli.common import EPOCH, since_utc
 from newsflow_cli.main import app
+
+from .. import webdata
 
 
 @pytest.mark.parametrize(
@@ -37,3 +40,17 @@ def test_since_is_utc_without_an_offset_and_never_before_kafkas_record_times() -
     assert since_utc(later) == later
     assert since_utc(datetime(1960, 1, 1)) == EPOCH
     assert since_utc(EPOCH).timestamp() == 0  # type: ignore[union-attr]
+
+
+def test_dlq_lists_its_table_on_stdout_with_the_error_class_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table went to stderr (`dlq list > file` kept nothing) and, 80 columns wide without a terminal (kubectl
+    exec), cut the error class that the runbook pastes into `--error`: "MalformedMess…"."""
+    letter = webdata.dead_letter(7).model_copy(
+        update={"error": "MalformedMessageOfSomeLength", "reason": "why " * 100, "stage": "ingest"}
+    )
+    monkeypatch.setattr(dlq, "with_kafka", lambda main: [dlq.Found(partition=3, offset=120, letter=letter)])
+    result = CliRunner().invoke(app, ["dlq", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "MalformedMessageOfSomeLength" in result.stdout
+    assert "3:120" in result.stdout
+    assert "1 dead letters" in result.stderr
