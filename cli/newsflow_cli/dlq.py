@@ -162,7 +162,10 @@ def list_command(
             escape(letter.article_id or "—"),
             escape(letter.reason[:160]),
         )
-    Console(soft_wrap=False).print(table)
+    out = Console()
+    if not out.is_terminal:  # piped, or kubectl exec without -t: room for a reason on one line, not 80 columns
+        out = Console(width=max(out.width, 240))
+    out.print(table)
     err.print(f"{len(found)} dead letters")
 
 
