@@ -14,6 +14,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
@@ -131,7 +135,31 @@ def upgrade_blocking(database_url: str, revision: str = "head") -> None:
 def _run_alembic(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    if revision == "head" and (newer := _unknown_revision(connection, config)) is not None:
+        # A newer release migrated this database and this one was put back (`kubectl rollout undo`): Alembic
+        # refused ("Can't locate revision"), and every replica of the stages that use the database crash-looped.
+        # Within a major version a migration only adds (tables, columns, indexes, triggers that fill a column), so
+        # this release's statements still work on the newer schema.
+        log.warning(
+            "the database's schema is at revision %s, newer than this release knows (its newest is %s): a newer "
+            "release migrated it. Carrying on without migrating, as migrations within a major version only add to "
+            "the schema; the newer release's `newsflow db upgrade` or its start takes it on from there",
+            newer,
+            ScriptDirectory.from_config(config).get_current_head(),
+        )
+        return
     command.upgrade(config, revision)
+
+
+def _unknown_revision(connection: Connection, config: Config) -> str | None:
+    """The database's schema revision where this release's migrations do not have it, else None."""
+    scripts = ScriptDirectory.from_config(config)
+    for current in MigrationContext.configure(connection).get_current_heads():
+        try:
+            scripts.get_revision(current)
+        except (ResolutionError, CommandError):
+            return current
+    return None
 
 
 @contextmanager
