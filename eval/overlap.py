@@ -20,7 +20,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 CORPUS = ROOT / "train" / "corpus" / "topics.jsonl"
-SETS = [ROOT / "eval" / name for name in ("newsroom-dev.jsonl", "newsroom-test.jsonl", "other-topics-test.jsonl")]
+SETS = [
+    ROOT / "eval" / name
+    for name in (
+        "newsroom-dev.jsonl",
+        "newsroom-test.jsonl",
+        "other-topics-test.jsonl",
+        "multilingual-dev.jsonl",
+        "multilingual-test.jsonl",
+    )
+]
 SIZE = 8
 LIMIT = 0.2
 _WORD = re.compile(r"\w+")
