@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import signal
+import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -30,7 +32,7 @@ from .health import StageWatch, Verdict, watch_of
 from .heap import freeze_long_lived
 from .kafka_clients import require_kafka
 from .lifecycle import stay_with_parent
-from .settings import ServiceSettings
+from .settings import EXIT_CONFIG, ServiceSettings
 
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -178,18 +180,39 @@ def _say_still_busy(deadline: float) -> None:
     logging.shutdown()
 
 
+def require_address(host: str, port: int, names: tuple[str, str]) -> None:
+    """Exit (78) naming the variables where the service cannot listen: tried before the waits for Kafka and the
+    database, where a mistyped host ("locahost") or a port in use showed only once they were over, as exit 3 (what
+    `newsflow run` reads as Kafka unreachable) and uvicorn's "Name or service not known", no variable named."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, protocol) as trial:
+            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            trial.bind(address)
+    except OSError as error:  # socket.gaierror too
+        reason = error.strerror or str(error)
+        print(f"error: {names[0]}={host} {names[1]}={port}: cannot listen there: {reason}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def serve(
     app_factory: str,
     settings: ServiceSettings,
     *,
     host: str | None = None,
     port: int | None = None,
+    address_names: tuple[str, str] = ("HEALTH_HOST", "HEALTH_PORT"),
     kafka_first: bool = True,
 ) -> None:
     """Run a service's app factory under uvicorn with the settings' host, port and log level; first, with
     ``kafka_first``, wait for Kafka and the topics, or exit saying why (storage waits in the app instead: its API
-    serves what is stored while Kafka is away)."""
+    serves what is stored while Kafka is away). ``address_names``: the variables ``host`` and ``port`` come from."""
     stay_with_parent()
+    host = host or settings.health_host
+    port = port if port is not None else settings.health_port
+    require_address(host, port, address_names)
     if kafka_first:
         require_kafka(settings)
     if settings.uses_database:
@@ -197,8 +220,8 @@ def serve(
     config = uvicorn.Config(
         app_factory,
         factory=True,
-        host=host or settings.health_host,
-        port=port if port is not None else settings.health_port,
+        host=host,
+        port=port,
         log_level=settings.log_level.lower(),
         log_config=None,  # keep our structlog handlers
         access_log=False,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,3 +94,36 @@ def test_a_sqlite_uri_is_left_to_the_engine(tmp_path: Path, monkeypatch: pytest.
     require_database("sqlite+aiosqlite:///file:data.db?mode=ro&uri=true")
     assert not (tmp_path / "data.db").exists()
     assert not (tmp_path / "file:data.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "env", "named"),
+    [
+        ("newsflow_storage", {"STORAGE_API_HOST": "locahost.invalid"}, "STORAGE_API_HOST=locahost.invalid"),
+        ("newsflow_ingest", {"HEALTH_HOST": "256.1.1.1"}, "HEALTH_HOST=256.1.1.1"),
+        ("newsflow_ingest", {"HEALTH_PORT": "{taken}"}, "HEALTH_PORT={taken}"),
+    ],
+)
+def test_where_a_service_cannot_listen_is_said_at_once_naming_the_variable(
+    module: str, env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    """A mistyped host or a port in use showed only after the waits for Kafka and the database, as exit 3 and
+    uvicorn's "Name or service not known", no variable named."""
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        environment = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: the address is tried first
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/newsflow.db",
+            **{k: v.replace("{taken}", port) for k, v in env.items()},
+        }
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", module], env=environment, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 78, done.stderr
+    assert time.monotonic() - started < 30
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    assert named.replace("{taken}", port) in line
+    assert "cannot listen there" in line

@@ -11,5 +11,6 @@ if __name__ == "__main__":
         settings,
         host=settings.storage_api_host,
         port=settings.storage_api_port,
+        address_names=("STORAGE_API_HOST", "STORAGE_API_PORT"),
         kafka_first=False,  # the API serves what is stored while Kafka is away (app.consume_once_kafka_answers)
     )
