@@ -364,11 +364,23 @@ class CleanArticle(ArticleBase):
         return text
 
 
+MAX_LABEL = 200
+"""Characters of a topic's label (IPTC's longest English name is 47; a model of your own names its own)."""
+
+
+def _short_label(label: str) -> str:
+    """Unbounded, a producer on ``articles.enriched`` could give each of an article's topics a megabyte of label,
+    which every page and facet of storage then read and showed."""
+    if len(label) > MAX_LABEL:
+        raise ValueError(f"a topic label is at most {MAX_LABEL} characters; this one has {len(label):,}")
+    return label
+
+
 class TopicScore(BaseModel):
     """One IPTC Media Topic assigned to an article."""
 
     code: str = Field(pattern=r"^medtop:\d{8}$", examples=["medtop:16000000"])
-    label: CarriedText = Field(examples=["conflict, war and peace"])
+    label: Annotated[CarriedText, _checked_unless_stored(_short_label)] = Field(examples=["conflict, war and peace"])
     score: float = Field(ge=0.0, le=1.0)
     level: int = Field(default=1, ge=1, description="1 for the 17 top-level topics.")
 

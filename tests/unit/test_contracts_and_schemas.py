@@ -7,7 +7,14 @@ import pytest
 from pydantic import ValidationError
 
 from newsflow_shared import CleanArticle, DeadLetter, Delivery, Lineage, Removal, TopicScore
-from newsflow_shared.contracts import ALL_CONTRACTS, AS_STORED, MAX_REMOVAL_CHARS, MAX_REMOVALS, MAX_REMOVED_CHARS
+from newsflow_shared.contracts import (
+    ALL_CONTRACTS,
+    AS_STORED,
+    MAX_LABEL,
+    MAX_REMOVAL_CHARS,
+    MAX_REMOVALS,
+    MAX_REMOVED_CHARS,
+)
 from newsflow_shared.errors import MalformedMessage
 from newsflow_shared.schemas import export_schemas
 from newsflow_shared.stage import Stage
@@ -65,4 +72,8 @@ def test_text_beside_the_body_is_refused_as_the_body_is_except_in_stored_rows() 
     assert Removal(what="x" * 10_000, why="rule")  # cleanup's own list, before it lists it (logic.listed)
     with pytest.raises(ValidationError, match="label"):
         TopicScore(code="medtop:16000000", label="war\u202e", score=0.5)
+    long_label = {"code": "medtop:16000000", "label": "w" * (MAX_LABEL + 1), "score": 0.5}
+    with pytest.raises(ValidationError, match="at most 200 characters"):
+        TopicScore.model_validate(long_label)
+    assert TopicScore.model_validate(long_label, context=AS_STORED).label == long_label["label"]
     assert Lineage(stage="cleanup", version="1", details={"removed": 3}).details == {"removed": 3}
