@@ -379,7 +379,7 @@ def _short_label(label: str) -> str:
 class TopicScore(BaseModel):
     """One IPTC Media Topic assigned to an article."""
 
-    code: str = Field(pattern=r"^medtop:\d{8}$", examples=["medtop:16000000"])
+    code: str = Field(pattern=r"^medtop:[0-9]{8}$", examples=["medtop:16000000"])  # \d takes any script's digits
     label: Annotated[CarriedText, _checked_unless_stored(_short_label)] = Field(examples=["conflict, war and peace"])
     score: float = Field(ge=0.0, le=1.0)
     level: int = Field(default=1, ge=1, description="1 for the 17 top-level topics.")

@@ -185,12 +185,23 @@ def require_address(host: str, port: int, names: tuple[str, str]) -> None:
     database, where a mistyped host ("locahost") or a port in use showed only once they were over, as exit 3 (what
     `newsflow run` reads as Kafka unreachable) and uvicorn's "Name or service not known", no variable named."""
     try:
-        family, kind, protocol, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, protocol) as trial:
-            trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            trial.bind(address)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # As asyncio's create_server (uvicorn's) binds: every address, an IPv6 one alone (V6ONLY, so "::" does not
+        # clash with an IPv4 listener), a family this machine cannot make a socket of left out.
+        bound = 0
+        for family, kind, protocol, _, address in addresses:
+            try:
+                trial = socket.socket(family, kind, protocol)
+            except OSError:
+                continue
+            with trial:
+                trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    trial.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                trial.bind(address)
+                bound += 1
+        if not bound:
+            raise OSError(f"no address of {host!r} can be listened on here")
     except OSError as error:  # socket.gaierror too
         reason = error.strerror or str(error)
         print(f"error: {names[0]}={host} {names[1]}={port}: cannot listen there: {reason}", file=sys.stderr, flush=True)

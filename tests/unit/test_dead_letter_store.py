@@ -10,7 +10,7 @@ import pytest
 from newsflow_shared import Delivery
 from newsflow_shared.db import make_engine, upgrade
 from newsflow_shared.db.tables import dead_letters as dead_letters_table
-from newsflow_shared.dead_letter import REASON_CHARACTERS
+from newsflow_shared.dead_letter import REASON_CHARACTERS, readable_reason
 from newsflow_storage import dead_letters as dead_letters_module
 from newsflow_storage.dead_letters import REDRIVE_CLAIM, DeadLetterStore
 
@@ -77,12 +77,16 @@ async def test_a_letter_with_megabytes_of_reason_is_kept_and_listed_cut(database
                 .values(reason="old " * 250_000)
             )
         await store.keep([webdata.dead_letter(2).model_copy(update={"reason": "new " * 250_000})])
+        stage_cut = readable_reason("stage " * 2_000)  # as a stage sends it: cut already, with the whole length
+        await store.keep([webdata.dead_letter(3).model_copy(update={"reason": stage_cut})])
         listed = {row.source_offset: row.reason for row in await store.recent()}
         assert listed[2] == "new " * 500 + "… (cut; 1,000,000 characters in all)"
+        assert listed[3] == stage_cut
+        assert stage_cut.endswith("(cut; 12,000 characters in all)")
         assert listed[1].startswith("old old")
         assert REASON_CHARACTERS <= len(listed[1]) <= REASON_CHARACTERS + 64
         assert all(len(kind.last_reason) <= REASON_CHARACTERS + 64 for kind in await store.kinds())
-        kept = await store.letter(max(row.id for row in await store.recent()))
+        kept = await store.letter(next(row.id for row in await store.recent() if row.source_offset == 2))
         assert kept is not None
         assert kept.reason == listed[2]
     finally:

@@ -17,6 +17,7 @@ from newsflow_cleanup.settings import CleanupSettings
 from newsflow_ingest.settings import IngestSettings
 from newsflow_shared import ServiceSettings
 from newsflow_shared.db import require_database
+from newsflow_shared.service import require_address
 from newsflow_storage.settings import StorageSettings
 
 
@@ -127,3 +128,14 @@ def test_where_a_service_cannot_listen_is_said_at_once_naming_the_variable(
     assert line.startswith("error: ")
     assert named.replace("{taken}", port) in line
     assert "cannot listen there" in line
+
+
+def test_listening_on_every_ipv6_address_beside_an_ipv4_listener_is_allowed() -> None:
+    """uvicorn binds "::" alone (IPv6 only), beside a listener on the same IPv4 port: the check refused it."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    with socket.create_server(("127.0.0.1", 0)) as ipv4:
+        require_address("::", ipv4.getsockname()[1], ("HEALTH_HOST", "HEALTH_PORT"))  # does not exit
+    with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(SystemExit) as ended:
+        require_address("127.0.0.1", taken.getsockname()[1], ("HEALTH_HOST", "HEALTH_PORT"))
+    assert ended.value.code == 78

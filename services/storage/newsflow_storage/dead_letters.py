@@ -368,6 +368,12 @@ def _shown_reason() -> Any:
     return func.substr(dead_letters.c.reason, 1, REASON_CHARACTERS + 64).label("reason")
 
 
+def _cut_once(reason: str) -> str:
+    """A reason cut as the stages cut theirs; one a stage cut already (2,000 characters and how many in all) is kept as
+    it is: cut again, its count of characters became the cut one's."""
+    return reason if len(reason) <= REASON_CHARACTERS + 64 else readable_reason(reason)
+
+
 def _fitted(value: str | None, column: Column[Any] | None = None) -> str | None:
     """Without NUL and cut to the column's length. A letter's key (its article_id), headers and names come from
     whatever was on the topic: PostgreSQL refuses a NUL in text and JSON, and a value longer than its column, and the
@@ -385,7 +391,7 @@ def _to_row(letter: DeadLetter) -> dict[str, Any]:
         "source_offset": letter.source_offset,
         "stage": _fitted(letter.stage, dead_letters.c.stage),
         "error": _fitted(letter.error, dead_letters.c.error),
-        "reason": _fitted(readable_reason(letter.reason)),
+        "reason": _fitted(_cut_once(letter.reason)),
         "article_id": _fitted(letter.article_id, dead_letters.c.article_id),
         "original": letter.original,
         "original_size": letter.original_size,

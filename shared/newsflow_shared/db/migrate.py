@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -152,13 +153,20 @@ def _run_alembic(connection: Connection, revision: str) -> None:
 
 
 def _unknown_revision(connection: Connection, config: Config) -> str | None:
-    """The database's schema revision where this release's migrations do not have it, else None."""
+    """The database's schema revision where it is a later one of Newsflow's than this release has, else None.
+
+    Only a later number of ours: a database of another application (a mistaken ``DATABASE_URL``) has an Alembic
+    revision this release does not know either, and carried on, every article was dead-lettered for the tables
+    missing; Alembic refuses that one at start, as it should.
+    """
     scripts = ScriptDirectory.from_config(config)
+    newest = scripts.get_current_head() or ""
     for current in MigrationContext.configure(connection).get_current_heads():
         try:
             scripts.get_revision(current)
         except (ResolutionError, CommandError):
-            return current
+            if re.fullmatch(r"[0-9]{4}", current) and newest.isdigit() and int(current) > int(newest):
+                return current
     return None
 
 
