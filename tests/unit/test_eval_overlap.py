@@ -36,7 +36,7 @@ def test_containment_finds_copies() -> None:
 @pytest.mark.parametrize("path", SETS, ids=[p.name for p in SETS])
 def test_no_training_text_overlaps_an_evaluation_article(path: Path) -> None:
     articles = [overlap.article_text(row) for row in overlap.read(path)]
-    assert len(articles) >= 150
+    assert len(articles) >= 80
     value, i, j = overlap.worst_overlap(articles, overlap.training_texts())
     assert value <= overlap.LIMIT, (
         f"article {i} of {path.name} shares {value:.2f} of its shingles with training text {j}"
@@ -44,7 +44,13 @@ def test_no_training_text_overlaps_an_evaluation_article(path: Path) -> None:
 
 
 def test_dev_and_test_sets_are_apart() -> None:
-    assert [path.name for path in SETS] == ["newsroom-dev.jsonl", "newsroom-test.jsonl", "other-topics-test.jsonl"]
+    assert [path.name for path in SETS] == [
+        "newsroom-dev.jsonl",
+        "newsroom-test.jsonl",
+        "other-topics-test.jsonl",
+        "multilingual-dev.jsonl",
+        "multilingual-test.jsonl",
+    ]
     texts = {path.name: [overlap.article_text(row) for row in overlap.read(path)] for path in SETS}
     for a, b in itertools.combinations(texts, 2):
         assert overlap.worst_overlap(texts[b], texts[a])[0] <= overlap.LIMIT, (a, b)

