@@ -4,6 +4,8 @@ import pytest
 
 from newsflow_shared import REDRIVE_HEADER, TRACE_HEADER, Delivery, RejectedInput, redrive_record
 from newsflow_shared.dead_letter import dead_letter
+from newsflow_shared.delivery import REDRIVEN_FROM_HEADER
+from newsflow_shared.redrive import redriven_from
 
 INPUTS = {"articles.raw", "articles.ingested", "articles.clean", "articles.enriched"}
 
@@ -32,7 +34,11 @@ def test_redrive_sends_the_original_back_to_the_refusing_stage() -> None:
     assert record.topic == "articles.clean"
     assert record.key == b"a-1"
     assert record.value == b'{"id": "a-1"}'
-    assert record.headers == {TRACE_HEADER: "t-1", REDRIVE_HEADER: "classify"}
+    assert record.headers == {
+        TRACE_HEADER: "t-1",
+        REDRIVE_HEADER: "classify",
+        REDRIVEN_FROM_HEADER: "articles.clean:2:7",
+    }
 
 
 def test_a_redriven_record_counts_as_reprocessed_on_purpose() -> None:
@@ -51,3 +57,12 @@ def test_a_letter_that_names_a_topic_no_stage_reads_is_not_sent_there() -> None:
     for topic in ("articles.stored", "no-such-topic", "articles.dlq"):
         with pytest.raises(RejectedInput, match=f"names '{topic}' as where it came from, not one of the stages'"):
             redrive_record(letter.model_copy(update={"source_topic": topic}), inputs=INPUTS)
+
+
+def test_a_letter_of_a_redriven_record_names_the_letter_it_follows() -> None:
+    first = letter_for(b'{"id": "a-1"}')
+    assert redriven_from(first) is None
+    again = first.model_copy(update={"headers": redrive_record(first, inputs=INPUTS).headers})
+    assert redriven_from(again) == ("articles.clean", 2, 7)
+    for junk in ("", "articles.clean", "x:y:z", ":1:2"):
+        assert redriven_from(first.model_copy(update={"headers": {REDRIVEN_FROM_HEADER: junk}})) is None
