@@ -7,6 +7,7 @@ import asyncio
 import logging
 import subprocess
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -41,9 +42,20 @@ async def send(settings: StorageSettings, ids: list[str]) -> None:
             await client.send_and_wait(settings.topic_enriched, body, key=article_id.encode())
 
 
+@pytest.fixture
+def said() -> Iterator[_Kept]:
+    """What FastStream's logging of storage's broker lets through."""
+    kept = _Kept()
+    logger = logging.getLogger("newsflow.storage.broker")
+    logger.addHandler(kept)
+    yield kept
+    logger.removeHandler(kept)
+
+
 async def test_database_outage_fails_readiness_not_liveness(
     kafka_bootstrap: str,
     own_postgres: tuple[dict[str, str], str],
+    said: _Kept,
 ) -> None:
     env, url = own_postgres
     script = str(ROOT / "deploy/local/postgres.sh")
@@ -51,8 +63,6 @@ async def test_database_outage_fails_readiness_not_liveness(
     settings = StorageSettings(**{k.lower(): v for k, v in values.items()})
     await ensure_topics(settings)
     app = create_storage(settings)
-    said = _Kept()  # what FastStream's logging of the stage's broker lets through
-    logging.getLogger("newsflow.storage.broker").addHandler(said)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://storage") as client,

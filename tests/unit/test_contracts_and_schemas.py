@@ -72,6 +72,8 @@ def test_text_beside_the_body_is_refused_as_the_body_is_except_in_stored_rows() 
     assert Removal(what="x" * 10_000, why="rule")  # cleanup's own list, before it lists it (logic.listed)
     with pytest.raises(ValidationError, match="label"):
         TopicScore(code="medtop:16000000", label="war\u202e", score=0.5)
+    with pytest.raises(ValidationError, match="code"):  # Arabic-Indic digits: \d took any script's
+        TopicScore(code="medtop:\u0661\u0666" + "\u0660" * 6, label="conflict", score=0.5)
     long_label = {"code": "medtop:16000000", "label": "w" * (MAX_LABEL + 1), "score": 0.5}
     with pytest.raises(ValidationError, match="at most 200 characters"):
         TopicScore.model_validate(long_label)

@@ -132,10 +132,30 @@ def test_where_a_service_cannot_listen_is_said_at_once_naming_the_variable(
 
 def test_listening_on_every_ipv6_address_beside_an_ipv4_listener_is_allowed() -> None:
     """uvicorn binds "::" alone (IPv6 only), beside a listener on the same IPv4 port: the check refused it."""
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
+    try:
+        socket.create_server(("::", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("IPv6 is off on this machine")
     with socket.create_server(("127.0.0.1", 0)) as ipv4:
         require_address("::", ipv4.getsockname()[1], ("HEALTH_HOST", "HEALTH_PORT"))  # does not exit
     with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(SystemExit) as ended:
         require_address("127.0.0.1", taken.getsockname()[1], ("HEALTH_HOST", "HEALTH_PORT"))
+    assert ended.value.code == 78
+
+
+def test_a_host_of_several_addresses_is_tried_on_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn binds every address a host name resolves to: the first alone was tried, so a port taken on the
+    second passed the check and failed uvicorn's start after the waits."""
+    try:
+        taken = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("IPv6 is off on this machine")
+    port = taken.getsockname()[1]
+    both = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+    ]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: both)
+    with taken, pytest.raises(SystemExit) as ended:
+        require_address("localhost", port, ("HEALTH_HOST", "HEALTH_PORT"))
     assert ended.value.code == 78

@@ -19,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 from alembic.util.exc import CommandError
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -165,7 +165,9 @@ def _unknown_revision(connection: Connection, config: Config) -> str | None:
         try:
             scripts.get_revision(current)
         except (ResolutionError, CommandError):
-            if re.fullmatch(r"[0-9]{4}", current) and newest.isdigit() and int(current) > int(newest):
+            later = re.fullmatch(r"[0-9]{4}", current) and newest.isdigit() and int(current) > int(newest)
+            # Numbered like ours and holding our tables: another application may number its revisions too.
+            if later and all(inspect(connection).has_table(name) for name in ("articles", "dead_letters")):
                 return current
     return None
 
