@@ -8,6 +8,7 @@ what the four services really serve, labelled as Kubernetes would (`namespace`, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import subprocess
@@ -90,6 +91,20 @@ class Prometheus:
             stderr=subprocess.STDOUT,
         )
 
+    async def ready(self, client: httpx.AsyncClient, timeout: float = 120.0) -> None:
+        """Once Prometheus answers: it starts in a second on an idle machine, in many under a test run's load."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                log = (self.folder / "prometheus.log").read_text()[-2000:]
+                raise AssertionError(f"Prometheus exited ({self.process.returncode}): {log}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(f"{self.url}/-/ready")).status_code == 200:
+                    return
+            assert asyncio.get_running_loop().time() < deadline, f"Prometheus not ready in {timeout:g}s"
+            await asyncio.sleep(0.5)
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -120,8 +135,9 @@ async def scraped(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[tuple[P
     prometheus.start()
     try:
         async with httpx.AsyncClient(timeout=10) as client:
+            await prometheus.ready(client)
             # Every target scraped before the articles come: rates and quantiles need the series' start.
-            await prometheus.until(client, f'count(up{{namespace="{NAMESPACE}"}} == 1) == {len(STAGES)}')
+            await prometheus.until(client, f'count(up{{namespace="{NAMESPACE}"}} == 1) == {len(STAGES)}', timeout=180)
         yield pipeline, prometheus
     finally:
         prometheus.stop()
