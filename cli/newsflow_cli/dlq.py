@@ -146,33 +146,30 @@ def list_command(
         return
     # On stdout, to pipe or keep; "where" and "error" never cut: the runbook pastes them into `dlq show` and
     # `--error` (under `kubectl exec` without a terminal rich lays out 80 columns, and cut "MalformedMessage").
+    rows = [
+        (
+            item.where,
+            item.letter.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            escape(item.letter.stage),  # a letter's every field is whatever was written to the DLQ
+            escape(item.letter.error),
+            escape(item.letter.article_id or "—"),
+            escape(item.letter.reason[:160]),
+        )
+        for item in found
+    ]
     table = Table(show_lines=False)
-    for name in ("where", "failed at", "stage", "error"):
-        longest = max((len(_column(item, name)) for item in found), default=len(name))
-        table.add_column(name, no_wrap=True, min_width=min(max(longest, len(name)), 64))
+    for index, name in enumerate(("where", "failed at", "stage", "error")):
+        widest = max([len(name), *(len(row[index]) for row in rows)])
+        table.add_column(name, no_wrap=True, min_width=min(widest, 64))
     table.add_column("article")
     table.add_column("reason")
-    for item in found:
-        letter = item.letter
-        table.add_row(
-            item.where,
-            letter.failed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            escape(letter.stage),  # a letter's every field is whatever was written to the DLQ
-            escape(letter.error),
-            escape(letter.article_id or "—"),
-            escape(letter.reason[:160]),
-        )
+    for row in rows:
+        table.add_row(*row)
     out = Console()
     if not out.is_terminal:  # piped, or kubectl exec without -t: room for a reason on one line, not 80 columns
         out = Console(width=max(out.width, 240))
     out.print(table)
     err.print(f"{len(found)} dead letters")
-
-
-def _column(item: Found, name: str) -> str:
-    return {"where": item.where, "failed at": "0000-00-00 00:00:00", "stage": item.letter.stage}.get(
-        name, item.letter.error
-    )
 
 
 @dlq_app.command("show")

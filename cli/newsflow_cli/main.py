@@ -30,7 +30,7 @@ from .inputs import Input, UnreadablePath, read_inputs
 from .kafka_io import OutcomeWatcher, producer, push
 from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars, free_port
 from .processing import process_inputs
-from .stack import LocalStack, say, use_local_stack
+from .stack import LocalStack, say, use_local_database, use_local_stack
 
 T = TypeVar("T")
 DAY = 86_400.0
@@ -294,9 +294,7 @@ def _database_url(*, named: bool = False) -> str:
     it (these commands read the default, a ``newsflow.db`` in the current folder, and said there was none). With
     ``named``, one of the two must be there: ``db upgrade`` made that default file, unasked, and said all was well.
     """
-    local = STATE / "newsflow.db"
-    if not os.environ.get("DATABASE_URL") and local.exists():
-        os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{local.resolve()}"
+    use_local_database(STATE)
     if named and not os.environ.get("DATABASE_URL"):
         err.print(
             f"[red]error:[/] DATABASE_URL is not set and `newsflow run` keeps no database in {escape(str(STATE))}/:"

@@ -117,10 +117,15 @@ def use_local_stack(state: Path) -> str:
     if running is None:
         return "the default address (no KAFKA_BOOTSTRAP_SERVERS, no local stack running)"
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = running.bootstrap_servers
+    use_local_database(state)
+    return f"the local stack in {state}"
+
+
+def use_local_database(state: Path) -> None:
+    """``DATABASE_URL``, where it is not set, to the SQLite database ``newsflow run`` keeps in ``state``, if any."""
     database = state / "newsflow.db"
     if not os.environ.get("DATABASE_URL") and database.exists():
         os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
-    return f"the local stack in {state}"
 
 
 async def reach_kafka(settings: ServiceSettings, origin: str, timeout: float = 10.0) -> None:

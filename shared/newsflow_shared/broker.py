@@ -80,9 +80,14 @@ class StoppedMidBatch(logging.Filter):
             record.msg = "stopped in the middle of a batch: it is not committed and will be redelivered"
             record.args = ()
             record.exc_info = None
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+            return _demoted(record, logging.INFO)
         return True
+
+
+def _demoted(record: logging.LogRecord, level: int) -> bool:
+    """``record`` at ``level``, and whether its logger still lets it through there."""
+    record.levelno, record.levelname = level, logging.getLevelName(level)
+    return logging.getLogger(record.name).isEnabledFor(level)
 
 
 _TOLD = "_newsflow_told"
@@ -103,8 +108,7 @@ class AlreadyTold(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and getattr(record.exc_info[1], _TOLD, False):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+            return _demoted(record, logging.DEBUG)
         return True
 
 

@@ -12,6 +12,8 @@ KEPT_HEADERS = 32
 REASON_CHARACTERS = 2_000
 """A reason's longest: one that quotes what it refused (a value, a driver's message) is cut there. A person reads a
 sentence, and a reason of megabytes made the letter itself too large for Kafka, replaced by one about its size."""
+READABLE_REASON_CHARACTERS = REASON_CHARACTERS + 64
+"""The longest reason :func:`readable_reason` gives: the cut text, then room for how long it was."""
 
 
 def dead_letter(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from newsflow_shared import DeadLetter, Delivery, RejectedInput, ServiceSettings, TemporaryFailure
 from newsflow_shared.db.engine import as_utc, dialect_insert, is_sqlite, minute_of, utc_period
 from newsflow_shared.db.tables import dead_letters
-from newsflow_shared.dead_letter import REASON_CHARACTERS, readable_reason
+from newsflow_shared.dead_letter import READABLE_REASON_CHARACTERS, readable_reason
 from newsflow_shared.stage import Output
 from newsflow_shared.topics import topic_config
 
@@ -362,16 +362,16 @@ def _placed_by_its_own_record(letter: DeadLetter, delivery: Delivery) -> DeadLet
 
 
 def _shown_reason() -> Any:
-    """A letter's reason as the pipeline page lists it: our stages cut theirs to REASON_CHARACTERS, but a letter
+    """A letter's reason as the pipeline page lists it: our stages cut theirs (:func:`readable_reason`), but a letter
     another producer wrote may hold megabytes of it, and 20 letters of 8 MiB made a 335 MB page (1.3 GB more memory).
     Kept cut since, and read cut for the letters kept before; the DLQ topic has the letter whole."""
-    return func.substr(dead_letters.c.reason, 1, REASON_CHARACTERS + 64).label("reason")
+    return func.substr(dead_letters.c.reason, 1, READABLE_REASON_CHARACTERS).label("reason")
 
 
 def _cut_once(reason: str) -> str:
     """A reason cut as the stages cut theirs; one a stage cut already (2,000 characters and how many in all) is kept as
     it is: cut again, its count of characters became the cut one's."""
-    return reason if len(reason) <= REASON_CHARACTERS + 64 else readable_reason(reason)
+    return reason if len(reason) <= READABLE_REASON_CHARACTERS else readable_reason(reason)
 
 
 def _fitted(value: str | None, column: Column[Any] | None = None) -> str | None:

@@ -136,7 +136,8 @@ def upgrade_blocking(database_url: str, revision: str = "head") -> None:
 def _run_alembic(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
-    if revision == "head" and (newer := _unknown_revision(connection, config)) is not None:
+    scripts = ScriptDirectory.from_config(config)
+    if revision == "head" and (newer := _unknown_revision(connection, scripts)) is not None:
         # A newer release migrated this database and this one was put back (`kubectl rollout undo`): Alembic
         # refused ("Can't locate revision"), and every replica of the stages that use the database crash-looped.
         # Within a major version a migration only adds (tables, columns, indexes, triggers that fill a column), so
@@ -146,20 +147,19 @@ def _run_alembic(connection: Connection, revision: str) -> None:
             "release migrated it. Carrying on without migrating, as migrations within a major version only add to "
             "the schema; the newer release's `newsflow db upgrade` or its start takes it on from there",
             newer,
-            ScriptDirectory.from_config(config).get_current_head(),
+            scripts.get_current_head(),
         )
         return
     command.upgrade(config, revision)
 
 
-def _unknown_revision(connection: Connection, config: Config) -> str | None:
+def _unknown_revision(connection: Connection, scripts: ScriptDirectory) -> str | None:
     """The database's schema revision where it is a later one of Newsflow's than this release has, else None.
 
     Only a later number of ours: a database of another application (a mistaken ``DATABASE_URL``) has an Alembic
     revision this release does not know either, and carried on, every article was dead-lettered for the tables
     missing; Alembic refuses that one at start, as it should.
     """
-    scripts = ScriptDirectory.from_config(config)
     newest = scripts.get_current_head() or ""
     for current in MigrationContext.configure(connection).get_current_heads():
         try:
