@@ -202,8 +202,8 @@ def require_address(host: str, port: int, names: tuple[str, str]) -> None:
                 bound += 1
         if not bound:
             raise OSError(f"no address of {host!r} can be listened on here")
-    except OSError as error:  # socket.gaierror too
-        reason = error.strerror or str(error)
+    except (OSError, UnicodeError) as error:  # socket.gaierror too; UnicodeError: a name part over 63 characters
+        reason = getattr(error, "strerror", None) or str(error)
         print(f"error: {names[0]}={host} {names[1]}={port}: cannot listen there: {reason}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
 

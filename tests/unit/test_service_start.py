@@ -102,6 +102,7 @@ def test_a_sqlite_uri_is_left_to_the_engine(tmp_path: Path, monkeypatch: pytest.
     [
         ("newsflow_storage", {"STORAGE_API_HOST": "locahost.invalid"}, "STORAGE_API_HOST=locahost.invalid"),
         ("newsflow_ingest", {"HEALTH_HOST": "256.1.1.1"}, "HEALTH_HOST=256.1.1.1"),
+        ("newsflow_ingest", {"HEALTH_HOST": "a" * 100}, "HEALTH_HOST=" + "a" * 100),  # the IDNA codec's traceback
         ("newsflow_ingest", {"HEALTH_PORT": "{taken}"}, "HEALTH_PORT={taken}"),
     ],
 )
