@@ -109,9 +109,11 @@ def tail(
 
 @app.command()
 def run(
-    ingest: Annotated[int, typer.Option(min=1, help="Replicas of ingest.")] = 1,
-    cleanup: Annotated[int, typer.Option(min=1, help="Replicas of cleanup.")] = 1,
-    classify: Annotated[int, typer.Option(min=1, help="Replicas of classify.")] = 1,
+    # 0 leaves a stage to replicas run elsewhere (classify on a GPU machine, say); storage serves the page and API
+    # this command points to, so at least one.
+    ingest: Annotated[int, typer.Option(min=0, help="Replicas of ingest (0: it runs elsewhere).")] = 1,
+    cleanup: Annotated[int, typer.Option(min=0, help="Replicas of cleanup (0: it runs elsewhere).")] = 1,
+    classify: Annotated[int, typer.Option(min=0, help="Replicas of classify (0: it runs elsewhere).")] = 1,
     storage: Annotated[int, typer.Option(min=1, help="Replicas of storage.")] = 1,
 ) -> None:
     """Run all four services as local processes (and a local Kafka when KAFKA_BOOTSTRAP_SERVERS is unset)."""

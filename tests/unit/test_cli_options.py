@@ -31,6 +31,23 @@ def test_a_count_or_a_time_out_of_range_is_refused_before_anything_starts(args: 
     assert f"Invalid value for '{option}'" in result.output
 
 
+def test_run_leaves_a_stage_with_no_replicas_to_replicas_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run --classify 0` (classify on a GPU machine, `bench/cold_start.py`'s new replica) was refused along with
+    `--storage 0`: only storage, which serves the page `run` points to, needs one."""
+    from newsflow_cli import main, stack
+
+    started: list[dict[str, int]] = []
+
+    class Recorded(stack.LocalStack):
+        async def __aenter__(self) -> stack.LocalStack:
+            started.append(dict(self.replicas))
+            raise KeyboardInterrupt  # stop before any broker or process starts
+
+    monkeypatch.setattr(main, "LocalStack", Recorded)
+    CliRunner().invoke(app, ["run", "--classify", "0", "--ingest", "0"], env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+    assert started == [{"ingest": 0, "cleanup": 1, "classify": 0, "storage": 1}]
+
+
 def test_since_is_utc_without_an_offset_and_never_before_kafkas_record_times() -> None:
     """`dlq --since` read a time without an offset as UTC and `replay --since` as local time; a time before 1970 was
     a negative timestamp, and aiokafka's traceback."""
