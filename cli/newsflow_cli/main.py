@@ -201,19 +201,41 @@ def process(
 def replay(
     source: Annotated[str, typer.Option("--from", help="'stored' (the database) or 'raw' (the raw topic).")] = "stored",
     stage: Annotated[
-        str, typer.Option(help="With --from stored: rerun from 'classify' or from 'cleanup'.")
-    ] = "classify",
-    ids: Annotated[list[str] | None, typer.Option("--id", help="Only these article ids (repeatable).")] = None,
+        str | None, typer.Option(help="With --from stored: rerun from 'classify' (the default) or from 'cleanup'.")
+    ] = None,
+    ids: Annotated[
+        list[str] | None, typer.Option("--id", help="With --from stored: only these article ids (repeatable).")
+    ] = None,
     since: Annotated[
         datetime | None, typer.Option(help="With --from raw: only what arrived since this time (UTC).")
     ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Everything stored (or on the raw topic): asked for by name, not by default.")
+    ] = False,
 ) -> None:
     """Reprocess articles, e.g. with a new model version: storage keeps each one's history of enrichments."""
     from .replay import replay_raw, replay_stored
 
-    if source not in {"stored", "raw"} or stage not in {"classify", "cleanup"}:
+    if source not in {"stored", "raw"} or stage not in {None, "classify", "cleanup"}:
         err.print("[red]error:[/] --from is 'stored' or 'raw', --stage is 'classify' or 'cleanup'")
         raise typer.Exit(2)
+    # An option that does not apply to the source was ignored: `--from raw --id X` re-sent the whole raw topic.
+    given = {"--id": bool(ids), "--stage": stage is not None} if source == "raw" else {"--since": since is not None}
+    if misplaced := [option for option, there in given.items() if there]:
+        other = "stored" if source == "raw" else "raw"
+        err.print(f"[red]error:[/] {' and '.join(misplaced)} only with --from {other}, not --from {source}")
+        raise typer.Exit(2)
+    narrowed = bool(ids) if source == "stored" else since is not None
+    if narrowed == everything:
+        # Every stored article is a revision each and work for every stage: asked for by name, as `dlq redrive --all`.
+        what = "--id" if source == "stored" else "--since"
+        err.print(
+            f"[red]error:[/] name what to replay from {source}: {what}, or --all for everything"
+            if not narrowed
+            else f"[red]error:[/] --all replays everything: leave out {what}, or --all"
+        )
+        raise typer.Exit(2)
+    stage = stage or "classify"
 
     skipped: list[str] = []
 
@@ -223,7 +245,12 @@ def replay(
             advance = lambda n: progress.advance(task, n)  # noqa: E731
             if source == "raw":
                 return await replay_raw(settings, since_utc(since), advance)
-            return await replay_stored(settings, stage, ids, advance, skipped)  # type: ignore[arg-type]
+            # No DATABASE_URL and no `newsflow run` here made an empty newsflow.db in this folder, then a traceback.
+            _require_existing(settings.database_url)
+            return await _one_line_on_failure(
+                settings.database_url,
+                replay_stored(settings, stage, ids, advance, skipped),  # type: ignore[arg-type]
+            )
 
     count = with_kafka(main)
     settings = settings_from_environment(ServiceSettings)
@@ -307,13 +334,28 @@ def _database_url(*, named: bool = False) -> str:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(
+    revision: Annotated[
+        str, typer.Argument(help="The revision to stop at (e.g. 0005); the latest by default.")
+    ] = "head",
+) -> None:
     """Migrate DATABASE_URL to the latest schema (services also do this on start)."""
-    from newsflow_shared.db.migrate import upgrade
+    from alembic.util.exc import CommandError
+
+    from newsflow_shared.db.migrate import latest_revision, upgrade
 
     url = _database_url(named=True)
-    _on_database(url, lambda: upgrade(url, revision), must_exist=False)
-    say("the database schema is up to date")
+    try:
+        reached = _on_database(url, lambda: upgrade(url, revision), must_exist=False)
+    except CommandError as error:  # a revision this release does not have: Alembic's traceback was 300 lines
+        err.print(f"[red]error:[/] {escape(str(error))} (this release's latest is {latest_revision()})")
+        raise typer.Exit(2) from None
+    # Said as it is: `db upgrade 0001` stopped there, and `db upgrade base` changed nothing, both "up to date".
+    latest = latest_revision()
+    if reached == latest:
+        say(f"the database schema is up to date (revision {reached})")
+    else:
+        say(f"the database schema is at revision {reached}; this release's latest is {latest}")
 
 
 def _on_database(url: str, main: Callable[[], Coroutine[Any, Any, T]], *, must_exist: bool = True) -> T:
@@ -322,21 +364,35 @@ def _on_database(url: str, main: Callable[[], Coroutine[Any, Any, T]], *, must_e
 
     With ``must_exist``, a SQLite file that is not there is named rather than made empty, then found to lack tables.
     """
+    if must_exist:
+        _require_existing(url)
+    return asyncio.run(_one_line_on_failure(url, main()))
+
+
+def _require_existing(url: str) -> None:
+    """Exit 3 naming a SQLite file that is not there, rather than make it empty and then find it lacks tables."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").expanduser().is_file():
+        shown = escape(parsed.render_as_string(hide_password=True))
+        err.print(f"[red]error:[/] no SQLite database at {shown}: the services make it as they start")
+        raise typer.Exit(3)
+
+
+async def _one_line_on_failure(url: str, work: Coroutine[Any, Any, T]) -> T:
+    """``work``'s result; a database that cannot be used is one line and exit 3."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from newsflow_shared.errors import first_line
 
-    parsed = make_url(url)
-    shown = parsed.render_as_string(hide_password=True)
-    if must_exist and parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").expanduser().is_file():
-        err.print(f"[red]error:[/] no SQLite database at {escape(shown)}: the services make it as they start")
-        raise typer.Exit(3)
     try:
-        return asyncio.run(main())
+        return await work
     except (SQLAlchemyError, OSError, ConnectionError) as error:
+        shown = escape(make_url(url).render_as_string(hide_password=True))
         reason = escape(first_line(error, 300))
-        err.print(f"[red]error:[/] the database at {escape(shown)} cannot be used: {type(error).__name__}: {reason}")
+        err.print(f"[red]error:[/] the database at {shown} cannot be used: {type(error).__name__}: {reason}")
         raise typer.Exit(3) from None
 
 

@@ -630,7 +630,7 @@ def test_push_and_replay_to_topics_that_do_not_exist_say_so_at_once(kafka_bootst
     env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/t.db")  # its topics never made
     sample = tmp_path / "one.txt"
     sample.write_text("Storm warning\nGales are expected tonight.")
-    for command in (["push", str(sample)], ["replay", "--from", "raw"]):
+    for command in (["push", str(sample)], ["replay", "--from", "raw", "--all"]):
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "newsflow_cli", *command],

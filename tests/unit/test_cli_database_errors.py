@@ -95,3 +95,41 @@ def test_forget_duplicates_where_cleanups_libraries_are_missing_says_where_to_ru
     assert "Traceback" not in done.stderr
     assert "lacks cleanup's dependencies (datasketch)" in done.stderr
     assert "deploy/newsflow-cleanup" in done.stderr
+
+
+def test_db_upgrade_says_the_revision_it_reached(tmp_path: Path) -> None:
+    """`db upgrade 0001` stopped there and said "up to date"; an unknown revision was 319 lines of traceback."""
+    from newsflow_shared.db.migrate import latest_revision
+
+    database = f"sqlite+aiosqlite:///{tmp_path}/new.db"
+    done = newsflow("db", "upgrade", "0001", database_url=database)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().endswith(
+        f"the database schema is at revision 0001; this release's latest is {latest_revision()}"
+    )
+    done = newsflow("db", "upgrade", database_url=database)
+    assert done.stderr.strip().endswith(f"the database schema is up to date (revision {latest_revision()})")
+    done = newsflow("db", "upgrade", "no-such-revision", database_url=database)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "no-such-revision" in line
+    assert f"this release's latest is {latest_revision()}" in line
+
+
+def test_replay_from_stored_with_no_database_makes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no DATABASE_URL and no `newsflow run` state it made ./newsflow.db, then a "no such table: articles"
+    traceback. Kafka is taken as answering: the database is looked for before anything is sent."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from newsflow_cli import main
+    from newsflow_shared import ServiceSettings, settings_from_environment
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(main, "with_kafka", lambda work: asyncio.run(work(settings_from_environment(ServiceSettings))))
+    result = CliRunner().invoke(main.app, ["replay", "--id", "a-1"], env={"COLUMNS": "400"})
+    assert result.exit_code == 3, result.output
+    assert "no SQLite database at sqlite+aiosqlite:///newsflow.db" in result.output
+    assert list(tmp_path.iterdir()) == []

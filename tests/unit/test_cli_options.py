@@ -31,6 +31,27 @@ def test_a_count_or_a_time_out_of_range_is_refused_before_anything_starts(args: 
     assert f"Invalid value for '{option}'" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # Each was ignored: the first re-sent the whole raw topic, the second every stored article.
+        (["--from", "raw", "--id", "a-1"], "--id only with --from stored, not --from raw"),
+        (["--since", "2099-01-01"], "--since only with --from raw, not --from stored"),
+        (["--from", "raw", "--stage", "cleanup", "--all"], "--stage only with --from stored"),
+        # Nothing named: everything, by a bare `newsflow replay`.
+        ([], "name what to replay from stored: --id, or --all for everything"),
+        (["--from", "raw"], "name what to replay from raw: --since, or --all for everything"),
+        (["--id", "a-1", "--all"], "--all replays everything"),
+    ],
+)
+def test_replay_refuses_options_it_would_ignore_and_asks_for_all_by_name(args: list[str], said: str) -> None:
+    result = CliRunner().invoke(
+        app, ["replay", *args], env={"COLUMNS": "200", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    )
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+
+
 def test_run_leaves_a_stage_with_no_replicas_to_replicas_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
     """`run --classify 0` (classify on a GPU machine, `bench/cold_start.py`'s new replica) was refused along with
     `--storage 0`: only storage, which serves the page `run` points to, needs one."""

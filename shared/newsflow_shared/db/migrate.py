@@ -110,8 +110,9 @@ def _open_sqlite(database: str | None) -> None:
         ) from error
 
 
-async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.0) -> None:
-    """Bring the schema to ``revision``. Concurrent callers wait for each other instead of racing.
+async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.0) -> str | None:
+    """Bring the schema to ``revision``; return the revision it is at then. Concurrent callers wait for each other
+    instead of racing.
 
     With ``wait``, a database that is still starting gets that many seconds to answer first.
     """
@@ -124,7 +125,7 @@ async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.
             async with engine.begin() as connection:
                 if not is_sqlite(url):
                     await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
-                await connection.run_sync(_run_alembic, revision)
+                return await connection.run_sync(_run_alembic, revision)
     finally:
         await engine.dispose()
 
@@ -133,7 +134,12 @@ def upgrade_blocking(database_url: str, revision: str = "head") -> None:
     asyncio.run(upgrade(database_url, revision))
 
 
-def _run_alembic(connection: Connection, revision: str) -> None:
+def latest_revision() -> str | None:
+    """The newest schema revision this release has."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _run_alembic(connection: Connection, revision: str) -> str | None:
     config = alembic_config()
     config.attributes["connection"] = connection
     scripts = ScriptDirectory.from_config(config)
@@ -149,8 +155,9 @@ def _run_alembic(connection: Connection, revision: str) -> None:
             newer,
             scripts.get_current_head(),
         )
-        return
+        return newer
     command.upgrade(config, revision)
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _unknown_revision(connection: Connection, scripts: ScriptDirectory) -> str | None:
