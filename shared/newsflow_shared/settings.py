@@ -18,6 +18,24 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .kafka_security import KafkaSecuritySettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///newsflow.db"
+# What a PostgreSQL URL's query may hold: asyncpg's connect() arguments, SQLAlchemy's own, and libpq's sslmode.
+_ASYNCPG_OPTIONS = frozenset(
+    {
+        "ssl",
+        "sslmode",
+        "direct_tls",
+        "timeout",
+        "command_timeout",
+        "statement_cache_size",
+        "max_cached_statement_lifetime",
+        "max_cacheable_statement_size",
+        "prepared_statement_cache_size",
+        "target_session_attrs",
+        "passfile",
+        "krbsrvname",
+        "gsslib",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +202,16 @@ class ServiceSettings(KafkaSecuritySettings):
             ) from None
         if backend not in {"sqlite", "postgresql", "postgres"}:  # "postgres://", as managed services write it
             raise ValueError(f"Newsflow keeps its data in SQLite or PostgreSQL, not {backend}")
+        # Another driver (psycopg2, pysqlite) was a missing module's traceback after the Kafka wait.
+        if (driver := url.drivername.partition("+")[2]) not in {"", "asyncpg", "aiosqlite"}:
+            usual = "sqlite+aiosqlite:///" if backend == "sqlite" else "postgresql+asyncpg://"
+            raise ValueError(f"Newsflow reaches {backend} through an async driver, not {driver}: write {usual}…")
+        if backend != "sqlite" and (unknown := sorted(set(url.query) - _ASYNCPG_OPTIONS)):
+            raise ValueError(
+                f"asyncpg, Newsflow's PostgreSQL driver, takes no {', '.join(unknown)} in the URL: TLS is ?ssl= (or"
+                " libpq's ?sslmode=) require, verify-ca or verify-full, certificates in PGSSLROOTCERT, PGSSLCERT and"
+                " PGSSLKEY"
+            )
         if "@" in (url.host or ""):  # user:p@ss@host reads as the host "ss@host", which never answers
             raise ValueError("the password holds an '@': write it as %40 in the URL")
         return value

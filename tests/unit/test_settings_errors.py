@@ -151,6 +151,11 @@ def test_a_setting_named_like_tokens_is_no_secret() -> None:
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL='not a url': Value error, not a database URL"),
         ({"DATABASE_URL": "mysql://u:pw@db/news"}, "in SQLite or PostgreSQL, not mysql"),
         ({"DATABASE_URL": "postgresql://u:p@ss@db/news"}, "the password holds an '@': write it as %40"),
+        # A ModuleNotFoundError's traceback after the Kafka wait, as each replica started.
+        ({"DATABASE_URL": "postgresql+psycopg2://u:pw@db/news"}, "an async driver, not psycopg2: write postgresql+"),
+        ({"DATABASE_URL": "sqlite+pysqlite:///news.db"}, "an async driver, not pysqlite: write sqlite+aiosqlite"),
+        # asyncpg's "connect() got an unexpected keyword argument" in a traceback.
+        ({"DATABASE_URL": "postgresql://u:pw@db/news?sslrootcert=/ca.pem"}, "takes no sslrootcert in the URL"),
         ({"HEALTH_PORT": "70000"}, "HEALTH_PORT='70000': Input should be less than or equal to 65535"),
         ({"HEALTH_PORT": "0"}, "HEALTH_PORT='0': Input should be greater than or equal to 1"),
         (
@@ -220,3 +225,37 @@ def test_the_languages_named_are_those_the_detector_knows() -> None:
     assert set(py3langid_identifier([]).nb_classes) == KNOWN_LANGUAGES
     allowed = CleanupSettings(language_allowlist=" EN, de ")
     assert (allowed.language_allowlist, CleanupSettings(language_candidates="").language_candidates) == (" EN, de ", "")
+
+
+def test_libpqs_sslmode_is_asyncpgs_ssl() -> None:
+    """Managed PostgreSQL services hand out `?sslmode=require`: asyncpg refused it, and every replica crash-looped."""
+    from newsflow_shared.db.engine import normalise_url
+
+    assert normalise_url("postgresql://u:pw@db/news?sslmode=require") == "postgresql+asyncpg://u:pw@db/news?ssl=require"
+    assert (
+        normalise_url("postgres://u:pw@db/news?ssl=verify-full") == "postgresql+asyncpg://u:pw@db/news?ssl=verify-full"
+    )
+    assert ServiceSettings(database_url="postgresql://u:pw@db/news?sslmode=verify-full&command_timeout=30")
+
+
+@pytest.mark.postgres
+async def test_sslmode_reaches_a_real_server_as_asyncpgs_ssl(fresh_postgres: str) -> None:
+    """The local server speaks no TLS: `prefer` falls back to plain text and `require` is refused by the server's
+    answer, not by asyncpg's argument check ("unexpected keyword argument 'sslmode'"): the mode reached the driver."""
+    from sqlalchemy import text
+
+    from newsflow_shared.db import make_engine
+
+    async def select_one(mode: str) -> object:
+        engine = make_engine(f"{fresh_postgres}?sslmode={mode}")
+        try:
+            async with engine.connect() as connection:
+                return (await connection.execute(text("SELECT 1"))).scalar()
+        finally:
+            await engine.dispose()
+
+    assert await select_one("prefer") == 1
+    assert await select_one("disable") == 1
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - asyncpg's TLS refusal differs by version
+        await select_one("require")
+    assert not isinstance(refused.value, TypeError), refused.value

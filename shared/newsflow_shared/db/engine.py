@@ -16,10 +16,18 @@ IDLE_IN_TRANSACTION_MS = 300_000
 
 
 def normalise_url(url: str) -> str:
-    """Accept plain ``postgresql://`` and ``sqlite://`` URLs too, and give them the async driver."""
+    """Accept plain ``postgresql://`` and ``sqlite://`` URLs too, and give them the async driver.
+
+    libpq's ``sslmode`` (what managed PostgreSQL services hand out) is asyncpg's ``ssl``, with the same modes:
+    passed on as it was, asyncpg refused the unknown argument in a traceback and every replica crash-looped.
+    """
     parsed = make_url(url)
     if "+" not in parsed.drivername and parsed.drivername in _DRIVERS:
         parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    if "sslmode" in parsed.query and parsed.get_backend_name() == "postgresql":
+        query = dict(parsed.query)
+        mode = query.pop("sslmode")
+        parsed = parsed.set(query={"ssl": mode, **query})
     return parsed.render_as_string(hide_password=False)
 
 
