@@ -30,7 +30,7 @@ from .inputs import Input, UnreadablePath, read_inputs
 from .kafka_io import OutcomeWatcher, producer, push
 from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars, free_port
 from .processing import process_inputs
-from .stack import LocalStack, say, use_local_database, use_local_stack
+from .stack import LocalStack, PipelineAlreadyThere, say, use_local_database, use_local_stack
 
 T = TypeVar("T")
 DAY = 86_400.0
@@ -154,6 +154,9 @@ def _run_stack(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except (KafkaUnavailable, KafkaConnectionError, KafkaSecurityError, TimeoutError) as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         return 3
+    except PipelineAlreadyThere as error:
+        err.print(f"[red]error:[/] {escape(str(error))}")
+        return 2
 
 
 @app.command()

@@ -18,11 +18,15 @@ from newsflow_shared.db import upgrade
 from newsflow_shared.settings import EXIT_CONFIG
 
 from .local_kafka import KafkaUnavailable, LocalKafka, free_port, port_open
-from .supervisor import Supervisor, process_names
+from .supervisor import SERVICES, Supervisor, process_names
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+class PipelineAlreadyThere(RuntimeError):
+    """Services would start against a broker whose stages already have replicas, with a database of their own."""
 
 
 @dataclass
@@ -44,8 +48,13 @@ class LocalStack:
         workdir = self.workdir or self._temporary
         assert workdir is not None
         workdir.mkdir(parents=True, exist_ok=True)
+        # Named by the caller, not made here: a broker and a database that may be a running pipeline's.
+        given_kafka, given_database = (
+            bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")),
+            bool(os.environ.get("DATABASE_URL")),
+        )
         try:
-            if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            if not given_kafka:
                 self.kafka = LocalKafka.attach(workdir / "kafka")
                 if self.kafka is None:
                     say(f"starting a local Kafka broker in {workdir / 'kafka'} …")
@@ -58,6 +67,8 @@ class LocalStack:
                 os.environ["DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'newsflow.db'}"
             settings = settings_from_environment(ServiceSettings)
             await wait_for_kafka(settings, say_waiting=True)  # a minute: say so on the way
+            if self.services and given_kafka and not given_database:
+                await self._refuse_to_split_a_running_pipeline(settings)
             await ensure_topics(settings)
             await upgrade(settings.database_url)
             if self.services:
@@ -66,6 +77,32 @@ class LocalStack:
             await self.close()
             raise
         return self
+
+    async def _refuse_to_split_a_running_pipeline(self, settings: ServiceSettings) -> None:
+        """Raise :class:`PipelineAlreadyThere` where a stage to start here already has replicas on this broker.
+
+        Started with a SQLite file of their own, they joined that pipeline's consumer groups: the local storage took
+        some of its articles into a file that `process` then deleted, and ingest's memory of what it had seen split.
+        """
+        from newsflow_shared import kafka_clients
+
+        from .status import group_members
+
+        groups = [settings.group_id(service) for service in SERVICES if self.replicas.get(service, 1) > 0]
+        admin = kafka_clients.admin(settings, client_id="newsflow-stack")
+        try:
+            await kafka_clients.connect(admin, settings)
+            members = await group_members(admin, groups)
+        finally:
+            await admin.close()
+        if busy := {group: count for group, count in members.items() if count}:
+            named = ", ".join(f"{group} has {count}" for group, count in busy.items())
+            raise PipelineAlreadyThere(
+                f"a pipeline already runs on {settings.kafka_bootstrap_servers} ({named} replica(s)); services"
+                " started here with a database of their own (DATABASE_URL is not set) would take part of its work"
+                " into it. `newsflow process --no-services` goes through the running pipeline; with DATABASE_URL set"
+                " to its database, `newsflow run` adds replicas to it"
+            )
 
     async def _start_services(self) -> None:
         overrides = {name: {"HEALTH_PORT": str(free_port())} for name in process_names(self.replicas)}

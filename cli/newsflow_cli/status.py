@@ -107,7 +107,7 @@ async def gather_status(
         since = now - max(dlq_window, stuck_after, 60.0)
         letters = await _dead_letters(consumer, reader, settings.topic_dlq, since=since)
         groups = {stage: settings.group_id(stage) for stage in (*stage_topics(settings), *SIDE_READERS)}
-        members = await _members(admin, list(groups.values()))
+        members = await group_members(admin, list(groups.values()))
         result = []
         for stage, (source, outputs) in stage_topics(settings).items():
             status = StageStatus(stage=stage, group=groups[stage], topic=source, replicas=members.get(groups[stage], 0))
@@ -165,7 +165,7 @@ class _DescribeGroupsV2(DescribeGroupsRequest):
         return DescribeGroupsRequest_v2(self._groups)
 
 
-async def _members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, int]:
+async def group_members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, int]:
     """Members of each consumer group: the replicas alive (each sends heartbeats, or the group drops it)."""
     described: dict[str, int] = {}
     for group_id in groups:

@@ -26,6 +26,7 @@ from newsflow_classify.settings import ClassifySettings
 from newsflow_cli.inputs import read_inputs
 from newsflow_cli.kafka_io import assign_at_first, producer, push, topic_partitions
 from newsflow_cli.local_kafka import free_port
+from newsflow_cli.stack import LocalStack
 from newsflow_cli.status import gather_status
 from newsflow_ingest import app as ingest_app
 from newsflow_ingest.logic import url_id
@@ -763,3 +764,45 @@ async def test_storage_serves_what_it_stored_while_kafka_is_away_and_consumes_on
         _, errors = await asyncio.wait_for(storage.communicate(), 60)
     log = errors.decode()
     assert f"Kafka at 127.0.0.1:{kafka_port} does not answer yet" in log, log
+
+
+async def test_process_will_not_split_a_running_pipeline_into_a_database_of_its_own(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """With KAFKA_BOOTSTRAP_SERVERS exported for `push`, the README's `newsflow process` started four services that
+    joined the running pipeline's groups with a throw-away SQLite file: the local storage took a share of the
+    articles into it, and the file was deleted at exit."""
+    env = isolated_env(kafka_bootstrap, "unused")
+    del env["DATABASE_URL"]
+    settings = ServiceSettings(**{k.lower(): v for k, v in env.items()})
+    await ensure_topics(settings)
+    await LocalStack()._refuse_to_split_a_running_pipeline(settings)  # no pipeline yet: groups never seen pass
+    # A storage replica of the running pipeline: a member of its group.
+    replica = AIOKafkaConsumer(
+        settings.topic_enriched, bootstrap_servers=kafka_bootstrap, group_id=settings.group_id("storage")
+    )
+    await replica.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not replica.assignment():
+            assert time.monotonic() < deadline, "the stand-in replica never joined its group"
+            await asyncio.sleep(0.2)
+        sample = tmp_path / "one.txt"
+        sample.write_text("Storm warning\nGales are expected tonight.")
+        clean = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "newsflow_cli", "process", "--json", "--timeout", "60", str(sample)],
+            env={**clean, **env, "COLUMNS": "400", "NEWSFLOW_HOME": str(tmp_path / "state")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        await replica.stop()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"{settings.group_id('storage')} has 1 replica(s)" in done.stderr
+    assert "newsflow process --no-services" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # nothing processed
