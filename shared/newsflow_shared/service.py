@@ -208,6 +208,11 @@ def require_address(host: str, port: int, names: tuple[str, str]) -> None:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _stop_before_serving(signum: int, _frame: FrameType | None) -> None:
+    print(f"stopping on {signal.Signals(signum).name} before serving", file=sys.stderr, flush=True)
+    os._exit(0)  # mid-wait in asyncio.run: nothing consumed, nothing to commit or close
+
+
 def serve(
     app_factory: str,
     settings: ServiceSettings,
@@ -224,10 +229,16 @@ def serve(
     host = host or settings.health_host
     port = port if port is not None else settings.health_port
     require_address(host, port, address_names)
-    if kafka_first:
-        require_kafka(settings)
-    if settings.uses_database:
-        require_database(settings.database_url)
+    # Until the server's own handler: as PID 1 in a container a signal with no handler is ignored, and a stop during
+    # the waits below (up to minutes) sat them out, then the grace period's SIGKILL. Nothing has started to undo.
+    waiting = signal.signal(signal.SIGTERM, _stop_before_serving)
+    try:
+        if kafka_first:
+            require_kafka(settings)
+        if settings.uses_database:
+            require_database(settings.database_url)
+    finally:
+        signal.signal(signal.SIGTERM, waiting)
     config = uvicorn.Config(
         app_factory,
         factory=True,
