@@ -400,11 +400,15 @@ async def _one_line_on_failure(url: str, work: Coroutine[Any, Any, T]) -> T:
 
 
 @cleanup_app.command("forget-boilerplate")
-def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only this source.")] = None) -> None:
+def forget_boilerplate(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every source's learned lines.")] = False,
+) -> None:
     """Reset the learned boilerplate lines (of one source, or all)."""
     from newsflow_cleanup.learned import forget
     from newsflow_shared.db import make_engine
 
+    _one_of_by_name(source is not None, everything, "--source S")
     url = _database_url()
 
     async def main() -> int:
@@ -414,7 +418,23 @@ def forget_boilerplate(source: Annotated[str | None, typer.Option(help="Only thi
         finally:
             await engine.dispose()
 
-    say(f"forgot {_on_database(url, main)} learned line records")
+    forgotten = _on_database(url, main)
+    say(f"forgot {forgotten} learned line records")
+    if source is not None and not forgotten:  # a mistyped source forgot nothing, and said so with exit 0
+        err.print(f"[yellow]nothing was learned of the source {escape(repr(source))}[/]: is it spelt as it is sent?")
+        raise typer.Exit(1)
+
+
+def _one_of_by_name(narrowed: bool, everything: bool, narrowing: str) -> None:
+    """Exit 2 unless the command is narrowed or asked for everything by ``--all``, not both: deleting everything
+    was what a bare command did, with nothing asked."""
+    if narrowed == everything:
+        err.print(
+            f"[red]error:[/] --all forgets everything: leave out {narrowing}, or --all"
+            if narrowed
+            else f"[red]error:[/] give {narrowing}, or --all to forget everything"
+        )
+        raise typer.Exit(2)
 
 
 @cleanup_app.command("forget-duplicates")
@@ -427,10 +447,13 @@ def forget_duplicates(
             help="Only articles first seen longer ago than this (CLEANUP_DUPLICATE_DAYS does it as batches go).",
         ),
     ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Empty the whole index.")] = False,
 ) -> None:
     """Empty the near-duplicate index (or forget its older articles): later articles are compared only with what
     is left."""
     from sqlalchemy import delete
+
+    _one_of_by_name(older_than_days is not None, everything, "--older-than-days D")
 
     try:
         from newsflow_cleanup.near_duplicates import DuplicateIndex

@@ -28,7 +28,7 @@ def newsflow(
     )
 
 
-@pytest.mark.parametrize("command", [("db", "upgrade"), ("cleanup", "forget-boilerplate")])
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("cleanup", "forget-boilerplate", "--all")])
 def test_a_server_that_cannot_be_reached_is_one_line_and_exit_3(command: tuple[str, ...]) -> None:
     """`db upgrade` printed 522 lines of traceback for an unknown host, and exited 1."""
     done = newsflow(*command, database_url="postgresql+asyncpg://newsflow:pw-secret@no-such-host.invalid:5432/db")
@@ -38,7 +38,9 @@ def test_a_server_that_cannot_be_reached_is_one_line_and_exit_3(command: tuple[s
     assert "pw-secret" not in done.stderr
 
 
-@pytest.mark.parametrize("command", [("cleanup", "forget-boilerplate"), ("cleanup", "forget-duplicates")])
+@pytest.mark.parametrize(
+    "command", [("cleanup", "forget-boilerplate", "--all"), ("cleanup", "forget-duplicates", "--all")]
+)
 def test_a_sqlite_file_that_is_not_there_is_named_not_made(command: tuple[str, ...], tmp_path: Path) -> None:
     """It was made empty, and then found to have no tables, in 489 lines."""
     database = tmp_path / "newsflow.db"
@@ -65,7 +67,11 @@ def test_the_database_commands_find_newsflow_runs_database(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for command in (("cleanup", "forget-boilerplate"), ("cleanup", "forget-duplicates"), ("db", "upgrade")):
+    for command in (
+        ("cleanup", "forget-boilerplate", "--all"),
+        ("cleanup", "forget-duplicates", "--all"),
+        ("db", "upgrade"),
+    ):
         done = newsflow(*command, database_url=None, cwd=elsewhere, home=home)
         assert done.returncode == 0, (command, done.stderr)
     assert list(elsewhere.iterdir()) == []
@@ -85,7 +91,7 @@ def test_forget_duplicates_where_cleanups_libraries_are_missing_says_where_to_ru
     assert newsflow("db", "upgrade", database_url=database).returncode == 0
     script = "import sys; sys.modules['datasketch'] = None; from newsflow_cli.main import app; app()"
     done = subprocess.run(
-        [sys.executable, "-c", script, "cleanup", "forget-duplicates"],
+        [sys.executable, "-c", script, "cleanup", "forget-duplicates", "--all"],
         env={**os.environ, "DATABASE_URL": database, "COLUMNS": "400"},
         capture_output=True,
         text=True,
@@ -133,3 +139,29 @@ def test_replay_from_stored_with_no_database_makes_none(tmp_path: Path, monkeypa
     assert result.exit_code == 3, result.output
     assert "no SQLite database at sqlite+aiosqlite:///newsflow.db" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("forget-boilerplate",), "give --source S, or --all to forget everything"),
+        (("forget-duplicates",), "give --older-than-days D, or --all to forget everything"),
+        (("forget-duplicates", "--older-than-days", "3", "--all"), "--all forgets everything"),
+    ],
+)
+def test_forgetting_everything_is_asked_for_by_name(args: tuple[str, ...], said: str, tmp_path: Path) -> None:
+    """A bare `forget-duplicates` emptied the whole index, and `forget-boilerplate` every source's lines, unasked."""
+    database = f"sqlite+aiosqlite:///{tmp_path}/newsflow.db"
+    assert newsflow("db", "upgrade", database_url=database).returncode == 0
+    done = newsflow("cleanup", *args, database_url=database)
+    assert done.returncode == 2
+    assert said in done.stderr
+
+
+def test_forgetting_a_source_that_taught_nothing_says_so(tmp_path: Path) -> None:
+    """A mistyped --source said "forgot 0 learned line records" and exit 0."""
+    database = f"sqlite+aiosqlite:///{tmp_path}/newsflow.db"
+    assert newsflow("db", "upgrade", database_url=database).returncode == 0
+    done = newsflow("cleanup", "forget-boilerplate", "--source", "exmaple.com", database_url=database)
+    assert done.returncode == 1
+    assert "nothing was learned of the source 'exmaple.com'" in done.stderr
