@@ -3,7 +3,10 @@
 Off by default: spans are recorded and exported only when ``OTEL_TRACES_EXPORTER`` names an exporter
 (``otlp`` or ``console``) or ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set, and
 ``OTEL_SDK_DISABLED`` is not ``true``. The SDK itself reads the rest (``OTEL_SERVICE_NAME``,
-``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``, the exporter's endpoint, headers and protocol).
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``, the exporter's endpoint and headers). The OTLP exporter is
+the one ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or else ``OTEL_EXPORTER_OTLP_PROTOCOL`` names: ``http/protobuf`` (the
+default) or ``grpc`` where its package is installed; any other is refused at start (:func:`configure`), where it was
+once ignored and a collector's gRPC port got only the HTTP exporter's errors.
 
 FastStream's ``KafkaTelemetryMiddleware`` puts the W3C ``traceparent`` in every record's headers. A batch's own
 span starts a trace of its own (linked to its records), so to keep one article's hops in one trace each output
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Mapping
 
 from opentelemetry import context, trace
@@ -23,13 +27,31 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TRACE_CONTEXT_HEADERS", "configure", "continuing", "enabled", "recording", "tracer_provider"]
+from .settings import EXIT_CONFIG
+
+__all__ = [
+    "TRACE_CONTEXT_HEADERS",
+    "UnusableExporter",
+    "configure",
+    "continuing",
+    "enabled",
+    "recording",
+    "tracer_provider",
+]
 
 # The W3C trace-context headers an output inherits from its input record.
 TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACER = trace.get_tracer("newsflow")  # follows the global provider, a no-op until one is set
 _configured = False
+# The variables naming the OTLP exporter's protocol, the traces' own first (it wins, as the OTel spec says).
+PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+DEFAULT_PROTOCOL = "http/protobuf"
+
+
+class UnusableExporter(ValueError):
+    """The ``OTEL_*`` variables ask for an exporter this process cannot make; the message names the variable and
+    what to set instead."""
 
 
 def enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -51,7 +73,8 @@ def recording() -> bool:
 
 
 def tracer_provider(service: str, environ: Mapping[str, str] = os.environ) -> TracerProvider | None:
-    """The provider a service's broker traces with; ``None`` (the global, no-op unless set) when tracing is off."""
+    """The provider a service's broker traces with; ``None`` (the global, no-op unless set) when tracing is off.
+    Raises :class:`UnusableExporter` when the variables name an exporter protocol this process cannot use."""
     if not enabled(environ):
         return None
     attributes = {} if environ.get("OTEL_SERVICE_NAME") else {"service.name": f"newsflow-{service}"}
@@ -62,11 +85,16 @@ def tracer_provider(service: str, environ: Mapping[str, str] = os.environ) -> Tr
 
 def configure(service: str, environ: Mapping[str, str] = os.environ) -> None:
     """Make the ``OTEL_*``-configured provider the process's global one (a service is one process); nothing when
-    tracing is off. FastStream's middleware and :func:`continuing` both trace with the global provider."""
+    tracing is off. FastStream's middleware and :func:`continuing` both trace with the global provider. An exporter
+    it cannot make exits (78) saying which variable to change."""
     global _configured
     if _configured:
         return
-    provider = tracer_provider(service, environ)
+    try:
+        provider = tracer_provider(service, environ)
+    except UnusableExporter as error:  # a setting, as settings are refused: one line and exit 78, not a traceback
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CONFIG) from None
     if provider is not None:
         trace.set_tracer_provider(provider)
         _configured = True
@@ -75,9 +103,33 @@ def configure(service: str, environ: Mapping[str, str] = os.environ) -> None:
 def _exporter(environ: Mapping[str, str]) -> SpanExporter:
     if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
         return ConsoleSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    variable, protocol = _protocol(environ)
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()
+        return OTLPSpanExporter()
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+        except ImportError:  # not in the images: the http one is
+            raise UnusableExporter(
+                f"{variable}=grpc: this install has no OTLP gRPC exporter (opentelemetry-exporter-otlp-proto-grpc);"
+                " set it to http/protobuf with the collector's HTTP endpoint (port 4318), or install that package"
+            ) from None
+        return GrpcSpanExporter()
+    raise UnusableExporter(
+        f"{variable}={protocol[:80]!r}: not an OTLP protocol Newsflow exports with; set it to http/protobuf (the"
+        " default, the collector's port 4318) or grpc (port 4317, with opentelemetry-exporter-otlp-proto-grpc)"
+    )
+
+
+def _protocol(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The variable naming the OTLP protocol and what it names, lower case: the traces' own variable where set, else
+    the general one, else the default (http/protobuf, as the OTel spec says and as before)."""
+    for variable in PROTOCOL_VARIABLES:
+        if protocol := environ.get(variable, "").strip().lower():
+            return variable, protocol
+    return PROTOCOL_VARIABLES[1], DEFAULT_PROTOCOL
 
 
 @contextlib.contextmanager
