@@ -17,6 +17,19 @@ _PARSER = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=
 # trafilatura's paragraph search grows with the square of a page's <p> elements (60,000: 7.8 s, 100,000: 23 s, past
 # cleanup's CPU budget, and the article was lost with it); 20,000 take ~0.5 s, and no article page has that many.
 MOST_PARAGRAPHS = 20_000
+# trafilatura walks a page recursively: 1,200 levels of nested lists were a RecursionError and 2,500 of <div> an empty
+# article ("markup only"), though the text was there. The deepest news pages nest a few dozen; 300 unclosed <font>
+# tags (a broken page that must still read) are 300.
+MOST_LEVELS = 500
+# Its tables cost the cube of their nesting (600 tables in tables: 4.7 s, 1,300: 16.6 s in 20 KB) and its lists the
+# square (100 stacks of lists 240 deep: 9 s in 440 KB), where layout tables and menus nest a few deep: deeper ones are
+# read as blocks of text, their words kept.
+MOST_NESTED = 4
+_NESTED_PARTS = {
+    "table": ("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "colgroup", "col"),
+    "list": ("ul", "ol", "li", "dl", "dt", "dd", "menu"),
+}
+_KIND = {"table": "table", "ul": "list", "ol": "list", "dl": "list", "menu": "list"}
 # What a browser never shows: <template>, and elements marked hidden, but not hidden="until-found" (a collapsed
 # section find-in-page opens) nor a hidden <html> or <body> (a page that script reveals: its text is the article).
 _UNSEEN = (
@@ -44,6 +57,7 @@ def extract_article(html: str, url: str | None = None) -> ExtractedPage:
             f"the page has {paragraphs:,} paragraphs (<p>): cleanup reads pages of at most {MOST_PARAGRAPHS:,},"
             " more than any one article has"
         )
+    _within_reach(tree)
     for unseen in tree.xpath(_UNSEEN):
         unseen.drop_tree()
     document = trafilatura.bare_extraction(
@@ -66,6 +80,35 @@ def extract_article(html: str, url: str | None = None) -> ExtractedPage:
         author=document.author,
         date=document.date,
     )
+
+
+def _within_reach(tree: lxml.html.HtmlElement) -> None:
+    """Refuse a page nested deeper than :data:`MOST_LEVELS`; read tables or lists inside :data:`MOST_NESTED` others of
+    their kind as plain blocks. One walk of the page, and each retagged element once."""
+    deepest = levels = 0
+    open_by_kind = dict.fromkeys(_NESTED_PARTS, 0)
+    too_deep: list[tuple[str, lxml.html.HtmlElement]] = []  # the outermost past the limit: each retags what it holds
+    for event, element in lxml.etree.iterwalk(tree, events=("start", "end")):
+        kind = _KIND.get(element.tag) if isinstance(element.tag, str) else None
+        if event == "start":
+            levels += 1
+            deepest = max(deepest, levels)
+            if kind is not None:
+                open_by_kind[kind] += 1
+                if open_by_kind[kind] == MOST_NESTED + 1:
+                    too_deep.append((kind, element))
+        else:
+            levels -= 1
+            if kind is not None:
+                open_by_kind[kind] -= 1
+    if deepest > MOST_LEVELS:
+        raise ArticleTooLarge(
+            f"the page's markup nests {deepest:,} elements deep: cleanup reads pages of at most {MOST_LEVELS}"
+            " levels, deeper than any article page"
+        )
+    for kind, outermost in too_deep:
+        for part in outermost.iter(*_NESTED_PARTS[kind]):
+            part.tag = "div"
 
 
 def _parsed(html: str) -> lxml.html.HtmlElement | None:
