@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import lxml.etree
@@ -30,6 +31,12 @@ _NESTED_PARTS = {
     "list": ("ul", "ol", "li", "dl", "dt", "dd", "menu"),
 }
 _KIND = {"table": "table", "ul": "list", "ol": "list", "dl": "list", "menu": "list"}
+# One tag of 100,000 attributes took 41 s (lxml's parse and trafilatura both grow with the square of a tag's
+# attributes). A tag that long is looked at, and past this many attributes (or words in one) it keeps only its name.
+MOST_ATTRIBUTES = 1_000
+_LONG_TAG_CHARS = 4 * MOST_ATTRIBUTES  # fewer characters cannot hold that many: tags shorter are not counted
+_LONG_TAG = re.compile(f"<([A-Za-z][A-Za-z0-9:-]{{0,31}})(\\s[^<>]{{{_LONG_TAG_CHARS},}})>")
+_ATTRIBUTE_START = re.compile(r"\s+[^\s=>]")
 # What a browser never shows: <template>, and elements marked hidden, but not hidden="until-found" (a collapsed
 # section find-in-page opens) nor a hidden <html> or <body> (a page that script reveals: its text is the article).
 _UNSEEN = (
@@ -115,6 +122,8 @@ def _parsed(html: str) -> lxml.html.HtmlElement | None:
     # What trafilatura's own loading did first: control characters out (lxml keeps them in the tree, and trafilatura
     # then failed on the whole page: "All strings must be XML compatible"), a self-closing <html/> opened.
     html = trafilatura.utils.repair_faulty_html(html, html[:50].lower())
+    if len(html) > _LONG_TAG_CHARS:
+        html = _LONG_TAG.sub(_fewer_attributes, html)
     try:
         try:
             return lxml.html.document_fromstring(html, parser=_PARSER)
@@ -122,3 +131,10 @@ def _parsed(html: str) -> lxml.html.HtmlElement | None:
             return lxml.html.document_fromstring(html.encode("utf-8"), parser=_PARSER)
     except (ValueError, lxml.etree.ParserError):  # nothing to parse: no element at all
         return None
+
+
+def _fewer_attributes(tag: re.Match[str]) -> str:
+    """The tag as it is, or only its name where it holds more than :data:`MOST_ATTRIBUTES` attributes."""
+    if len(_ATTRIBUTE_START.findall(tag[2])) <= MOST_ATTRIBUTES:
+        return tag[0]
+    return f"<{tag[1]}>"
