@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import signal
+import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -29,6 +33,10 @@ from faststream.kafka import KafkaBroker
 from .delivery import Delivery
 from .metrics import StageMetrics
 from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+# Set once liveness has failed past HEALTH_EXIT_AFTER_S and the process stops itself: it then exits 1, not 0.
+gave_up = threading.Event()
 
 __all__ = ["StageWatch", "Verdict", "watch_of"]
 
@@ -78,6 +86,7 @@ class StageWatch:
         self.lag: dict[tuple[str, int], int] = {}
         self.lag_known = False
         self._refreshed_at = 0.0
+        self._failing_since: float | None = None
         self._consuming = False
         self._reading: asyncio.Task[None] | None = None
         if broker is not None:  # tests and benchmarks run stages without a broker
@@ -210,7 +219,29 @@ class StageWatch:
                     f"{behind} records wait and no batch started or finished for {idle_for:.0f}s "
                     f"(HEALTH_STALL_SECONDS={self.settings.health_stall_seconds:g})"
                 )
+        self._stop_when_failing_too_long(verdict)
         return verdict
+
+    def _stop_when_failing_too_long(self, verdict: Verdict) -> None:
+        """Stop the process (SIGTERM to itself: a clean stop, then exit 1) once liveness has failed for
+        ``HEALTH_EXIT_AFTER_S``: Kubernetes restarts a replica whose probe fails, but Docker Compose only marks it
+        unhealthy and its restart policy waits for the process to exit, so a blocked replica sat there for ever."""
+        if not verdict.problems:
+            self._failing_since = None
+            return
+        now = time.monotonic()
+        self._failing_since = self._failing_since if self._failing_since is not None else now
+        after = self.settings.health_exit_after_s
+        if after and now - self._failing_since >= after and not gave_up.is_set():
+            gave_up.set()
+            log.error(
+                "liveness has failed for %.0fs (%s): stopping, for the container's restart policy to start it again"
+                " (HEALTH_EXIT_AFTER_S=%g)",
+                now - self._failing_since,
+                "; ".join(verdict.problems),
+                after,
+            )
+            os.kill(os.getpid(), signal.SIGTERM)
 
     async def readiness(self) -> Verdict:
         verdict = Verdict()

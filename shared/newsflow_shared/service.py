@@ -28,7 +28,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .db import require_database
-from .health import StageWatch, Verdict, watch_of
+from .health import StageWatch, Verdict, gave_up, watch_of
 from .heap import freeze_long_lived
 from .kafka_clients import require_kafka
 from .lifecycle import stay_with_parent
@@ -257,4 +257,4 @@ def serve(
     # inference) and running destructors, and that hung for good once: a progress bar's __del__ waiting for a lock
     # that a thread torn down mid-write still held, after `newsflow process` was killed while classify loaded.
     logging.shutdown()
-    os._exit(0 if server.started else 3)
+    os._exit(1 if gave_up.is_set() else 0 if server.started else 3)

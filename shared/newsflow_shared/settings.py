@@ -236,6 +236,13 @@ class ServiceSettings(KafkaSecuritySettings):
         gt=0,
         description="Liveness fails when records wait and no batch started or finished for this long.",
     )
+    health_exit_after_s: float = Field(
+        default=90,
+        ge=0,
+        le=86_400,
+        description="Once liveness has failed this long (probes asking /health), the service stops itself and exits"
+        " 1, for a restart policy that acts only on exits (Docker Compose's); 0 never.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL; any case, and WARN and FATAL as well."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 
 import pytest
 from aiokafka import TopicPartition
@@ -199,3 +200,38 @@ def test_each_record_done_is_progress_for_the_stuck_alert_too() -> None:
         metrics.registry.get_sample_value("newsflow_consumer_last_progress_timestamp_seconds", {"stage": "cleanup"})
         == 1_000.0
     )
+
+
+def test_a_replica_failing_liveness_for_long_stops_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under Docker Compose nothing acted on /health: the container was marked unhealthy and consumed nothing for
+    ever, as `restart: unless-stopped` waits for the process to exit. Now it stops itself (SIGTERM: a clean stop)."""
+    import signal
+
+    from newsflow_shared import health
+    from newsflow_shared.health import StageWatch
+    from newsflow_shared.metrics import StageMetrics
+
+    signalled: list[int] = []
+    monkeypatch.setattr(health.os, "kill", lambda pid, sig: signalled.append(sig))
+    # A flag of the test's own: the module's one tells the process that set it to exit 1.
+    monkeypatch.setattr(health, "gave_up", threading.Event())
+
+    async def scenario(exit_after: float) -> list[int]:
+        signalled.clear()
+        watch = StageWatch(
+            None, ServiceSettings(health_exit_after_s=exit_after), StageMetrics("ingest", CollectorRegistry())
+        )  # type: ignore[arg-type]
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watch.attach(_Subscriber(CaughtUpConsumer(), (ended,)))
+        assert (await watch.liveness()).problems == []
+        ended.set_result(None)
+        assert (await watch.liveness()).problems  # failing from now: not yet long enough
+        assert signalled == []
+        await asyncio.sleep(0.3)
+        await watch.liveness()
+        return list(signalled)
+
+    assert asyncio.run(scenario(0.0)) == []  # 0: never
+    assert not health.gave_up.is_set()
+    assert asyncio.run(scenario(0.2)) == [signal.SIGTERM]
+    assert health.gave_up.is_set()  # the process then exits 1
