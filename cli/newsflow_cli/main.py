@@ -66,6 +66,9 @@ def push_command(
 ) -> None:
     """Send articles to the ingest topic (.txt, .html, .json, .jsonl)."""
     inputs = _inputs(paths)
+    if not inputs:  # as `process` says: an empty folder went on to Kafka and "pushed 0 of 0", exit 0
+        err.print("nothing to push: no .txt, .html, .json or .jsonl input found")
+        raise typer.Exit(2)
 
     async def main(settings: ServiceSettings) -> None:
         with _progress() as progress:
@@ -165,9 +168,18 @@ def process(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per input on stdout, in input order.")
     ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for all results; then exit 1.")] = 900.0,
+    # Within range and finite: `--timeout nan` gave up at once, after starting Kafka and the services.
+    timeout: Annotated[
+        float, typer.Option(min=1, max=YEAR, callback=seconds, help="Seconds to wait for all results; then exit 1.")
+    ] = 900.0,
     idle_report: Annotated[
-        float, typer.Option(help="Say which inputs wait where after this many seconds without an answer.")
+        float,
+        typer.Option(
+            min=1,
+            max=YEAR,
+            callback=seconds,
+            help="Say which inputs wait where after this many seconds without an answer.",
+        ),
     ] = 15.0,
     services: Annotated[bool, typer.Option(help="Start the services (--no-services when they already run).")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the services' logs.")] = False,

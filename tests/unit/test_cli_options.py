@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -23,6 +24,9 @@ from .. import webdata
         (["status", "--dlq-window", "1e12"], "--dlq-window"),  # a window before 1970: the same
         (["status", "--stuck-after", "inf"], "--stuck-after"),
         (["status", "--watch", "--every", "0"], "--every"),
+        (["process", "--timeout", "nan", "x.txt"], "--timeout"),  # gave up at once, after starting everything
+        (["process", "--timeout", "-1", "x.txt"], "--timeout"),
+        (["process", "--idle-report", "0", "x.txt"], "--idle-report"),
     ],
 )
 def test_a_count_or_a_time_out_of_range_is_refused_before_anything_starts(args: list[str], option: str) -> None:
@@ -92,3 +96,10 @@ def test_dlq_lists_its_table_on_stdout_with_the_error_class_whole(monkeypatch: p
     assert "MalformedMessageOfSomeLength" in result.stdout
     assert "3:120" in result.stdout
     assert "1 dead letters" in result.stderr
+
+
+def test_push_with_nothing_to_push_says_so(tmp_path: Path) -> None:
+    """An empty folder went on to Kafka and said "pushed 0 of 0", exit 0, where `process` exits 2."""
+    result = CliRunner().invoke(app, ["push", str(tmp_path)], env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+    assert result.exit_code == 2, result.output
+    assert "nothing to push" in result.output
