@@ -219,3 +219,13 @@ def test_thousands_of_keys_that_come_to_one_name_cost_their_number_not_its_squar
     cleaned = normaliser.json({"k" + "\u202e" * i: i for i in range(2_000)})
     assert (len(cleaned), cleaned["k"], cleaned["k (2000)"]) == (2_000, 0, 1_999)
     assert normaliser.changes == {"bidi_control": sum(range(2_000)), "metadata_key_renamed": 1_999}
+
+
+@pytest.mark.parametrize("given", ["a\\u202eb", "a\\u0000b", "a\\ud800b", "\\u2066ab"])
+def test_an_id_that_making_safe_would_change_is_refused_not_changed(given: str) -> None:
+    """Ingest made every string safe, the id too: "a\u202eb" became "ab", the id of another article, whose row it
+    then replaced (its history kept, but on screen another story)."""
+    with pytest.raises(InvalidArticle) as refused:
+        read_raw(f'{{"id": "{given}", "text": "x"}}'.encode(), max_metadata_bytes=1 << 20)
+    assert "the article's 'id' holds characters an id cannot keep" in refused.value.reason
+    assert read_raw(b'{"id": "ab", "text": "x"}', max_metadata_bytes=1 << 20)[0].id == "ab"

@@ -108,6 +108,12 @@ def _normalised(data: dict[str, Any], normaliser: Normaliser) -> dict[str, Any]:
         for key, value in data.items()
         if key in _FIELDS
     }
+    if isinstance(given := data.get("id"), str) and fields["id"] != given:
+        # Made safe, "a\u202eb" became "ab": the id of another article, whose row it then replaced. An id is a key.
+        raise InvalidArticle(
+            "the article's 'id' holds characters an id cannot keep (bidi controls, NUL, a lone surrogate): made"
+            " safe it would be another article's id; give an id without them"
+        )
     for key, value in normaliser.json({k: v for k, v in data.items() if k not in _FIELDS}).items():
         if key in fields:  # a name that came to a field's once made safe ("title\u202e"): both values are kept
             normaliser.changes["metadata_key_renamed"] += 1
