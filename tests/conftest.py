@@ -24,6 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Compiling the encoder costs ~10 s per classify start and tests start it many times; one test
 # (test_user_models.py) checks that the compiled model gives the eager model's vectors.
 os.environ.setdefault("CLASSIFY_COMPILE", "off")
+# A watch asked in this process (a test's own liveness checks) must never stop the test run with SIGTERM; the one test
+# of the self-stop passes its setting and a signal of its own.
+os.environ.setdefault("HEALTH_EXIT_AFTER_S", "0")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -37,6 +38,7 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 # Set once liveness has failed past HEALTH_EXIT_AFTER_S and the process stops itself: it then exits 1, not 0.
 gave_up = threading.Event()
+_MOST_SECONDS_BETWEEN_PROBES = 60.0
 
 __all__ = ["StageWatch", "Verdict", "watch_of"]
 
@@ -87,6 +89,7 @@ class StageWatch:
         self.lag_known = False
         self._refreshed_at = 0.0
         self._failing_since: float | None = None
+        self._last_asked = -math.inf
         self._consuming = False
         self._reading: asyncio.Task[None] | None = None
         if broker is not None:  # tests and benchmarks run stages without a broker
@@ -226,10 +229,14 @@ class StageWatch:
         """Stop the process (SIGTERM to itself: a clean stop, then exit 1) once liveness has failed for
         ``HEALTH_EXIT_AFTER_S``: Kubernetes restarts a replica whose probe fails, but Docker Compose only marks it
         unhealthy and its restart policy waits for the process to exit, so a blocked replica sat there for ever."""
-        if not verdict.problems:
-            self._failing_since = None
-            return
         now = time.monotonic()
+        asked_before, self._last_asked = self._last_asked, now
+        # Failing all along is what the probes saw, one every 10 s: two failures a long silence apart (a person's
+        # curl of storage's /health, no probe running) say nothing of the time between.
+        if not verdict.problems or now - asked_before > _MOST_SECONDS_BETWEEN_PROBES:
+            self._failing_since = None
+        if not verdict.problems:
+            return
         self._failing_since = self._failing_since if self._failing_since is not None else now
         after = self.settings.health_exit_after_s
         if after and now - self._failing_since >= after and not gave_up.is_set():

@@ -136,6 +136,10 @@ class _Server(uvicorn.Server):
             timer.start()
             _arm_backstop(self.deadline + 1)
         super().handle_exit(sig, frame)
+        if gave_up.is_set():
+            # The service stopped itself (liveness failing): uvicorn would raise the captured SIGTERM again once
+            # stopped, and the process then died of it (143), where it is to exit 1.
+            self._captured_signals.clear()
         if self._loop is not None:
             # A Python signal handler does not wake a loop waiting in epoll (PEP 475 retries the call); the loop's
             # own wake-up pipe does.
@@ -170,7 +174,7 @@ def _exit_now(deadline: float) -> None:
     last_word = threading.Thread(target=_say_still_busy, args=(deadline,), daemon=True)
     last_word.start()
     last_word.join(_LAST_WORD_SECONDS)
-    os._exit(0)
+    os._exit(1 if gave_up.is_set() else 0)
 
 
 def _say_still_busy(deadline: float) -> None:

@@ -233,5 +233,9 @@ def test_a_replica_failing_liveness_for_long_stops_itself(monkeypatch: pytest.Mo
 
     assert asyncio.run(scenario(0.0)) == []  # 0: never
     assert not health.gave_up.is_set()
+    # Two failures a long silence apart (no probe asking between): not failing all along.
+    monkeypatch.setattr(health, "_MOST_SECONDS_BETWEEN_PROBES", 0.25)
+    assert asyncio.run(scenario(0.2)) == []
+    monkeypatch.setattr(health, "_MOST_SECONDS_BETWEEN_PROBES", 60.0)
     assert asyncio.run(scenario(0.2)) == [signal.SIGTERM]
     assert health.gave_up.is_set()  # the process then exits 1

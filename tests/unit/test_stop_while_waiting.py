@@ -25,8 +25,9 @@ def test_sigterm_while_waiting_for_kafka_ends_the_service_at_once(tmp_path: Path
         [sys.executable, "-m", "newsflow_ingest"], env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
     try:
-        time.sleep(8)  # imports done, in the Kafka wait
-        assert service.poll() is None, service.stderr.read() if service.stderr else ""
+        assert service.stderr is not None
+        said = service.stderr.readline()  # its first line: in the Kafka wait, with the handler in place
+        assert "does not answer yet" in said, said + service.stderr.read()
         service.send_signal(signal.SIGTERM)
         started = time.monotonic()
         _, stderr = service.communicate(timeout=30)
@@ -35,3 +36,39 @@ def test_sigterm_while_waiting_for_kafka_ends_the_service_at_once(tmp_path: Path
     assert time.monotonic() - started < 5
     assert service.returncode == 0, stderr[-2000:]
     assert "stopping on SIGTERM before serving" in stderr
+
+
+APP_THAT_GIVES_UP = """
+import os, signal
+from newsflow_shared import health
+
+def factory():
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+                # What liveness does once it has failed for HEALTH_EXIT_AFTER_S.
+                health.gave_up.set()
+                os.kill(os.getpid(), signal.SIGTERM)
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    return app
+"""
+
+
+def test_a_service_that_stops_itself_for_failing_liveness_exits_1(tmp_path: Path) -> None:
+    """uvicorn raised the captured SIGTERM again once stopped: the process died of it (143), where Compose and a
+    person reading `newsflow run`'s "exited with" are to see 1, a failure."""
+    (tmp_path / "gives_up.py").write_text(APP_THAT_GIVES_UP)
+    script = (
+        "from newsflow_shared import ServiceSettings\n"
+        "from newsflow_shared.service import serve\n"
+        "serve('gives_up:factory', ServiceSettings(), kafka_first=False)\n"
+    )
+    env = {**os.environ, "HEALTH_PORT": str(free_port()), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/n.db"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
