@@ -18,10 +18,10 @@ _PARSER = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=
 # trafilatura's paragraph search grows with the square of a page's <p> elements (60,000: 7.8 s, 100,000: 23 s, past
 # cleanup's CPU budget, and the article was lost with it); 20,000 take ~0.5 s, and no article page has that many.
 MOST_PARAGRAPHS = 20_000
-# trafilatura walks a page recursively: 1,200 levels of nested lists were a RecursionError and 2,500 of <div> an empty
-# article ("markup only"), though the text was there. The deepest news pages nest a few dozen; 300 unclosed <font>
-# tags (a broken page that must still read) are 300.
-MOST_LEVELS = 500
+# trafilatura walks a page recursively: 2,500 levels of <div> were an empty article ("markup only"), though the
+# text was there (lists and tables, retagged below, failed sooner). The deepest news pages nest a few dozen; broken
+# ones that must still read, unclosed <font> tags by the hundred.
+MOST_LEVELS = 2_000
 # Its tables cost the cube of their nesting (600 tables in tables: 4.7 s, 1,300: 16.6 s in 20 KB) and its lists the
 # square (100 stacks of lists 240 deep: 9 s in 440 KB), where layout tables and menus nest a few deep: deeper ones are
 # read as blocks of text, their words kept.
@@ -32,11 +32,13 @@ _NESTED_PARTS = {
 }
 _KIND = {"table": "table", "ul": "list", "ol": "list", "dl": "list", "menu": "list"}
 # One tag of 100,000 attributes took 41 s (lxml's parse and trafilatura both grow with the square of a tag's
-# attributes). A tag that long is looked at, and past this many attributes (or words in one) it keeps only its name.
+# attributes). A tag that long is looked at, and past this many attributes it keeps its first ones.
 MOST_ATTRIBUTES = 1_000
 _LONG_TAG_CHARS = 4 * MOST_ATTRIBUTES  # fewer characters cannot hold that many: tags shorter are not counted
 _LONG_TAG = re.compile(f"<([A-Za-z][A-Za-z0-9:-]{{0,31}})(\\s[^<>]{{{_LONG_TAG_CHARS},}})>")
-_ATTRIBUTE_START = re.compile(r"\s+[^\s=>]")
+# An attribute as the HTML tokenizer reads one: a name, and a value quoted or not (a quoted one may hold spaces).
+_COMMENT_END = re.compile(r"(?:--!?)?$")
+_ATTRIBUTE = re.compile(r"""\s*[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?""")
 # What a browser never shows: <template>, and elements marked hidden, but not hidden="until-found" (a collapsed
 # section find-in-page opens) nor a hidden <html> or <body> (a page that script reveals: its text is the article).
 _UNSEEN = (
@@ -110,8 +112,8 @@ def _within_reach(tree: lxml.html.HtmlElement) -> None:
                 open_by_kind[kind] -= 1
     if deepest > MOST_LEVELS:
         raise ArticleTooLarge(
-            f"the page's markup nests {deepest:,} elements deep: cleanup reads pages of at most {MOST_LEVELS}"
-            " levels, deeper than any article page"
+            f"the page's markup nests more than {MOST_LEVELS:,} elements deep: cleanup reads pages of at most that"
+            " many levels, deeper than any article page"
         )
     for kind, outermost in too_deep:
         for part in outermost.iter(*_NESTED_PARTS[kind]):
@@ -123,7 +125,7 @@ def _parsed(html: str) -> lxml.html.HtmlElement | None:
     # then failed on the whole page: "All strings must be XML compatible"), a self-closing <html/> opened.
     html = trafilatura.utils.repair_faulty_html(html, html[:50].lower())
     if len(html) > _LONG_TAG_CHARS:
-        html = _LONG_TAG.sub(_fewer_attributes, html)
+        html = _with_fewer_attributes(html)
     try:
         try:
             return lxml.html.document_fromstring(html, parser=_PARSER)
@@ -133,8 +135,24 @@ def _parsed(html: str) -> lxml.html.HtmlElement | None:
         return None
 
 
-def _fewer_attributes(tag: re.Match[str]) -> str:
-    """The tag as it is, or only its name where it holds more than :data:`MOST_ATTRIBUTES` attributes."""
-    if len(_ATTRIBUTE_START.findall(tag[2])) <= MOST_ATTRIBUTES:
+def _with_fewer_attributes(html: str) -> str:
+    """``html`` with each tag of over :data:`MOST_ATTRIBUTES` attributes cut to its first ones."""
+    return _LONG_TAG.sub(_cut_attributes, html)
+
+
+def _cut_attributes(tag: re.Match[str]) -> str:
+    if (cut := _attributes_past_most(tag[2])) is None:
         return tag[0]
-    return f"<{tag[1]}>"
+    # What a "tag" inside a comment ends with is the comment's end ("-->", "--!>"): cut away, the comment then ran on
+    # and took the page with it. Kept, whatever a parser makes of the comment.
+    return f"<{tag[1]}{tag[2][:cut]}{_COMMENT_END.search(tag[2])[0]}>"  # type: ignore[index]
+
+
+def _attributes_past_most(attributes: str) -> int | None:
+    """Where the attributes past the first :data:`MOST_ATTRIBUTES` start, or None where there are no more."""
+    for count, attribute in enumerate(_ATTRIBUTE.finditer(attributes), 1):
+        if count == MOST_ATTRIBUTES:
+            cut = attribute.end()
+        elif count > MOST_ATTRIBUTES:
+            return cut
+    return None
