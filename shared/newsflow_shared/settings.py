@@ -21,6 +21,11 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///newsflow.db"
 # What a PostgreSQL URL's query may hold: asyncpg's connect() arguments, SQLAlchemy's own, and libpq's sslmode.
 _ASYNCPG_OPTIONS = frozenset(
     {
+        "host",  # a socket's folder (Cloud SQL's /cloudsql/…), or several host:port for failover, as SQLAlchemy reads
+        "port",
+        "user",
+        "password",
+        "database",
         "ssl",
         "sslmode",
         "direct_tls",
@@ -206,6 +211,8 @@ class ServiceSettings(KafkaSecuritySettings):
         if (driver := url.drivername.partition("+")[2]) not in {"", "asyncpg", "aiosqlite"}:
             usual = "sqlite+aiosqlite:///" if backend == "sqlite" else "postgresql+asyncpg://"
             raise ValueError(f"Newsflow reaches {backend} through an async driver, not {driver}: write {usual}…")
+        if backend != "sqlite" and {"ssl", "sslmode"} <= set(url.query):
+            raise ValueError("give TLS once: ?ssl= (asyncpg's) or ?sslmode= (libpq's), not both")
         if backend != "sqlite" and (unknown := sorted(set(url.query) - _ASYNCPG_OPTIONS)):
             raise ValueError(
                 f"asyncpg, Newsflow's PostgreSQL driver, takes no {', '.join(unknown)} in the URL: TLS is ?ssl= (or"

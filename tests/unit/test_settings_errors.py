@@ -156,6 +156,7 @@ def test_a_setting_named_like_tokens_is_no_secret() -> None:
         ({"DATABASE_URL": "sqlite+pysqlite:///news.db"}, "an async driver, not pysqlite: write sqlite+aiosqlite"),
         # asyncpg's "connect() got an unexpected keyword argument" in a traceback.
         ({"DATABASE_URL": "postgresql://u:pw@db/news?sslrootcert=/ca.pem"}, "takes no sslrootcert in the URL"),
+        ({"DATABASE_URL": "postgresql://u:pw@db/news?ssl=require&sslmode=disable"}, "give TLS once"),
         ({"HEALTH_PORT": "70000"}, "HEALTH_PORT='70000': Input should be less than or equal to 65535"),
         ({"HEALTH_PORT": "0"}, "HEALTH_PORT='0': Input should be greater than or equal to 1"),
         (
@@ -236,6 +237,9 @@ def test_libpqs_sslmode_is_asyncpgs_ssl() -> None:
         normalise_url("postgres://u:pw@db/news?ssl=verify-full") == "postgresql+asyncpg://u:pw@db/news?ssl=verify-full"
     )
     assert ServiceSettings(database_url="postgresql://u:pw@db/news?sslmode=verify-full&command_timeout=30")
+    # SQLAlchemy's own forms: a Unix socket's folder (Cloud SQL), several hosts for failover.
+    assert ServiceSettings(database_url="postgresql+asyncpg://u:pw@/news?host=/cloudsql/p:r:i")
+    assert ServiceSettings(database_url="postgresql+asyncpg://u:pw@/news?host=db1:5432&host=db2:5432")
 
 
 @pytest.mark.postgres
