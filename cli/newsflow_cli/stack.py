@@ -13,6 +13,8 @@ from functools import partial
 from pathlib import Path
 from types import TracebackType
 
+from aiokafka.errors import KafkaError
+
 from newsflow_shared import ServiceSettings, ensure_topics, settings_from_environment, wait_for_kafka
 from newsflow_shared.db import upgrade
 from newsflow_shared.settings import EXIT_CONFIG
@@ -93,6 +95,9 @@ class LocalStack:
         try:
             await kafka_clients.connect(admin, settings)
             members = await group_members(admin, groups)
+        except KafkaError as error:  # a new cluster's group coordinator still loading, say: as before this check
+            say(f"warning: could not tell whether a pipeline already runs there ({type(error).__name__}); going on")
+            return
         finally:
             await admin.close()
         if busy := {group: count for group, count in members.items() if count}:
@@ -101,7 +106,8 @@ class LocalStack:
                 f"a pipeline already runs on {settings.kafka_bootstrap_servers} ({named} replica(s)); services"
                 " started here with a database of their own (DATABASE_URL is not set) would take part of its work"
                 " into it. `newsflow process --no-services` goes through the running pipeline; with DATABASE_URL set"
-                " to its database, `newsflow run` adds replicas to it"
+                " to its database, `newsflow run` adds replicas to it. (Replicas of a run stopped moments ago count"
+                " until Kafka's session timeout drops them, seconds.)"
             )
 
     async def _start_services(self) -> None:
