@@ -33,6 +33,7 @@ from .heap import freeze_long_lived
 from .kafka_clients import require_kafka
 from .lifecycle import stay_with_parent
 from .settings import EXIT_CONFIG, ServiceSettings
+from .tracing import refuse_unusable_exporter
 
 Lifespan = Callable[[], AbstractAsyncContextManager[None]]
 
@@ -233,6 +234,7 @@ def serve(
     host = host or settings.health_host
     port = port if port is not None else settings.health_port
     require_address(host, port, address_names)
+    refuse_unusable_exporter()
     # Until the server's own handler: as PID 1 in a container a signal with no handler is ignored, and a stop during
     # the waits below (up to minutes) sat them out, then the grace period's SIGKILL. Nothing has started to undo.
     waiting = signal.signal(signal.SIGTERM, _stop_before_serving)

@@ -36,6 +36,7 @@ __all__ = [
     "continuing",
     "enabled",
     "recording",
+    "refuse_unusable_exporter",
     "tracer_provider",
 ]
 
@@ -100,14 +101,30 @@ def configure(service: str, environ: Mapping[str, str] = os.environ) -> None:
         _configured = True
 
 
+def refuse_unusable_exporter(environ: Mapping[str, str] = os.environ) -> None:
+    """Exit 78 now, at a service's start, where the variables ask for an exporter this process cannot make: found
+    when the app was built, the refusal came only after the waits for Kafka and the database (minutes)."""
+    if not enabled(environ):
+        return
+    try:
+        _exporter_type(environ)
+    except UnusableExporter as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
 def _exporter(environ: Mapping[str, str]) -> SpanExporter:
+    return _exporter_type(environ)()
+
+
+def _exporter_type(environ: Mapping[str, str]) -> type[SpanExporter]:
     if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
-        return ConsoleSpanExporter()
+        return ConsoleSpanExporter
     variable, protocol = _protocol(environ)
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter()
+        return OTLPSpanExporter
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -116,7 +133,7 @@ def _exporter(environ: Mapping[str, str]) -> SpanExporter:
                 f"{variable}=grpc: this install has no OTLP gRPC exporter (opentelemetry-exporter-otlp-proto-grpc);"
                 " set it to http/protobuf with the collector's HTTP endpoint (port 4318), or install that package"
             ) from None
-        return GrpcSpanExporter()
+        return GrpcSpanExporter
     raise UnusableExporter(
         f"{variable}={protocol[:80]!r}: not an OTLP protocol Newsflow exports with; set it to http/protobuf (the"
         " default, the collector's port 4318) or grpc (port 4317, with opentelemetry-exporter-otlp-proto-grpc)"

@@ -3,9 +3,11 @@ port (4317, OTEL_EXPORTER_OTLP_PROTOCOL=grpc) got only the exporter's errors, an
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
@@ -121,3 +123,29 @@ def test_the_protocol_matters_only_to_an_otlp_exporter(monkeypatch: pytest.Monke
     provider = tracing.tracer_provider("ingest", console)
     assert provider is not None
     provider.shutdown()
+
+
+def test_a_service_refuses_an_unusable_exporter_before_it_waits_for_kafka(tmp_path: Path) -> None:
+    """Found when the app was built, the refusal came after the Kafka wait (a minute with Kafka away), not at start."""
+    import subprocess
+    import sys
+    import time
+
+    from newsflow_cli.local_kafka import free_port
+
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",  # nothing answers: the wait would be a minute
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/n.db",
+        "HEALTH_PORT": str(free_port()),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "bogus",
+    }
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "newsflow_ingest"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 78, done.stderr[-2000:]
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL='bogus'" in done.stderr
+    assert "does not answer" not in done.stderr
+    assert time.monotonic() - started < 30
