@@ -67,6 +67,9 @@ def push_command(
     """Send articles to the ingest topic (.txt, .html, .json, .jsonl)."""
     inputs = _inputs(paths)
     if not inputs:  # as `process` says: an empty folder went on to Kafka and "pushed 0 of 0", exit 0
+        if paths == ["-"]:  # a pipe that had nothing today: said, not an error
+            err.print("nothing to push: standard input held no article")
+            raise typer.Exit(0)
         err.print("nothing to push: no .txt, .html, .json or .jsonl input found")
         raise typer.Exit(2)
 
@@ -119,7 +122,8 @@ def run(
     classify: Annotated[int, typer.Option(min=0, help="Replicas of classify (0: it runs elsewhere).")] = 1,
     storage: Annotated[int, typer.Option(min=1, help="Replicas of storage.")] = 1,
 ) -> None:
-    """Run all four services as local processes (and a local Kafka when KAFKA_BOOTSTRAP_SERVERS is unset)."""
+    """Run the four services as local processes (and a local Kafka when KAFKA_BOOTSTRAP_SERVERS is unset); a stage
+    given 0 replicas runs elsewhere."""
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -472,7 +476,8 @@ def forget_duplicates(
     except ImportError as missing:  # storage's image has no cleanup dependencies (numpy, datasketch)
         err.print(
             f"[red]error:[/] this installation lacks cleanup's dependencies ({escape(str(missing.name))}): run it where"
-            " cleanup runs, e.g. `kubectl -n newsflow exec deploy/newsflow-cleanup -- newsflow cleanup forget-duplicates`"
+            " cleanup runs, e.g. `kubectl -n newsflow exec deploy/newsflow-cleanup -- newsflow cleanup forget-duplicates"
+            f" {'--all' if everything else f'--older-than-days {older_than_days:g}'}`"
         )
         raise typer.Exit(3) from None
     from newsflow_shared.db import make_engine

@@ -103,3 +103,10 @@ def test_push_with_nothing_to_push_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["push", str(tmp_path)], env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
     assert result.exit_code == 2, result.output
     assert "nothing to push" in result.output
+
+
+def test_push_of_an_empty_pipe_is_no_error() -> None:
+    """`produce | newsflow push -` on a day with nothing: said, exit 0."""
+    result = CliRunner().invoke(app, ["push", "-"], input="", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
+    assert result.exit_code == 0, result.output
+    assert "standard input held no article" in result.output
