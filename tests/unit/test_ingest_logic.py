@@ -43,3 +43,16 @@ def test_naive_dates_are_taken_as_utc() -> None:
     article = ingest(RawArticle(text="x", published_at=datetime(2026, 1, 2, 3, 4)), max_bytes=1000)
     assert article.published_at == datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     assert article.lineage[0].stage == "ingest"
+
+
+def test_a_url_with_credentials_is_stored_without_them_and_keeps_its_id() -> None:
+    """The article page linked the address with the password in it."""
+    from newsflow_ingest.logic import article_id, ingest
+
+    raw = RawArticle(text="Body.", url="https://editor:s3cret@news.example.com/a?x=1#top")
+    ingested = ingest(raw, max_bytes=1 << 20)
+    assert ingested.url == "https://news.example.com/a?x=1#top"
+    assert ingested.id == article_id(raw)  # of the URL as it came: a re-send keeps its id
+    assert ingest(RawArticle(text="Body.", url="https://news.example.com/a@b"), max_bytes=1 << 20).url == (
+        "https://news.example.com/a@b"  # an '@' in the path is no login
+    )

@@ -20,6 +20,17 @@ def normalise_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
 
 
+def without_credentials(url: str | None) -> str | None:
+    """``url`` without a ``user:password@`` before its host, as it is stored and shown: the article page linked its
+    address with the password in it. The id and content hash are of the URL as it came, so they do not move."""
+    if url is None or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
@@ -81,7 +92,7 @@ def ingest(raw: RawArticle, *, max_bytes: int, normalised: dict[str, int] | None
         title=raw.title.strip() if raw.title else None,
         text=raw.text,
         html=raw.html,
-        url=raw.url,
+        url=without_credentials(raw.url),
         source=raw.source,
         published_at=raw.published_at,
         language_hint=raw.language,
