@@ -244,16 +244,14 @@ def replay(
         other = "stored" if source == "raw" else "raw"
         err.print(f"[red]error:[/] {' and '.join(misplaced)} only with --from {other}, not --from {source}")
         raise typer.Exit(2)
-    narrowed = bool(ids) if source == "stored" else since is not None
-    if narrowed == everything:
-        # Every stored article is a revision each and work for every stage: asked for by name, as `dlq redrive --all`.
-        what = "--id" if source == "stored" else "--since"
-        err.print(
-            f"[red]error:[/] name what to replay from {source}: {what}, or --all for everything"
-            if not narrowed
-            else f"[red]error:[/] --all replays everything: leave out {what}, or --all"
-        )
-        raise typer.Exit(2)
+    # Every stored article is a revision each and work for every stage: asked for by name, as `dlq redrive --all`.
+    what = "--id" if source == "stored" else "--since"
+    _narrowed_or_all(
+        bool(ids) if source == "stored" else since is not None,
+        everything,
+        neither=f"name what to replay from {source}: {what}, or --all for everything",
+        both=f"--all replays everything: leave out {what}, or --all",
+    )
     stage = stage or "classify"
 
     skipped: list[str] = []
@@ -424,7 +422,7 @@ def forget_boilerplate(
     from newsflow_cleanup.learned import forget
     from newsflow_shared.db import make_engine
 
-    _one_of_by_name(source is not None, everything, "--source S")
+    _forget_narrowed_or_all(source is not None, everything, "--source S")
     url = _database_url()
 
     async def main() -> int:
@@ -441,16 +439,21 @@ def forget_boilerplate(
         raise typer.Exit(1)
 
 
-def _one_of_by_name(narrowed: bool, everything: bool, narrowing: str) -> None:
-    """Exit 2 unless the command is narrowed or asked for everything by ``--all``, not both: deleting everything
-    was what a bare command did, with nothing asked."""
+def _narrowed_or_all(narrowed: bool, everything: bool, *, neither: str, both: str) -> None:
+    """Exit 2, saying ``neither`` or ``both``, unless the command is narrowed or asked for everything by ``--all``:
+    acting on everything (deleting it, replaying it) was what a bare command did, with nothing asked."""
     if narrowed == everything:
-        err.print(
-            f"[red]error:[/] --all forgets everything: leave out {narrowing}, or --all"
-            if narrowed
-            else f"[red]error:[/] give {narrowing}, or --all to forget everything"
-        )
+        err.print(f"[red]error:[/] {both if narrowed else neither}")
         raise typer.Exit(2)
+
+
+def _forget_narrowed_or_all(narrowed: bool, everything: bool, narrowing: str) -> None:
+    _narrowed_or_all(
+        narrowed,
+        everything,
+        neither=f"give {narrowing}, or --all to forget everything",
+        both=f"--all forgets everything: leave out {narrowing}, or --all",
+    )
 
 
 @cleanup_app.command("forget-duplicates")
@@ -469,7 +472,7 @@ def forget_duplicates(
     is left."""
     from sqlalchemy import delete
 
-    _one_of_by_name(older_than_days is not None, everything, "--older-than-days D")
+    _forget_narrowed_or_all(older_than_days is not None, everything, "--older-than-days D")
 
     try:
         from newsflow_cleanup.near_duplicates import DuplicateIndex

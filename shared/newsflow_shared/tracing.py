@@ -5,7 +5,7 @@ Off by default: spans are recorded and exported only when ``OTEL_TRACES_EXPORTER
 ``OTEL_SDK_DISABLED`` is not ``true``. The SDK itself reads the rest (``OTEL_SERVICE_NAME``,
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``, the exporter's endpoint and headers). The OTLP exporter is
 the one ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or else ``OTEL_EXPORTER_OTLP_PROTOCOL`` names: ``http/protobuf`` (the
-default) or ``grpc`` where its package is installed; any other is refused at start (:func:`configure`), where it was
+default) or ``grpc`` where its package is installed; any other is refused at start (:func:`refuse_unusable_exporter`), where it was
 once ignored and a collector's gRPC port got only the HTTP exporter's errors.
 
 FastStream's ``KafkaTelemetryMiddleware`` puts the W3C ``traceparent`` in every record's headers. A batch's own
@@ -91,11 +91,8 @@ def configure(service: str, environ: Mapping[str, str] = os.environ) -> None:
     global _configured
     if _configured:
         return
-    try:
-        provider = tracer_provider(service, environ)
-    except UnusableExporter as error:  # a setting, as settings are refused: one line and exit 78, not a traceback
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(EXIT_CONFIG) from None
+    refuse_unusable_exporter(environ)
+    provider = tracer_provider(service, environ)
     if provider is not None:
         trace.set_tracer_provider(provider)
         _configured = True
@@ -108,7 +105,7 @@ def refuse_unusable_exporter(environ: Mapping[str, str] = os.environ) -> None:
         return
     try:
         _exporter_type(environ)
-    except UnusableExporter as error:
+    except UnusableExporter as error:  # a setting, as settings are refused: one line and exit 78, not a traceback
         print(f"error: {error}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
 

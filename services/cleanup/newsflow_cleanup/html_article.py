@@ -36,8 +36,8 @@ _KIND = {"table": "table", "ul": "list", "ol": "list", "dl": "list", "menu": "li
 MOST_ATTRIBUTES = 1_000
 _LONG_TAG_CHARS = 4 * MOST_ATTRIBUTES  # fewer characters cannot hold that many: tags shorter are not counted
 _LONG_TAG = re.compile(f"<([A-Za-z][A-Za-z0-9:-]{{0,31}})(\\s[^<>]{{{_LONG_TAG_CHARS},}})>")
-# An attribute as the HTML tokenizer reads one: a name, and a value quoted or not (a quoted one may hold spaces).
 _COMMENT_END = re.compile(r"(?:--!?)?$")
+# An attribute as the HTML tokenizer reads one: a name, and a value quoted or not (a quoted one may hold spaces).
 _ATTRIBUTE = re.compile(r"""\s*[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?""")
 # What a browser never shows: <template>, and elements marked hidden, but not hidden="until-found" (a collapsed
 # section find-in-page opens) nor a hidden <html> or <body> (a page that script reveals: its text is the article).
