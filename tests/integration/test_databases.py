@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from newsflow_cli.inputs import read_inputs
 from newsflow_shared import StoredArticle
 from newsflow_shared.db import make_engine, upgrade
-from newsflow_shared.db.migrate import alembic_config
+from newsflow_shared.db.migrate import _PG_LOCK_ID, alembic_config
 from newsflow_shared.db.tables import metadata
 from newsflow_storage.repository import ArticleRepository, Query
 
@@ -262,3 +262,47 @@ async def test_two_replicas_storing_one_article_at_once_count_its_revisions(
         assert [r["revision"] for r in await repository.revisions("x")] == [1, 2, 3, 4]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_schema_check_cut_off_by_the_database_is_done_again(fresh_postgres: str) -> None:
+    """A replica starting while PostgreSQL restarts lost its connection mid-check and exited (CI's chaos test)."""
+    checking: asyncio.Task[str | None] | None = None
+    blocker = make_engine(fresh_postgres)
+    watcher = make_engine(fresh_postgres)
+    try:
+        async with blocker.connect() as holding:
+            # The migration's first statement takes this lock: holding it keeps the check waiting, in the middle.
+            await holding.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
+            checking = asyncio.create_task(upgrade(fresh_postgres, wait=60))
+            async with watcher.connect() as connection:
+                # Outside a transaction: within one, pg_stat_activity is read once and kept.
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                waiting: list[int] = []
+                for _ in range(100):
+                    waiting = list(
+                        (
+                            await connection.execute(
+                                text(
+                                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                    "AND query LIKE '%pg_advisory_xact_lock%'"
+                                )
+                            )
+                        ).scalars()
+                    )
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.1)
+                assert waiting, "the schema check never waited for the lock"
+                # What a server's shutdown does to each session: "terminating connection due to administrator command".
+                await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting[0]})
+            await asyncio.sleep(1)
+            assert not checking.done(), checking
+            await holding.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
+        reached = await asyncio.wait_for(checking, 60)
+        assert reached == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    finally:
+        if checking is not None:
+            checking.cancel()
+        await blocker.dispose()
+        await watcher.dispose()

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import first_line
+from ..failures import Fault, fault_of
 from .engine import is_sqlite, make_engine, normalise_url
 
 log = logging.getLogger(__name__)
@@ -118,14 +119,29 @@ async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.
     """
     url = normalise_url(database_url)
     engine = make_engine(url)
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + wait
     try:
-        if wait:
-            await wait_for_database(engine, wait)
-        with _file_lock(url):
-            async with engine.begin() as connection:
-                if not is_sqlite(url):
-                    await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
-                return await connection.run_sync(_run_alembic, revision)
+        while True:
+            if wait:
+                await wait_for_database(engine, max(deadline - clock(), 0.0))
+            try:
+                with _file_lock(url):
+                    async with engine.begin() as connection:
+                        if not is_sqlite(url):
+                            await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+                        return await connection.run_sync(_run_alembic, revision)
+            except (OSError, DBAPIError) as error:
+                # A database restarted while a replica checked the schema (the migration is one transaction, so it
+                # is simply done again): that replica exited with a traceback, and `newsflow run` stopped the
+                # pipeline with it. A refused statement or a wrong password is no outage and is raised at once.
+                if not wait or fault_of(error) is not Fault.ENVIRONMENT or clock() >= deadline:
+                    raise
+                log.warning(
+                    "the database went away while the schema was checked (%s: %s); checking again",
+                    type(error).__name__,
+                    first_line(error, 200),
+                )
     finally:
         await engine.dispose()
 
