@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 from rich.markup import escape
@@ -167,13 +168,19 @@ class _DescribeGroupsV2(DescribeGroupsRequest):
 
 async def group_members(admin: AIOKafkaAdminClient, groups: list[str]) -> dict[str, int]:
     """Members of each consumer group: the replicas alive (each sends heartbeats, or the group drops it)."""
-    described: dict[str, int] = {}
-    for group_id in groups:
-        node = await coordinator_ready(partial(admin.find_coordinator, group_id))
-        response = await admin._send_request(_DescribeGroupsV2([group_id]), node)
-        for group in response.to_object()["groups"]:
-            described[group["group"]] = len(group["members"])
-    return described
+    return {group_id: await coordinator_ready(partial(_members_of, admin, group_id)) for group_id in groups}
+
+
+async def _members_of(admin: AIOKafkaAdminClient, group_id: str) -> int:
+    node = await admin.find_coordinator(group_id)
+    response = await admin._send_request(_DescribeGroupsV2([group_id]), node)
+    for group in response.to_object()["groups"]:
+        # An error comes with no members: read as 0, a coordinator still loading (a broker just restarted) showed
+        # every stage with no replica, and `run` started a second pipeline beside the first.
+        if group["error_code"]:
+            raise kafka_errors.for_code(group["error_code"])(f"describing the consumer group {group_id}")
+        return len(group["members"])
+    return 0
 
 
 async def _fill_lag(
