@@ -5,7 +5,6 @@ Each function takes and returns plain text, so each repair is tested on its own.
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 from typing import Literal
@@ -14,7 +13,7 @@ import ftfy
 from ftfy.badness import is_bad
 from ftfy.chardata import CONTROL_CHARS, LIGATURES, WIDTH_MAP
 
-from newsflow_shared.text_safety import make_safe
+from newsflow_shared.text_safety import make_safe, unescape_html
 
 # Invisible characters that break words for search and models alike.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
@@ -159,7 +158,7 @@ def fix_encoding(text: str) -> str:
     text = _BLANK_LINES.sub("\n\n", text)
     text = _ftfy_fix(text)
     if "&" in text:  # entities ftfy leaves alone when the text also holds a literal '&'
-        text = html.unescape(text)
+        text = unescape_html(text)
     return unicodedata.normalize("NFC", text)
 
 

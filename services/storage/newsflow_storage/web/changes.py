@@ -8,7 +8,6 @@ repairs (mojibake, spacing, hyphens, quotes). Everything is escaped; only our ta
 from __future__ import annotations
 
 import difflib
-import html
 import re
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 from newsflow_shared import Removal
+from newsflow_shared.text_safety import unescape_html
 
 _BLANK_LINE = re.compile(r"\n\s*\n")
 _TOKENS = re.compile(r"\s+|\w+|[^\w\s]")
@@ -414,4 +414,4 @@ def _root(parent: list[int], node: int) -> int:
 def _normal(text: str) -> str:
     """A line as cleanup's removal and the text that arrived both read: cleanup records it after its repairs, which
     turn entities into characters ("&copy; Reuters" into "© Reuters")."""
-    return " ".join(re.sub(r"[\W_]+", " ", html.unescape(text).casefold()).split())
+    return " ".join(re.sub(r"[\W_]+", " ", unescape_html(text).casefold()).split())
