@@ -38,6 +38,11 @@ def test_compose_runs_every_service_with_known_env_vars() -> None:
         assert services[name]["build"]["dockerfile"] == f"services/{name}/Dockerfile"
         assert (ROOT / f"services/{name}/Dockerfile").exists()
         assert "ports" not in services[name] or name == "storage"
+        # The database's password only where it is used: classify keeps no state (as in deploy/k8s/classify.yaml).
+        uses_database = name != "classify"
+        assert ("DATABASE_URL" in env) == uses_database, name
+        assert ("postgres" in services[name]["depends_on"]) == uses_database, name
+    assert "DATABASE_URL" in services["topic-init"]["environment"]  # `newsflow db upgrade`
 
 
 def test_compose_topics_are_the_defaults() -> None:
