@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from newsflow_storage.web.highlight import SNIPPET_SEARCH_CHARACTERS, marked, snippet, word_pattern
+from newsflow_storage.web.highlight import MARKED_TERMS, SNIPPET_SEARCH_CHARACTERS, marked, snippet, word_pattern
 
 
 def test_the_snippet_is_a_window_around_the_first_match_with_the_matches_marked() -> None:
@@ -44,3 +44,16 @@ def test_a_match_is_looked_for_only_so_far_into_a_long_article() -> None:
     assert shown.startswith("Nothing here matches.")
     assert shown.endswith(" …")
     assert "<mark>" not in shown
+
+
+def test_a_query_of_hundreds_of_words_marks_its_first_ones() -> None:
+    # Each word is tried at every place in the text: 250 hyphenated pairs, which full-text search matches as phrases
+    # and no text held as written, made each result's snippet scan 100,000 characters 250 times over.
+    pairs = [f"{a}-{b}" for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghij"]
+    pattern = word_pattern(" ".join(["Douma", "douma", *pairs]))
+    assert pattern is not None
+    alternatives = pattern.pattern.split("(", 2)[2].rstrip(")").split("|")
+    assert len(alternatives) == MARKED_TERMS
+    assert {"Douma", "douma", "a\\-a", "a\\-b"} <= set(alternatives)
+    assert "z\\-j" not in alternatives
+    assert snippet("Rebels left Douma on Sunday", pattern) == "Rebels left <mark>Douma</mark> on Sunday"
