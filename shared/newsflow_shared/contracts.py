@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -60,7 +61,30 @@ def _plausible_date(value: datetime) -> datetime:
     return value
 
 
-PlausibleDate = Annotated[datetime, AfterValidator(_plausible_date)]
+_A_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?")
+
+
+def _as_written(value: Any, info: ValidationInfo) -> Any:
+    """A date as ISO 8601 writes it, never a number: pydantic reads a number, or a string of digits, as seconds (or
+    milliseconds) since 1970, so that "20240315", ISO 8601's basic form of a date, was stored as 1970-08-23, and
+    "2024" as 00:33:44 on 1 January 1970, each well within the plausible years."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"field '{info.field_name}': {value!r} is a number, not a date (seconds or milliseconds since 1970?):"
+            " give it in ISO 8601, as 2024-03-15 or 2024-03-15T10:00:00Z"
+        )
+    if isinstance(value, str) and _A_NUMBER.fullmatch(stripped := value.strip()):
+        try:
+            return datetime.fromisoformat(stripped)  # 20240315, as the query API reads it too
+        except ValueError:
+            raise ValueError(
+                f"field '{info.field_name}': {value[:40]!r} is a number, not a date: give it in ISO 8601, as"
+                " 2024-03-15 or 2024-03-15T10:00:00Z"
+            ) from None
+    return value
+
+
+PlausibleDate = Annotated[datetime, BeforeValidator(_as_written), AfterValidator(_plausible_date)]
 """A timestamp every store can keep, in UTC; the same bounds at every hop."""
 
 SafeMetadata = Annotated[dict[str, Any], AfterValidator(check_json)]

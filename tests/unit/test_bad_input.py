@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -250,3 +251,16 @@ def test_an_id_that_making_safe_would_change_is_refused_not_changed(given: str) 
         read_raw(f'{{"id": "{given}", "text": "x"}}'.encode(), max_metadata_bytes=1 << 20)
     assert "the article's 'id' holds characters an id cannot keep" in refused.value.reason
     assert read_raw(b'{"id": "ab", "text": "x"}', max_metadata_bytes=1 << 20)[0].id == "ab"
+
+
+@pytest.mark.parametrize("given", ["2024", "0", "-1", "99999999", 0, 1_700_000_000, 1_700_000_000_000, 1.5])
+def test_a_date_given_as_a_number_is_refused_not_read_as_seconds_since_1970(given: object) -> None:
+    # Read as seconds or milliseconds, "2024" was 00:33:44 on 1 January 1970, within the plausible years, and stored.
+    value = json.dumps({"text": "Storm warning.", "published_at": given}).encode()
+    with pytest.raises(InvalidArticle, match=r"published_at.*is a number, not a date.*ISO 8601"):
+        read_raw(value, max_metadata_bytes=64 * 1024)
+
+
+def test_a_date_in_iso_8601s_basic_form_is_that_day() -> None:
+    value = json.dumps({"text": "Storm warning.", "published_at": "20240315"}).encode()
+    assert read_raw(value, max_metadata_bytes=64 * 1024)[0].published_at == datetime(2024, 3, 15, tzinfo=UTC)
