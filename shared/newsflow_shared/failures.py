@@ -109,3 +109,27 @@ def fault_of(error: BaseException) -> Fault:
     if isinstance(error, TemporaryFailure):
         return Fault.ENVIRONMENT
     return Fault.RECORD
+
+
+# What says the database as a whole cannot take writes now, whatever the record: no space or memory, too many
+# connections, read-only, an I/O error, a shutdown, another writer's lock. A probe's read still answers meanwhile.
+_STORE_WIDE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+_STORE_WIDE_SQLSTATES = frozenset({"25006"})  # read-only transaction: a replica promoted late, a standby
+_SQLITE_STORE_WIDE = frozenset({"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY"})
+
+
+def store_cannot_write(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot write anything now, not this record.
+
+    Its own answer to a probe (a read) proves nothing then: storage took a full disk for each article's own fault,
+    dead-lettered every article that came, and stayed ready. The stage waits for it instead, as for an outage.
+    """
+    code = sqlstate(error)
+    if code is not None:
+        # Not a statement's time-out (57014): a record may cost that much on its own, and would stall the stage.
+        return (code[:2] in _STORE_WIDE_SQLSTATE_CLASSES or code in _STORE_WIDE_SQLSTATES) and code != "57014"
+    for item in _chain(error):
+        if isinstance(item, sqlite3.Error):
+            primary = "_".join((getattr(item, "sqlite_errorname", "") or "").split("_")[:2])
+            return primary in _SQLITE_STORE_WIDE or primary == "SQLITE_LOCKED"
+    return False

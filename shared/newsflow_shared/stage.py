@@ -16,7 +16,8 @@ When a step fails, :func:`~newsflow_shared.failures.fault_of` says whose fault i
   ``MAX_ATTEMPTS`` times, then dead-lettered with the reason. The rest of the batch goes on.
 - **the environment's** (broker or database away, time-outs, deadlocks): if Kafka and the
   database still answer a probe, the failure only *looks* temporary, so it is treated like the
-  record's own after ``MAX_ATTEMPTS`` tries. If they do not answer, the stage backs off and rewinds
+  record's own after ``MAX_ATTEMPTS`` tries. If they do not answer, or the database says it cannot write
+  at all (a full disk, read-only, out of connections: its reads still answer), the stage backs off and rewinds
   the batch, without limit: it is redelivered, never lost. Downstream writes are idempotent by
   article id, so a redelivery never stores an article twice.
 """
@@ -40,7 +41,7 @@ from .contracts import DeadLetter
 from .dead_letter import dead_letter
 from .delivery import REPLAY_HEADER, TRACE_HEADER, Delivery
 from .errors import BatchNotUnpacked, DeadLetterRefused, OutputTooLarge, RejectedInput
-from .failures import Fault, fault_of
+from .failures import Fault, fault_of, store_cannot_write
 from .health import StageWatch
 from .logs import configure_logging
 from .metrics import StageMetrics
@@ -242,7 +243,7 @@ class Stage:
             except Exception as error:
                 failures += 1
                 fault = fault_of(error)
-                if fault is Fault.ENVIRONMENT and not await self.environment_answers():
+                if fault is Fault.ENVIRONMENT and (store_cannot_write(error) or not await self.environment_answers()):
                     raise
                 if len(deliveries) > 1 and (fault is Fault.RECORD or failures >= self.settings.max_attempts):
                     log.warning(
@@ -417,8 +418,8 @@ class Stage:
             log.error("batch of %d failed: %s; retrying it in %.1fs, nothing is committed", size, error, delay)
         else:
             log.warning(
-                "batch of %d failed (%s: %s) and Kafka or the database does not answer; retrying it in %.1fs, "
-                "nothing is committed",
+                "batch of %d failed (%s: %s) and Kafka or the database does not answer (or cannot write); retrying"
+                " it in %.1fs, nothing is committed",
                 size,
                 type(error).__name__,
                 _short(error),

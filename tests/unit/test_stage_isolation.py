@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaError
 from sqlalchemy import exc as sql_errors
+from sqlalchemy import text
 
 from newsflow_shared import DeadLetter, Delivery, ServiceSettings, Stage, TemporaryFailure
 from newsflow_shared.contracts import SkippedArticle
+from newsflow_shared.db import make_engine
 from newsflow_shared.errors import DeadLetterRefused
 from newsflow_shared.stage import Emit, Output
 
@@ -147,3 +150,41 @@ async def test_a_dead_letter_kafka_refuses_holds_the_batch_and_says_why() -> Non
     away = RefusingDeadLetters(environment_up=False, max_attempts=1)
     with pytest.raises(KafkaError):  # Kafka is away: not called a refusal
         await away.settle(deliveries(2), handler_failing_on({1}, ValueError("odd article"), []))
+
+
+async def test_a_full_database_holds_the_batch_though_its_reads_answer(tmp_path: Path) -> None:
+    """A full disk was each article's own fault while the probe's read answered: storage dead-lettered every article
+    that came, and stayed ready. A real SQLite database, full at its page limit, refusing a write."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/full.db")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE stored (body BLOB)"))
+
+    async def store(batch: list[Delivery]) -> list[Output]:
+        async with engine.begin() as connection:
+            await connection.execute(text("PRAGMA max_page_count = 4"))  # the disk, full
+            await connection.execute(text("INSERT INTO stored VALUES (randomblob(100000))"))
+        return []
+
+    stage = RecordingStage(environment_up=True, max_attempts=2)
+    try:
+        with pytest.raises(sql_errors.OperationalError, match="full"):
+            await stage.settle(deliveries(4), store)
+    finally:
+        await engine.dispose()
+    assert stage.sent == []  # nothing dead-lettered: the batch waits, rewound, as for an outage
+
+
+@pytest.mark.parametrize("sqlstate", ["53100", "53300", "25006", "57P01", "58030"])
+async def test_postgresql_unable_to_write_at_all_holds_the_batch(sqlstate: str) -> None:
+    # Disk full, too many connections, a read-only standby, a shutdown, an I/O error: never one record's doing.
+    stage = RecordingStage(environment_up=True, max_attempts=2)
+    with pytest.raises(sql_errors.DBAPIError):
+        await stage.settle(deliveries(4), handler_failing_on({1}, database_error(sqlstate), []))
+    assert stage.sent == []
+
+
+async def test_a_statement_that_times_out_is_still_tried_as_the_records_own() -> None:
+    # One article can cost a statement its time-out (a huge text's search vector): it must not stall the stage.
+    stage = RecordingStage(environment_up=True, max_attempts=2)
+    await stage.settle(deliveries(4), handler_failing_on({1}, database_error("57014"), []))
+    assert outcome(stage) == {"a-0": "ok", "a-1": "dead", "a-2": "ok", "a-3": "ok"}
