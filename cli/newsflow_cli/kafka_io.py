@@ -200,11 +200,15 @@ class OutcomeWatcher:
                     if kind.startswith("waiting:"):
                         yield kind, headers.get(TRACE_HEADER), {}
                         continue
+                    # What no stage writes (bytes that are not UTF-8, a tombstone, a JSON list) is passed over: one
+                    # record not UTF-8 ended `tail` and `process` with a traceback, and `tail --from-beginning`
+                    # again each time until the topic's retention dropped it.
                     try:
-                        body = json.loads(record.value or b"{}")
-                    except json.JSONDecodeError:
+                        body = json.loads(record.value) if record.value is not None else None
+                    except ValueError:  # JSONDecodeError, UnicodeDecodeError
                         continue
-                    yield kind, headers.get(TRACE_HEADER), body
+                    if isinstance(body, dict):
+                        yield kind, headers.get(TRACE_HEADER), body
             if not batches:
                 yield "idle", None, {}
 
