@@ -122,6 +122,7 @@ class ServiceSettings(KafkaSecuritySettings):
     kafka_fetch_min_bytes: int = Field(
         default=1,
         ge=1,
+        le=2**31 - 1,  # a 32-bit field: past it the consumer's fetcher failed for good, and the service looked well
         description="The broker answers a consumer's fetch once this many bytes wait (or the wait ends).",
     )
     kafka_fetch_max_wait_ms: int = Field(
@@ -143,8 +144,9 @@ class ServiceSettings(KafkaSecuritySettings):
     topic_skipped: str = "articles.skipped"
     topic_unsupported: str = "articles.unsupported"
     topic_dlq: str = "articles.dlq"
-    topic_partitions: int = Field(default=6, ge=1)
-    topic_replication_factor: int = Field(default=1, ge=1)
+    # Kafka creates at most 10,000 partitions a request, and `newsflow topics` asks for the eight topics in one.
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+    topic_replication_factor: int = Field(default=1, ge=1, le=2**15 - 1)  # a 16-bit field
 
     @field_validator(*TOPIC_FIELDS)
     @classmethod

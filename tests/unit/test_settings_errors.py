@@ -168,6 +168,9 @@ def test_a_setting_named_like_tokens_is_no_secret() -> None:
         ({"KAFKA_BOOTSTRAP_SERVERS": "http://kafka:9092"}, "is a URL: give host:port, without a scheme"),
         ({"KAFKA_MAX_MESSAGE_BYTES": str(1024**3)}, "KAFKA_MAX_MESSAGE_BYTES='1073741824': Input should be less"),
         ({"KAFKA_FETCH_MAX_WAIT_MS": "40000"}, "KAFKA_FETCH_MAX_WAIT_MS='40000': Input should be less"),
+        ({"KAFKA_FETCH_MIN_BYTES": "3000000000"}, "KAFKA_FETCH_MIN_BYTES='3000000000': Input should be less"),
+        ({"TOPIC_PARTITIONS": "200000"}, "TOPIC_PARTITIONS='200000': Input should be less than or equal to 1000"),
+        ({"TOPIC_REPLICATION_FACTOR": "40000"}, "TOPIC_REPLICATION_FACTOR='40000': Input should be less"),
     ],
 )
 def test_values_that_failed_later_are_refused_at_start(
