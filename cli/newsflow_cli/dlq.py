@@ -27,7 +27,7 @@ from newsflow_shared.redrive import redriven_from
 from newsflow_shared.sending import OutgoingRecord, queue_all
 
 from .common import err, since_utc, with_kafka
-from .kafka_io import producer, topic_partitions
+from .kafka_io import producer, require_topics, topic_partitions
 
 if TYPE_CHECKING:
     from newsflow_storage.dead_letters import DeadLetterStore
@@ -77,7 +77,11 @@ class Found:
 
 
 async def dead_letters(settings: ServiceSettings, where: Filter) -> AsyncIterator[Found]:
-    """The dead letters on the topic now (from ``where.since``, else from the start) that match ``where``."""
+    """The dead letters on the topic now (from ``where.since``, else from the start) that match ``where``.
+
+    A DLQ that is not there is said (:class:`TopicMissing`): a misspelt ``TOPIC_DLQ`` read as an empty one, and
+    `dlq redrive --all` "re-drove 0 dead letters"."""
+    await require_topics(settings, settings.topic_dlq)
     consumer = kafka_clients.consumer(
         settings,
         enable_auto_commit=False,

@@ -170,6 +170,7 @@ class OutcomeWatcher:
         )
 
     async def start(self, from_beginning: bool = False) -> None:
+        await require_topics(self.settings, *self.topics)  # a misspelt TOPIC_STORED: `tail` waited, silent, for ever
         await kafka_clients.connect(self.consumer, settings=self.settings)
         partitions = []
         for topic in self.topics:

@@ -35,7 +35,7 @@ from rich.table import Table
 from newsflow_shared import ServiceSettings, kafka_clients, settings_from_environment
 from newsflow_shared.lag import committed_offsets, coordinator_ready, read_from
 
-from .kafka_io import topic_partitions
+from .kafka_io import TopicMissing, require_topics, topic_partitions
 from .local_kafka import KafkaUnavailable
 from .stack import reach_kafka
 
@@ -82,7 +82,13 @@ each batch, and a batch of letters takes it a second or so (storage's, up to 1,0
 async def gather_status(
     settings: ServiceSettings, *, stuck_after: float = 300.0, dlq_window: float = 3600.0
 ) -> list[StageStatus]:
-    """Read every stage's numbers from Kafka now."""
+    """Read every stage's numbers from Kafka now; :class:`TopicMissing` where a topic the stages use is not there (a
+    misspelt ``TOPIC_RAW``, or a broker with no pipeline: every stage read as "ok", with nothing waiting)."""
+    await require_topics(
+        settings,
+        *{topic for source, outputs in stage_topics(settings).values() for topic in (source, *outputs)},
+        settings.topic_dlq,
+    )
     admin = kafka_clients.admin(settings, client_id="newsflow-status")
     # Two consumers: one asks for offsets and is never assigned anything, so it keeps the metadata of every topic; the
     # reader is assigned one partition after another to read a record's time. With one for both, each assignment
@@ -352,7 +358,7 @@ def run_status(
         else:
             stages = asyncio.run(gather_status(settings, **options))
     except Exception as error:  # Kafka down or unreachable: say so, in the form asked for
-        cause = str(error) if isinstance(error, KafkaUnavailable) else repr(error)
+        cause = str(error) if isinstance(error, KafkaUnavailable | TopicMissing) else repr(error)
         message = f"cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}: {cause}"
         if as_json:
             print(json.dumps({"ok": False, "error": message, "stages": []}))

@@ -625,13 +625,22 @@ async def test_records_are_stamped_when_they_arrive_whatever_time_their_producer
         assert now - 60_000 <= record.timestamp <= arrived_by, (record.value, record.timestamp, now)
 
 
-def test_push_and_replay_to_topics_that_do_not_exist_say_so_at_once(kafka_bootstrap: str, tmp_path: Any) -> None:
+def test_commands_on_topics_that_do_not_exist_say_so_at_once(kafka_bootstrap: str, tmp_path: Any) -> None:
     """`newsflow push` before the topic job waited 40 s for the topic's metadata, a log line a second, then ended in
     a traceback; `replay --from raw` in a traceback at once."""
     env = isolated_env(kafka_bootstrap, f"sqlite+aiosqlite:///{tmp_path}/t.db")  # its topics never made
     sample = tmp_path / "one.txt"
     sample.write_text("Storm warning\nGales are expected tonight.")
-    for command in (["push", str(sample)], ["replay", "--from", "raw", "--all"]):
+    commands = [
+        (["push", str(sample)], "TOPIC_RAW"),
+        (["replay", "--from", "raw", "--all"], "TOPIC_RAW"),
+        # These read an empty DLQ, an "ok" pipeline, or waited in silence for ever.
+        (["dlq", "list"], "TOPIC_DLQ"),
+        (["dlq", "redrive", "--all"], "TOPIC_DLQ"),
+        (["status"], "TOPIC_RAW"),
+        (["tail"], "TOPIC_STORED"),
+    ]
+    for command, topic in commands:
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "newsflow_cli", *command],
@@ -641,9 +650,9 @@ def test_push_and_replay_to_topics_that_do_not_exist_say_so_at_once(kafka_bootst
             timeout=120,
             check=False,
         )
-        assert done.returncode == 3, done.stderr
-        assert f"{env['TOPIC_RAW']}" in done.stderr
-        assert "create them with `newsflow topics`" in done.stderr
+        assert done.returncode == 3, (command, done.stderr)
+        assert env[topic] in done.stderr, command
+        assert "create them with `newsflow topics`" in done.stderr, command
         assert "Traceback" not in done.stderr
         assert time.monotonic() - started < 30
 
