@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -111,18 +112,60 @@ async def dead_letters(settings: ServiceSettings, where: Filter) -> AsyncIterato
                     if record.offset >= ends[tp]:
                         remaining.discard(tp)
                         break
-                    if isinstance(record.value, UnreadBatch):
-                        err.print(f"[yellow]skipped[/] {tp.partition}:{record.offset}: {escape(record.value.reason)}")
-                        continue
-                    try:
-                        letter = DeadLetter.model_validate_json(record.value or b"")
-                    except ValidationError:
-                        err.print(f"[yellow]skipped[/] {tp.partition}:{record.offset}: not a Newsflow dead letter")
-                        continue
-                    if where.matches(letter):
+                    letter = _letter_in(record)
+                    if letter is not None and where.matches(letter):
                         yield Found(tp.partition, record.offset, letter)
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+def _letter_in(record: Any) -> DeadLetter | None:
+    """The dead letter a DLQ record holds; None, said on stderr, for one that holds none."""
+    if isinstance(record.value, UnreadBatch):
+        err.print(f"[yellow]skipped[/] {record.partition}:{record.offset}: {escape(record.value.reason)}")
+        return None
+    try:
+        return DeadLetter.model_validate_json(record.value or b"")
+    except ValidationError:
+        err.print(f"[yellow]skipped[/] {record.partition}:{record.offset}: not a Newsflow dead letter")
+        return None
+
+
+async def letter_at(settings: ServiceSettings, partition: int, offset: int, *, within: float = 30.0) -> Found | None:
+    """The dead letter at ``partition``:``offset``, read alone; None where there is none.
+
+    Found by reading the topic from its start, one letter took 2.9 s and 935 MB of a pod's memory on a DLQ of 30,000
+    letters of 27 KB, and each record before it that held no letter was said on the way.
+    """
+    await require_topics(settings, settings.topic_dlq)
+    consumer = kafka_clients.consumer(
+        settings,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
+        fetch_max_bytes=settings.kafka_max_message_bytes,
+        client_id="newsflow-cli-dlq",
+    )
+    await kafka_clients.connect(consumer, settings)
+    try:
+        tp = TopicPartition(settings.topic_dlq, partition)
+        if tp not in await topic_partitions(consumer, settings.topic_dlq):
+            return None
+        consumer.assign([tp])
+        first, end = (await consumer.beginning_offsets([tp]))[tp], (await consumer.end_offsets([tp]))[tp]
+        if not first <= offset < end:
+            return None
+        consumer.seek(tp, offset)
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            for record in (await consumer.getmany(tp, timeout_ms=1000, max_records=1)).get(tp, []):
+                if record.offset == offset:
+                    letter = _letter_in(record)
+                    return None if letter is None else Found(partition, offset, letter)
+                if record.offset > offset:  # no record there (a transaction's marker): none to show
+                    return None
+        return None
     finally:
         await consumer.stop()
 
@@ -196,13 +239,7 @@ def show_command(where: Annotated[str, typer.Argument(help="PARTITION:OFFSET as 
         err.print("[red]error:[/] give the dead letter as PARTITION:OFFSET, e.g. 3:120")
         raise typer.Exit(2) from None
 
-    async def main(settings: ServiceSettings) -> Found | None:
-        async for found in dead_letters(settings, Filter()):
-            if (found.partition, found.offset) == (partition, offset):
-                return found
-        return None
-
-    found = with_kafka(main)
+    found = with_kafka(lambda settings: letter_at(settings, partition, offset))
     if found is None:
         err.print(f"[red]error:[/] no dead letter at {where}")
         raise typer.Exit(1)
