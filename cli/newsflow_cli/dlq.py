@@ -170,13 +170,21 @@ async def letter_at(settings: ServiceSettings, partition: int, offset: int, *, w
         await consumer.stop()
 
 
-StageOption = Annotated[str | None, typer.Option(help="Only dead letters from this stage (ingest, cleanup, ...).")]
+LETTER_STAGES = ("push", "ingest", "cleanup", "classify", "storage")
+"""What a dead letter's ``stage`` says: a service, or ``newsflow push`` (an input too large for Kafka)."""
+StageOption = Annotated[
+    str | None, typer.Option(help=f"Only dead letters from this stage ({', '.join(LETTER_STAGES)}).")
+]
 ErrorOption = Annotated[str | None, typer.Option("--error", help="Only this error class, e.g. InvalidArticle.")]
 IdOption = Annotated[str | None, typer.Option("--id", help="Only this article id.")]
 SinceOption = Annotated[datetime | None, typer.Option(help="Only what was dead-lettered since this time (UTC).")]
 
 
 def _filter(stage: str | None, error: str | None, article_id: str | None, since: datetime | None) -> Filter:
+    if stage is not None and stage not in LETTER_STAGES:
+        # A misspelt stage matched nothing: `dlq redrive --stage clenaup` "re-drove 0 dead letters", exit 0.
+        err.print(f"[red]error:[/] --stage is one of {', '.join(LETTER_STAGES)}, not {escape(stage)!r}")
+        raise typer.Exit(2)
     return Filter(stage=stage, error=error, article_id=article_id, since=since_utc(since))
 
 

@@ -110,3 +110,13 @@ def test_push_of_an_empty_pipe_is_no_error() -> None:
     result = CliRunner().invoke(app, ["push", "-"], input="", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"})
     assert result.exit_code == 0, result.output
     assert "standard input held no article" in result.output
+
+
+@pytest.mark.parametrize("command", [["list"], ["redrive", "--all"]])
+def test_dlq_refuses_a_stage_no_letter_names(command: list[str]) -> None:
+    # A misspelt stage matched nothing: `dlq redrive --stage clenaup` "re-drove 0 dead letters", exit 0.
+    result = CliRunner().invoke(
+        app, ["dlq", *command, "--stage", "clenaup"], env={"COLUMNS": "200", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "--stage is one of push, ingest, cleanup, classify, storage, not 'clenaup'" in result.output
