@@ -28,9 +28,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from newsflow_shared import ServiceSettings, kafka_clients, settings_from_environment
 from newsflow_shared.lag import committed_offsets, coordinator_ready, read_from
@@ -330,11 +332,26 @@ async def watch_status(settings: ServiceSettings, every: float, **options: Any) 
         try:
             while True:
                 await asyncio.sleep(every)
-                stages = await gather_status(settings, **options)
+                try:
+                    stages = await gather_status(settings, **options)
+                except (KafkaError, OSError, TimeoutError, TopicMissing) as error:
+                    # A watch screen outlives a broker's restart: it ended with exit 3 at the first failed read.
+                    live.update(unreadable(settings, error), refresh=True)
+                    continue
                 live.update(render(stages), refresh=True)
         except asyncio.CancelledError:
             pass
     return stages
+
+
+def unreadable(settings: ServiceSettings, error: BaseException) -> Text:
+    """What a watch screen shows while Kafka cannot be read, until it can."""
+    when = time.strftime("%H:%M:%S")
+    return Text(
+        f"{when}: cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}"
+        f" ({type(error).__name__}: {error}); trying again",
+        style="red",
+    )
 
 
 def run_status(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -10,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from newsflow_cli.status import StageStatus, render, run_status
+from newsflow_shared import ServiceSettings
 
 
 def test_screen_shows_each_stage_and_marks_the_stuck_one() -> None:
@@ -69,3 +71,31 @@ def test_kafka_that_cannot_be_read_is_exit_3_with_one_line(
     assert "no Kafka answers at 127.0.0.1:9 (from the environment) within 10s" in json.loads(out)["error"]
     assert "Unclosed" not in err + caplog.text
     assert "does not answer yet" not in err + caplog.text  # the services' line while they wait; one line here
+
+
+async def test_the_watch_screen_outlives_a_broker_that_goes_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It ended with exit 3 at the first read that failed; now it says so in place and reads again.
+    from aiokafka.errors import KafkaConnectionError
+
+    from newsflow_cli import status
+
+    answers: list[object] = [[], KafkaConnectionError("Connection refused"), []]
+    shown: list[str] = []
+
+    async def gather(settings: object, **options: object) -> list[object]:
+        answer = answers.pop(0) if answers else []
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    monkeypatch.setattr(status, "gather_status", gather)
+    original = status.unreadable
+    monkeypatch.setattr(status, "unreadable", lambda s, e: shown.append(str(e)) or original(s, e))
+    watching = asyncio.create_task(status.watch_status(ServiceSettings(), 0.01))
+    while answers:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert not watching.done()
+    watching.cancel()
+    assert await watching == []
+    assert shown == ["KafkaConnectionError: Connection refused"]
