@@ -9,16 +9,23 @@ from collections.abc import Iterator
 import pytest
 
 from newsflow_cli.main import quiet_client_logs
+from newsflow_shared.logs import QuietRepeats
 
 
 @pytest.fixture
 def handlers_as_they_were() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers = root.handlers[:]
+    # Without the handler an earlier test's configure_logging left (a service's, with its own stream).
+    root, client = logging.getLogger(), logging.getLogger("aiokafka")
+    handlers, levels = root.handlers[:], (root.level, client.level)
+    root.handlers[:] = [h for h in handlers if not any(isinstance(f, QuietRepeats) for f in h.filters)]
+    root.setLevel(logging.WARNING)  # as in a command's process
+    client.setLevel(logging.NOTSET)
     try:
         yield
     finally:
         root.handlers[:] = handlers
+        root.setLevel(levels[0])
+        client.setLevel(levels[1])
 
 
 @pytest.mark.usefixtures("handlers_as_they_were")
