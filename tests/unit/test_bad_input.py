@@ -210,6 +210,13 @@ def test_millions_of_arrays_are_refused_before_they_are_parsed(monkeypatch: pyte
     assert len(parsed) == 1
 
 
+@pytest.mark.timeout(60)  # ~0.1 s; before, the square of the length: 230 KB took 128 s, 2 MB would take hours
+def test_a_string_never_closed_is_read_past_once() -> None:
+    value = b"[" * 40_000 + b'"' + b'\\"' * 1_000_000
+    with pytest.raises(ArticleTooLarge, match=r"more than 32,784 JSON arrays and objects"):
+        read_raw(value, max_metadata_bytes=64 * 1024, max_bytes=2 * 1024 * 1024)
+
+
 def test_the_most_escaped_article_within_the_limits_is_still_read() -> None:
     """Every character escaped as JSON's longest form for its size (one UTF-8 byte as six): not too large."""
     text = "\x01" * (1024 * 1024)  # 1 MiB in UTF-8
