@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsflow_cli.inputs import read_inputs
@@ -306,3 +307,22 @@ async def test_a_schema_check_cut_off_by_the_database_is_done_again(fresh_postgr
             checking.cancel()
         await blocker.dispose()
         await watcher.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_database_that_answers_but_refuses_the_schema_is_not_asked_again(
+    fresh_postgres: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only database answers SELECT 1 and refuses the migration: it was asked again 300 times a second for the
+    whole start-up wait, each time logged as "the database went away"."""
+    engine = make_engine(fresh_postgres)
+    try:
+        async with engine.connect() as connection:
+            name = (await connection.execute(text("SELECT current_database()"))).scalar_one()
+            await connection.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+            await connection.commit()
+    finally:
+        await engine.dispose()
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        await upgrade(fresh_postgres, wait=60)
+    assert "went away" not in caplog.text

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import first_line
-from ..failures import Fault, fault_of
+from ..failures import sqlstate
 from .engine import is_sqlite, make_engine, normalise_url
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.
     engine = make_engine(url)
     clock = asyncio.get_running_loop().time
     deadline = clock() + wait
+    pause = 0.5
     try:
         while True:
             if wait:
@@ -134,16 +135,28 @@ async def upgrade(database_url: str, revision: str = "head", *, wait: float = 0.
             except (OSError, DBAPIError) as error:
                 # A database restarted while a replica checked the schema (the migration is one transaction, so it
                 # is simply done again): that replica exited with a traceback, and `newsflow run` stopped the
-                # pipeline with it. A refused statement or a wrong password is no outage and is raised at once.
-                if not wait or fault_of(error) is not Fault.ENVIRONMENT or clock() >= deadline:
+                # pipeline with it. Anything else (a refused statement, a read-only database that answers) is raised
+                # at once: asked again, a read-only one was asked 300 times a second for the whole wait.
+                if not wait or not _connection_lost(error) or clock() + pause >= deadline:
                     raise
                 log.warning(
-                    "the database went away while the schema was checked (%s: %s); checking again",
+                    "the database went away while the schema was checked (%s: %s); checking again in %.1fs",
                     type(error).__name__,
                     first_line(error, 200),
+                    pause,
                 )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
     finally:
         await engine.dispose()
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """The connection ended under the statement: the server stopped or restarted (SQLSTATE 08, 57P01-57P03)."""
+    if isinstance(error, OSError) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+        return True
+    code = sqlstate(error)
+    return code is not None and (code.startswith("08") or code in {"57P01", "57P02", "57P03"})
 
 
 def upgrade_blocking(database_url: str, revision: str = "head") -> None:
