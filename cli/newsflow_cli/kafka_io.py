@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from newsflow_shared import TRACE_HEADER, ServiceSettings, kafka_clients
 from newsflow_shared.dead_letter import dead_letter
@@ -54,6 +55,8 @@ async def require_topics(settings: ServiceSettings, *topics: str, within: float 
     not have its leader yet; :class:`TopicMissing` with what to do when they are not there."""
     try:
         await kafka_clients.wait_for_topics(settings, timeout=within, topics=topics)
+    except kafka_clients.TopicsNotListed as error:  # the broker away since the command reached it
+        raise KafkaConnectionError(str(error)) from None
     except TimeoutError as error:
         raise TopicMissing(str(error)) from None
 

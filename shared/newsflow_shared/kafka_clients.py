@@ -193,6 +193,10 @@ async def wait_for_kafka(target: ServiceSettings | str, *, timeout: float = 60.0
             await client.close()
 
 
+class TopicsNotListed(TimeoutError):
+    """:func:`wait_for_topics` could not list the topics at all: Kafka is away, which is no topic missing."""
+
+
 async def wait_for_topics(
     settings: ServiceSettings, *, timeout: float = TOPICS_TIMEOUT, topics: Iterable[str] | None = None
 ) -> None:
@@ -208,19 +212,29 @@ async def wait_for_topics(
     told = False
     wanted = set(settings.topics_used if topics is None else topics)
     missing = sorted(wanted)
+    unanswered: BaseException | None = None
+    listed = False
     while True:
         client = admin(settings, request_timeout_ms=5000)
         try:
             await connect(client, settings)
             missing = sorted(wanted - set(await client.list_topics()))
+            listed = True
         except KafkaSecurityError:
             raise
         except (KafkaError, OSError) as error:  # a broker rolling meanwhile: asked again, within the same wait
             log.debug("listing the topics failed (%s); asking again", type(error).__name__)
+            unanswered = error
         finally:
             await client.close()
         if not missing:
             return
+        if clock() - started >= timeout and not listed:
+            # Said as missing topics, with how to make them, while the broker was only restarting.
+            raise TopicsNotListed(
+                f"Kafka at {settings.kafka_bootstrap_servers} did not answer while the topics were looked for "
+                f"({type(unanswered).__name__}: {unanswered}); is the broker up?"
+            )
         if clock() - started >= timeout:
             raise TimeoutError(
                 f"the topics {', '.join(missing)} do not exist on {settings.kafka_bootstrap_servers} after "
