@@ -549,6 +549,19 @@ def kafka_stop(workdir: Annotated[Path, typer.Option(help="Data and logs.")] = S
     say("Kafka stopped")
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each line: a progress bar (rich's Live) stands in for it while it draws,
+    and prints a line above itself; written to the stderr of the start, a line broke into the bar."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
 def quiet_client_logs(stream: TextIO | None = None) -> None:
     """The Kafka client's warnings and errors of one kind once a minute, as the services have them.
 
@@ -558,7 +571,7 @@ def quiet_client_logs(stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     if any(isinstance(f, QuietRepeats) for h in root.handlers for f in h.filters):
         return
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler.addFilter(QuietRepeats())
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.setLevel(logging.WARNING)  # what Python printed with no handler, its "last resort"

@@ -126,8 +126,12 @@ def store_cannot_write(error: BaseException) -> bool:
     """
     code = sqlstate(error)
     if code is not None:
-        # Not a statement's time-out (57014): a record may cost that much on its own, and would stall the stage.
-        return (code[:2] in _STORE_WIDE_SQLSTATE_CLASSES or code in _STORE_WIDE_SQLSTATES) and code != "57014"
+        # Not a statement's time-out (57014) nor its temporary files' limit (53400): a record may cost that much on
+        # its own, and would stall the stage.
+        return (code[:2] in _STORE_WIDE_SQLSTATE_CLASSES or code in _STORE_WIDE_SQLSTATES) and code not in {
+            "57014",
+            "53400",
+        }
     for item in _chain(error):
         if isinstance(item, sqlite3.Error):
             primary = "_".join((getattr(item, "sqlite_errorname", "") or "").split("_")[:2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -41,3 +42,14 @@ def test_a_broker_away_is_said_once_not_a_line_per_attempt() -> None:
         "Unable connect to node with id 1: Connect call failed",
         "the command's own warning",
     ]
+
+
+@pytest.mark.usefixtures("handlers_as_they_were")
+def test_lines_go_to_stderr_as_it_is_when_they_are_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A progress bar stands in for sys.stderr while it draws, and prints a line above itself: a handler holding the
+    # stderr of the start wrote into the bar.
+    quiet_client_logs()
+    drawing = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", drawing)
+    logging.getLogger("aiokafka.conn").warning("Unable to request metadata")
+    assert drawing.getvalue() == "Unable to request metadata\n"

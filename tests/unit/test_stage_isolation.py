@@ -183,8 +183,10 @@ async def test_postgresql_unable_to_write_at_all_holds_the_batch(sqlstate: str) 
     assert stage.sent == []
 
 
-async def test_a_statement_that_times_out_is_still_tried_as_the_records_own() -> None:
-    # One article can cost a statement its time-out (a huge text's search vector): it must not stall the stage.
+@pytest.mark.parametrize("sqlstate", ["57014", "53400"])
+async def test_a_statement_past_its_own_limits_is_still_tried_as_the_records_own(sqlstate: str) -> None:
+    # One article can cost a statement its time-out or its temporary files' limit (a huge text's search vector):
+    # it must not stall the stage.
     stage = RecordingStage(environment_up=True, max_attempts=2)
-    await stage.settle(deliveries(4), handler_failing_on({1}, database_error("57014"), []))
+    await stage.settle(deliveries(4), handler_failing_on({1}, database_error(sqlstate), []))
     assert outcome(stage) == {"a-0": "ok", "a-1": "dead", "a-2": "ok", "a-3": "ok"}

@@ -14,15 +14,15 @@ full-text search reads as phrases) scanned every result's whole text: 0.5 s for 
 
 
 MARKED_TERMS = 16
-"""How many of a query's words are marked (its first ones). The expression tries each at every place in the text:
-250 hyphenated words, which no text held as written, took 240 ms a result, 2.5 s a page on the event loop; sixteen
-cost what one does."""
+"""How many of a query's words are marked (its longest: "the" and "in" match less than "climate"). The expression tries
+each at every place in the text: 250 hyphenated words, which no text held as written, took 240 ms a result, 2.5 s a
+page on the event loop; sixteen cost what one does."""
 
 
 def word_pattern(words: str | None) -> re.Pattern[str] | None:
     """Each searched word at the start of a word, in any case (what full-text search matched, near enough)."""
-    first = dict.fromkeys(w for w in (words or "").split() if any(ch.isalnum() for ch in w))
-    terms = sorted(list(first)[:MARKED_TERMS], key=len, reverse=True)
+    given = dict.fromkeys(w for w in (words or "").split() if any(ch.isalnum() for ch in w))
+    terms = sorted(given, key=len, reverse=True)[:MARKED_TERMS]  # sorted() keeps the query's order among equals
     if not terms:
         return None
     return re.compile(r"(?<!\w)(" + "|".join(re.escape(t) for t in terms) + r")", re.IGNORECASE)
