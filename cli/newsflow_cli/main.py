@@ -29,7 +29,7 @@ from newsflow_shared.logs import QuietRepeats
 from .common import STATE, err, seconds, since_utc, stop_on_signals, with_kafka
 from .dlq import dlq_app
 from .inputs import Input, UnreadablePath, read_inputs
-from .kafka_io import OutcomeWatcher, producer, push
+from .kafka_io import OutcomeWatcher, TopicMissing, producer, push
 from .local_kafka import KafkaUnavailable, LocalKafka, fetch_jars, free_port
 from .processing import process_inputs
 from .stack import LocalStack, PipelineAlreadyThere, say, use_local_database, use_local_stack
@@ -160,7 +160,7 @@ def _run_stack(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """``main()``'s exit status; 3 with one line when Kafka cannot be started or reached (as ``push`` says it)."""
     try:
         return asyncio.run(main())
-    except (KafkaUnavailable, KafkaConnectionError, KafkaSecurityError, TimeoutError) as error:
+    except (KafkaUnavailable, KafkaConnectionError, KafkaSecurityError, TimeoutError, TopicMissing) as error:
         err.print(f"[red]error:[/] {escape(str(error))}")
         return 3
     except PipelineAlreadyThere as error:
