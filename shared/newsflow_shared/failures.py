@@ -83,8 +83,7 @@ def fault_of(error: BaseException) -> Fault:
         return Fault.RECORD if code[:2] in RECORD_SQLSTATE_CLASSES else Fault.ENVIRONMENT
     for item in _chain(error):
         if isinstance(item, sqlite3.Error):
-            # Extended codes (SQLITE_IOERR_READ) share their primary code's first two words.
-            primary = "_".join((getattr(item, "sqlite_errorname", "") or "").split("_")[:2])
+            primary = _sqlite_primary(item)
             if primary in _SQLITE_TEMPORARY:
                 return Fault.ENVIRONMENT
             if primary in _SQLITE_RECORD:
@@ -115,7 +114,15 @@ def fault_of(error: BaseException) -> Fault:
 # connections, read-only, an I/O error, a shutdown, another writer's lock. A probe's read still answers meanwhile.
 _STORE_WIDE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 _STORE_WIDE_SQLSTATES = frozenset({"25006"})  # read-only transaction: a replica promoted late, a standby
-_SQLITE_STORE_WIDE = frozenset({"SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY"})
+# A statement's time-out and its temporary files' limit: a record may cost that much on its own, and would stall the
+# stage if it were waited for.
+_ONE_STATEMENTS_LIMITS = frozenset({"57014", "53400"})
+_SQLITE_STORE_WIDE = _SQLITE_TEMPORARY  # each of SQLite's (busy, locked, I/O, full, read-only) is the whole file's
+
+
+def _sqlite_primary(error: sqlite3.Error) -> str:
+    """SQLite's primary result code: extended codes (SQLITE_IOERR_READ) share their primary code's first two words."""
+    return "_".join((getattr(error, "sqlite_errorname", "") or "").split("_")[:2])
 
 
 def store_cannot_write(error: BaseException) -> bool:
@@ -126,14 +133,9 @@ def store_cannot_write(error: BaseException) -> bool:
     """
     code = sqlstate(error)
     if code is not None:
-        # Not a statement's time-out (57014) nor its temporary files' limit (53400): a record may cost that much on
-        # its own, and would stall the stage.
-        return (code[:2] in _STORE_WIDE_SQLSTATE_CLASSES or code in _STORE_WIDE_SQLSTATES) and code not in {
-            "57014",
-            "53400",
-        }
+        wide = code[:2] in _STORE_WIDE_SQLSTATE_CLASSES or code in _STORE_WIDE_SQLSTATES
+        return wide and code not in _ONE_STATEMENTS_LIMITS
     for item in _chain(error):
         if isinstance(item, sqlite3.Error):
-            primary = "_".join((getattr(item, "sqlite_errorname", "") or "").split("_")[:2])
-            return primary in _SQLITE_STORE_WIDE or primary == "SQLITE_LOCKED"
+            return _sqlite_primary(item) in _SQLITE_STORE_WIDE
     return False
