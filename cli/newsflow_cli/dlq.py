@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -82,15 +82,7 @@ async def dead_letters(settings: ServiceSettings, where: Filter) -> AsyncIterato
 
     A DLQ that is not there is said (:class:`TopicMissing`): a misspelt ``TOPIC_DLQ`` read as an empty one, and
     `dlq redrive --all` "re-drove 0 dead letters"."""
-    await require_topics(settings, settings.topic_dlq)
-    consumer = kafka_clients.consumer(
-        settings,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
-        fetch_max_bytes=settings.kafka_max_message_bytes * 2,
-        client_id="newsflow-cli-dlq",
-    )
-    await kafka_clients.connect(consumer, settings)
+    consumer = await _dlq_reader(settings, fetch_max_bytes=settings.kafka_max_message_bytes * 2)
     try:
         partitions = await topic_partitions(consumer, settings.topic_dlq)
         if not partitions:
@@ -121,6 +113,20 @@ async def dead_letters(settings: ServiceSettings, where: Filter) -> AsyncIterato
         await consumer.stop()
 
 
+async def _dlq_reader(settings: ServiceSettings, *, fetch_max_bytes: int) -> AIOKafkaConsumer:
+    """A started consumer for the DLQ, assigned nothing yet; :class:`TopicMissing` where the DLQ is not there."""
+    await require_topics(settings, settings.topic_dlq)
+    consumer = kafka_clients.consumer(
+        settings,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
+        fetch_max_bytes=fetch_max_bytes,
+        client_id="newsflow-cli-dlq",
+    )
+    await kafka_clients.connect(consumer, settings)
+    return consumer
+
+
 def _letter_in(record: Any) -> DeadLetter | None:
     """The dead letter a DLQ record holds; None, said on stderr, for one that holds none."""
     if isinstance(record.value, UnreadBatch):
@@ -139,15 +145,7 @@ async def letter_at(settings: ServiceSettings, partition: int, offset: int, *, w
     Found by reading the topic from its start, one letter took 2.9 s and 935 MB of a pod's memory on a DLQ of 30,000
     letters of 27 KB, and each record before it that held no letter was said on the way.
     """
-    await require_topics(settings, settings.topic_dlq)
-    consumer = kafka_clients.consumer(
-        settings,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=settings.kafka_max_message_bytes,
-        fetch_max_bytes=settings.kafka_max_message_bytes,
-        client_id="newsflow-cli-dlq",
-    )
-    await kafka_clients.connect(consumer, settings)
+    consumer = await _dlq_reader(settings, fetch_max_bytes=settings.kafka_max_message_bytes)  # one record at most
     try:
         tp = TopicPartition(settings.topic_dlq, partition)
         if tp not in await topic_partitions(consumer, settings.topic_dlq):

@@ -28,7 +28,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 from rich.markup import escape
 from rich.table import Table
@@ -334,7 +333,7 @@ async def watch_status(settings: ServiceSettings, every: float, **options: Any) 
                 await asyncio.sleep(every)
                 try:
                     stages = await gather_status(settings, **options)
-                except (KafkaError, OSError, TimeoutError, TopicMissing) as error:
+                except (kafka_errors.KafkaError, OSError, TimeoutError, TopicMissing) as error:
                     # A watch screen outlives a broker's restart: it ended with exit 3 at the first failed read.
                     live.update(unreadable(settings, error), refresh=True)
                     continue
