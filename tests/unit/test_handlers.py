@@ -232,3 +232,35 @@ async def test_storage_answers_both_copies_of_one_article_in_a_batch(tmp_path) -
     await engine.dispose()
     assert len(outputs) == 2  # every record is answered
     assert [o.message.title for o in outputs] == ["second", "second"]  # type: ignore[union-attr]  # the later copy won
+
+
+async def test_ingest_keeps_the_id_an_article_was_passed_on_under_before_urls_were_canonical(tmp_path) -> None:
+    """Ids of URLs with a tracking parameter (a default port, a login...) moved when URLs became canonical: an article
+    passed on under its former id keeps it, or storage would hold a second copy of it under the new one."""
+    from newsflow_ingest.logic import former_id, url_id
+    from newsflow_ingest.seen import SeenStore
+    from newsflow_shared import RawArticle
+    from newsflow_shared.db import make_engine
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    settings = IngestSettings(database_url=database_url)
+    known = {"title": "T", "text": "Body, corrected", "url": "https://news.example.com/story?utm_source=feed"}
+    former = former_id(RawArticle.model_validate(known))
+    assert former is not None
+    assert former != url_id(known["url"])
+    unknown = {"title": "T", "text": "Other", "url": "https://news.example.com/other?utm_source=feed"}
+    app = create_ingest(settings)
+    broker = app.broker
+    spy = capture(broker, settings.topic_ingested, settings.topic_skipped, settings.topic_dlq)
+    async with TestKafkaBroker(broker), app.lifespan_context():
+        engine = make_engine(database_url)
+        await SeenStore(engine).remember({former: "the hash of the version stored before"})
+        await engine.dispose()
+        for raw in (known, known, unknown):
+            await broker.publish(json.dumps(raw).encode(), settings.topic_raw)
+
+    topics = [topic for topic, _, _ in spy]
+    assert topics == [settings.topic_ingested, settings.topic_skipped, settings.topic_ingested]
+    assert IngestedArticle.model_validate_json(spy[0][1]).id == former  # a revision of the stored article
+    assert SkippedArticle.model_validate_json(spy[1][1]).id == former  # then an exact re-send of it
+    assert IngestedArticle.model_validate_json(spy[2][1]).id == url_id("https://news.example.com/other")

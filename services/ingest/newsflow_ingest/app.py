@@ -22,7 +22,7 @@ from newsflow_shared.db import make_engine, ping_database, upgrade
 from newsflow_shared.service import service_app
 from newsflow_shared.stage import Output
 
-from .logic import ingest
+from .logic import former_id, ingest
 from .reading import read_raw
 from .seen import SeenStore
 from .settings import IngestSettings
@@ -42,7 +42,7 @@ class Ingest:
     async def handle(self, deliveries: list[Delivery]) -> list[Output]:
         self.handled_at = datetime.now(UTC)  # before its outputs are sent: see SeenStore.remember
         outputs: list[Output] = []
-        accepted: list[tuple[Delivery, IngestedArticle]] = []
+        accepted: list[tuple[Delivery, IngestedArticle, str | None]] = []
         for delivery in deliveries:
             try:
                 raw, normalised = read_raw(
@@ -50,14 +50,18 @@ class Ingest:
                     max_metadata_bytes=self.settings.ingest_max_metadata_bytes,
                     max_bytes=self.settings.ingest_max_bytes,
                 )
-                accepted.append(
-                    (delivery, ingest(raw, max_bytes=self.settings.ingest_max_bytes, normalised=normalised))
-                )
+                article = ingest(raw, max_bytes=self.settings.ingest_max_bytes, normalised=normalised)
+                accepted.append((delivery, article, former_id(raw)))
             except RejectedInput as error:
                 outputs.append(self.stage.reject(delivery, error))
 
-        known = await self.seen.lookup(a.id for _, a in accepted) if self.seen else {}
-        for delivery, article in accepted:
+        asked = [a.id for _, a, _ in accepted] + [former for _, _, former in accepted if former]
+        known = await self.seen.lookup(asked) if self.seen else {}
+        for delivery, article, former in accepted:
+            if former in known and article.id not in known:
+                # Passed on under the id its URL had in the earlier normal form: it keeps that id, or the stored
+                # article would get a second copy under the new one.
+                article = article.model_copy(update={"id": former})
             if known.get(article.id) == article.content_hash and not delivery.is_replay:
                 skipped = SkippedArticle(
                     id=article.id,

@@ -5,16 +5,81 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from url_normalize import url_normalize
 
 from newsflow_shared import ArticleTooLarge, IngestedArticle, Lineage, RawArticle
 from newsflow_shared.text_safety import reads_blank
 
 from . import __version__
 
+TRACKING_PARAMETERS = frozenset(
+    [
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "ttclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "mkt_tok",
+        "_hsenc",
+        "_hsmi",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "rb_clickid",
+    ]
+)
+"""Query parameters that say who sent the reader, never which story: the same article shared on two networks is one.
+Only names no site uses for anything else; a broader rule ("ref", "source", "cid") would make two stories one."""
+
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")  # Google Analytics' campaign tags, Matomo's (Piwik's) two
+
 
 def normalise_url(url: str) -> str:
-    """Lower-case scheme and host, drop the fragment and a trailing slash: one story, one URL."""
+    """One story, one URL: ``url`` as ``canonical_url`` writes it if it is a web address, else as ``former_normal_form``
+    does (a ``urn:`` or a bare name has no host or port to normalise)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return former_normal_form(url)
+    try:
+        return canonical_url(url)
+    except (ValueError, UnicodeError):  # a host IDNA refuses ("a..example", a zero-width space): kept as it came
+        return former_normal_form(url)
+
+
+def canonical_url(url: str) -> str:
+    """A web address in the form every link to the same page shares.
+
+    RFC 3986's normal form (url-normalize: case, the scheme's default port, dot segments, percent-encoding, IDNA),
+    without a login, the fragment, a trailing slash or tracking parameters, the others sorted by name (stably: a
+    repeated name keeps its values' order). ``https://Site.example:443/a/./b/?utm_source=x&id=3#top`` and
+    ``https://site.example/a/b?id=3`` are one article.
+    """
+    parts = urlsplit(url_normalize(url.strip()))
+    pairs = [pair for pair in parts.query.split("&") if pair and not _tracks(pair.partition("=")[0])]
+    pairs.sort(key=lambda pair: pair.partition("=")[0])
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") or "/", "&".join(pairs), ""))
+
+
+def _tracks(name: str) -> bool:
+    name = unquote(name).lower()
+    return name in TRACKING_PARAMETERS or name.startswith(TRACKING_PREFIXES)
+
+
+def former_normal_form(url: str) -> str:
+    """The normal form ids were made of until December 2026: lower-case scheme and host, no fragment or trailing
+    slash. Ids are still read in it where they differ (``former_id``): an article stored then is not stored again."""
     parts = urlsplit(url.strip())
     path = parts.path.rstrip("/") or "/"
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
@@ -38,6 +103,19 @@ def _digest(text: str) -> str:
 def url_id(url: str) -> str:
     """The id of an article known by its URL alone: ``newsflow push`` keys the raw record with it too."""
     return "url-" + _digest(normalise_url(url))
+
+
+def former_id(raw: RawArticle) -> str | None:
+    """The id an article known by its URL had until December 2026, where it differs from today's (the URL had a default port,
+    a tracking parameter, a login, dot segments, parameters out of order...).
+
+    Ingest keeps the former id for an article it passed on under it, so that a re-send is a re-send, and a new
+    version a revision of the stored one, rather than a second copy under a new id.
+    """
+    if raw.id or not (raw.url and raw.url.strip()):
+        return None
+    former = "url-" + _digest(former_normal_form(raw.url))
+    return None if former == url_id(raw.url) else former
 
 
 def article_id(raw: RawArticle) -> str:
