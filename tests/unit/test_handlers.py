@@ -245,7 +245,7 @@ async def test_ingest_keeps_the_id_an_article_was_passed_on_under_before_urls_we
     database_url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
     settings = IngestSettings(database_url=database_url)
     known = {"title": "T", "text": "Body, corrected", "url": "https://news.example.com/story?utm_source=feed"}
-    former = former_id(RawArticle.model_validate(known))
+    former = former_id(RawArticle.model_validate(known), url_id(known["url"]))
     assert former is not None
     assert former != url_id(known["url"])
     unknown = {"title": "T", "text": "Other", "url": "https://news.example.com/other?utm_source=feed"}

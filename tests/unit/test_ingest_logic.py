@@ -76,10 +76,11 @@ def test_ids_of_urls_already_in_normal_form_did_not_move() -> None:
         url_id("https://news.example.com/a/b?id=3") == "url-d468b72f6e468d3ed28f71464452a6ef"
     )  # as the earlier code gave it
     plain = RawArticle(text="x", url="https://news.example.com/a/b/?id=3#top")
-    assert former_id(plain) is None
+    assert former_id(plain, article_id(plain)) is None
     tracked = RawArticle(text="x", url="https://news.example.com/a/b?id=3&utm_source=x")
-    assert former_id(tracked) not in (None, article_id(tracked))
-    assert former_id(RawArticle(id="given", text="x", url="https://news.example.com/a?utm_source=x")) is None
+    assert former_id(tracked, article_id(tracked)) not in (None, article_id(tracked))
+    given = RawArticle(id="given", text="x", url="https://news.example.com/a?utm_source=x")
+    assert former_id(given, "given") is None
 
 
 def test_content_hash_changes_with_content_only() -> None:

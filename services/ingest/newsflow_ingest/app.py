@@ -51,7 +51,7 @@ class Ingest:
                     max_bytes=self.settings.ingest_max_bytes,
                 )
                 article = ingest(raw, max_bytes=self.settings.ingest_max_bytes, normalised=normalised)
-                accepted.append((delivery, article, former_id(raw)))
+                accepted.append((delivery, article, former_id(raw, article.id)))
             except RejectedInput as error:
                 outputs.append(self.stage.reject(delivery, error))
 
