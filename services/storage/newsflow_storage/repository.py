@@ -498,8 +498,13 @@ def search_words(q: str | None) -> str | None:
 
 
 def fts5_phrase(words: str) -> str:
-    """Each word quoted: user text never becomes FTS5 syntax (AND, NEAR, *, column filters)."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
+    """Each word quoted: user text never becomes FTS5 syntax (AND, NEAR, *, column filters).
+
+    Each word once (FTS5 folds case, so "A" is "a"): a word repeated matches what it matches once, but ranking cost
+    grew with the square of the repeats, 16 s of CPU for "a" 249 times over 20,000 articles.
+    """
+    distinct = dict.fromkeys(word.lower() for word in words.split())
+    return " ".join('"' + word.replace('"', '""') + '"' for word in distinct)
 
 
 def day_start(value: date) -> datetime:
