@@ -74,6 +74,19 @@ def test_chains_of_escapes_and_other_line_breaks_read_as_ftfy_reads_them(text: s
     assert fix_encoding(text).split() == expected.split()
 
 
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("The minister said\x0bthe plan was dead.", ["The minister said", "the plan was dead."]),  # Word's Shift+Enter
+        ("First.\x0cSecond.\x1cThird.\x1dFourth.\x1eFifth.", ["First.", "Second.", "Third.", "Fourth.", "Fifth."]),
+        ("rebels\x1fleft Douma", ["rebels left Douma"]),  # the unit separator: between words
+    ],
+)
+def test_line_break_controls_part_words_rather_than_glue_them(text: str, lines: list[str]) -> None:
+    """ftfy deletes these controls (form feed it kept, into the stored text): "said\x0bthe" became "saidthe"."""
+    assert repair(text) == lines
+
+
 def test_chains_of_escapes_and_carriage_returns_cost_what_their_length_does() -> None:
     """ftfy unescaped a level a pass over the line ("&amp;" 20,000 deep: 9 s) and sent each line holding '\r'
     through all its fixers (316,000 "a\r\n\r\n": 14 s), past cleanup's budget; each is a fraction of a second."""
