@@ -9,6 +9,7 @@ import pytest
 
 from newsflow_shared import Delivery
 from newsflow_shared.db import make_engine, upgrade
+from newsflow_shared.db.engine import as_utc
 from newsflow_shared.db.tables import dead_letters as dead_letters_table
 from newsflow_shared.dead_letter import REASON_CHARACTERS, readable_reason
 from newsflow_storage import dead_letters as dead_letters_module
@@ -56,6 +57,35 @@ async def test_a_letter_with_nul_in_its_key_and_headers_is_kept(database_url: st
         assert kept is not None
         assert (kept.article_id, kept.original_key, kept.reason) == ("a\ufffdb", "k\ufffd", "bad \ufffd byte")
         assert kept.headers == {"newsflow-trace-id": "t\ufffd", "x\ufffd": "v"}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_letter_with_numbers_and_times_past_its_columns_is_kept(database_url: str) -> None:
+    """A letter another producer wrote with a partition of 2**64, or a time of year 1 an hour east of UTC, raised
+    OverflowError: its batch was retried and split, and the letter never reached the page."""
+    east, west = timezone(timedelta(hours=1)), timezone(timedelta(hours=-1))
+    letters = [
+        webdata.dead_letter(1).model_copy(update={"source_partition": 2**64}),
+        webdata.dead_letter(2).model_copy(update={"attempts": 2**40, "original_size": 2**64}),
+        webdata.dead_letter(3).model_copy(update={"failed_at": datetime(1, 1, 1, tzinfo=east)}),
+        webdata.dead_letter(4).model_copy(update={"failed_at": datetime(9999, 12, 31, 23, 59, tzinfo=west)}),
+        webdata.dead_letter(5).model_copy(update={"source_offset": 2**64, "source_partition": -(2**40)}),
+    ]
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        store = DeadLetterStore(engine)
+        await store.keep(letters)
+        kept = {row.source_offset: row for row in await store.recent(limit=10)}
+        assert set(kept) == {1, 2, 3, 4, 2**63 - 1}
+        assert kept[1].source_partition == 2**31 - 1
+        assert kept[2**63 - 1].source_partition == -(2**31)
+        whole = await store.letter(kept[2].id)
+        assert whole is not None
+        assert (whole.attempts, whole.original_size) == (2**31 - 1, 2**63 - 1)
+        assert as_utc(kept[3].failed_at) == datetime.min.replace(tzinfo=UTC)  # SQLite's times come back naive
+        assert as_utc(kept[4].failed_at) == datetime.max.replace(tzinfo=UTC)
     finally:
         await engine.dispose()
 

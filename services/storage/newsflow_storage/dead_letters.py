@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Select, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Column, Select, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -384,22 +384,38 @@ def _fitted(value: str | None, column: Column[Any] | None = None) -> str | None:
     return value.replace("\x00", "\ufffd")[:length]
 
 
+def _within(value: int, column: Column[Any]) -> int:
+    """``value`` held to what ``column`` can store: a letter another producer wrote with a partition of 2**64 raised
+    OverflowError, its batch was retried and split, and the letter never reached the page."""
+    bits = 64 if isinstance(column.type, BigInteger) else 32
+    return min(max(value, -(2 ** (bits - 1))), 2 ** (bits - 1) - 1)
+
+
+def _utc_within(value: datetime) -> datetime:
+    """``value`` in UTC, or the first or last time there is where that is before year 1 or after 9999 (a time of
+    0001-01-01 an hour east of UTC is one)."""
+    try:
+        return as_utc(value)
+    except OverflowError:
+        return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
+
+
 def _to_row(letter: DeadLetter) -> dict[str, Any]:
     return {
         "source_topic": _fitted(letter.source_topic, dead_letters.c.source_topic),
-        "source_partition": letter.source_partition,
-        "source_offset": letter.source_offset,
+        "source_partition": _within(letter.source_partition, dead_letters.c.source_partition),
+        "source_offset": _within(letter.source_offset, dead_letters.c.source_offset),
         "stage": _fitted(letter.stage, dead_letters.c.stage),
         "error": _fitted(letter.error, dead_letters.c.error),
         "reason": _fitted(_cut_once(letter.reason)),
         "article_id": _fitted(letter.article_id, dead_letters.c.article_id),
         "original": letter.original,
-        "original_size": letter.original_size,
+        "original_size": _within(letter.original_size, dead_letters.c.original_size),
         "original_truncated": letter.original_truncated,
         "original_key": _fitted(letter.original_key),
         "headers": {_fitted(name): _fitted(value) for name, value in letter.headers.items()},
-        "attempts": letter.attempts,
-        "failed_at": as_utc(letter.failed_at),
+        "attempts": _within(letter.attempts, dead_letters.c.attempts),
+        "failed_at": _utc_within(letter.failed_at),
     }
 
 
