@@ -31,6 +31,9 @@ _NESTED_PARTS = {
     "list": ("ul", "ol", "li", "dl", "dt", "dd", "menu"),
 }
 _KIND = {"table": "table", "ul": "list", "ol": "list", "dl": "list", "menu": "list"}
+# And a row's cells the square of their number (one <tr> of 40,000 <td>: 5.1 s, 100,000: 51 s, past cleanup's CPU
+# budget); the widest tables of figures are a few hundred columns. A wider row is read as rows of that many.
+MOST_CELLS_IN_A_ROW = 1_000
 # One tag of 100,000 attributes took 41 s (lxml's parse and trafilatura both grow with the square of a tag's
 # attributes). A tag that long is looked at, and past this many attributes it keeps its first ones.
 MOST_ATTRIBUTES = 1_000
@@ -93,10 +96,12 @@ def extract_article(html: str, url: str | None = None) -> ExtractedPage:
 
 def _within_reach(tree: lxml.html.HtmlElement) -> None:
     """Refuse a page nested deeper than :data:`MOST_LEVELS`; read tables or lists inside :data:`MOST_NESTED` others of
-    their kind as plain blocks. One walk of the page, and each retagged element once."""
+    their kind, as plain blocks; split rows of over :data:`MOST_CELLS_IN_A_ROW` cells. One walk of the page,
+    and each retagged element once."""
     deepest = levels = 0
     open_by_kind = dict.fromkeys(_NESTED_PARTS, 0)
     too_deep: list[tuple[str, lxml.html.HtmlElement]] = []  # the outermost past the limit: each retags what it holds
+    wide_rows: list[lxml.html.HtmlElement] = []
     for event, element in lxml.etree.iterwalk(tree, events=("start", "end")):
         kind = _KIND.get(element.tag) if isinstance(element.tag, str) else None
         if event == "start":
@@ -106,6 +111,8 @@ def _within_reach(tree: lxml.html.HtmlElement) -> None:
                 open_by_kind[kind] += 1
                 if open_by_kind[kind] == MOST_NESTED + 1:
                     too_deep.append((kind, element))
+            elif element.tag == "tr" and len(element) > MOST_CELLS_IN_A_ROW:
+                wide_rows.append(element)
         else:
             levels -= 1
             if kind is not None:
@@ -118,6 +125,19 @@ def _within_reach(tree: lxml.html.HtmlElement) -> None:
     for kind, outermost in too_deep:
         for part in outermost.iter(*_NESTED_PARTS[kind]):
             part.tag = "div"
+    for row in wide_rows:
+        _split(row)
+
+
+def _split(row: lxml.html.HtmlElement) -> None:
+    """``row``'s cells past the first :data:`MOST_CELLS_IN_A_ROW` moved to rows of their own after it, as many each."""
+    cells = list(row)
+    after = row
+    for start in range(MOST_CELLS_IN_A_ROW, len(cells), MOST_CELLS_IN_A_ROW):
+        more = lxml.html.Element("tr")
+        more.extend(cells[start : start + MOST_CELLS_IN_A_ROW])  # moved, not copied
+        after.addnext(more)
+        after = more
 
 
 def _parsed(html: str) -> lxml.html.HtmlElement | None:
