@@ -15,8 +15,13 @@ from ftfy.chardata import CONTROL_CHARS, LIGATURES, WIDTH_MAP
 
 from newsflow_shared.text_safety import make_safe, unescape_html
 
-# Invisible characters that break words for search and models alike.
-_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]")
+# Invisible characters that break words for search and models alike; the invisible operators (U+2061-2064) and Unicode
+# tags, which hide a second text in plain sight ("ASCII smuggling", read by a model, never by an editor), but for the
+# tags that spell a flag after U+1F3F4 (England's, Scotland's, Wales').
+_INVISIBLE_CHARACTERS = "\u200b\u200c\u200d\u2060-\u2064\ufeff\u00ad\u180e\U000e0000-\U000e007f"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARACTERS}]")
+_BLACK_FLAG = "\U0001f3f4"
+_INVISIBLE_BUT_FLAGS = re.compile(f"({_BLACK_FLAG}[\U000e0020-\U000e007e]+\U000e007f)|[{_INVISIBLE_CHARACTERS}]")
 # Runs of two or more, or one space of another kind: a lone " " is left alone rather than matched and replaced by
 # itself at every word. The space before punctuation is found from the space on, its look-behind after it, so the
 # scan looks for a literal character instead of trying the look-behind at every position. Together these save
@@ -169,7 +174,15 @@ def fix_encoding(text: str) -> str:
 
 def remove_invisible(text: str) -> str:
     """Zero-width characters and soft hyphens carry nothing a reader sees."""
-    return text if text.isascii() else _INVISIBLE.sub("", text)
+    if text.isascii():
+        return text
+    if _BLACK_FLAG in text:  # no search at all in a text of narrower characters: CPython knows their widest
+        return _INVISIBLE_BUT_FLAGS.sub(_flag_or_nothing, text)
+    return _INVISIBLE.sub("", text)
+
+
+def _flag_or_nothing(match: re.Match[str]) -> str:
+    return match.group(1) or ""
 
 
 def mend_spacing(line: str) -> str:
