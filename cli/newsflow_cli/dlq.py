@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from newsflow_shared import DeadLetter, RejectedInput, ServiceSettings, kafka_clients, redrive_record
+from newsflow_shared.errors import first_line
 from newsflow_shared.lag import stage_inputs
 from newsflow_shared.readable_records import UnreadBatch
 from newsflow_shared.redrive import redriven_from
@@ -353,10 +354,9 @@ class PageCopy:
         try:
             await store.rows_at([("", 0, 0)])
             return cls(store)
-        except (SQLAlchemyError, OSError) as error:
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
             await store.engine.dispose()
-            _cannot_read(type(error).__name__)
-            return None
+            _cannot_read(f"{type(error).__name__}: {first_line(error, 200)}")
 
     async def close(self) -> None:
         await self.store.engine.dispose()
@@ -437,18 +437,20 @@ def page_copy_url() -> str | None:
         parsed = make_url(url)
     except ArgumentError:
         _cannot_read("DATABASE_URL is not a database URL")
-        return None
     if parsed.get_backend_name() == "sqlite" and not os.path.isfile(parsed.database or ""):
         _cannot_read("no such SQLite file")  # opening it would make an empty one
-        return None
     return url
 
 
-def _cannot_read(problem: str) -> None:
+def _cannot_read(problem: str) -> NoReturn:
+    """Stop: the copy was named and cannot be read. Going on sent again the letters the page re-drove or set aside,
+    with a warning that spoke only of how the page would look, and exit 0."""
     err.print(
-        f"[yellow]warning:[/] storage's copy of the dead letters at DATABASE_URL cannot be read ({problem}):"
-        " letters re-driven here will still show as waiting on its web page"
+        f"[red]error:[/] storage's copy of the dead letters at DATABASE_URL cannot be read ({escape(problem)}):"
+        " without it, letters the web page re-drove or set aside would be sent again. Fix DATABASE_URL, or unset it"
+        " to re-drive without the page's copy"
     )
+    raise typer.Exit(3)
 
 
 def _place(letter: DeadLetter) -> Place:

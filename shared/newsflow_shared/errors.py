@@ -80,5 +80,9 @@ class TopicsRefused(NewsflowError):
 
 
 def first_line(error: BaseException, limit: int) -> str:
-    """The first line of ``error``'s message, at most ``limit`` characters: a driver's message can run to pages."""
-    return (str(error).strip().splitlines() or [""])[0][:limit]
+    """The first line of ``error``'s message, at most ``limit`` characters: a driver's message can run to pages.
+
+    A time-out without words of its own (asyncpg's connect, asyncio's) is "no answer in time": "TimeoutError: " was
+    all a command said of a database that accepted and never answered."""
+    line = (str(error).strip().splitlines() or [""])[0][:limit]
+    return line or ("no answer in time" if isinstance(error, TimeoutError) else "")

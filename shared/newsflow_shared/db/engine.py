@@ -13,6 +13,9 @@ _DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "p
 
 
 IDLE_IN_TRANSACTION_MS = 300_000
+CONNECT_TIMEOUT_S = 15
+"""How long a PostgreSQL connection may take to open (asyncpg's own is 60 s): a server that accepts and never answers
+held a command a silent minute, then said "TimeoutError: " and nothing more; services retry sooner."""
 
 
 def normalise_url(url: str) -> str:
@@ -83,6 +86,7 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         return engine
     options.setdefault("pool_size", 5)
     options.setdefault("pool_pre_ping", True)
+    options.setdefault("connect_args", {"timeout": CONNECT_TIMEOUT_S})
     engine = create_async_engine(url, **options)
 
     @event.listens_for(engine.sync_engine, "connect")
