@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ from faststream.kafka.security import parse_security
 
 from .errors import KafkaSecurityError
 from .kafka_security import security_for
+from .logs import say_at_start
 from .readable_records import read_every_header_name
 from .settings import ServiceSettings
 from .unpacking import unpack_within
@@ -257,7 +257,7 @@ def require_kafka(settings: ServiceSettings, *, timeout: float = 60.0) -> None:
     try:
         asyncio.run(ready())
     except (KafkaSecurityError, TimeoutError, KafkaError) as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        say_at_start(str(error))
         raise SystemExit(3) from None
 
 

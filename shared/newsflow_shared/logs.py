@@ -54,6 +54,19 @@ class QuietRepeats(logging.Filter):
         return True
 
 
+_as_json = False  # what configure_logging last chose: say_at_start writes its lines the same way
+
+
+def say_at_start(message: str, *, error: bool = True) -> None:
+    """A service's word before it serves, most often its last (Kafka, the database or a setting unusable): a JSON
+    record where ``LOG_FORMAT=json``, else ``error: <message>``. They were plain text either way, and a log shipper
+    parsing JSON misread or dropped the very lines that say why a pod crash-loops."""
+    if _as_json:
+        logging.getLogger("newsflow.start").log(logging.ERROR if error else logging.INFO, message)
+    else:
+        print(f"error: {message}" if error else message, file=sys.stderr, flush=True)
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "console") -> structlog.stdlib.BoundLogger:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -68,6 +81,8 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "console") -
             structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
         ]
     )
+    global _as_json
+    _as_json = fmt == "json"
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -16,7 +16,6 @@ import math
 import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -32,6 +31,7 @@ from .health import StageWatch, Verdict, gave_up, watch_of
 from .heap import freeze_long_lived
 from .kafka_clients import require_kafka
 from .lifecycle import stay_with_parent
+from .logs import configure_logging, say_at_start
 from .settings import EXIT_CONFIG, ServiceSettings
 from .tracing import refuse_unusable_exporter
 
@@ -209,12 +209,12 @@ def require_address(host: str, port: int, names: tuple[str, str]) -> None:
             raise OSError(f"no address of {host!r} can be listened on here")
     except (OSError, UnicodeError) as error:  # socket.gaierror too; UnicodeError: a name part over 63 characters
         reason = getattr(error, "strerror", None) or str(error)
-        print(f"error: {names[0]}={host} {names[1]}={port}: cannot listen there: {reason}", file=sys.stderr, flush=True)
+        say_at_start(f"{names[0]}={host} {names[1]}={port}: cannot listen there: {reason}")
         raise SystemExit(EXIT_CONFIG) from None
 
 
 def _stop_before_serving(signum: int, _frame: FrameType | None) -> None:
-    print(f"stopping on {signal.Signals(signum).name} before serving", file=sys.stderr, flush=True)
+    say_at_start(f"stopping on {signal.Signals(signum).name} before serving", error=False)
     os._exit(0)  # mid-wait in asyncio.run: nothing consumed, nothing to commit or close
 
 
@@ -231,6 +231,8 @@ def serve(
     ``kafka_first``, wait for Kafka and the topics, or exit saying why (storage waits in the app instead: its API
     serves what is stored while Kafka is away). ``address_names``: the variables ``host`` and ``port`` come from."""
     stay_with_parent()
+    # Before the waits below: what they say (Kafka or the database not answering yet) is in LOG_FORMAT too.
+    configure_logging(app_factory.partition(".")[0].removeprefix("newsflow_"), settings.log_level, settings.log_format)
     host = host or settings.health_host
     port = port if port is not None else settings.health_port
     require_address(host, port, address_names)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator, Mapping
 
 from opentelemetry import context, trace
@@ -27,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from .logs import say_at_start
 from .settings import EXIT_CONFIG
 
 __all__ = [
@@ -106,7 +106,7 @@ def refuse_unusable_exporter(environ: Mapping[str, str] = os.environ) -> None:
     try:
         _exporter_type(environ)
     except UnusableExporter as error:  # a setting, as settings are refused: one line and exit 78, not a traceback
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        say_at_start(str(error))
         raise SystemExit(EXIT_CONFIG) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,14 +10,21 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from newsflow_cli.local_kafka import free_port
 
 
-def test_sigterm_while_waiting_for_kafka_ends_the_service_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_sigterm_while_waiting_for_kafka_ends_the_service_at_once(tmp_path: Path, log_format: str) -> None:
     """The waits ran before any handler: as PID 1 in a container SIGTERM was ignored, and `docker compose stop` or a
-    rollout sat out the Kafka wait (a minute), then SIGKILL. Here the handler is what ends it, with its own line."""
+    rollout sat out the Kafka wait (a minute), then SIGKILL. Here the handler is what ends it, with its own line.
+
+    With ``LOG_FORMAT=json`` every line is a JSON record: these were plain text, the very lines a log shipper needs
+    to say why a pod crash-loops."""
     env = {
         **os.environ,
+        "LOG_FORMAT": log_format,
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",  # nothing answers: the start waits
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/news.db",
         "HEALTH_PORT": str(free_port()),
@@ -36,6 +44,11 @@ def test_sigterm_while_waiting_for_kafka_ends_the_service_at_once(tmp_path: Path
     assert time.monotonic() - started < 5
     assert service.returncode == 0, stderr[-2000:]
     assert "stopping on SIGTERM before serving" in stderr
+    if log_format == "json":
+        records = [json.loads(line) for line in (said + stderr).splitlines()]
+        assert [record["service"] for record in records] == ["ingest"] * len(records)
+        assert "does not answer yet" in records[0]["event"]
+        assert records[-1]["event"] == "stopping on SIGTERM before serving"
 
 
 APP_THAT_GIVES_UP = """

@@ -8,7 +8,6 @@ import fcntl
 import logging
 import re
 import sqlite3
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import first_line
 from ..failures import sqlstate
+from ..logs import say_at_start
 from .engine import is_sqlite, make_engine, normalise_url
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def require_database(database_url: str, timeout: float = 120.0) -> None:
         else:
             asyncio.run(answers())
     except ConnectionError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        say_at_start(str(error))
         raise SystemExit(3) from None
 
 
