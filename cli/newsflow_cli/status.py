@@ -18,6 +18,7 @@ wrote nothing in that time: a busy stage behind a backlog still writes, a blocke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -323,11 +324,26 @@ def render(stages: list[StageStatus]) -> Table:
 
 
 async def watch_status(settings: ServiceSettings, every: float, **options: Any) -> list[StageStatus]:
-    """Refresh the screen every ``every`` seconds until interrupted; the last reading is returned."""
+    """Refresh the screen every ``every`` seconds until interrupted; the last reading is returned.
+
+    Without a terminal (piped, or ``kubectl exec`` without ``-t``) each reading is printed below the last, with its
+    time: rich's live screen draws only on a terminal, and the watch showed nothing at all there."""
+    from rich.console import Console
     from rich.live import Live
 
     stages = await gather_status(settings, **options)
-    with Live(render(stages), auto_refresh=False) as live:
+    console = Console()
+    live = Live(render(stages), console=console, auto_refresh=False) if console.is_terminal else None
+
+    def show(screen: Table | Text) -> None:
+        if live is not None:
+            live.update(screen, refresh=True)
+        else:
+            console.print(f"{time.strftime('%H:%M:%S')}:", screen)
+
+    if live is None:
+        show(render(stages))
+    with live if live is not None else contextlib.nullcontext():
         try:
             while True:
                 await asyncio.sleep(every)
@@ -335,9 +351,9 @@ async def watch_status(settings: ServiceSettings, every: float, **options: Any) 
                     stages = await gather_status(settings, **options)
                 except (kafka_errors.KafkaError, OSError, TimeoutError, TopicMissing) as error:
                     # A watch screen outlives a broker's restart: it ended with exit 3 at the first failed read.
-                    live.update(unreadable(settings, error), refresh=True)
+                    show(unreadable(settings, error))
                     continue
-                live.update(render(stages), refresh=True)
+                show(render(stages))
         except asyncio.CancelledError:
             pass
     return stages
@@ -374,7 +390,8 @@ def run_status(
         else:
             stages = asyncio.run(gather_status(settings, **options))
     except Exception as error:  # Kafka down or unreachable: say so, in the form asked for
-        cause = str(error) if isinstance(error, KafkaUnavailable | TopicMissing) else repr(error)
+        # Ours say it all; another's message with its class, not Python's repr: KafkaSecurityError("Kafka at …").
+        cause = str(error) if isinstance(error, KafkaUnavailable | TopicMissing) else f"{type(error).__name__}: {error}"
         message = f"cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}: {cause}"
         if as_json:
             print(json.dumps({"ok": False, "error": message, "stages": []}))

@@ -99,3 +99,33 @@ async def test_the_watch_screen_outlives_a_broker_that_goes_away(monkeypatch: py
     watching.cancel()
     assert await watching == []
     assert shown == ["KafkaConnectionError: Connection refused"]
+
+
+async def test_a_watch_without_a_terminal_prints_each_reading(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rich's live screen draws only on a terminal: `kubectl exec … newsflow status --watch` (no -t), or the watch
+    piped to a file, showed nothing at all, the broker's absence included."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from newsflow_cli import status
+
+    answers: list[object] = [[], KafkaConnectionError("Connection refused"), []]
+
+    async def gather(settings: object, **options: object) -> list[object]:
+        answer = answers.pop(0) if answers else []
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    monkeypatch.setattr(status, "gather_status", gather)
+    watching = asyncio.create_task(status.watch_status(ServiceSettings(), 0.01))
+    while answers:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    watching.cancel()
+    await watching
+    shown = capsys.readouterr().out
+    assert shown.count("Newsflow") >= 2  # the first reading and the one after the broker came back
+    assert "cannot read the pipeline's state" in shown
+    assert shown.index("Newsflow") < shown.index("cannot read") < shown.rindex("Newsflow")
