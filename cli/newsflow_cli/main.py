@@ -257,6 +257,7 @@ def replay(
     stage = stage or "classify"
 
     skipped: list[str] = []
+    missing: list[str] = []
 
     async def main(settings: ServiceSettings) -> int:
         with _progress() as progress:
@@ -268,7 +269,7 @@ def replay(
             _require_existing(settings.database_url)
             return await _one_line_on_failure(
                 settings.database_url,
-                replay_stored(settings, stage, ids, advance, skipped),  # type: ignore[arg-type]
+                replay_stored(settings, stage, ids, advance, skipped, missing),  # type: ignore[arg-type]
             )
 
     count = with_kafka(main)
@@ -279,10 +280,16 @@ def replay(
         else (settings.topic_clean if stage == "classify" else settings.topic_ingested)
     )
     say(f"replayed {count} articles to {target}")
+    if missing:
+        shown = ", ".join(escape(i) for i in missing[:20]) + (
+            f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        )
+        err.print(f"[yellow]{len(missing)} ids are not stored[/]: {shown}")
     if skipped:
         err.print(
             f"[yellow]{len(skipped)} stored articles were not replayed[/] (said above): today's contract refuses them"
         )
+    if missing or skipped:
         raise typer.Exit(1)
 
 

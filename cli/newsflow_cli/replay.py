@@ -62,10 +62,13 @@ async def replay_stored(
     ids: list[str] | None,
     on_sent: Callable[[int], None] = lambda _: None,
     skipped: list[str] | None = None,
+    missing: list[str] | None = None,
 ) -> int:
     """Publish stored articles to the input topic of ``stage``; return how many. The ids of rows that today's
-    contract refuses (stored before a check they fail) go to ``skipped``, each said on the way."""
+    contract refuses (stored before a check they fail) go to ``skipped``, each said on the way; ``ids`` that are not
+    stored go to ``missing`` (a mistyped id "replayed 0 articles" and exited 0)."""
     skipped = [] if skipped is None else skipped
+    found: set[str] = set()
     topic = settings.topic_ingested if stage == "cleanup" else settings.topic_clean
     contract = "IngestedArticle" if stage == "cleanup" else "CleanArticle"
     run = uuid.uuid4().hex
@@ -76,6 +79,7 @@ async def replay_stored(
             async for batch in ArticleRepository(engine).scan(ids):
                 futures = []
                 for article in batch:
+                    found.add(article.id)
                     try:
                         message = as_input_to(stage, article)
                     except ValueError as error:  # a row stored before a check it fails (ValidationError too)
@@ -99,6 +103,8 @@ async def replay_stored(
                 on_sent(len(batch))
     finally:
         await engine.dispose()
+    if ids and missing is not None:
+        missing.extend(i for i in dict.fromkeys(ids) if i not in found)
     return sent
 
 

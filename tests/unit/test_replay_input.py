@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from newsflow_cleanup.language import LanguageDetector
 from newsflow_cleanup.logic import clean
 from newsflow_cleanup.settings import CleanupSettings
@@ -63,3 +65,46 @@ def test_a_row_stored_before_arrived_text_replays_its_text_to_cleanup() -> None:
     row = StoredArticle.model_validate(STORED, context=AS_STORED)
     assert row.arrived_text is None
     assert as_input_to("cleanup", row).text == "Storms closed the ports."  # type: ignore[union-attr]
+
+
+def test_replaying_ids_that_are_not_stored_says_so_and_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped id "replayed 0 articles" and exited 0: a script never knew."""
+    import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from typer.testing import CliRunner
+
+    from newsflow_cli import main, replay
+    from newsflow_shared import ServiceSettings, settings_from_environment
+    from newsflow_shared.db import make_engine, upgrade
+    from newsflow_storage.repository import ArticleRepository
+
+    from .test_dlq_redrive import Producer
+    from .test_storage import article
+
+    database = f"sqlite+aiosqlite:///{tmp_path}/news.db"
+
+    async def store() -> None:
+        await upgrade(database)
+        engine = make_engine(database)
+        await ArticleRepository(engine).store([article("stored-1")])
+        await engine.dispose()
+
+    asyncio.run(store())
+    client = Producer()
+
+    @contextlib.asynccontextmanager
+    async def producer(settings: ServiceSettings) -> AsyncIterator[Producer]:
+        yield client
+
+    monkeypatch.setenv("DATABASE_URL", database)
+    monkeypatch.setattr(replay, "producer", producer)
+    monkeypatch.setattr(main, "with_kafka", lambda work: asyncio.run(work(settings_from_environment(ServiceSettings))))
+    ids = ["--id", "stored-1", "--id", "no-such-1", "--id", "no-such-2", "--id", "no-such-1"]
+    result = CliRunner().invoke(main.app, ["replay", *ids], env={"COLUMNS": "400"})
+    assert result.exit_code == 1, result.output
+    assert "2 ids are not stored: no-such-1, no-such-2" in result.stderr
+    assert [topic for topic, _ in client.sent] == ["articles.clean"]  # the stored one still went
+    result = CliRunner().invoke(main.app, ["replay", "--id", "stored-1"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
