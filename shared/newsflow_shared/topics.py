@@ -103,7 +103,8 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
             problems.append(
                 f"topic {topic['topic']} has {have} partitions where TOPIC_PARTITIONS is {settings.topic_partitions}:"
                 f" replicas past {have} of a service stay idle. Add them once the pipeline has drained (keys move):"
-                f" kafka-topics.sh --alter --topic {topic['topic']} --partitions {settings.topic_partitions}"
+                f" kafka-topics.sh --bootstrap-server {settings.kafka_bootstrap_servers} --alter --topic {topic['topic']}"
+                f" --partitions {settings.topic_partitions}"
             )
     wanted = topic_configs(settings)
     resources = [ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(wanted)) for name in names]
@@ -117,7 +118,7 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
                     f"topic {name} keeps the time each producer stamps on a record ({stamped}): retention counts from"
                     " it, so records stamped days ago (a back-fill by publication time) are deleted before they are"
                     " read, and Kafka refuses a batch holding one stamped an hour ahead."
-                    f" {_set_config(name, 'message.timestamp.type', ARRIVAL_TIME)}"
+                    f" {_set_config(settings, name, 'message.timestamp.type', ARRIVAL_TIME)}"
                 )
             in_sync = have.get("min.insync.replicas")
             if "min.insync.replicas" in wanted and in_sync is not None and in_sync < int(wanted["min.insync.replicas"]):
@@ -125,14 +126,14 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
                     f"topic {name} acknowledges a write once {in_sync} cop{'y holds' if in_sync == 1 else 'ies hold'}"
                     f" it where TOPIC_REPLICATION_FACTOR={settings.topic_replication_factor} wants"
                     f" {wanted['min.insync.replicas']}: a leader lost then loses it."
-                    f" {_set_config(name, 'min.insync.replicas', wanted['min.insync.replicas'])}"
+                    f" {_set_config(settings, name, 'min.insync.replicas', wanted['min.insync.replicas'])}"
                 )
             limit = have.get("max.message.bytes")
             if limit is not None and limit < settings.kafka_max_message_bytes:
                 problems.append(
                     f"topic {name} accepts records of {limit:,} bytes where KAFKA_MAX_MESSAGE_BYTES is"
                     f" {settings.kafka_max_message_bytes:,}: larger records (and their dead letters) are refused."
-                    f" {_set_config(name, 'max.message.bytes', settings.kafka_max_message_bytes)}"
+                    f" {_set_config(settings, name, 'max.message.bytes', settings.kafka_max_message_bytes)}"
                 )
     return problems
 
@@ -153,9 +154,12 @@ async def topic_config(settings: ServiceSettings, topic: str, key: str) -> str |
         await admin.close()
 
 
-def _set_config(topic: str, key: str, value: object) -> str:
-    """The command that sets one of ``topic``'s configs."""
-    return f"kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config {key}={value}"
+def _set_config(settings: ServiceSettings, topic: str, key: str, value: object) -> str:
+    """The command that sets one of ``topic``'s configs (Kafka's tools want the broker named: it is not optional)."""
+    return (
+        f"kafka-configs.sh --bootstrap-server {settings.kafka_bootstrap_servers} --alter --entity-type topics"
+        f" --entity-name {topic} --add-config {key}={value}"
+    )
 
 
 async def ensure_topics(settings: ServiceSettings) -> list[str]:
