@@ -143,7 +143,13 @@ def _explain(error: BaseException, address: str, settings: ServiceSettings) -> K
             f"Kafka at {address} does not offer SASL {settings.kafka_sasl_mechanism}: "
             "set KAFKA_SASL_MECHANISM to one it enables"
         )
-    if isinstance(error, SaslAuthenticationFailed | AuthenticationFailedError | IllegalSaslStateError):
+    if isinstance(error, IllegalSaslStateError):  # the broker's answer to a SASL handshake on a listener without SASL
+        return KafkaSecurityError(
+            f"Kafka at {address} does not take a SASL login there (IllegalSaslStateError): is it a SASL listener? "
+            f"KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol}; a PLAINTEXT or SSL listener wants that,"
+            " with no KAFKA_SASL_* settings"
+        )
+    if isinstance(error, SaslAuthenticationFailed | AuthenticationFailedError):
         return KafkaSecurityError(
             f"Kafka at {address} refused the login of {settings.kafka_sasl_username!r} with "
             f"{settings.kafka_sasl_mechanism}: check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD (or "

@@ -162,6 +162,21 @@ def test_a_wrong_password_or_an_untrusted_certificate_fails_within_seconds(
     assert time.monotonic() - started < 5
 
 
+def test_a_sasl_login_sent_to_a_listener_without_sasl_names_the_protocol(secure_kafka: SecureKafka) -> None:
+    """It was called a refused login ("check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD"): the broker's answer to a
+    SASL handshake on a PLAINTEXT listener is IllegalSaslStateError, and no password is wrong there."""
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=secure_kafka.kafka.address("PLAINTEXT"),
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="newsflow",
+        kafka_sasl_password=PASSWORD,
+    )
+    with pytest.raises(KafkaSecurityError, match="does not take a SASL login there") as raised:
+        asyncio.run(wait_for_kafka(settings, timeout=60))
+    assert "KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT" in str(raised.value)
+    assert "refused the login" not in str(raised.value)
+
+
 def test_a_missing_client_certificate_is_named(secure_kafka: SecureKafka) -> None:
     settings = secure_kafka.mtls_settings(kafka_ssl_cert_file=None, kafka_ssl_key_file=None)
     with pytest.raises(KafkaSecurityError, match="wants a client certificate"):
