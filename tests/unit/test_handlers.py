@@ -252,15 +252,23 @@ async def test_ingest_keeps_the_id_an_article_was_passed_on_under_before_urls_we
     app = create_ingest(settings)
     broker = app.broker
     spy = capture(broker, settings.topic_ingested, settings.topic_skipped, settings.topic_dlq)
+    forgotten = {"title": "T", "text": "Fixed", "url": "https://news.example.com/refused?utm_source=feed"}
+    forgotten_former = former_id(RawArticle.model_validate(forgotten), url_id(forgotten["url"]))
     async with TestKafkaBroker(broker), app.lifespan_context():
         engine = make_engine(database_url)
-        await SeenStore(engine).remember({former: "the hash of the version stored before"})
+        store = SeenStore(engine)
+        await store.remember({former: "the hash of the version stored before"})
+        # Stored under its former id, then a newer version was refused by a later stage and forgotten: the stored
+        # version is still there under that id.
+        await store.remember({forgotten_former: "the hash of the version stored before"})
+        await store.forget([forgotten_former])
         await engine.dispose()
-        for raw in (known, known, unknown):
+        for raw in (known, known, unknown, forgotten):
             await broker.publish(json.dumps(raw).encode(), settings.topic_raw)
 
     topics = [topic for topic, _, _ in spy]
-    assert topics == [settings.topic_ingested, settings.topic_skipped, settings.topic_ingested]
+    assert topics == [settings.topic_ingested, settings.topic_skipped, settings.topic_ingested, settings.topic_ingested]
     assert IngestedArticle.model_validate_json(spy[0][1]).id == former  # a revision of the stored article
     assert SkippedArticle.model_validate_json(spy[1][1]).id == former  # then an exact re-send of it
     assert IngestedArticle.model_validate_json(spy[2][1]).id == url_id("https://news.example.com/other")
+    assert IngestedArticle.model_validate_json(spy[3][1]).id == forgotten_former

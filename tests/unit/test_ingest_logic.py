@@ -81,6 +81,10 @@ def test_ids_of_urls_already_in_normal_form_did_not_move() -> None:
     assert former_id(tracked, article_id(tracked)) not in (None, article_id(tracked))
     given = RawArticle(id="given", text="x", url="https://news.example.com/a?utm_source=x")
     assert former_id(given, "given") is None
+    # The earlier form dropped a "#!" fragment, which names a page: every such story of a site had one former id.
+    hashbang = RawArticle(text="x", url="https://news.example.com/#!/story/1")
+    assert url_id("https://news.example.com/#!/story/1") != url_id("https://news.example.com/#!/story/2")
+    assert former_id(hashbang, article_id(hashbang)) is None
 
 
 def test_content_hash_changes_with_content_only() -> None:

@@ -24,7 +24,7 @@ from newsflow_shared.stage import Output
 
 from .logic import former_id, ingest
 from .reading import read_raw
-from .seen import SeenStore
+from .seen import FORGOTTEN, SeenStore
 from .settings import IngestSettings
 
 SERVICE = "ingest"
@@ -56,11 +56,12 @@ class Ingest:
                 outputs.append(self.stage.reject(delivery, error))
 
         asked = [a.id for _, a, _ in accepted] + [former for _, _, former in accepted if former]
-        known = await self.seen.lookup(asked) if self.seen else {}
+        recorded = await self.seen.recorded(asked) if self.seen else {}
+        known = {i: h for i, h in recorded.items() if h != FORGOTTEN}
         for delivery, article, former in accepted:
-            if former in known and article.id not in known:
-                # Passed on under the id its URL had in the earlier normal form: it keeps that id, or the stored
-                # article would get a second copy under the new one.
+            if former in recorded and article.id not in recorded:
+                # Passed on under the id its URL had in the earlier normal form (forgotten since or not: an earlier
+                # version may be stored): it keeps that id, or the stored article would get a second copy.
                 article = article.model_copy(update={"id": former})
             if known.get(article.id) == article.content_hash and not delivery.is_replay:
                 skipped = SkippedArticle(

@@ -53,7 +53,7 @@ def normalise_url(url: str) -> str:
         return former_normal_form(url)
     try:
         return canonical_url(url)
-    except (ValueError, UnicodeError):  # a host IDNA refuses ("a..example", a zero-width space): kept as it came
+    except ValueError:  # a host IDNA refuses (a label over 63 characters; UnicodeError is one): kept as it came
         return former_normal_form(url)
 
 
@@ -87,7 +87,8 @@ def former_normal_form(url: str) -> str:
 
 def without_credentials(url: str | None) -> str | None:
     """``url`` without a ``user:password@`` before its host, as it is stored and shown: the article page linked its
-    address with the password in it. The id and content hash are of the URL as it came, so they do not move."""
+    address with the password in it. The content hash is of the URL as it came; the id, of its canonical form, has
+    no login either."""
     if url is None or "@" not in url:
         return url
     parts = urlsplit(url)
@@ -115,18 +116,24 @@ def former_id(raw: RawArticle, given: str) -> str | None:
     """
     if raw.id or not (raw.url and raw.url.strip()):
         return None
-    former = "url-" + _digest(former_normal_form(raw.url))
-    return None if former == given else former
+    earlier = former_normal_form(raw.url)
+    former = "url-" + _digest(earlier)
+    if former == given:
+        return None
+    # Only where the earlier form named this page too. It dropped a "#!/story/1" fragment, which the canonical form
+    # keeps (as ?_escaped_fragment_=): every such story of a site had one former id, and would be filed under it.
+    return former if normalise_url(earlier) == normalise_url(raw.url) else None
 
 
 def article_id(raw: RawArticle) -> str:
     """The given id; else ``url-`` and a hash of the normalised URL; else ``text-`` and a hash of the body.
 
-    Stable across runs, so a re-sent article always gets the same id; across versions too, but for two changes:
+    Stable across runs, so a re-sent article always gets the same id; across versions too, but for three changes:
     an article sent with blank text and a page takes its id from the page (before, every such article had one); and
     blank is as a reader sees it since session 30, zero-width characters and "&nbsp;" too. The articles the second
     moved (text of only such characters, and a page) were never stored: cleanup emptied their text and dead-lettered
-    them, and ingest forgot them then, so a re-send is read anew under its new id rather than stored twice.
+    them, and ingest forgot them then, so a re-send is read anew under its new id rather than stored twice. The
+    third, URLs' canonical form (December 2026), is bridged by ingest: see :func:`former_id`.
     """
     if raw.id:
         return raw.id

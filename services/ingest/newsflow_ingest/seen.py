@@ -46,7 +46,12 @@ class SeenStore:
         )
 
     async def lookup(self, ids: Iterable[str]) -> dict[str, str]:
-        """Content hash per id already seen; ids never seen are absent."""
+        """Content hash per id already seen; ids never seen, or forgotten, are absent."""
+        return {i: h for i, h in (await self.recorded(ids)).items() if h != FORGOTTEN}
+
+    async def recorded(self, ids: Iterable[str]) -> dict[str, str]:
+        """Content hash per id ever passed on, :data:`FORGOTTEN` for one forgotten since: a forgotten article may
+        still be stored (an earlier version of it), so its id is still its id."""
         ids = list(set(ids))
         if not ids:
             return {}
@@ -54,7 +59,7 @@ class SeenStore:
             rows = await connection.execute(
                 select(ingest_seen.c.article_id, ingest_seen.c.content_hash).where(ingest_seen.c.article_id.in_(ids))
             )
-            return {row.article_id: row.content_hash for row in rows if row.content_hash != FORGOTTEN}
+            return {row.article_id: row.content_hash for row in rows}
 
     async def remember(self, seen: dict[str, str], passed_at: datetime | None = None) -> None:
         """Record ``id -> content hash`` after the articles were passed on, from ``passed_at`` (before they were sent).
