@@ -248,6 +248,9 @@ def test_a_text_hidden_in_unicode_tags_goes_but_a_flag_stays() -> None:
     ]
     england = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "gbeng") + "\U000e007f"
     assert repair(f"England {england} won.") == [f"England {england} won."]
+    # Behind a flag, a text is still no flag: it went through whole.
+    flagged = "\U0001f3f4" + hidden + "\U000e007f"
+    assert repair(f"Rates were held. {flagged}") == ["Rates were held. \U0001f3f4"]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,12 @@ from newsflow_shared.text_safety import make_safe, unescape_html
 _INVISIBLE_CHARACTERS = "\u200b\u200c\u200d\u2060-\u2064\ufeff\u00ad\u180e\U000e0000-\U000e007f"
 _INVISIBLE = re.compile(f"[{_INVISIBLE_CHARACTERS}]")
 _BLACK_FLAG = "\U0001f3f4"
-_INVISIBLE_BUT_FLAGS = re.compile(f"({_BLACK_FLAG}[\U000e0020-\U000e007e]+\U000e007f)|[{_INVISIBLE_CHARACTERS}]")
+# A subdivision flag as Unicode spells one (ISO 3166-2: two tag letters, then one to four tag letters or digits, the
+# cancel tag): any run of tags after the flag let a hidden text through.
+_INVISIBLE_BUT_FLAGS = re.compile(
+    f"({_BLACK_FLAG}[\U000e0061-\U000e007a]{{2}}[\U000e0030-\U000e0039\U000e0061-\U000e007a]{{1,4}}\U000e007f)"
+    f"|[{_INVISIBLE_CHARACTERS}]"
+)
 # Runs of two or more, or one space of another kind: a lone " " is left alone rather than matched and replaced by
 # itself at every word. The space before punctuation is found from the space on, its look-behind after it, so the
 # scan looks for a literal character instead of trying the look-behind at every position. Together these save
