@@ -61,8 +61,8 @@ def say_at_start(message: str, *, error: bool = True) -> None:
     """A service's word before it serves, most often its last (Kafka, the database or a setting unusable): a JSON
     record where ``LOG_FORMAT=json``, else ``error: <message>``. They were plain text either way, and a log shipper
     parsing JSON misread or dropped the very lines that say why a pod crash-loops."""
-    if _as_json:
-        logging.getLogger("newsflow.start").log(logging.ERROR if error else logging.INFO, message)
+    if _as_json:  # CRITICAL: the reason a service exits is said at any LOG_LEVEL, as the plain line always was
+        logging.getLogger("newsflow.start").log(logging.CRITICAL if error else logging.INFO, message)
     else:
         print(f"error: {message}" if error else message, file=sys.stderr, flush=True)
 

@@ -7,6 +7,7 @@ same in docker-compose.yml, the Kubernetes manifests and the README's table.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass, fields
@@ -350,18 +351,28 @@ EXIT_CONFIG = 78
 """The exit status of a process whose environment holds a setting it cannot use (sysexits.h's EX_CONFIG)."""
 
 
-def settings_from_environment(settings: type[SettingsT]) -> SettingsT:
+def settings_from_environment(settings: type[SettingsT], *, service: str | None = None) -> SettingsT:
     """``settings()`` read from the environment, or a line for each variable it cannot use and exit status
     :data:`EXIT_CONFIG` (78, sysexits' EX_CONFIG: not 2, which ``newsflow status`` gives when Kafka does not answer).
 
     A deployment's typo (``LOG_LEVEL=TRACE``, ``KAFKA_BOOTSTRAP_SERVERS=kafka:99092``) should read as the variable and
     what is wrong with it, not as forty lines of pydantic's traceback in a crash-looping pod's log. Secrets are never
     echoed.
+
+    A ``service`` whose environment says ``LOG_FORMAT=json`` gets them as one JSON record, as its other lines (the
+    commands, run by hand in the same pods, keep plain text).
     """
     try:
         return settings()
     except ValidationError as error:
-        print(describe_settings_error(settings, error), file=sys.stderr)
+        described = describe_settings_error(settings, error)
+        if service is not None and os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+            from .logs import configure_logging, say_at_start
+
+            configure_logging(service, fmt="json")
+            say_at_start(described)
+        else:
+            print(described, file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -160,3 +161,52 @@ def test_a_host_of_several_addresses_is_tried_on_each(monkeypatch: pytest.Monkey
     with taken, pytest.raises(SystemExit) as ended:
         require_address("localhost", port, ("HEALTH_HOST", "HEALTH_PORT"))
     assert ended.value.code == 78
+
+
+def test_with_json_logs_the_reason_a_service_exits_at_start_is_a_record_at_any_level(tmp_path: Path) -> None:
+    """A log shipper parsing JSON misread the plain "error: …" line; and LOG_LEVEL=CRITICAL must not hide why."""
+    environment = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/newsflow.db",
+        "HEALTH_HOST": "256.1.1.1",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "CRITICAL",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "newsflow_ingest"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 78, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["service"]) == ("critical", "ingest")
+    assert "HEALTH_HOST=256.1.1.1" in record["event"]
+    assert "cannot listen there" in record["event"]
+
+
+def test_with_json_logs_a_refused_setting_is_one_record_and_the_commands_stay_plain(tmp_path: Path) -> None:
+    """The services' settings refusal was plain text under LOG_FORMAT=json; a command run by hand in the same pod
+    (the ConfigMap sets LOG_FORMAT for everything there) is read by a person and keeps plain lines."""
+    environment = {**os.environ, "LOG_FORMAT": "json", "LOG_LEVEL": "TRACE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "newsflow_ingest"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 78, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["service"]) == ("critical", "ingest")
+    assert "LOG_LEVEL='TRACE'" in record["event"]
+    newsflow = Path(sys.executable).with_name("newsflow")
+    done = subprocess.run([str(newsflow), "status"], env=environment, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 78, done.stderr
+    assert done.stderr.startswith("ServiceSettings: 1 setting(s) in the environment cannot be used")

@@ -5,4 +5,4 @@ from .settings import IngestSettings
 
 # Guarded: a spawned worker process imports this module again and must not start a second server.
 if __name__ == "__main__":
-    serve("newsflow_ingest.app:create_app", settings_from_environment(IngestSettings))
+    serve("newsflow_ingest.app:create_app", settings_from_environment(IngestSettings, service="ingest"))

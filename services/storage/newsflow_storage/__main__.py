@@ -5,7 +5,7 @@ from .settings import StorageSettings
 
 # Guarded: a spawned worker process imports this module again and must not start a second server.
 if __name__ == "__main__":
-    settings = settings_from_environment(StorageSettings)
+    settings = settings_from_environment(StorageSettings, service="storage")
     serve(
         "newsflow_storage.app:create_app",
         settings,
