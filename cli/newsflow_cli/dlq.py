@@ -375,7 +375,7 @@ async def _redrive(
     what Kafka did not take is given back there, to wait again."""
     records: dict[Place, tuple[Found, OutgoingRecord]] = {}
     for found in batch:
-        place = _place(found.letter)
+        place = _place(found)
         if place in done.places:  # the same refused record twice on the DLQ (its stage restarted before committing)
             done.repeats += 1
             continue
@@ -390,7 +390,7 @@ async def _redrive(
     if pages is not None and records and not dry_run:
         # A letter storage's reader has not kept yet (it is behind, or storage is down) is kept here first: marked
         # like the others, rather than arrive later as waiting and be offered again.
-        await pages.store.keep([found.letter for found, _ in records.values()])
+        await pages.store.keep([_as_kept(found) for found, _ in records.values()])
     rows = await pages.store.rows_at(list(records)) if pages is not None and records else {}
     waiting = {place: record for place, (_, record) in records.items() if not rows.get(place, (0, False))[1]}
     done.settled += len(records) - len(waiting)
@@ -453,5 +453,15 @@ def _cannot_read(problem: str) -> NoReturn:
     raise typer.Exit(3)
 
 
-def _place(letter: DeadLetter) -> Place:
+def _as_kept(found: Found) -> DeadLetter:
+    """The letter at the place storage's copy keeps it by (:func:`newsflow_storage.dead_letters.placed`): a letter of
+    ``push`` (no place on its topic) or of a place past the table's columns was looked for where no row is, or raised
+    OverflowError."""
+    from newsflow_storage.dead_letters import placed
+
+    return placed(found.letter, found.partition, found.offset)
+
+
+def _place(found: Found) -> Place:
+    letter = _as_kept(found)
     return (letter.source_topic, letter.source_partition, letter.source_offset)

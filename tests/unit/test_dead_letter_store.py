@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -63,29 +64,45 @@ async def test_a_letter_with_nul_in_its_key_and_headers_is_kept(database_url: st
 
 async def test_a_letter_with_numbers_and_times_past_its_columns_is_kept(database_url: str) -> None:
     """A letter another producer wrote with a partition of 2**64, or a time of year 1 an hour east of UTC, raised
-    OverflowError: its batch was retried and split, and the letter never reached the page."""
+    OverflowError: its batch was retried and split, and the letter never reached the page. A place past the columns
+    is the letter's own on the DLQ (as a pushed input's is): held to the columns' bounds, two would be one."""
+    from newsflow_storage.dead_letters import DeadLetterKeeper
+
     east, west = timezone(timedelta(hours=1)), timezone(timedelta(hours=-1))
-    letters = [
-        webdata.dead_letter(1).model_copy(update={"source_partition": 2**64}),
-        webdata.dead_letter(2).model_copy(update={"attempts": 2**40, "original_size": 2**64}),
-        webdata.dead_letter(3).model_copy(update={"failed_at": datetime(1, 1, 1, tzinfo=east)}),
-        webdata.dead_letter(4).model_copy(update={"failed_at": datetime(9999, 12, 31, 23, 59, tzinfo=west)}),
-        webdata.dead_letter(5).model_copy(update={"source_offset": 2**64, "source_partition": -(2**40)}),
+    changes: list[dict[str, object]] = [
+        {"source_partition": 2**64},
+        {"source_partition": 2**65},  # the same offset as the one before: a place of its own all the same
+        {"attempts": 2**40, "original_size": 2**64},
+        {"failed_at": datetime(1, 1, 1, tzinfo=east)},
+        {"failed_at": datetime(9999, 12, 31, 23, 59, tzinfo=west)},
+        {"source_offset": 2**64},
     ]
+    deliveries = [
+        Delivery(
+            # Source offsets 1, 1, 2, 3, 4 and 5 (the last one replaced); their places on the DLQ 10 to 15.
+            value=webdata.dead_letter(max(n, 1)).model_copy(update=change).model_dump_json().encode(),
+            topic="articles.dlq",
+            partition=0,
+            offset=10 + n,
+        )
+        for n, change in enumerate(changes)
+    ]
+    assert [json.loads(d.value)["source_offset"] for d in deliveries][:5] == [1, 1, 2, 3, 4]
     await upgrade(database_url)
     engine = make_engine(database_url)
     try:
-        store = DeadLetterStore(engine)
-        await store.keep(letters)
-        kept = {row.source_offset: row for row in await store.recent(limit=10)}
-        assert set(kept) == {1, 2, 3, 4, 2**63 - 1}
-        assert kept[1].source_partition == 2**31 - 1
-        assert kept[2**63 - 1].source_partition == -(2**31)
-        whole = await store.letter(kept[2].id)
+        keeper = DeadLetterKeeper()
+        keeper.store = DeadLetterStore(engine)
+        await keeper.handle(deliveries[:3])
+        await keeper.handle(deliveries[3:])
+        kept = {(row.source_partition, row.source_offset): row for row in await keeper.store.recent(limit=10)}
+        # Each partition or offset past its column at its own place on the DLQ, written below zero.
+        assert sorted(kept) == [(-1, -16), (-1, -12), (-1, -11), (0, 2), (0, 3), (0, 4)], sorted(kept)
+        whole = await keeper.store.letter(kept[(0, 2)].id)
         assert whole is not None
         assert (whole.attempts, whole.original_size) == (2**31 - 1, 2**63 - 1)
-        assert as_utc(kept[3].failed_at) == datetime.min.replace(tzinfo=UTC)  # SQLite's times come back naive
-        assert as_utc(kept[4].failed_at) == datetime.max.replace(tzinfo=UTC)
+        assert as_utc(kept[(0, 3)].failed_at) == datetime.min.replace(tzinfo=UTC)  # SQLite's times come back naive
+        assert as_utc(kept[(0, 4)].failed_at) == datetime.max.replace(tzinfo=UTC)
     finally:
         await engine.dispose()
 

@@ -147,3 +147,36 @@ async def test_a_letter_naming_a_topic_no_stage_reads_is_refused_and_the_rest_go
         assert line.startswith("0:101: the dead letter names 'no-such-topic'")
     finally:
         await pages.close()
+
+
+async def test_letters_without_a_place_of_their_own_are_found_where_storage_keeps_them(tmp_path: Any) -> None:
+    """Storage keeps a letter of pushed input (offset -1) or of a place past its columns (a partition of 2**40) at its
+    own place on the DLQ: the command looked for them at the place they name, where a pushed input's letters are all
+    one ("the same refused record again: sent once") and 2**40 raised OverflowError out of the command."""
+    from newsflow_shared import Delivery
+    from newsflow_storage.dead_letters import DeadLetterKeeper
+
+    pages = await page_copy(f"sqlite+aiosqlite:///{tmp_path}/copy.db")
+    try:
+        letters = [
+            Found(partition=0, offset=200 + n, letter=found(n, **changes).letter)
+            for n, changes in enumerate(
+                [{"source_partition": 2**40}, {"source_offset": -1}, {"source_offset": -1}], start=1
+            )
+        ]
+        keeper = DeadLetterKeeper()  # storage's reader has kept the first one already
+        keeper.store = pages.store
+        first = letters[0]
+        await keeper.handle(
+            [Delivery(value=first.letter.model_dump_json().encode(), topic="articles.dlq", partition=0, offset=201)]
+        )
+        producer, done = Producer(), Redriven()
+        await _redrive(letters, producer, pages, done, dry_run=False, inputs=INPUTS)
+        assert (done.sent, done.repeats, len(producer.sent)) == (3, 0, 3)
+        [kind] = await pages.store.kinds()
+        assert (kind.waiting, kind.redriven) == (0, 3)  # the one storage kept, marked; the others kept and marked
+        again = Redriven()
+        await _redrive(letters, producer, pages, again, dry_run=False, inputs=INPUTS)
+        assert (again.sent, again.settled, len(producer.sent)) == (0, 3, 3)
+    finally:
+        await pages.close()

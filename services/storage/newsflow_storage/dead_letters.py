@@ -334,10 +334,7 @@ class DeadLetterKeeper:
         letters = []
         for delivery in deliveries:
             try:
-                letter = delivery.decode(DeadLetter)
-                if letter.source_offset < 0:
-                    letter = _placed_by_its_own_record(letter, delivery)
-                letters.append(letter)
+                letters.append(placed(delivery.decode(DeadLetter), delivery.partition, delivery.offset))
             except RejectedInput as error:
                 # Never dead-letter a dead letter: that would loop. Say so and go on.
                 log.warning(
@@ -352,13 +349,23 @@ class DeadLetterKeeper:
         return []
 
 
-def _placed_by_its_own_record(letter: DeadLetter, delivery: Delivery) -> DeadLetter:
-    """A letter of input that never reached its topic (``newsflow push`` refusing a record too large for Kafka) has
-    no place there: each said partition 0, offset -1, and as the table keeps one letter a place, the page showed only
-    the first such letter ever. Its own place on the DLQ, written below zero, is one of its own."""
-    return letter.model_copy(
-        update={"source_partition": -1 - delivery.partition, "source_offset": -1 - delivery.offset}
-    )
+def placed(letter: DeadLetter, partition: int, offset: int) -> DeadLetter:
+    """``letter`` at the place the page keeps it by: its refused record's, else its own on the DLQ (``partition``,
+    ``offset``) written below zero. ``newsflow dlq redrive`` places each letter so too, to find the page's row.
+
+    A letter of input that never reached its topic (``newsflow push`` refusing a record too large for Kafka) has no
+    place there: each said partition 0, offset -1, and as the table keeps one letter a place, the page showed only the
+    first such letter ever. A place past what the table stores (a partition of 2**40, written by another producer)
+    raised OverflowError, and held to the columns' bounds two such letters would be one.
+    """
+    fits = _within(letter.source_partition, dead_letters.c.source_partition) == letter.source_partition
+    if (
+        letter.source_offset >= 0
+        and fits
+        and _within(letter.source_offset, dead_letters.c.source_offset) == letter.source_offset
+    ):
+        return letter
+    return letter.model_copy(update={"source_partition": -1 - partition, "source_offset": -1 - offset})
 
 
 def _shown_reason() -> Any:
@@ -385,7 +392,7 @@ def _fitted(value: str | None, column: Column[Any] | None = None) -> str | None:
 
 
 def _within(value: int, column: Column[Any]) -> int:
-    """``value`` held to what ``column`` can store: a letter another producer wrote with a partition of 2**64 raised
+    """``value`` held to what ``column`` can store: a letter another producer wrote with attempts of 2**64 raised
     OverflowError, its batch was retried and split, and the letter never reached the page."""
     bits = 64 if isinstance(column.type, BigInteger) else 32
     return min(max(value, -(2 ** (bits - 1))), 2 ** (bits - 1) - 1)
