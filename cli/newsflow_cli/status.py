@@ -338,6 +338,8 @@ async def watch_status(settings: ServiceSettings, every: float, **options: Any) 
     def show(screen: Table | Text) -> None:
         if live is not None:
             live.update(screen, refresh=True)
+        elif isinstance(screen, Text):  # says its own time
+            console.print(screen)
         else:
             console.print(f"{time.strftime('%H:%M:%S')}:", screen)
 
@@ -359,12 +361,18 @@ async def watch_status(settings: ServiceSettings, every: float, **options: Any) 
     return stages
 
 
+def described(error: BaseException) -> str:
+    """``error`` as ``Class: message``, once: aiokafka's own messages start with their class already."""
+    said, name = str(error), type(error).__name__
+    return said if said.startswith(name) else f"{name}: {said}" if said else name
+
+
 def unreadable(settings: ServiceSettings, error: BaseException) -> Text:
     """What a watch screen shows while Kafka cannot be read, until it can."""
     when = time.strftime("%H:%M:%S")
     return Text(
         f"{when}: cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}"
-        f" ({type(error).__name__}: {error}); trying again",
+        f" ({described(error)}); trying again",
         style="red",
     )
 
@@ -391,7 +399,7 @@ def run_status(
             stages = asyncio.run(gather_status(settings, **options))
     except Exception as error:  # Kafka down or unreachable: say so, in the form asked for
         # Ours say it all; another's message with its class, not Python's repr: KafkaSecurityError("Kafka at …").
-        cause = str(error) if isinstance(error, KafkaUnavailable | TopicMissing) else f"{type(error).__name__}: {error}"
+        cause = str(error) if isinstance(error, KafkaUnavailable | TopicMissing) else described(error)
         message = f"cannot read the pipeline's state from Kafka at {settings.kafka_bootstrap_servers}: {cause}"
         if as_json:
             print(json.dumps({"ok": False, "error": message, "stages": []}))

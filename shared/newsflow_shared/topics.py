@@ -103,7 +103,7 @@ async def existing_topic_problems(admin: AIOKafkaAdminClient, settings: ServiceS
             problems.append(
                 f"topic {topic['topic']} has {have} partitions where TOPIC_PARTITIONS is {settings.topic_partitions}:"
                 f" replicas past {have} of a service stay idle. Add them once the pipeline has drained (keys move):"
-                f" kafka-topics.sh --bootstrap-server {settings.kafka_bootstrap_servers} --alter --topic {topic['topic']}"
+                f" kafka-topics.sh {_tool_options(settings)} --alter --topic {topic['topic']}"
                 f" --partitions {settings.topic_partitions}"
             )
     wanted = topic_configs(settings)
@@ -155,11 +155,20 @@ async def topic_config(settings: ServiceSettings, topic: str, key: str) -> str |
 
 
 def _set_config(settings: ServiceSettings, topic: str, key: str, value: object) -> str:
-    """The command that sets one of ``topic``'s configs (Kafka's tools want the broker named: it is not optional)."""
+    """The command that sets one of ``topic``'s configs."""
     return (
-        f"kafka-configs.sh --bootstrap-server {settings.kafka_bootstrap_servers} --alter --entity-type topics"
-        f" --entity-name {topic} --add-config {key}={value}"
+        f"kafka-configs.sh {_tool_options(settings)} --alter --entity-type topics --entity-name {topic}"
+        f" --add-config {key}={value}"
     )
+
+
+def _tool_options(settings: ServiceSettings) -> str:
+    """What Kafka's tools need to reach the cluster as the services do: the brokers (not optional), in one word a
+    shell keeps whole, and where the cluster wants TLS or a login a file of the client's settings to write."""
+    servers = ",".join(server.strip() for server in settings.kafka_bootstrap_servers.split(","))
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return f"--bootstrap-server {servers}"
+    return f"--bootstrap-server {servers} --command-config client.properties"
 
 
 async def ensure_topics(settings: ServiceSettings) -> list[str]:
@@ -204,6 +213,12 @@ async def ensure_topics(settings: ServiceSettings) -> list[str]:
             problems = []
         for problem in problems:
             log.warning("%s", problem)
+        if problems and settings.kafka_security_protocol != "PLAINTEXT":
+            log.warning(
+                "client.properties, for the commands above: security.protocol=%s and the TLS files or the login the"
+                " services are given, in Kafka's client property names",
+                settings.kafka_security_protocol,
+            )
         return created
     finally:
         await admin.close()

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import logging
+import re
 
 import pytest
 from rich.console import Console
@@ -129,3 +130,18 @@ async def test_a_watch_without_a_terminal_prints_each_reading(
     assert shown.count("Newsflow") >= 2  # the first reading and the one after the broker came back
     assert "cannot read the pipeline's state" in shown
     assert shown.index("Newsflow") < shown.index("cannot read") < shown.rindex("Newsflow")
+    collapsed = " ".join(shown.split())  # rich wraps at the captured console's 80 columns
+    assert re.search(r"\d\d:\d\d:\d\d: cannot read", collapsed), collapsed
+    assert not re.search(r"\d\d:\d\d:\d\d: \d\d:\d\d:\d\d", collapsed), collapsed  # its time once
+    said = collapsed[collapsed.index("cannot read") : collapsed.index("trying again")]
+    assert said.count("KafkaConnectionError") == 1, said
+
+
+def test_an_error_is_said_with_its_class_once() -> None:
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    from newsflow_cli.status import described
+
+    assert described(KafkaTimeoutError()) == "KafkaTimeoutError"  # not "KafkaTimeoutError: KafkaTimeoutError"
+    assert described(KafkaConnectionError("Connection refused")) == "KafkaConnectionError: Connection refused"
+    assert described(ValueError("no such port")) == "ValueError: no such port"

@@ -47,3 +47,17 @@ async def test_a_topic_keeping_the_producers_time_is_said_with_the_command() -> 
     [problem] = await existing_topic_problems(admin, ServiceSettings(), ["articles.raw"])  # type: ignore[arg-type]
     assert problem.startswith("topic articles.raw keeps the time each producer stamps on a record (CreateTime)")
     assert problem.endswith("--entity-name articles.raw --add-config message.timestamp.type=LogAppendTime")
+
+
+async def test_the_commands_name_the_brokers_as_one_word_and_a_secured_cluster_s_client_settings() -> None:
+    """Kafka's tools want --bootstrap-server (the command as printed failed without it); "a:9092, b:9092" is a value
+    the settings take, and a shell split it in two; a SASL or TLS cluster wants the client's settings as a file."""
+    admin = DescribingAdmin(3, ASKED)
+    plain = ServiceSettings(kafka_bootstrap_servers="a:9092, b:9092", topic_partitions=6)
+    [problem] = await existing_topic_problems(admin, plain, ["articles.raw"])  # type: ignore[arg-type]
+    assert problem.endswith(
+        "kafka-topics.sh --bootstrap-server a:9092,b:9092 --alter --topic articles.raw --partitions 6"
+    )
+    secured = plain.model_copy(update={"kafka_security_protocol": "SASL_SSL"})
+    [problem] = await existing_topic_problems(admin, secured, ["articles.raw"])  # type: ignore[arg-type]
+    assert "--bootstrap-server a:9092,b:9092 --command-config client.properties --alter" in problem

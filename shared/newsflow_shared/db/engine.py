@@ -86,7 +86,8 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
         return engine
     options.setdefault("pool_size", 5)
     options.setdefault("pool_pre_ping", True)
-    options.setdefault("connect_args", {"timeout": CONNECT_TIMEOUT_S})
+    # Over a URL's ?timeout=, which SQLAlchemy hands asyncpg as text (TypeError at every connect); a caller's stands.
+    options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S, **options.get("connect_args", {})}
     engine = create_async_engine(url, **options)
 
     @event.listens_for(engine.sync_engine, "connect")
