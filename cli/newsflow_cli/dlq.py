@@ -283,14 +283,14 @@ def redrive_command(
     async def main(settings: ServiceSettings) -> Redriven:
         done = Redriven()
         inputs = set(stage_inputs(settings).values())
+        # A first reading for the letters whose records were re-driven and refused again: whatever the filter, as
+        # the newer letter may be of another error or stage. A letter is always later than the one it follows.
+        async for found in dead_letters(settings, Filter(since=where.since)):  # a DLQ not there is said first
+            if (older := redriven_from(found.letter)) is not None:
+                done.superseded_places.add(older)
         # After with_kafka found the local stack (it sets DATABASE_URL to `newsflow run`'s database).
         pages = await PageCopy.open(await asyncio.to_thread(page_copy_url))
         try:
-            # A first reading for the letters whose records were re-driven and refused again: whatever the filter,
-            # as the newer letter may be of another error or stage. A letter is always later than the one it follows.
-            async for found in dead_letters(settings, Filter(since=where.since)):
-                if (older := redriven_from(found.letter)) is not None:
-                    done.superseded_places.add(older)
             async with producer(settings) as client:
                 batch: list[Found] = []
                 held = 0
