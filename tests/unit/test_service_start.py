@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,18 +174,7 @@ def test_with_json_logs_the_reason_a_service_exits_at_start_is_a_record_at_any_l
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "CRITICAL",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "newsflow_ingest"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 78, done.stderr
-    [line] = done.stderr.strip().splitlines()
-    record = json.loads(line)
-    assert (record["level"], record["service"]) == ("critical", "ingest")
+    record = last_word_of_ingest(environment)
     assert "HEALTH_HOST=256.1.1.1" in record["event"]
     assert "cannot listen there" in record["event"]
 
@@ -193,20 +183,21 @@ def test_with_json_logs_a_refused_setting_is_one_record_and_the_commands_stay_pl
     """The services' settings refusal was plain text under LOG_FORMAT=json; a command run by hand in the same pod
     (the ConfigMap sets LOG_FORMAT for everything there) is read by a person and keeps plain lines."""
     environment = {**os.environ, "LOG_FORMAT": "json", "LOG_LEVEL": "TRACE"}
-    done = subprocess.run(
-        [sys.executable, "-m", "newsflow_ingest"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 78, done.stderr
-    [line] = done.stderr.strip().splitlines()
-    record = json.loads(line)
-    assert (record["level"], record["service"]) == ("critical", "ingest")
+    record = last_word_of_ingest(environment)
     assert "LOG_LEVEL='TRACE'" in record["event"]
     newsflow = Path(sys.executable).with_name("newsflow")
     done = subprocess.run([str(newsflow), "status"], env=environment, capture_output=True, text=True, timeout=60)
     assert done.returncode == 78, done.stderr
     assert done.stderr.startswith("ServiceSettings: 1 setting(s) in the environment cannot be used")
+
+
+def last_word_of_ingest(environment: dict[str, str]) -> dict[str, Any]:
+    """The one JSON record ingest writes before it exits 78, at CRITICAL."""
+    done = subprocess.run(
+        [sys.executable, "-m", "newsflow_ingest"], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 78, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    record: dict[str, Any] = json.loads(line)
+    assert (record["level"], record["service"]) == ("critical", "ingest")
+    return record

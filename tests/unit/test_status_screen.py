@@ -7,6 +7,8 @@ import gc
 import json
 import logging
 import re
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -74,6 +76,18 @@ def test_kafka_that_cannot_be_read_is_exit_3_with_one_line(
     assert "does not answer yet" not in err + caplog.text  # the services' line while they wait; one line here
 
 
+def answering(answers: list[object]) -> Callable[..., Coroutine[Any, Any, list[object]]]:
+    """Stands in for gather_status: each call takes the next answer, raising it where it is an error."""
+
+    async def gather(settings: object, **options: object) -> list[object]:
+        answer = answers.pop(0) if answers else []
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    return gather
+
+
 async def test_the_watch_screen_outlives_a_broker_that_goes_away(monkeypatch: pytest.MonkeyPatch) -> None:
     # It ended with exit 3 at the first read that failed; now it says so in place and reads again.
     from aiokafka.errors import KafkaConnectionError
@@ -83,13 +97,7 @@ async def test_the_watch_screen_outlives_a_broker_that_goes_away(monkeypatch: py
     answers: list[object] = [[], KafkaConnectionError("Connection refused"), []]
     shown: list[str] = []
 
-    async def gather(settings: object, **options: object) -> list[object]:
-        answer = answers.pop(0) if answers else []
-        if isinstance(answer, Exception):
-            raise answer
-        return answer  # type: ignore[return-value]
-
-    monkeypatch.setattr(status, "gather_status", gather)
+    monkeypatch.setattr(status, "gather_status", answering(answers))
     original = status.unreadable
     monkeypatch.setattr(status, "unreadable", lambda s, e: shown.append(str(e)) or original(s, e))
     watching = asyncio.create_task(status.watch_status(ServiceSettings(), 0.01))
@@ -113,13 +121,7 @@ async def test_a_watch_without_a_terminal_prints_each_reading(
 
     answers: list[object] = [[], KafkaConnectionError("Connection refused"), []]
 
-    async def gather(settings: object, **options: object) -> list[object]:
-        answer = answers.pop(0) if answers else []
-        if isinstance(answer, Exception):
-            raise answer
-        return answer  # type: ignore[return-value]
-
-    monkeypatch.setattr(status, "gather_status", gather)
+    monkeypatch.setattr(status, "gather_status", answering(answers))
     watching = asyncio.create_task(status.watch_status(ServiceSettings(), 0.01))
     while answers:
         await asyncio.sleep(0.01)
