@@ -199,15 +199,17 @@ def list_command(
     where = _filter(stage, error, article_id, since)
 
     async def main(settings: ServiceSettings) -> list[Found]:
-        # Without each letter's original, which neither output shows: up to ~22 MiB a letter, forty of them held
-        # to the end took storage's pod (where the runbook runs this) out of memory.
+        if as_json:  # each printed as it is read: nothing held, however many there are
+            async for found in dead_letters(settings, where):
+                record = found.letter.model_dump(mode="json", exclude={"original"})
+                print(json.dumps({"where": found.where, **record}, ensure_ascii=False), flush=True)
+            return []
+        # The table is laid out from them all: held without each letter's original, which it does not show (up to
+        # ~22 MiB a letter, forty of them held to the end took storage's pod, where the runbook runs this, out of memory).
         return [found.without_original() async for found in dead_letters(settings, where)]
 
     found = with_kafka(main)
     if as_json:
-        for item in found:
-            record = item.letter.model_dump(mode="json", exclude={"original"})
-            print(json.dumps({"where": item.where, **record}, ensure_ascii=False), flush=True)
         return
     # On stdout, to pipe or keep; "where" and "error" never cut: the runbook pastes them into `dlq show` and
     # `--error` (under `kubectl exec` without a terminal rich lays out 80 columns, and cut "MalformedMessage").
