@@ -265,12 +265,16 @@ def replay(
             advance = lambda n: progress.advance(task, n)  # noqa: E731
             if source == "raw":
                 return await replay_raw(settings, since_utc(since), advance)
-            # No DATABASE_URL and no `newsflow run` here made an empty newsflow.db in this folder, then a traceback.
-            _require_existing(settings.database_url)
-            return await _one_line_on_failure(
-                settings.database_url,
-                replay_stored(settings, stage, ids, advance, skipped, missing),  # type: ignore[arg-type]
-            )
+            try:
+                # No DATABASE_URL and no `newsflow run` here made an empty newsflow.db in this folder, then a traceback.
+                _require_existing(settings.database_url)
+                return await _one_line_on_failure(
+                    settings.database_url,
+                    replay_stored(settings, stage, ids, advance, skipped, missing),  # type: ignore[arg-type]
+                )
+            except typer.Exit:
+                progress.remove_task(task)  # an empty "replaying stored 0/?" was left under the error line
+                raise
 
     count = with_kafka(main)
     settings = settings_from_environment(ServiceSettings)

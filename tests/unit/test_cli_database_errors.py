@@ -138,6 +138,7 @@ def test_replay_from_stored_with_no_database_makes_none(tmp_path: Path, monkeypa
     result = CliRunner().invoke(main.app, ["replay", "--id", "a-1"], env={"COLUMNS": "400"})
     assert result.exit_code == 3, result.output
     assert "no SQLite database at sqlite+aiosqlite:///newsflow.db" in result.output
+    assert "replaying" not in result.output  # no empty progress bar under the error
     assert list(tmp_path.iterdir()) == []
 
 
