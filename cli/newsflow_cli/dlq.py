@@ -375,9 +375,10 @@ async def _redrive(
 ) -> None:
     """Send one batch back to the stages' ``inputs``: claimed on the page's copy first (as the page claims its own);
     what Kafka did not take is given back there, to wait again."""
-    records: dict[Place, tuple[Found, OutgoingRecord]] = {}
+    records: dict[Place, tuple[DeadLetter, OutgoingRecord]] = {}  # each letter as storage's copy keeps it
     for found in batch:
-        place = _place(found)
+        kept = _as_kept(found)
+        place = _place(kept)
         if place in done.places:  # the same refused record twice on the DLQ (its stage restarted before committing)
             done.repeats += 1
             continue
@@ -386,13 +387,13 @@ async def _redrive(
             continue
         done.places.add(place)
         try:
-            records[place] = (found, redrive_record(found.letter, inputs=inputs))
+            records[place] = (kept, redrive_record(found.letter, inputs=inputs))
         except RejectedInput as problem:
             done.refused.append(f"{found.where}: {problem.reason}")
     if pages is not None and records and not dry_run:
         # A letter storage's reader has not kept yet (it is behind, or storage is down) is kept here first: marked
         # like the others, rather than arrive later as waiting and be offered again.
-        await pages.store.keep([_as_kept(found) for found, _ in records.values()])
+        await pages.store.keep([kept for kept, _ in records.values()])
     rows = await pages.store.rows_at(list(records)) if pages is not None and records else {}
     waiting = {place: record for place, (_, record) in records.items() if not rows.get(place, (0, False))[1]}
     done.settled += len(records) - len(waiting)
@@ -464,6 +465,5 @@ def _as_kept(found: Found) -> DeadLetter:
     return placed(found.letter, found.partition, found.offset)
 
 
-def _place(found: Found) -> Place:
-    letter = _as_kept(found)
+def _place(letter: DeadLetter) -> Place:
     return (letter.source_topic, letter.source_partition, letter.source_offset)

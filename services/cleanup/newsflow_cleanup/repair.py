@@ -93,9 +93,10 @@ _OUTSIDE_PLAIN = re.compile(f"[^\\n&{_PLAIN}]")  # '&' is plain here: a line hol
 # Line breaks other than "\n", as Python's str.splitlines() knows them, and the unit separator, a space between words:
 # ftfy deletes these controls (of them it keeps only form feed), and "said\x0bthe plan" (Word's manual line break) was
 # stored as "saidthe plan". U+0085 is left to ftfy, which reads it as Windows-1252's "…" mis-decoded, as it mostly is.
-_OTHER_LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\x0b\x0c\x1c\x1d\x1e]")
+_LINE_BREAKING = "\u2028\u2029\x0b\x0c\x1c\x1d\x1e"  # and "\r", with the "\n" that may follow it
+_OTHER_LINE_BREAKS = re.compile(f"\r\n?|[{_LINE_BREAKING}]")
 _UNIT_SEPARATOR = "\x1f"
-_BREAKING_CONTROLS = "\r\u2028\u2029\x0b\x0c\x1c\x1d\x1e" + _UNIT_SEPARATOR
+_BREAKING_CONTROLS = "\r" + _LINE_BREAKING + _UNIT_SEPARATOR
 # '&' escaped two levels or more: "&amp;amp;", "&#38;#38;", "&#x26;amp;" …
 _ESCAPED_AMPERSANDS = re.compile(r"&(?:amp;|#0*38;|#x0*26;){2,}", re.IGNORECASE)
 _MOJIBAKE_REACH = 6  # ftfy's longest mojibake pattern is 7 characters long (a test checks)

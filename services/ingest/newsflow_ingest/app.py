@@ -24,7 +24,7 @@ from newsflow_shared.stage import Output
 
 from .logic import former_id, ingest
 from .reading import read_raw
-from .seen import FORGOTTEN, SeenStore
+from .seen import SeenStore, unforgotten
 from .settings import IngestSettings
 
 SERVICE = "ingest"
@@ -57,7 +57,7 @@ class Ingest:
 
         asked = [a.id for _, a, _ in accepted] + [former for _, _, former in accepted if former]
         recorded = await self.seen.recorded(asked) if self.seen else {}
-        known = {i: h for i, h in recorded.items() if h != FORGOTTEN}
+        known = unforgotten(recorded)
         for delivery, article, former in accepted:
             if former in recorded and article.id not in recorded:
                 # Passed on under the id its URL had in the earlier normal form (forgotten since or not: an earlier

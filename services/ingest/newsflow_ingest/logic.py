@@ -107,8 +107,8 @@ def url_id(url: str) -> str:
 
 
 def former_id(raw: RawArticle, given: str) -> str | None:
-    """The id an article known by its URL had until December 2026, where it differs from today's (the URL had a default port,
-    a tracking parameter, a login, dot segments, parameters out of order...).
+    """The id an article known by its URL had until December 2026, where it differs from today's (the URL had a
+    default port, a tracking parameter, a login, dot segments, parameters out of order...).
 
     Ingest keeps the former id for an article it passed on under it, so that a re-send is a re-send, and a new
     version a revision of the stored one, rather than a second copy under a new id. ``given`` is the id ``article_id``

@@ -21,6 +21,11 @@ FORGOTTEN = ""
 the version passed on before it (late, its batch still finishing) does not bring it back."""
 
 
+def unforgotten(recorded: dict[str, str]) -> dict[str, str]:
+    """Of what :meth:`SeenStore.recorded` found, the ids whose last version passed on is still remembered."""
+    return {article_id: digest for article_id, digest in recorded.items() if digest != FORGOTTEN}
+
+
 class SeenStore:
     """Remembers the content hash last passed on for each article id."""
 
@@ -47,7 +52,7 @@ class SeenStore:
 
     async def lookup(self, ids: Iterable[str]) -> dict[str, str]:
         """Content hash per id already seen; ids never seen, or forgotten, are absent."""
-        return {i: h for i, h in (await self.recorded(ids)).items() if h != FORGOTTEN}
+        return unforgotten(await self.recorded(ids))
 
     async def recorded(self, ids: Iterable[str]) -> dict[str, str]:
         """Content hash per id ever passed on, :data:`FORGOTTEN` for one forgotten since: a forgotten article may

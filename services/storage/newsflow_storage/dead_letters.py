@@ -358,12 +358,8 @@ def placed(letter: DeadLetter, partition: int, offset: int) -> DeadLetter:
     first such letter ever. A place past what the table stores (a partition of 2**40, written by another producer)
     raised OverflowError, and held to the columns' bounds two such letters would be one.
     """
-    fits = _within(letter.source_partition, dead_letters.c.source_partition) == letter.source_partition
-    if (
-        letter.source_offset >= 0
-        and fits
-        and _within(letter.source_offset, dead_letters.c.source_offset) == letter.source_offset
-    ):
+    partition_fits = _fits(letter.source_partition, dead_letters.c.source_partition)
+    if letter.source_offset >= 0 and partition_fits and _fits(letter.source_offset, dead_letters.c.source_offset):
         return letter
     return letter.model_copy(update={"source_partition": -1 - partition, "source_offset": -1 - offset})
 
@@ -398,6 +394,10 @@ def _within(value: int, column: Column[Any]) -> int:
     return min(max(value, -(2 ** (bits - 1))), 2 ** (bits - 1) - 1)
 
 
+def _fits(value: int, column: Column[Any]) -> bool:
+    return _within(value, column) == value
+
+
 def _utc_within(value: datetime) -> datetime:
     """``value`` in UTC, or the first or last time there is where that is before year 1 or after 9999 (a time of
     0001-01-01 an hour east of UTC is one)."""
@@ -410,8 +410,8 @@ def _utc_within(value: datetime) -> datetime:
 def _to_row(letter: DeadLetter) -> dict[str, Any]:
     return {
         "source_topic": _fitted(letter.source_topic, dead_letters.c.source_topic),
-        "source_partition": _within(letter.source_partition, dead_letters.c.source_partition),
-        "source_offset": _within(letter.source_offset, dead_letters.c.source_offset),
+        "source_partition": letter.source_partition,  # placed (:func:`placed`): within their columns
+        "source_offset": letter.source_offset,
         "stage": _fitted(letter.stage, dead_letters.c.stage),
         "error": _fitted(letter.error, dead_letters.c.error),
         "reason": _fitted(_cut_once(letter.reason)),
